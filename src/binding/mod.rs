@@ -1,0 +1,176 @@
+//! The only module that knows napi: classes and option objects for JavaScript, and the one
+//! place a `StoreError` becomes a JavaScript error. The thin `index.js` entry turns the
+//! `STORE_…:` prefix of a message into the error's `code`.
+
+mod options;
+
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{FnArgs, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
+use napi::{Error, Result, Status};
+use napi_derive::napi;
+
+use crate::conn::{self, LogLevel, Logger, Supervisor};
+use crate::error::StoreError;
+use crate::store::{KeyLayout, MemoryStore, RedisStore};
+
+pub use options::NativeStoreOptions;
+
+fn js_error(error: StoreError) -> Error {
+    Error::new(Status::GenericFailure, error.to_string())
+}
+
+/// `status`, in ioredis' words; `'ready'` means usable now.
+#[napi(string_enum = "lowercase")]
+pub enum StoreStatus {
+    Connecting,
+    Ready,
+    Reconnecting,
+    End,
+}
+
+impl From<conn::StoreStatus> for StoreStatus {
+    fn from(status: conn::StoreStatus) -> Self {
+        match status {
+            conn::StoreStatus::Connecting => StoreStatus::Connecting,
+            conn::StoreStatus::Ready => StoreStatus::Ready,
+            conn::StoreStatus::Reconnecting => StoreStatus::Reconnecting,
+            conn::StoreStatus::End => StoreStatus::End,
+        }
+    }
+}
+
+/// Log lines go back to JavaScript without keeping the event loop alive.
+fn js_logger(log: Function<FnArgs<(String, String)>, ()>) -> Result<Logger> {
+    let log = log
+        .build_threadsafe_function::<FnArgs<(String, String)>>()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .build()?;
+    Ok(Logger::new(Arc::new(move |level, message| {
+        let level = match level {
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        };
+        log.call(
+            FnArgs::from((level.to_owned(), message)),
+            ThreadsafeFunctionCallMode::NonBlocking,
+        );
+    })))
+}
+
+/// The Redis store; `index.js` wraps it as `RedisConversationStore`.
+#[napi]
+pub struct NativeRedisStore {
+    store: Arc<RedisStore>,
+}
+
+#[napi]
+impl NativeRedisStore {
+    /// Checks the URL and options, then connects in the background.
+    #[napi(constructor)]
+    pub fn new(
+        url: String,
+        options: NativeStoreOptions,
+        log: Function<FnArgs<(String, String)>, ()>,
+    ) -> Result<Self> {
+        let logger = js_logger(log)?;
+        let settings = options.redis_settings(&url).map_err(js_error)?;
+        let runtime = napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
+        let supervisor = Supervisor::start(settings.connection, logger, &runtime).map_err(js_error)?;
+        let store = RedisStore::new(supervisor, KeyLayout::new(settings.key_prefix), settings.store);
+        Ok(NativeRedisStore {
+            store: Arc::new(store),
+        })
+    }
+
+    #[napi(getter)]
+    pub fn status(&self) -> StoreStatus {
+        self.store.status().into()
+    }
+
+    #[napi(catch_unwind)]
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ready().await.map_err(js_error)
+    }
+
+    /// The conversation's JSON, or null.
+    #[napi(catch_unwind)]
+    pub async fn get(&self, id: String) -> Result<Option<String>> {
+        self.store.get(&id).await.map_err(js_error)
+    }
+
+    /// `json` is the conversation as `JSON.stringify` wrote it, without `sdkConversationRef`.
+    #[napi(catch_unwind)]
+    pub async fn set(&self, id: String, json: String) -> Result<()> {
+        self.store.set(&id, &json).await.map_err(js_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub async fn delete(&self, id: String) -> Result<()> {
+        self.store.delete(&id).await.map_err(js_error)
+    }
+
+    /// The user's conversations as one JSON array, newest first.
+    #[napi(catch_unwind)]
+    pub async fn list_by_user(&self, user_id: String) -> Result<String> {
+        self.store.list_by_user(&user_id).await.map_err(js_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub async fn close(&self) -> Result<()> {
+        self.store.close().await;
+        Ok(())
+    }
+}
+
+/// The in-memory store; `index.js` wraps it as `InMemoryConversationStore`.
+#[napi]
+pub struct NativeMemoryStore {
+    store: MemoryStore,
+}
+
+#[napi]
+impl NativeMemoryStore {
+    #[napi(constructor)]
+    pub fn new(options: NativeStoreOptions) -> Result<Self> {
+        let store = MemoryStore::new(options.store_options().map_err(js_error)?);
+        Ok(NativeMemoryStore { store })
+    }
+
+    #[napi(getter)]
+    pub fn status(&self) -> StoreStatus {
+        if self.store.is_closed() {
+            StoreStatus::End
+        } else {
+            StoreStatus::Ready
+        }
+    }
+
+    #[napi(catch_unwind)]
+    pub fn get(&self, id: String) -> Result<Option<String>> {
+        self.store.get(&id).map_err(js_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn set(&self, id: String, json: String) -> Result<()> {
+        self.store.set(&id, &json).map_err(js_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn delete(&self, id: String) -> Result<()> {
+        self.store.delete(&id).map_err(js_error)
+    }
+
+    #[napi(catch_unwind)]
+    pub fn list_by_user(&self, user_id: String) -> Result<String> {
+        self.store.list_by_user(&user_id).map_err(js_error)
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.store.close();
+    }
+}

@@ -1,0 +1,44 @@
+//! `[STORE]` log lines, handed to whatever sink the binding supplies (the `logger` option).
+
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Info,
+    Warn,
+    Error,
+}
+
+pub type LogSink = Arc<dyn Fn(LogLevel, String) + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Logger {
+    sink: LogSink,
+}
+
+impl Logger {
+    pub fn new(sink: LogSink) -> Self {
+        Logger { sink }
+    }
+
+    /// Drops every line; for Rust tests.
+    pub fn silent() -> Self {
+        Logger::new(Arc::new(|_, _| {}))
+    }
+
+    pub fn info(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Info, message.as_ref());
+    }
+
+    pub fn warn(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Warn, message.as_ref());
+    }
+
+    pub fn error(&self, message: impl AsRef<str>) {
+        self.log(LogLevel::Error, message.as_ref());
+    }
+
+    fn log(&self, level: LogLevel, message: &str) {
+        (self.sink)(level, format!("[STORE] {message}"));
+    }
+}

@@ -1,0 +1,27 @@
+//! The connection to Redis: URL and TLS settings, and the supervisor that keeps one
+//! multiplexed connection alive, replaces it when it fails, and drives `status`.
+
+mod backoff;
+pub mod log;
+mod supervisor;
+pub mod tls;
+pub mod url;
+
+use std::time::Duration;
+
+pub use backoff::Backoff;
+pub use log::{LogLevel, LogSink, Logger};
+pub use supervisor::{CallError, StoreStatus, Supervisor};
+pub use tls::TlsOptions;
+pub use url::ServerAddress;
+
+/// Everything the supervisor needs to reach one Redis server.
+#[derive(Clone)]
+pub struct ConnectionSettings {
+    pub address: ServerAddress,
+    pub tls: TlsOptions,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub health_check_interval: Duration,
+    pub backoff: Backoff,
+}

@@ -1,0 +1,420 @@
+//! One task per store owns the current connection. Calls borrow it; a call that sees the
+//! connection fail (I/O error, `READONLY`, no reply by its deadline) reports it, and the task
+//! replaces it with backoff. An idle connection is PINGed so a half-open one is found too.
+//!
+//! redis-rs' `ConnectionManager` reconnects only on errors it deems fatal, never on timeouts or
+//! `READONLY`, and exposes no status: hence this small supervisor.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisError};
+use tokio::runtime::Handle;
+use tokio::sync::{watch, Notify};
+use tokio::time::{sleep, timeout, timeout_at, Instant};
+
+use super::backoff::jitter_seed;
+use super::{ConnectionSettings, Logger};
+use crate::error::{describe_chain, StoreError, StoreResult};
+
+/// `status`, in ioredis' words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    Connecting = 0,
+    Ready = 1,
+    Reconnecting = 2,
+    End = 3,
+}
+
+impl StoreStatus {
+    fn from_u8(value: u8) -> StoreStatus {
+        match value {
+            0 => StoreStatus::Connecting,
+            1 => StoreStatus::Ready,
+            2 => StoreStatus::Reconnecting,
+            _ => StoreStatus::End,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreStatus::Connecting => "connecting",
+            StoreStatus::Ready => "ready",
+            StoreStatus::Reconnecting => "reconnecting",
+            StoreStatus::End => "end",
+        }
+    }
+}
+
+/// What a call's round trips can fail with: Redis, or a rule of the store.
+#[derive(Debug)]
+pub enum CallError {
+    Redis(RedisError),
+    Store(StoreError),
+}
+
+impl From<RedisError> for CallError {
+    fn from(error: RedisError) -> Self {
+        CallError::Redis(error)
+    }
+}
+
+impl From<StoreError> for CallError {
+    fn from(error: StoreError) -> Self {
+        CallError::Store(error)
+    }
+}
+
+#[derive(Clone)]
+enum Link {
+    Down,
+    Up {
+        connection: MultiplexedConnection,
+        generation: u64,
+    },
+    Closed,
+}
+
+struct Shared {
+    settings: ConnectionSettings,
+    client: Client,
+    logger: Logger,
+    link: watch::Sender<Link>,
+    status: AtomicU8,
+    /// Highest connection generation some call has found broken.
+    broken: AtomicU64,
+    broken_signal: Notify,
+    closing: watch::Sender<bool>,
+    started: Instant,
+    /// Milliseconds after `started` of the last reply from Redis.
+    last_reply_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+pub struct Supervisor {
+    shared: Arc<Shared>,
+}
+
+impl Supervisor {
+    /// Checks the settings, then starts connecting in the background on `runtime`.
+    pub fn start(
+        settings: ConnectionSettings,
+        logger: Logger,
+        runtime: &Handle,
+    ) -> StoreResult<Supervisor> {
+        let client = build_client(&settings)?;
+        let shared = Arc::new(Shared {
+            client,
+            logger,
+            link: watch::Sender::new(Link::Down),
+            status: AtomicU8::new(StoreStatus::Connecting as u8),
+            broken: AtomicU64::new(0),
+            broken_signal: Notify::new(),
+            closing: watch::Sender::new(false),
+            started: Instant::now(),
+            last_reply_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
+            settings,
+        });
+        runtime.spawn(run(shared.clone()));
+        Ok(Supervisor { shared })
+    }
+
+    pub fn status(&self) -> StoreStatus {
+        StoreStatus::from_u8(self.shared.status.load(Ordering::Acquire))
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        self.shared.settings.command_timeout
+    }
+
+    pub fn logger(&self) -> &Logger {
+        &self.shared.logger
+    }
+
+    /// Resolves once connected, or fails after `connectTimeoutMs`.
+    pub async fn ready(&self) -> StoreResult<()> {
+        let deadline = Instant::now() + self.shared.settings.connect_timeout;
+        self.acquire(deadline).await.map(|_| ())
+    }
+
+    /// Runs one store call: waits for a connection and runs `call` on it, all within
+    /// `commandTimeoutMs`, and turns what failed into the store's error.
+    pub async fn call<T, F, Fut>(&self, call: F) -> StoreResult<T>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let deadline = Instant::now() + self.shared.settings.command_timeout;
+        let (connection, generation) = self.acquire(deadline).await?;
+        match timeout_at(deadline, call(connection)).await {
+            Ok(Ok(value)) => {
+                self.shared.saw_reply();
+                Ok(value)
+            }
+            Ok(Err(CallError::Store(error))) => {
+                self.shared.saw_reply();
+                Err(error)
+            }
+            Ok(Err(CallError::Redis(error))) => Err(self.shared.classify(error, generation)),
+            Err(_) => {
+                let waited = self.shared.settings.command_timeout.as_millis();
+                let message = format!("no reply from Redis within {waited} ms");
+                self.shared.connection_failed(generation, &message);
+                Err(StoreError::unavailable(message))
+            }
+        }
+    }
+
+    /// Stops the supervisor and drops the connection; resolves once both are done.
+    pub async fn close(&self) {
+        self.shared.closing.send_replace(true);
+        let mut link = self.shared.link.subscribe();
+        let _ = link.wait_for(|l| matches!(l, Link::Closed)).await;
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.shared.closing.borrow()
+    }
+
+    async fn acquire(&self, deadline: Instant) -> StoreResult<(MultiplexedConnection, u64)> {
+        let mut link = self.shared.link.subscribe();
+        loop {
+            match &*link.borrow_and_update() {
+                Link::Up {
+                    connection,
+                    generation,
+                } => return Ok((connection.clone(), *generation)),
+                Link::Closed => return Err(StoreError::closed()),
+                Link::Down if self.is_closed() => return Err(StoreError::closed()),
+                Link::Down => {}
+            }
+            match timeout_at(deadline, link.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return Err(StoreError::closed()),
+                Err(_) => return Err(self.shared.not_connected()),
+            }
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.shared.closing.send_replace(true);
+    }
+}
+
+impl Shared {
+    fn saw_reply(&self) {
+        let now = self.started.elapsed().as_millis() as u64;
+        self.last_reply_ms.store(now, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Duration {
+        let now = self.started.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_reply_ms.load(Ordering::Relaxed)))
+    }
+
+    fn set_last_error(&self, cause: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause.to_owned());
+    }
+
+    fn not_connected(&self) -> StoreError {
+        let address = &self.settings.address;
+        let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match last {
+            Some(cause) => StoreError::unavailable(format!("not connected to Redis at {address}: {cause}")),
+            None => StoreError::unavailable(format!("not connected to Redis at {address} yet")),
+        }
+    }
+
+    /// A call found connection `generation` unusable: have the task replace it, once.
+    fn connection_failed(&self, generation: u64, cause: &str) {
+        if self.broken.fetch_max(generation, Ordering::AcqRel) < generation {
+            self.set_last_error(cause);
+            self.logger.warn(format!("connection lost: {cause}"));
+            self.broken_signal.notify_one();
+        }
+    }
+
+    fn classify(&self, error: RedisError, generation: u64) -> StoreError {
+        let cause = describe_chain(&error);
+        match error.code() {
+            Some("WRONGTYPE") => return StoreError::corrupt_record(cause),
+            // After a failover the old primary answers READONLY: only a new connection helps.
+            Some("READONLY") | Some("NOAUTH") | Some("WRONGPASS") | Some("NOPERM") => {
+                self.connection_failed(generation, &cause);
+                return StoreError::unavailable(format!("Redis refused the command: {cause}"));
+            }
+            Some(_) => {
+                self.saw_reply();
+                return StoreError::unavailable(format!("Redis refused the command: {cause}"));
+            }
+            None => {}
+        }
+        if error.is_io_error()
+            || error.is_connection_dropped()
+            || error.is_unrecoverable_error()
+            || error.is_timeout()
+        {
+            self.connection_failed(generation, &cause);
+            return StoreError::unavailable(format!("connection to Redis failed: {cause}"));
+        }
+        StoreError::unavailable(format!("Redis call failed: {cause}"))
+    }
+}
+
+fn build_client(settings: &ConnectionSettings) -> StoreResult<Client> {
+    let address = &settings.address;
+    let mut redis_settings = redis::RedisConnectionInfo::default().set_db(address.db);
+    if let Some(username) = &address.username {
+        redis_settings = redis_settings.set_username(username);
+    }
+    if let Some(password) = &address.password {
+        redis_settings = redis_settings.set_password(password);
+    }
+    // Keepalive finds a dead peer when idle; the user timeout when writes go unacknowledged.
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(15))
+        .with_interval(Duration::from_secs(5));
+    let tcp = TcpSettings::default()
+        .set_nodelay(true)
+        .set_keepalive(keepalive)
+        .set_user_timeout(settings.command_timeout.max(Duration::from_secs(1)));
+    let info = ConnectionAddr::TcpTls {
+        host: address.host.clone(),
+        port: address.port,
+        insecure: false,
+        tls_params: None,
+    }
+    .into_connection_info()
+    .map_err(|e| StoreError::invalid_config(describe_chain(&e)))?
+    .set_redis_settings(redis_settings)
+    .set_tcp_settings(tcp);
+    Client::build_with_tls(info, settings.tls.certificates()?)
+        .map_err(|e| StoreError::invalid_config(format!("tls: {}", describe_chain(&e))))
+}
+
+async fn run(shared: Arc<Shared>) {
+    let mut closing = shared.closing.subscribe();
+    let mut generation = 0u64;
+    let mut attempt = 0u32;
+    let mut connected_once = false;
+    while !*closing.borrow() {
+        let connected = tokio::select! {
+            result = connect(&shared) => result,
+            _ = closing.wait_for(|c| *c) => break,
+        };
+        match connected {
+            Ok(connection) => {
+                generation += 1;
+                attempt = 0;
+                let address = &shared.settings.address;
+                let verb = if connected_once { "reconnected" } else { "connected" };
+                shared.logger.info(format!("{verb} to {address}"));
+                connected_once = true;
+                shared.saw_reply();
+                shared.link.send_replace(Link::Up {
+                    connection: connection.clone(),
+                    generation,
+                });
+                shared.status.store(StoreStatus::Ready as u8, Ordering::Release);
+                watch_connection(&shared, connection, generation, &mut closing).await;
+                if *closing.borrow() {
+                    break;
+                }
+                shared.link.send_replace(Link::Down);
+                shared.status.store(StoreStatus::Reconnecting as u8, Ordering::Release);
+            }
+            Err(cause) => {
+                shared.logger.warn(format!("connection failed: {cause}"));
+                shared.set_last_error(&cause);
+            }
+        }
+        attempt += 1;
+        let delay = shared.settings.backoff.delay(attempt, jitter_seed());
+        shared.logger.info(format!(
+            "reconnecting (attempt {attempt}) in {} ms",
+            delay.as_millis()
+        ));
+        tokio::select! {
+            _ = sleep(delay) => {}
+            _ = closing.wait_for(|c| *c) => break,
+        }
+    }
+    shared.status.store(StoreStatus::End as u8, Ordering::Release);
+    shared.link.send_replace(Link::Closed);
+}
+
+async fn connect(shared: &Shared) -> Result<MultiplexedConnection, String> {
+    let settings = &shared.settings;
+    let config = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(settings.connect_timeout))
+        // Our own deadline covers each call; this is only the crate's backstop.
+        .set_response_timeout(Some(settings.command_timeout));
+    let attempt = shared
+        .client
+        .get_multiplexed_async_connection_with_config(&config);
+    match timeout(settings.connect_timeout, attempt).await {
+        Ok(Ok(connection)) => Ok(connection),
+        Ok(Err(error)) => Err(describe_chain(&error)),
+        Err(_) => Err(format!(
+            "no connection within {} ms",
+            settings.connect_timeout.as_millis()
+        )),
+    }
+}
+
+/// Returns when the connection must be replaced, or when the store closes.
+async fn watch_connection(
+    shared: &Shared,
+    mut connection: MultiplexedConnection,
+    generation: u64,
+    closing: &mut watch::Receiver<bool>,
+) {
+    let interval = shared.settings.health_check_interval;
+    loop {
+        tokio::select! {
+            _ = closing.wait_for(|c| *c) => return,
+            _ = shared.broken_signal.notified() => {
+                if shared.broken.load(Ordering::Acquire) >= generation {
+                    return;
+                }
+                continue;
+            }
+            _ = sleep(interval) => {}
+        }
+        if shared.idle_for() < interval {
+            continue;
+        }
+        let ping = health_check(shared, &mut connection);
+        let failure = tokio::select! {
+            failure = ping => failure,
+            _ = closing.wait_for(|c| *c) => return,
+        };
+        if let Some(cause) = failure {
+            shared.connection_failed(generation, &cause);
+            return;
+        }
+    }
+}
+
+/// PINGs the connection; the cause when it did not answer in time.
+async fn health_check(shared: &Shared, connection: &mut MultiplexedConnection) -> Option<String> {
+    let ping = redis::cmd("PING");
+    match timeout(shared.settings.command_timeout, ping.query_async::<()>(connection)).await {
+        Ok(Ok(())) => {
+            shared.saw_reply();
+            None
+        }
+        Ok(Err(error)) => Some(format!("health check failed: {}", describe_chain(&error))),
+        Err(_) => Some(format!(
+            "health check got no reply within {} ms",
+            shared.settings.command_timeout.as_millis()
+        )),
+    }
+}

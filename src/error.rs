@@ -1,0 +1,85 @@
+//! The one error type of the store, with the stable codes of DESIGN.md.
+
+use std::fmt;
+
+/// The stable `code` a rejection carries in JavaScript.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    Unavailable,
+    InvalidArgument,
+    CorruptRecord,
+    InvalidConfig,
+    Closed,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Unavailable => "STORE_UNAVAILABLE",
+            ErrorCode::InvalidArgument => "STORE_INVALID_ARGUMENT",
+            ErrorCode::CorruptRecord => "STORE_CORRUPT_RECORD",
+            ErrorCode::InvalidConfig => "STORE_INVALID_CONFIG",
+            ErrorCode::Closed => "STORE_CLOSED",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        StoreError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unavailable, message)
+    }
+
+    pub fn invalid_argument(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidArgument, message)
+    }
+
+    pub fn corrupt_record(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::CorruptRecord, message)
+    }
+
+    pub fn invalid_config(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidConfig, message)
+    }
+
+    pub fn closed() -> Self {
+        Self::new(ErrorCode::Closed, "the store is closed")
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Joins an error and its `source()` chain into one line, for messages and logs.
+pub fn describe_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,78 @@
+//! The two stores and what they share: options, key layout, argument rules.
+
+pub mod keys;
+pub mod memory;
+pub mod redis;
+
+use crate::error::{StoreError, StoreResult};
+use crate::schema::{self, ConversationSummary};
+
+pub use keys::KeyLayout;
+pub use memory::MemoryStore;
+pub use redis::RedisStore;
+
+/// Options that apply to both stores.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub ttl_seconds: u64,
+    pub list_limit: usize,
+    pub max_record_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            ttl_seconds: 86_400,
+            list_limit: 50,
+            max_record_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The user index outlives its conversations by an hour, so no live conversation loses its entry.
+pub const INDEX_TTL_MARGIN_SECONDS: u64 = 3600;
+
+pub fn check_id(name: &str, id: &str) -> StoreResult<()> {
+    if id.is_empty() {
+        return Err(StoreError::invalid_argument(format!(
+            "{name}: expected a non-empty string"
+        )));
+    }
+    Ok(())
+}
+
+/// Everything `set` checks before anything is written.
+pub fn check_record(options: &StoreOptions, id: &str, json: &str) -> StoreResult<ConversationSummary> {
+    check_id("id", id)?;
+    if json.len() > options.max_record_bytes {
+        return Err(StoreError::invalid_argument(format!(
+            "conversation: {} bytes of JSON, more than maxRecordBytes ({})",
+            json.len(),
+            options.max_record_bytes
+        )));
+    }
+    schema::validate_conversation(json).map_err(|e| StoreError::invalid_argument(e.message))
+}
+
+/// Validates a stored value on its way out; `key` names it in the error.
+pub fn check_stored(key: &str, bytes: Vec<u8>) -> StoreResult<(String, ConversationSummary)> {
+    let json = String::from_utf8(bytes)
+        .map_err(|_| StoreError::corrupt_record(format!("{key}: not UTF-8 text")))?;
+    match schema::validate_conversation(&json) {
+        Ok(summary) => Ok((json, summary)),
+        Err(e) => Err(StoreError::corrupt_record(format!("{key}: {}", e.message))),
+    }
+}
+
+/// Joins validated JSON records into one JSON array, so JavaScript parses a list in one call.
+pub fn json_array<'a>(records: impl IntoIterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (i, record) in records.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(record);
+    }
+    out.push(']');
+    out
+}

@@ -1,0 +1,236 @@
+//! The Redis store: each call is one supervised unit of round trips under one deadline.
+
+use redis::aio::MultiplexedConnection;
+use redis::{RedisError, Script};
+use serde::Deserialize;
+
+use super::{check_id, check_record, check_stored, json_array, KeyLayout, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
+use crate::conn::{CallError, StoreStatus, Supervisor};
+use crate::error::{StoreError, StoreResult};
+
+/// Removes index entries left by a conversation that is gone or now another user's, but only
+/// while their score is still the one the list read: a concurrent `set` is never undone.
+const HEAL_INDEX: &str = r#"
+local removed = 0
+for i = 2, #KEYS do
+  local member, score = ARGV[2 * i - 2], ARGV[2 * i - 1]
+  if redis.call('ZSCORE', KEYS[1], member) == score then
+    local record = redis.pcall('GET', KEYS[i])
+    local stale = not record
+    if type(record) == 'string' then
+      local ok, decoded = pcall(cjson.decode, record)
+      stale = ok and type(decoded) == 'table' and decoded.userId ~= ARGV[1]
+    end
+    if stale then removed = removed + redis.call('ZREM', KEYS[1], member) end
+  end
+end
+return removed
+"#;
+
+pub struct RedisStore {
+    supervisor: Supervisor,
+    keys: KeyLayout,
+    options: StoreOptions,
+    heal_index: Script,
+}
+
+/// Only the owner, for `delete` of a record that may not pass validation any more.
+#[derive(Deserialize)]
+struct Owner {
+    #[serde(rename = "userId")]
+    user_id: String,
+}
+
+fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallError + '_ {
+    move |error| match error.code() {
+        Some("WRONGTYPE") => CallError::Store(StoreError::corrupt_record(format!(
+            "{key}: holds a value of another type"
+        ))),
+        _ => CallError::Redis(error),
+    }
+}
+
+impl RedisStore {
+    pub fn new(supervisor: Supervisor, keys: KeyLayout, options: StoreOptions) -> Self {
+        RedisStore {
+            supervisor,
+            keys,
+            options,
+            heal_index: Script::new(HEAL_INDEX),
+        }
+    }
+
+    pub fn status(&self) -> StoreStatus {
+        self.supervisor.status()
+    }
+
+    pub async fn ready(&self) -> StoreResult<()> {
+        self.ensure_open()?;
+        self.supervisor.ready().await
+    }
+
+    pub async fn close(&self) {
+        self.supervisor.close().await;
+    }
+
+    fn ensure_open(&self) -> StoreResult<()> {
+        if self.supervisor.is_closed() {
+            return Err(StoreError::closed());
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
+        self.ensure_open()?;
+        check_id("id", id)?;
+        let key = self.keys.conversation_key(id);
+        self.supervisor
+            .call(|mut connection| async move {
+                let stored: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(wrong_type_names(&key))?;
+                match stored {
+                    None => Ok(None),
+                    Some(bytes) => Ok(Some(check_stored(&key, bytes)?.0)),
+                }
+            })
+            .await
+    }
+
+    /// SET + ZADD + EXPIRE in one MULTI/EXEC: no reader sees a conversation without its entry.
+    pub async fn set(&self, id: &str, json: &str) -> StoreResult<()> {
+        self.ensure_open()?;
+        let summary = check_record(&self.options, id, json)?;
+        let conversation_key = self.keys.conversation_key(id);
+        let index_key = self.keys.user_index_key(&summary.user_id);
+        let ttl = self.options.ttl_seconds;
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .cmd("SET")
+            .arg(&conversation_key)
+            .arg(json)
+            .arg("EX")
+            .arg(ttl)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&index_key)
+            .arg(summary.updated_at_ms)
+            .arg(id)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&index_key)
+            .arg(ttl + INDEX_TTL_MARGIN_SECONDS)
+            .ignore();
+        self.supervisor
+            .call(|mut connection| async move {
+                transaction
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(wrong_type_names(&index_key))?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Removes the conversation and its owner's index entry; a missing id is not an error.
+    pub async fn delete(&self, id: &str) -> StoreResult<()> {
+        self.ensure_open()?;
+        check_id("id", id)?;
+        let key = self.keys.conversation_key(id);
+        self.supervisor
+            .call(|mut connection| async move {
+                // A key of another type is deleted too: it is in our namespace and unusable.
+                let stored: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut connection)
+                    .await
+                    .unwrap_or_else(|error: RedisError| {
+                        if error.code() == Some("WRONGTYPE") { Ok(None) } else { Err(error) }
+                    })?;
+                let owner = stored
+                    .as_deref()
+                    .and_then(|bytes| serde_json::from_slice::<Owner>(bytes).ok());
+                let mut transaction = redis::pipe();
+                transaction.atomic().cmd("DEL").arg(&key).ignore();
+                if let Some(owner) = owner {
+                    let index_key = self.keys.user_index_key(&owner.user_id);
+                    transaction.cmd("ZREM").arg(index_key).arg(id).ignore();
+                }
+                transaction.query_async::<()>(&mut connection).await?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The user's newest conversations as one JSON array, healing the index on the way.
+    pub async fn list_by_user(&self, user_id: &str) -> StoreResult<String> {
+        self.ensure_open()?;
+        check_id("userId", user_id)?;
+        let index_key = self.keys.user_index_key(user_id);
+        self.supervisor
+            .call(|mut connection| async move {
+                let entries: Vec<(String, String)> = redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(&index_key)
+                    .arg("+inf")
+                    .arg("-inf")
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(self.options.list_limit)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(wrong_type_names(&index_key))?;
+                if entries.is_empty() {
+                    return Ok(String::from("[]"));
+                }
+                let keys: Vec<String> = entries
+                    .iter()
+                    .map(|(id, _)| self.keys.conversation_key(id))
+                    .collect();
+                let stored: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                    .arg(&keys)
+                    .query_async(&mut connection)
+                    .await?;
+                let mut records = Vec::with_capacity(stored.len());
+                let mut stale = Vec::new();
+                for ((entry, key), value) in entries.iter().zip(&keys).zip(stored) {
+                    let Some(bytes) = value else {
+                        stale.push((entry, key));
+                        continue;
+                    };
+                    match check_stored(key, bytes) {
+                        Ok((json, summary)) if summary.user_id == user_id => records.push(json),
+                        Ok(_) => stale.push((entry, key)),
+                        Err(error) => self
+                            .supervisor
+                            .logger()
+                            .warn(format!("left a record out of a list: {}", error.message)),
+                    }
+                }
+                if !stale.is_empty() {
+                    self.heal(&mut connection, &index_key, user_id, &stale).await?;
+                }
+                Ok(json_array(records.iter().map(String::as_str)))
+            })
+            .await
+    }
+
+    async fn heal(
+        &self,
+        connection: &mut MultiplexedConnection,
+        index_key: &str,
+        user_id: &str,
+        stale: &[(&(String, String), &String)],
+    ) -> Result<(), CallError> {
+        let mut invocation = self.heal_index.key(index_key);
+        invocation.arg(user_id);
+        for ((id, score), key) in stale {
+            invocation.key(key.as_str()).arg(id).arg(score);
+        }
+        invocation.invoke_async::<i64>(connection).await?;
+        Ok(())
+    }
+}
