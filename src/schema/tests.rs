@@ -1,0 +1,579 @@
+use serde_json::{json, Value};
+
+use super::*;
+
+const UUID_A: &str = "3f2b8c1e-9d4a-4e6b-8f1a-2c3d4e5f6a7b";
+
+fn base() -> Value {
+    json!({
+        "externalId": UUID_A,
+        "history": [
+            { "id": "m1", "role": "user", "type": "text", "text": "hi", "timestamp": "2026-02-22T10:00:00.000Z" },
+            { "id": "m2", "role": "agent", "type": "adaptiveCard", "cardPayload": { "type": "AdaptiveCard" }, "timestamp": "2026-02-22T10:00:01.000Z" }
+        ],
+        "userId": "user-1",
+        "tenantId": "tenant-1",
+        "createdAt": "2026-02-22T10:00:00.000Z",
+        "updatedAt": "2026-02-22T10:00:00.000Z",
+        "status": "active"
+    })
+}
+
+fn check(doc: &Value) -> Result<ConversationSummary, String> {
+    validate_conversation(&doc.to_string()).map_err(|e| e.message)
+}
+
+fn err(json: &str) -> String {
+    validate_conversation(json)
+        .expect_err("should be rejected")
+        .to_string()
+}
+
+fn with(field: &str, value: Value) -> Result<ConversationSummary, String> {
+    let mut doc = base();
+    doc[field] = value;
+    check(&doc)
+}
+
+fn without(field: &str) -> Result<ConversationSummary, String> {
+    let mut doc = base();
+    doc.as_object_mut().unwrap().remove(field);
+    check(&doc)
+}
+
+fn with_msg(field: &str, value: Value) -> Result<ConversationSummary, String> {
+    let mut doc = base();
+    doc["history"][1][field] = value;
+    check(&doc)
+}
+
+fn without_msg(field: &str) -> Result<ConversationSummary, String> {
+    let mut doc = base();
+    doc["history"][1].as_object_mut().unwrap().remove(field);
+    check(&doc)
+}
+
+fn with_timestamp(ts: &str) -> Result<ConversationSummary, String> {
+    with("updatedAt", json!(ts))
+}
+
+const TS_ERR: &str = "expected an ISO 8601 UTC timestamp like 2026-02-22T10:00:00.000Z";
+
+#[test]
+fn full_document_is_valid() {
+    let json = r#"{
+      "externalId": "3F2B8C1E-9D4A-4E6B-8F1A-2C3D4E5F6A7B",
+      "sdkConversationRef": {"activityId": "x", "nested": [1, null, {"deep": [true, "\ud83d\ude00"]}], "n": null},
+      "history": [
+        {"id": "m\"1\"", "role": "user", "type": "text", "text": "line\nbreak \u00e9 \\ \/ done", "timestamp": "2026-02-22T10:00:00.000Z", "clientTag": {"a": 1}},
+        {"id": "m2", "role": "agent", "type": "adaptiveCard", "cardPayload": {"type": "AdaptiveCard", "body": [{"type": "TextBlock", "text": "hi"}]}, "timestamp": "2026-02-22T10:00:01Z"},
+        {"id": "m3", "role": "agent", "type": "typing", "timestamp": "2026-02-22T10:00:02.5Z"},
+        {"id": "m4", "role": "agent", "type": "error", "text": "", "timestamp": "2026-02-22T10:00:03.123456Z"}
+      ],
+      "userId": "us\u0065r-\u00e9",
+      "tenantId": "tenant-1",
+      "createdAt": "2026-02-22T09:59:00.000Z",
+      "updatedAt": "2026-02-22T10:00:03.123Z",
+      "status": "completed",
+      "workflowId": "a1b2c3d4-e5f6-1789-abcd-ef0123456789",
+      "currentStep": 2,
+      "stepData": {"answers": {"q1": "yes"}},
+      "metadata": {},
+      "schemaVersion": 3,
+      "futureField": [null]
+    }"#;
+    assert_eq!(
+        validate_conversation(json),
+        Ok(ConversationSummary {
+            user_id: "user-é".into(),
+            updated_at_ms: 1_771_754_403_123,
+        })
+    );
+}
+
+#[test]
+fn minimal_document_is_valid() {
+    let json = r#"{"externalId":"3f2b8c1e-9d4a-4e6b-8f1a-2c3d4e5f6a7b","history":[],"userId":"u","tenantId":"t","createdAt":"2026-02-22T10:00:00Z","updatedAt":"2026-02-22T10:00:00.000Z","status":"abandoned"}"#;
+    assert_eq!(
+        validate_conversation(json),
+        Ok(ConversationSummary {
+            user_id: "u".into(),
+            updated_at_ms: 1_771_754_400_000,
+        })
+    );
+}
+
+#[test]
+fn base_document_is_valid() {
+    assert!(check(&base()).is_ok());
+}
+
+#[test]
+fn top_level_must_be_an_object() {
+    for json in ["[]", "null", "\"x\"", "42", "true"] {
+        assert_eq!(err(json), "conversation: expected an object", "{json}");
+    }
+}
+
+#[test]
+fn invalid_json_is_reported_as_such() {
+    assert!(err("").starts_with("invalid JSON: "));
+    assert!(err("{\"externalId\":").starts_with("invalid JSON: "));
+    assert!(err("{'a': 1}").starts_with("invalid JSON: "));
+    // A data error earlier in the text must not hide the syntax error.
+    assert!(err("{\"userId\": 5, \"x\": }").starts_with("invalid JSON: "));
+    // A raw control character is not JSON, even in a field only checked for type.
+    let doc = base().to_string().replace("\"hi\"", "\"h\ti\"");
+    assert!(err(&doc).starts_with("invalid JSON: "), "{}", err(&doc));
+}
+
+#[test]
+fn trailing_characters_are_rejected() {
+    let doc = base().to_string();
+    assert!(err(&format!("{doc} x")).starts_with("invalid JSON: "));
+    assert!(err(&format!("{doc}{{}}")).starts_with("invalid JSON: "));
+    assert!(validate_conversation(&format!(" \n{doc}\n ")).is_ok());
+}
+
+#[test]
+fn external_id_is_a_required_uuid() {
+    assert_eq!(without("externalId").unwrap_err(), "externalId: required");
+    let bad = [
+        json!("not-a-uuid"),
+        json!("3f2b8c1e-9d4a-4e6b-8f1a-2c3d4e5f6a7"),
+        json!("3f2b8c1e9d4a-4e6b-8f1a-2c3d4e5f6a7b0"),
+        json!("3f2b8c1e-9d4a-4e6b-8f1a-2c3d4e5f6a7g"),
+        json!(""),
+        json!(5),
+        json!(null),
+    ];
+    for value in bad {
+        assert_eq!(
+            with("externalId", value.clone()).unwrap_err(),
+            "externalId: expected a UUID",
+            "{value}"
+        );
+    }
+    assert!(with("externalId", json!("3F2B8C1E-9D4A-4E6B-8F1A-2C3D4E5F6A7B")).is_ok());
+    assert!(with("externalId", json!("00000000-0000-0000-0000-000000000000")).is_ok());
+}
+
+#[test]
+fn sdk_conversation_ref_is_never_validated() {
+    for value in [json!(null), json!([1, {"a": null}]), json!("x"), json!({})] {
+        assert!(with("sdkConversationRef", value).is_ok());
+    }
+    // Skipped values have no depth limit, as in JSON.parse.
+    let doc = base().to_string();
+    let deep = format!("{}{}", "[".repeat(5_000), "]".repeat(5_000));
+    let json = format!("{{\"sdkConversationRef\":{deep},\"x\":{deep},{}", &doc[1..]);
+    assert!(validate_conversation(&json).is_ok());
+}
+
+#[test]
+fn history_is_a_required_array() {
+    assert_eq!(without("history").unwrap_err(), "history: required");
+    for value in [json!({}), json!(null), json!("[]")] {
+        assert_eq!(
+            with("history", value).unwrap_err(),
+            "history: expected an array"
+        );
+    }
+}
+
+#[test]
+fn history_items_are_objects() {
+    let mut doc = base();
+    doc["history"][1] = json!([]);
+    assert_eq!(check(&doc).unwrap_err(), "history[1]: expected an object");
+    doc["history"][1] = json!(null);
+    assert_eq!(check(&doc).unwrap_err(), "history[1]: expected an object");
+}
+
+#[test]
+fn user_id_is_a_required_non_empty_string() {
+    assert_eq!(without("userId").unwrap_err(), "userId: required");
+    for value in [json!(""), json!(5), json!(null), json!(["u"])] {
+        assert_eq!(
+            with("userId", value).unwrap_err(),
+            "userId: expected a non-empty string"
+        );
+    }
+}
+
+#[test]
+fn tenant_id_is_a_required_non_empty_string() {
+    assert_eq!(without("tenantId").unwrap_err(), "tenantId: required");
+    for value in [json!(""), json!(false), json!(null)] {
+        assert_eq!(
+            with("tenantId", value).unwrap_err(),
+            "tenantId: expected a non-empty string"
+        );
+    }
+}
+
+#[test]
+fn created_at_is_a_required_timestamp() {
+    assert_eq!(without("createdAt").unwrap_err(), "createdAt: required");
+    let mut doc = base();
+    doc["createdAt"] = json!("2026-02-22");
+    assert_eq!(check(&doc).unwrap_err(), format!("createdAt: {TS_ERR}"));
+    doc["createdAt"] = json!(null);
+    assert_eq!(check(&doc).unwrap_err(), format!("createdAt: {TS_ERR}"));
+}
+
+#[test]
+fn updated_at_is_a_required_timestamp() {
+    assert_eq!(without("updatedAt").unwrap_err(), "updatedAt: required");
+    assert_eq!(
+        with("updatedAt", json!(1771754400000u64)).unwrap_err(),
+        format!("updatedAt: {TS_ERR}")
+    );
+}
+
+#[test]
+fn timestamp_forms() {
+    let ms = |ts| with_timestamp(ts).map(|s| s.updated_at_ms);
+    assert_eq!(ms("2024-02-29T00:00:00.000Z"), Ok(1_709_164_800_000));
+    assert_eq!(ms("2026-02-22T10:00:00Z"), Ok(1_771_754_400_000));
+    assert_eq!(ms("2026-02-22T10:00:00.1Z"), Ok(1_771_754_400_100));
+    assert_eq!(ms("2026-02-22T10:00:00.123456Z"), Ok(1_771_754_400_123));
+    assert_eq!(ms("2000-02-29T23:59:59.999Z"), Ok(951_868_799_999));
+    for bad in [
+        "2023-02-29T00:00:00.000Z",
+        "1900-02-29T00:00:00.000Z",
+        "2026-02-22T10:00:00+00:00",
+        "2026-02-22T10:00:00.000+00:00",
+        "2026-02-22 10:00:00Z",
+        "2026-02-22t10:00:00Z",
+        "2026-02-22T10:00:00z",
+        "2026-02-22T10:00Z",
+        "2026-02-22T10:00:00.Z",
+        "2026-02-22T10:00:00",
+        "2026-02-22T24:00:00Z",
+        "2026-02-22T10:60:00Z",
+        "2026-02-22T10:00:60Z",
+        "2026-13-01T00:00:00Z",
+        "2026-00-01T00:00:00Z",
+        "2026-04-31T00:00:00Z",
+        "2026-04-00T00:00:00Z",
+        "+2026-02-22T10:00:00Z",
+        "20260-02-22T10:00:00Z",
+        "2026-2-22T10:00:00Z",
+        "2026-02-22T10:00:00.12a3Z",
+        " 2026-02-22T10:00:00Z",
+        "",
+    ] {
+        assert_eq!(ms(bad), Err(format!("updatedAt: {TS_ERR}")), "{bad}");
+    }
+}
+
+#[test]
+fn parse_utc_timestamp_values() {
+    assert_eq!(parse_utc_timestamp("1970-01-01T00:00:00.000Z"), Some(0));
+    assert_eq!(
+        parse_utc_timestamp("2026-02-22T10:00:00.000Z"),
+        Some(1_771_754_400_000)
+    );
+    assert_eq!(parse_utc_timestamp("1969-12-31T23:59:59.999Z"), Some(-1));
+    assert_eq!(
+        parse_utc_timestamp("0000-01-01T00:00:00Z"),
+        Some(-62_167_219_200_000)
+    );
+    assert_eq!(
+        parse_utc_timestamp("9999-12-31T23:59:59.999Z"),
+        Some(253_402_300_799_999)
+    );
+    assert_eq!(parse_utc_timestamp("2023-02-29T00:00:00Z"), None);
+    assert_eq!(parse_utc_timestamp("2026-02-22T10:00:00+00:00"), None);
+}
+
+#[test]
+fn status_is_a_required_enum() {
+    assert_eq!(without("status").unwrap_err(), "status: required");
+    for value in [json!("Active"), json!("done"), json!(null), json!(1)] {
+        assert_eq!(
+            with("status", value).unwrap_err(),
+            "status: expected 'active' | 'completed' | 'abandoned'"
+        );
+    }
+    for value in ["active", "completed", "abandoned"] {
+        assert!(with("status", json!(value)).is_ok());
+    }
+}
+
+#[test]
+fn workflow_id_is_an_optional_uuid() {
+    assert!(with("workflowId", json!(UUID_A)).is_ok());
+    for value in [json!("wf-1"), json!(null), json!(1)] {
+        assert_eq!(
+            with("workflowId", value).unwrap_err(),
+            "workflowId: expected a UUID"
+        );
+    }
+}
+
+#[test]
+fn current_step_is_an_optional_non_negative_integer() {
+    let step = |raw: &str| {
+        let doc = base().to_string();
+        let json = format!("{},\"currentStep\":{raw}}}", &doc[..doc.len() - 1]);
+        validate_conversation(&json).map_err(|e| e.message)
+    };
+    for ok in ["0", "3", "3.0", "1e2", "-0", "9007199254740991"] {
+        assert!(step(ok).is_ok(), "{ok}");
+    }
+    for bad in [
+        "3.5",
+        "-1",
+        "-0.5",
+        "9007199254740992",
+        "1e400",
+        "\"3\"",
+        "null",
+        "[]",
+        "true",
+    ] {
+        assert_eq!(
+            step(bad).unwrap_err(),
+            "currentStep: expected an integer >= 0",
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn step_data_and_metadata_are_optional_objects() {
+    for field in ["stepData", "metadata"] {
+        assert!(with(field, json!({"a": [1]})).is_ok());
+        for value in [json!(null), json!([]), json!("{}"), json!(1)] {
+            assert_eq!(
+                with(field, value).unwrap_err(),
+                format!("{field}: expected an object")
+            );
+        }
+    }
+}
+
+#[test]
+fn message_id_is_a_required_string() {
+    assert_eq!(without_msg("id").unwrap_err(), "history[1].id: required");
+    for value in [json!(1), json!(null)] {
+        assert_eq!(
+            with_msg("id", value).unwrap_err(),
+            "history[1].id: expected a string"
+        );
+    }
+}
+
+#[test]
+fn message_role_is_a_required_enum() {
+    assert_eq!(
+        without_msg("role").unwrap_err(),
+        "history[1].role: required"
+    );
+    for value in [json!("bot"), json!(null), json!("User")] {
+        assert_eq!(
+            with_msg("role", value).unwrap_err(),
+            "history[1].role: expected 'user' | 'agent'"
+        );
+    }
+}
+
+#[test]
+fn message_type_is_a_required_enum() {
+    assert_eq!(
+        without_msg("type").unwrap_err(),
+        "history[1].type: required"
+    );
+    for value in [json!("card"), json!(null)] {
+        assert_eq!(
+            with_msg("type", value).unwrap_err(),
+            "history[1].type: expected 'text' | 'adaptiveCard' | 'typing' | 'error'"
+        );
+    }
+    for value in ["text", "adaptiveCard", "typing", "error"] {
+        assert!(with_msg("type", json!(value)).is_ok());
+    }
+}
+
+#[test]
+fn message_text_is_an_optional_string() {
+    assert!(without_msg("text").is_ok());
+    assert!(with_msg("text", json!("")).is_ok());
+    for value in [json!(null), json!(1), json!(["x"])] {
+        assert_eq!(
+            with_msg("text", value).unwrap_err(),
+            "history[1].text: expected a string"
+        );
+    }
+}
+
+#[test]
+fn message_card_payload_is_an_optional_object() {
+    assert!(without_msg("cardPayload").is_ok());
+    for value in [json!(null), json!([]), json!("{}")] {
+        assert_eq!(
+            with_msg("cardPayload", value).unwrap_err(),
+            "history[1].cardPayload: expected an object"
+        );
+    }
+}
+
+#[test]
+fn message_timestamp_is_a_required_timestamp() {
+    assert_eq!(
+        without_msg("timestamp").unwrap_err(),
+        "history[1].timestamp: required"
+    );
+    let mut doc = base();
+    doc["history"][0]["timestamp"] = json!("2026-02-22T10:00:00.000+01:00");
+    assert_eq!(
+        check(&doc).unwrap_err(),
+        format!("history[0].timestamp: {TS_ERR}")
+    );
+}
+
+#[test]
+fn unknown_fields_are_allowed() {
+    assert!(with("extra", json!(null)).is_ok());
+    assert!(with_msg("extra", json!({"a": [null]})).is_ok());
+}
+
+#[test]
+fn duplicate_fields_are_rejected() {
+    let doc = base().to_string();
+    let open = |extra: &str| format!("{{{extra},{}", &doc[1..]);
+    assert_eq!(err(&open("\"userId\":\"u\"")), "userId: duplicate field");
+    assert_eq!(
+        err(&open("\"sdkConversationRef\":1,\"sdkConversationRef\":2")),
+        "sdkConversationRef: duplicate field"
+    );
+    assert_eq!(err(&open("\"x\":1,\"x\":2")), "x: duplicate field");
+    // Escapes are decoded before comparing, as JSON.parse does.
+    assert_eq!(
+        err(&open("\"user\\u0049d\":\"u\"")),
+        "userId: duplicate field"
+    );
+    assert_eq!(err(&open("\"x\":1,\"\\u0078\":2")), "x: duplicate field");
+
+    let msg = doc.replacen("{\"id\":\"m1\"", "{\"id\":\"m0\",\"id\":\"m1\"", 1);
+    assert_eq!(err(&msg), "history[0].id: duplicate field");
+    let msg = doc.replacen("{\"id\":\"m1\"", "{\"k\":1,\"k\":1,\"id\":\"m1\"", 1);
+    assert_eq!(err(&msg), "history[0].k: duplicate field");
+}
+
+#[test]
+fn escaped_keys_and_values_are_decoded() {
+    let json = base()
+        .to_string()
+        .replace("\"userId\"", "\"user\\u0049d\"")
+        .replace("\"active\"", "\"\\u0061ctive\"")
+        .replace(
+            "\"2026-02-22T10:00:01.000Z\"",
+            "\"2026-02-22T10\\u003a00:01.000Z\"",
+        );
+    assert_eq!(
+        validate_conversation(&json).map(|s| s.user_id),
+        Ok("user-1".into())
+    );
+}
+
+#[test]
+fn lone_surrogates_are_accepted_where_js_accepts_them() {
+    // JSON.stringify writes a lone surrogate as an escape; JSON.parse reads it back.
+    let doc = base().to_string().replace("\"hi\"", "\"half \\ud83d\"");
+    assert!(validate_conversation(&doc).is_ok());
+    let doc = base()
+        .to_string()
+        .replace("\"type\":\"AdaptiveCard\"", "\"\\udc00\":\"\\udc00\"");
+    assert!(validate_conversation(&doc).is_ok());
+    let doc = base().to_string().replace("\"user-1\"", "\"u\\ud800\"");
+    assert_eq!(
+        err(&doc),
+        "userId: expected a non-empty string without lone surrogates"
+    );
+}
+
+#[test]
+fn first_failure_in_document_order_wins() {
+    let mut doc = base();
+    doc["history"][0]["role"] = json!("bot");
+    doc["status"] = json!("gone");
+    // serde_json's map writes keys in sorted order: history comes before status.
+    assert_eq!(
+        check(&doc).unwrap_err(),
+        "history[0].role: expected 'user' | 'agent'"
+    );
+}
+
+#[test]
+fn messages_do_not_echo_long_values() {
+    let long = "x".repeat(10_000);
+    let message = with("externalId", json!(long)).unwrap_err();
+    assert_eq!(message, "externalId: expected a UUID");
+    let doc = base().to_string();
+    let key = "k".repeat(1_000);
+    let message = err(&format!("{{\"{key}\":1,\"{key}\":2,{}", &doc[1..]));
+    assert!(message.len() < 100, "{message}");
+    assert!(message.ends_with(": duplicate field"));
+}
+
+#[test]
+fn schema_error_displays_its_message() {
+    let e = SchemaError {
+        message: "userId: required".into(),
+    };
+    assert_eq!(e.to_string(), "userId: required");
+}
+
+/// A ~9 KB conversation like production ones: 20 messages, every fifth with a ~1 KB card.
+fn typical_document() -> String {
+    let card = json!({
+        "type": "AdaptiveCard",
+        "version": "1.5",
+        "body": (0..12).map(|i| json!({"type": "TextBlock", "text": format!("Line {i} of the card, with some words"), "wrap": true})).collect::<Vec<_>>(),
+    });
+    let history: Vec<Value> = (0..20)
+        .map(|i| {
+            let mut m = json!({
+                "id": format!("msg-{i:04}-{UUID_A}"),
+                "role": if i % 2 == 0 { "user" } else { "agent" },
+                "type": if i % 5 == 4 { "adaptiveCard" } else { "text" },
+                "text": format!("Message number {i}: a sentence of ordinary length with \"quotes\" and a newline\n and more text to pad it out a little."),
+                "timestamp": format!("2026-02-22T10:{i:02}:00.000Z"),
+            });
+            if i % 5 == 4 {
+                m["cardPayload"] = card.clone();
+            }
+            m
+        })
+        .collect();
+    let mut doc = base();
+    doc["history"] = Value::Array(history);
+    doc["workflowId"] = json!(UUID_A);
+    doc["currentStep"] = json!(3);
+    doc["stepData"] = json!({"answers": {"q1": "yes", "q2": "no"}});
+    doc["metadata"] = json!({"channel": "msteams"});
+    doc.to_string()
+}
+
+#[test]
+fn typical_document_is_valid() {
+    let json = typical_document();
+    assert!((7_000..12_000).contains(&json.len()), "{}", json.len());
+    assert!(validate_conversation(&json).is_ok());
+}
+
+#[test]
+#[ignore = "timing; run with --release -- --ignored --nocapture"]
+fn validation_speed() {
+    let json = typical_document();
+    let rounds = 200_000;
+    let start = std::time::Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(validate_conversation(std::hint::black_box(&json)).unwrap());
+    }
+    let per_doc = start.elapsed() / rounds;
+    println!("{} bytes: {per_doc:?} per document", json.len());
+}
