@@ -11,7 +11,7 @@ use std::time::Duration;
 
 pub use backoff::Backoff;
 pub use log::{LogLevel, LogSink, Logger};
-pub use supervisor::{CallError, StoreStatus, Supervisor};
+pub use supervisor::{server_error, CallError, StoreStatus, Supervisor};
 pub use tls::TlsOptions;
 pub use url::ServerAddress;
 

@@ -242,20 +242,22 @@ impl Shared {
     }
 
     fn classify(&self, error: RedisError, generation: u64) -> StoreError {
-        let cause = describe_chain(&error);
-        match error.code() {
-            Some("WRONGTYPE") => return StoreError::corrupt_record(cause),
-            // After a failover the old primary answers READONLY: only a new connection helps.
-            Some("READONLY") | Some("NOAUTH") | Some("WRONGPASS") | Some("NOPERM") => {
-                self.connection_failed(generation, &cause);
-                return StoreError::unavailable(format!("Redis refused the command: {cause}"));
-            }
-            Some(_) => {
-                self.saw_reply();
-                return StoreError::unavailable(format!("Redis refused the command: {cause}"));
-            }
-            None => {}
+        if let Some((code, detail)) = server_error(&error) {
+            let refused = format!("Redis refused the command: {code} {detail}");
+            return match code.as_str() {
+                "WRONGTYPE" => StoreError::corrupt_record(refused),
+                // After a failover the old primary answers READONLY: only a new connection helps.
+                "READONLY" | "NOAUTH" | "WRONGPASS" | "NOPERM" => {
+                    self.connection_failed(generation, &refused);
+                    StoreError::unavailable(refused)
+                }
+                _ => {
+                    self.saw_reply();
+                    StoreError::unavailable(refused)
+                }
+            };
         }
+        let cause = describe_chain(&error);
         if error.is_io_error()
             || error.is_connection_dropped()
             || error.is_unrecoverable_error()
@@ -266,6 +268,14 @@ impl Shared {
         }
         StoreError::unavailable(format!("Redis call failed: {cause}"))
     }
+}
+
+/// The server's error code and text, looking inside an aborted transaction or a pipeline,
+/// where redis-rs reports only `EXECABORT` or the first command's kind.
+pub fn server_error(error: &RedisError) -> Option<(String, String)> {
+    let errors = error.clone().into_server_errors()?;
+    let (_, first) = errors.first()?;
+    Some((first.code().to_owned(), first.details().unwrap_or_default().to_owned()))
 }
 
 fn build_client(settings: &ConnectionSettings) -> StoreResult<Client> {
@@ -354,8 +364,9 @@ async fn connect(shared: &Shared) -> Result<MultiplexedConnection, String> {
     let settings = &shared.settings;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout))
-        // Our own deadline covers each call; this is only the crate's backstop.
-        .set_response_timeout(Some(settings.command_timeout));
+        // Each call runs under its own deadline (`Supervisor::call`), so the crate's
+        // 500 ms default must not cut in first with a cause-less "timed out".
+        .set_response_timeout(None);
     let attempt = shared
         .client
         .get_multiplexed_async_connection_with_config(&config);

@@ -5,7 +5,7 @@ use redis::{RedisError, Script};
 use serde::Deserialize;
 
 use super::{check_id, check_record, check_stored, json_array, KeyLayout, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
-use crate::conn::{CallError, StoreStatus, Supervisor};
+use crate::conn::{server_error, CallError, StoreStatus, Supervisor};
 use crate::error::{StoreError, StoreResult};
 
 /// Removes index entries left by a conversation that is gone or now another user's, but only
@@ -41,12 +41,17 @@ struct Owner {
     user_id: String,
 }
 
+fn is_wrong_type(error: &RedisError) -> bool {
+    server_error(error).is_some_and(|(code, _)| code == "WRONGTYPE")
+}
+
 fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallError + '_ {
-    move |error| match error.code() {
-        Some("WRONGTYPE") => CallError::Store(StoreError::corrupt_record(format!(
-            "{key}: holds a value of another type"
-        ))),
-        _ => CallError::Redis(error),
+    move |error| {
+        if is_wrong_type(&error) {
+            CallError::Store(StoreError::corrupt_record(format!("{key}: holds a value of another type")))
+        } else {
+            CallError::Redis(error)
+        }
     }
 }
 
@@ -148,7 +153,7 @@ impl RedisStore {
                     .query_async(&mut connection)
                     .await
                     .unwrap_or_else(|error: RedisError| {
-                        if error.code() == Some("WRONGTYPE") { Ok(None) } else { Err(error) }
+                        if is_wrong_type(&error) { Ok(None) } else { Err(error) }
                     })?;
                 let owner = stored
                     .as_deref()

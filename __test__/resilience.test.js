@@ -1,0 +1,285 @@
+'use strict'
+// Fault injection on real servers: whatever the network or Redis does, every call settles
+// by its deadline with STORE_UNAVAILABLE, status tells the truth, the store recovers by
+// itself, and no acknowledged write is lost.
+
+const { test, after } = require('node:test')
+const assert = require('node:assert/strict')
+
+const { RedisConversationStore } = require('..')
+const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis')
+const { startProxy } = require('./helpers/proxy')
+const { makeConversation } = require('./helpers/conversations')
+const { recordingLogger, waitForStatus, timed, startLoad } = require('./helpers/observe')
+
+const COMMAND_TIMEOUT_MS = 500
+const HEALTH_CHECK_INTERVAL_MS = 200
+// Hang detection, not a speed claim: a call must settle by its deadline plus slack.
+const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
+
+after(stopAll)
+
+function openStore(server, { url = server.url, ...options } = {}) {
+  const log = recordingLogger()
+  const store = new RedisConversationStore(url, {
+    tls: { ca: server.caPem },
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    connectTimeoutMs: 1000,
+    healthCheckIntervalMs: HEALTH_CHECK_INTERVAL_MS,
+    retry: { baseDelayMs: 20, maxDelayMs: 200 },
+    logger: log.logger,
+    ...options,
+  })
+  return { store, log }
+}
+
+/** Every call settled in time, every failure was STORE_UNAVAILABLE. */
+function assertSettledInTime(results) {
+  assert.ok(results.length > 0, 'the load made no calls')
+  for (const r of results) {
+    assert.ok(r.ms < SETTLE_CEILING_MS, `${r.op} took ${Math.round(r.ms)} ms`)
+    if (!r.ok) assert.equal(r.error.code, 'STORE_UNAVAILABLE', `${r.op}: ${r.error.code} ${r.error.message}`)
+  }
+}
+
+async function assertNoAcknowledgedWriteLost(store, acknowledged) {
+  assert.ok(acknowledged.size > 0, 'no write was acknowledged')
+  for (const [id, conversation] of acknowledged) {
+    const stored = await store.get(id)
+    assert.ok(stored, `acknowledged write ${id} is gone`)
+    assert.equal(stored.updatedAt, conversation.updatedAt)
+  }
+}
+
+/** Lets the load run until it has `count` more acknowledged writes. */
+async function untilAcknowledged(load, count) {
+  const target = load.acknowledged.size + count
+  const until = Date.now() + 15_000
+  while (load.acknowledged.size < target) {
+    if (Date.now() > until) throw new Error(`only ${load.acknowledged.size} of ${target} writes acknowledged`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** Bounded polling with redis-cli PING until the server's reply shows the fault took hold. */
+async function untilServer(server, tookHold, { timeoutMs = 1000 } = {}) {
+  for (let tries = 0; tries < 50; tries++) {
+    if (tookHold(await server.tryCli(['PING'], { timeoutMs }))) return
+  }
+  throw new Error('the fault never showed in a PING')
+}
+
+test('a paused server (SIGSTOP): calls reject in time, status goes reconnecting, then all recovers', async () => {
+  const server = await startRedis()
+  const { store } = openStore(server)
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    const load = startLoad(store, makeConversation, { idPrefix: 'pause' })
+    await untilAcknowledged(load, 20)
+    server.pause()
+    try {
+      const during = await timed(() => store.get('pause-probe'))
+      assert.equal(during.ok, false)
+      assert.equal(during.error.code, 'STORE_UNAVAILABLE')
+      assert.ok(during.ms < SETTLE_CEILING_MS, `get took ${during.ms} ms`)
+      await waitForStatus(store, 'reconnecting')
+    } finally {
+      server.resume()
+    }
+    await waitForStatus(store, 'ready')
+    await untilAcknowledged(load, 20)
+    const { results, acknowledged } = await load.stop()
+    assertSettledInTime(results)
+    assert.ok(results.some((r) => !r.ok), 'no call failed while the server was paused')
+    await assertNoAcknowledgedWriteLost(store, acknowledged)
+  })
+  await store.close()
+})
+
+test('a killed server restarted on the same port: calls reject in time, the store reconnects by itself', async () => {
+  // appendfsync always: an acknowledged write must survive the kill on the server side too.
+  const server = await startRedis({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] })
+  const { store, log } = openStore(server)
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    const load = startLoad(store, makeConversation, { idPrefix: 'kill' })
+    await untilAcknowledged(load, 20)
+    await server.kill()
+    await waitForStatus(store, 'reconnecting')
+    const down = await timed(() => store.set('kill-probe', makeConversation()))
+    assert.equal(down.error?.code, 'STORE_UNAVAILABLE')
+    await log.waitFor(/reconnecting \(attempt 2\) in \d+ ms/)
+    await server.restart()
+    await log.waitFor(/reconnected to 127\.0\.0\.1/)
+    await waitForStatus(store, 'ready')
+    await untilAcknowledged(load, 20)
+    const { results, acknowledged } = await load.stop()
+    assertSettledInTime(results)
+    await assertNoAcknowledgedWriteLost(store, acknowledged)
+  })
+  await store.close()
+})
+
+test('a call made while reconnecting waits for the connection within its own deadline', async () => {
+  const server = await startRedis()
+  const { store } = openStore(server, { commandTimeoutMs: 4000 })
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    await store.set('wait-1', makeConversation({ userId: 'waiter' }))
+    await server.kill()
+    await waitForStatus(store, 'reconnecting')
+    const pending = timed(() => store.set('wait-2', makeConversation({ userId: 'waiter' })))
+    await server.restart()
+    const outcome = await pending
+    assert.equal(outcome.ok, true, outcome.error?.message)
+    assert.ok(outcome.ms < 4000 + 1500)
+    assert.ok(await store.get('wait-2'))
+  })
+  await store.close()
+})
+
+test('reconnect attempts back off exponentially up to maxDelayMs and are each logged', async () => {
+  const server = await startRedis()
+  const { store, log } = openStore(server, { retry: { baseDelayMs: 40, maxDelayMs: 160 } })
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    await server.kill()
+    await log.waitFor(/reconnecting \(attempt 6\)/)
+    const delays = log.lines
+      .map((line) => /^\[STORE\] reconnecting \(attempt (\d+)\) in (\d+) ms$/.exec(line))
+      .filter(Boolean)
+      .map(([, attempt, ms]) => ({ attempt: Number(attempt), ms: Number(ms) }))
+    assert.deepEqual(delays.slice(0, 6).map((d) => d.attempt), [1, 2, 3, 4, 5, 6])
+    for (const { attempt, ms } of delays) {
+      const step = Math.min(40 * 2 ** (attempt - 1), 160)
+      assert.ok(ms >= step / 2 && ms <= step, `attempt ${attempt}: ${ms} ms outside [${step / 2}, ${step}]`)
+    }
+    assert.ok(log.lines.every((line) => line.startsWith('[STORE] ')))
+    await server.restart()
+    await waitForStatus(store, 'ready')
+  })
+  await store.close()
+})
+
+test('READONLY (the old primary after a failover) rejects the write and forces a reconnect', async () => {
+  const server = await startRedis()
+  const { store, log } = openStore(server)
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    await store.set('ro-1', makeConversation({ userId: 'ro' }))
+    // A replica of a master that does not exist: it answers reads and refuses writes.
+    await server.cli('REPLICAOF', '127.0.0.1', '1')
+    const from = log.lines.length
+    const write = await timed(() => store.set('ro-2', makeConversation({ userId: 'ro' })))
+    assert.equal(write.error?.code, 'STORE_UNAVAILABLE')
+    assert.match(write.error.message, /READONLY/)
+    await log.waitFor(/connection lost: .*READONLY/, { from })
+    await log.waitFor(/reconnected to/, { from })
+    await server.cli('REPLICAOF', 'NO', 'ONE')
+    await waitForStatus(store, 'ready')
+    await store.set('ro-2', makeConversation({ userId: 'ro' }))
+    assert.ok(await store.get('ro-1'))
+    assert.ok(await store.get('ro-2'))
+  })
+  await store.close()
+})
+
+test('BUSY (a long script) and DEBUG SLEEP: calls reject in time and the store recovers', async () => {
+  const server = await startRedis({ args: ['--enable-debug-command', 'yes', '--busy-reply-threshold', '100'] })
+  const { store } = openStore(server)
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    await store.set('busy-1', makeConversation({ userId: 'busy' }))
+
+    const script = server.tryCli(['EVAL', 'while true do end', '0'], { timeoutMs: 20_000 })
+    await untilServer(server, (reply) => /BUSY/.test(reply.stdout + reply.stderr))
+    const busy = await timed(() => store.get('busy-1'))
+    assert.equal(busy.error?.code, 'STORE_UNAVAILABLE')
+    assert.ok(busy.ms < SETTLE_CEILING_MS)
+    await server.cli('SCRIPT', 'KILL')
+    await script
+    await waitForStatus(store, 'ready')
+    assert.ok(await store.get('busy-1'))
+
+    const sleeping = server.tryCli(['DEBUG', 'SLEEP', '3'], { timeoutMs: 20_000 })
+    await untilServer(server, (reply) => reply.timedOut, { timeoutMs: 200 })
+    const asleep = await timed(() => store.get('busy-1'))
+    assert.equal(asleep.error?.code, 'STORE_UNAVAILABLE')
+    assert.ok(asleep.ms < SETTLE_CEILING_MS, `get took ${asleep.ms} ms`)
+    await sleeping
+    await waitForStatus(store, 'ready')
+    assert.ok(await store.get('busy-1'))
+  })
+  await store.close()
+})
+
+test('a half-open connection under load (bytes black-holed, no RST) is replaced within about commandTimeoutMs', async () => {
+  const server = await startRedis()
+  const proxy = await startProxy({ targetPort: server.port })
+  const { store, log } = openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` })
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    const load = startLoad(store, makeConversation, { idPrefix: 'hole' })
+    await untilAcknowledged(load, 20)
+    const from = log.lines.length
+    proxy.blackhole()
+    const lost = Date.now()
+    await log.waitFor(/connection lost: no reply from Redis within 500 ms/, { from })
+    assert.ok(Date.now() - lost < SETTLE_CEILING_MS, `detected after ${Date.now() - lost} ms`)
+    await waitForStatus(store, 'reconnecting')
+    proxy.restore()
+    await waitForStatus(store, 'ready')
+    await untilAcknowledged(load, 20)
+    const { results, acknowledged } = await load.stop()
+    assertSettledInTime(results)
+    await assertNoAcknowledgedWriteLost(store, acknowledged)
+  })
+  await store.close()
+  await proxy.close()
+})
+
+test('an idle half-open connection is found by the heartbeat within healthCheckIntervalMs + commandTimeoutMs', async () => {
+  const server = await startRedis()
+  const proxy = await startProxy({ targetPort: server.port })
+  const { store, log } = openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` })
+  await withLogOnFailure(server, async () => {
+    await store.ready()
+    const from = log.lines.length
+    proxy.blackhole()
+    const lost = Date.now()
+    await log.waitFor(/connection lost: health check got no reply/, { from })
+    const detectedMs = Date.now() - lost
+    assert.ok(detectedMs < HEALTH_CHECK_INTERVAL_MS * 2 + COMMAND_TIMEOUT_MS + 1500, `detected after ${detectedMs} ms`)
+    assert.equal(store.status, 'reconnecting')
+    proxy.restore()
+    await waitForStatus(store, 'ready')
+    await store.set('idle-1', makeConversation())
+  })
+  await store.close()
+  await proxy.close()
+})
+
+test('credentials never reach a log line or an error message', async () => {
+  const password = 'pw-that-must-not-leak-7e1f'
+  const server = await startRedis({ password })
+  const wrong = 'wrong-secret-that-must-not-leak-93ab'
+  const bad = openStore(server, { url: `rediss://:${wrong}@127.0.0.1:${server.port}`, connectTimeoutMs: 500 })
+  const refused = await timed(() => bad.store.ready())
+  assert.equal(refused.error?.code, 'STORE_UNAVAILABLE')
+  await bad.log.waitFor(/connection failed/)
+  await bad.store.close()
+
+  const good = openStore(server)
+  await good.store.ready()
+  await server.kill()
+  const down = await timed(() => good.store.get('x'))
+  await server.restart()
+  await waitForStatus(good.store, 'ready')
+  await good.store.close()
+
+  const text = [...bad.log.lines, ...good.log.lines, refused.error.message, down.error?.message ?? ''].join('\n')
+  assert.ok(bad.log.lines.length > 0 && good.log.lines.length > 0)
+  for (const secret of [password, wrong]) {
+    assert.ok(!text.includes(secret), `a secret reached the logs or errors:\n${text}`)
+  }
+})
