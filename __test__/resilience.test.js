@@ -250,6 +250,7 @@ test('an idle half-open connection is found by the heartbeat within healthCheckI
     await log.waitFor(/connection lost: health check got no reply/, { from })
     const detectedMs = Date.now() - lost
     assert.ok(detectedMs < HEALTH_CHECK_INTERVAL_MS * 2 + COMMAND_TIMEOUT_MS + 1500, `detected after ${detectedMs} ms`)
+    // The line is logged once the store has stopped using the dead connection.
     assert.equal(store.status, 'reconnecting')
     proxy.restore()
     await waitForStatus(store, 'ready')

@@ -5,7 +5,7 @@ use napi_derive::napi;
 
 use crate::config::{backoff, milliseconds, whole_number};
 use crate::conn::{self, ConnectionSettings, ServerAddress};
-use crate::error::{StoreError, StoreResult};
+use crate::error::StoreResult;
 use crate::store::StoreOptions;
 
 /// Extra trust and a client identity, as PEM text or Buffers.
@@ -77,9 +77,6 @@ impl NativeStoreOptions {
     }
 
     pub fn redis_settings(&self, url: &str) -> StoreResult<RedisSettings> {
-        if self.cluster == Some(true) {
-            return Err(StoreError::invalid_config("cluster: Redis Cluster mode is not supported yet"));
-        }
         let tls = self.tls.as_ref().map_or_else(conn::TlsOptions::default, |t| conn::TlsOptions {
             ca: pem(&t.ca),
             cert: pem(&t.cert),
@@ -93,6 +90,7 @@ impl NativeStoreOptions {
             command_timeout: milliseconds("commandTimeoutMs", self.command_timeout_ms, 5_000, 1)?,
             health_check_interval: milliseconds("healthCheckIntervalMs", self.health_check_interval_ms, 1_000, 10)?,
             backoff: backoff(retry.and_then(|r| r.base_delay_ms), retry.and_then(|r| r.max_delay_ms))?,
+            cluster: self.cluster.unwrap_or(false),
         };
         Ok(RedisSettings {
             connection,

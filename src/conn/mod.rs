@@ -2,6 +2,7 @@
 //! multiplexed connection alive, replaces it when it fails, and drives `status`.
 
 mod backoff;
+mod connection;
 pub mod log;
 mod supervisor;
 pub mod tls;
@@ -10,6 +11,7 @@ pub mod url;
 use std::time::Duration;
 
 pub use backoff::Backoff;
+pub use connection::Connection;
 pub use log::{LogLevel, LogSink, Logger};
 pub use supervisor::{server_error, CallError, StoreStatus, Supervisor};
 pub use tls::TlsOptions;
@@ -24,4 +26,6 @@ pub struct ConnectionSettings {
     pub command_timeout: Duration,
     pub health_check_interval: Duration,
     pub backoff: Backoff,
+    /// Redis Cluster: the address is one seed node.
+    pub cluster: bool,
 }

@@ -10,15 +10,15 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, RedisError};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError};
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
-use super::{ConnectionSettings, Logger};
+use super::{Connection, ConnectionSettings, Logger};
 use crate::error::{describe_chain, StoreError, StoreResult};
 
 /// `status`, in ioredis' words.
@@ -73,15 +73,20 @@ impl From<StoreError> for CallError {
 enum Link {
     Down,
     Up {
-        connection: MultiplexedConnection,
+        connection: Connection,
         generation: u64,
     },
     Closed,
 }
 
+enum RedisClient {
+    Standalone(Client),
+    Cluster(ClusterClient),
+}
+
 struct Shared {
     settings: ConnectionSettings,
-    client: Client,
+    client: RedisClient,
     logger: Logger,
     link: watch::Sender<Link>,
     status: AtomicU8,
@@ -146,7 +151,7 @@ impl Supervisor {
     /// `commandTimeoutMs`, and turns what failed into the store's error.
     pub async fn call<T, F, Fut>(&self, call: F) -> StoreResult<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
         let deadline = Instant::now() + self.shared.settings.command_timeout;
@@ -181,7 +186,7 @@ impl Supervisor {
         *self.shared.closing.borrow()
     }
 
-    async fn acquire(&self, deadline: Instant) -> StoreResult<(MultiplexedConnection, u64)> {
+    async fn acquire(&self, deadline: Instant) -> StoreResult<(Connection, u64)> {
         let mut link = self.shared.link.subscribe();
         loop {
             match &*link.borrow_and_update() {
@@ -236,6 +241,15 @@ impl Shared {
     fn connection_failed(&self, generation: u64, cause: &str) {
         if self.broken.fetch_max(generation, Ordering::AcqRel) < generation {
             self.set_last_error(cause);
+            // New calls wait for the replacement instead of trying the dead connection.
+            self.link.send_if_modified(|link| match link {
+                Link::Up { generation: current, .. } if *current == generation => {
+                    *link = Link::Down;
+                    self.status.store(StoreStatus::Reconnecting as u8, Ordering::Release);
+                    true
+                }
+                _ => false,
+            });
             self.logger.warn(format!("connection lost: {cause}"));
             self.broken_signal.notify_one();
         }
@@ -278,7 +292,7 @@ pub fn server_error(error: &RedisError) -> Option<(String, String)> {
     Some((first.code().to_owned(), first.details().unwrap_or_default().to_owned()))
 }
 
-fn build_client(settings: &ConnectionSettings) -> StoreResult<Client> {
+fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     let address = &settings.address;
     let mut redis_settings = redis::RedisConnectionInfo::default().set_db(address.db);
     if let Some(username) = &address.username {
@@ -295,7 +309,7 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<Client> {
         .set_nodelay(true)
         .set_keepalive(keepalive)
         .set_user_timeout(settings.command_timeout.max(Duration::from_secs(1)));
-    let info = ConnectionAddr::TcpTls {
+    let info: ConnectionInfo = ConnectionAddr::TcpTls {
         host: address.host.clone(),
         port: address.port,
         insecure: false,
@@ -304,9 +318,26 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<Client> {
     .into_connection_info()
     .map_err(|e| StoreError::invalid_config(describe_chain(&e)))?
     .set_redis_settings(redis_settings)
-    .set_tcp_settings(tcp);
-    Client::build_with_tls(info, settings.tls.certificates()?)
-        .map_err(|e| StoreError::invalid_config(format!("tls: {}", describe_chain(&e))))
+    .set_tcp_settings(tcp.clone());
+    let certificates = settings.tls.certificates()?;
+    let tls_error = |e: RedisError| StoreError::invalid_config(format!("tls: {}", describe_chain(&e)));
+    if !settings.cluster {
+        return Client::build_with_tls(info, certificates)
+            .map(RedisClient::Standalone)
+            .map_err(tls_error);
+    }
+    let mut builder = ClusterClientBuilder::new(vec![info])
+        .certs(certificates)
+        .tcp_settings(tcp)
+        .connection_timeout(settings.connect_timeout)
+        .response_timeout(settings.command_timeout);
+    if let Some(username) = &address.username {
+        builder = builder.username(username);
+    }
+    if let Some(password) = &address.password {
+        builder = builder.password(password);
+    }
+    builder.build().map(RedisClient::Cluster).map_err(tls_error)
 }
 
 async fn run(shared: Arc<Shared>) {
@@ -360,16 +391,22 @@ async fn run(shared: Arc<Shared>) {
     shared.link.send_replace(Link::Closed);
 }
 
-async fn connect(shared: &Shared) -> Result<MultiplexedConnection, String> {
+async fn connect(shared: &Shared) -> Result<Connection, String> {
     let settings = &shared.settings;
     let config = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(settings.connect_timeout))
         // Each call runs under its own deadline (`Supervisor::call`), so the crate's
         // 500 ms default must not cut in first with a cause-less "timed out".
         .set_response_timeout(None);
-    let attempt = shared
-        .client
-        .get_multiplexed_async_connection_with_config(&config);
+    let attempt = async {
+        match &shared.client {
+            RedisClient::Standalone(client) => client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map(Connection::Standalone),
+            RedisClient::Cluster(client) => client.get_async_connection().await.map(Connection::Cluster),
+        }
+    };
     match timeout(settings.connect_timeout, attempt).await {
         Ok(Ok(connection)) => Ok(connection),
         Ok(Err(error)) => Err(describe_chain(&error)),
@@ -383,7 +420,7 @@ async fn connect(shared: &Shared) -> Result<MultiplexedConnection, String> {
 /// Returns when the connection must be replaced, or when the store closes.
 async fn watch_connection(
     shared: &Shared,
-    mut connection: MultiplexedConnection,
+    mut connection: Connection,
     generation: u64,
     closing: &mut watch::Receiver<bool>,
 ) {
@@ -415,9 +452,8 @@ async fn watch_connection(
 }
 
 /// PINGs the connection; the cause when it did not answer in time.
-async fn health_check(shared: &Shared, connection: &mut MultiplexedConnection) -> Option<String> {
-    let ping = redis::cmd("PING");
-    match timeout(shared.settings.command_timeout, ping.query_async::<()>(connection)).await {
+async fn health_check(shared: &Shared, connection: &mut Connection) -> Option<String> {
+    match timeout(shared.settings.command_timeout, connection.ping()).await {
         Ok(Ok(())) => {
             shared.saw_reply();
             None

@@ -1,16 +1,15 @@
 //! The Redis store: each call is one supervised unit of round trips under one deadline.
 
-use redis::aio::MultiplexedConnection;
-use redis::{RedisError, Script};
+use redis::{Cmd, RedisError, Script};
 use serde::Deserialize;
 
 use super::{check_id, check_record, check_stored, json_array, KeyLayout, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
-use crate::conn::{server_error, CallError, StoreStatus, Supervisor};
+use crate::conn::{server_error, CallError, Connection, StoreStatus, Supervisor};
 use crate::error::{StoreError, StoreResult};
 
 /// Removes index entries left by a conversation that is gone or now another user's, but only
 /// while their score is still the one the list read: a concurrent `set` is never undone.
-const HEAL_INDEX: &str = r#"
+const HEAL_INDEX_STANDALONE: &str = r#"
 local removed = 0
 for i = 2, #KEYS do
   local member, score = ARGV[2 * i - 2], ARGV[2 * i - 1]
@@ -27,11 +26,25 @@ end
 return removed
 "#;
 
+/// In a cluster the records live in other slots than the index, so the script sees only the
+/// index; the list has just found each record gone or foreign. `set` writes the record before
+/// its entry, so a racing `set` re-adds what this removes.
+const HEAL_INDEX_CLUSTER: &str = r#"
+local removed = 0
+for i = 2, #ARGV, 2 do
+  if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"#;
+
 pub struct RedisStore {
     supervisor: Supervisor,
     keys: KeyLayout,
     options: StoreOptions,
-    heal_index: Script,
+    heal_index_standalone: Script,
+    heal_index_cluster: Script,
 }
 
 /// Only the owner, for `delete` of a record that may not pass validation any more.
@@ -61,7 +74,8 @@ impl RedisStore {
             supervisor,
             keys,
             options,
-            heal_index: Script::new(HEAL_INDEX),
+            heal_index_standalone: Script::new(HEAL_INDEX_STANDALONE),
+            heal_index_cluster: Script::new(HEAL_INDEX_CLUSTER),
         }
     }
 
@@ -104,34 +118,29 @@ impl RedisStore {
             .await
     }
 
-    /// SET + ZADD + EXPIRE in one MULTI/EXEC: no reader sees a conversation without its entry.
+    /// Standalone: SET + ZADD + EXPIRE in one MULTI/EXEC, so no reader sees a conversation
+    /// without its entry. Cluster: the keys live in different slots, so the record is written
+    /// first and its entry after, and `listByUser` heals what a failure in between leaves.
     pub async fn set(&self, id: &str, json: &str) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
-        let conversation_key = self.keys.conversation_key(id);
         let index_key = self.keys.user_index_key(&summary.user_id);
         let ttl = self.options.ttl_seconds;
-        let mut transaction = redis::pipe();
-        transaction
-            .atomic()
-            .cmd("SET")
-            .arg(&conversation_key)
-            .arg(json)
-            .arg("EX")
-            .arg(ttl)
-            .ignore()
-            .cmd("ZADD")
-            .arg(&index_key)
-            .arg(summary.updated_at_ms)
-            .arg(id)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&index_key)
-            .arg(ttl + INDEX_TTL_MARGIN_SECONDS)
-            .ignore();
+        let mut record_write = redis::cmd("SET");
+        record_write.arg(self.keys.conversation_key(id)).arg(json).arg("EX").arg(ttl);
+        let mut index_add = redis::cmd("ZADD");
+        index_add.arg(&index_key).arg(summary.updated_at_ms).arg(id);
+        let mut index_expire = redis::cmd("EXPIRE");
+        index_expire.arg(&index_key).arg(ttl + INDEX_TTL_MARGIN_SECONDS);
         self.supervisor
             .call(|mut connection| async move {
-                transaction
+                let index_writes = if connection.is_cluster() {
+                    record_write.query_async::<()>(&mut connection).await?;
+                    pipeline([index_add, index_expire], false)
+                } else {
+                    pipeline([record_write, index_add, index_expire], true)
+                };
+                index_writes
                     .query_async::<()>(&mut connection)
                     .await
                     .map_err(wrong_type_names(&index_key))?;
@@ -158,13 +167,22 @@ impl RedisStore {
                 let owner = stored
                     .as_deref()
                     .and_then(|bytes| serde_json::from_slice::<Owner>(bytes).ok());
-                let mut transaction = redis::pipe();
-                transaction.atomic().cmd("DEL").arg(&key).ignore();
-                if let Some(owner) = owner {
-                    let index_key = self.keys.user_index_key(&owner.user_id);
-                    transaction.cmd("ZREM").arg(index_key).arg(id).ignore();
+                let mut record_delete = redis::cmd("DEL");
+                record_delete.arg(&key);
+                let Some(owner) = owner else {
+                    record_delete.query_async::<()>(&mut connection).await?;
+                    return Ok(());
+                };
+                let mut index_remove = redis::cmd("ZREM");
+                index_remove.arg(self.keys.user_index_key(&owner.user_id)).arg(id);
+                if connection.is_cluster() {
+                    // Record first: healing only removes entries whose record is really gone.
+                    record_delete.query_async::<()>(&mut connection).await?;
+                    index_remove.query_async::<()>(&mut connection).await?;
+                } else {
+                    let transaction = pipeline([record_delete, index_remove], true);
+                    transaction.query_async::<()>(&mut connection).await?;
                 }
-                transaction.query_async::<()>(&mut connection).await?;
                 Ok(())
             })
             .await
@@ -225,17 +243,34 @@ impl RedisStore {
 
     async fn heal(
         &self,
-        connection: &mut MultiplexedConnection,
+        connection: &mut Connection,
         index_key: &str,
         user_id: &str,
         stale: &[(&(String, String), &String)],
     ) -> Result<(), CallError> {
-        let mut invocation = self.heal_index.key(index_key);
+        let cluster = connection.is_cluster();
+        let script = if cluster { &self.heal_index_cluster } else { &self.heal_index_standalone };
+        let mut invocation = script.key(index_key);
         invocation.arg(user_id);
         for ((id, score), key) in stale {
-            invocation.key(key.as_str()).arg(id).arg(score);
+            if !cluster {
+                invocation.key(key.as_str());
+            }
+            invocation.arg(id).arg(score);
         }
         invocation.invoke_async::<i64>(connection).await?;
         Ok(())
     }
+}
+
+/// Commands as one pipeline whose replies are not needed; `atomic` wraps it in MULTI/EXEC.
+fn pipeline<const N: usize>(commands: [Cmd; N], atomic: bool) -> redis::Pipeline {
+    let mut pipeline = redis::pipe();
+    if atomic {
+        pipeline.atomic();
+    }
+    for command in commands {
+        pipeline.add_command(command).ignore();
+    }
+    pipeline
 }
