@@ -6,7 +6,13 @@ use crate::conn::Backoff;
 use crate::error::{StoreError, StoreResult};
 
 /// A whole number option within `min..=max`, or `default` when absent.
-pub fn whole_number(name: &str, value: Option<f64>, default: u64, min: u64, max: u64) -> StoreResult<u64> {
+pub fn whole_number(
+    name: &str,
+    value: Option<f64>,
+    default: u64,
+    min: u64,
+    max: u64,
+) -> StoreResult<u64> {
     let Some(value) = value else {
         return Ok(default);
     };
@@ -19,7 +25,12 @@ pub fn whole_number(name: &str, value: Option<f64>, default: u64, min: u64, max:
     Ok(value as u64)
 }
 
-pub fn milliseconds(name: &str, value: Option<f64>, default: u64, min: u64) -> StoreResult<Duration> {
+pub fn milliseconds(
+    name: &str,
+    value: Option<f64>,
+    default: u64,
+    min: u64,
+) -> StoreResult<Duration> {
     whole_number(name, value, default, min, 86_400_000).map(Duration::from_millis)
 }
 
@@ -47,6 +58,9 @@ mod tests {
             assert!(err.message.starts_with("listLimit: "), "{}", err.message);
         }
         assert!(backoff(Some(500.0), Some(100.0)).is_err());
-        assert_eq!(backoff(None, None).unwrap().max, Duration::from_millis(5000));
+        assert_eq!(
+            backoff(None, None).unwrap().max,
+            Duration::from_millis(5000)
+        );
     }
 }

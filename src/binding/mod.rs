@@ -78,9 +78,15 @@ impl NativeRedisStore {
     ) -> Result<Self> {
         let logger = js_logger(log)?;
         let settings = options.redis_settings(&url).map_err(js_error)?;
-        let runtime = napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
-        let supervisor = Supervisor::start(settings.connection, logger, &runtime).map_err(js_error)?;
-        let store = RedisStore::new(supervisor, KeyLayout::new(settings.key_prefix), settings.store);
+        let runtime =
+            napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
+        let supervisor =
+            Supervisor::start(settings.connection, logger, &runtime).map_err(js_error)?;
+        let store = RedisStore::new(
+            supervisor,
+            KeyLayout::new(settings.key_prefix),
+            settings.store,
+        );
         Ok(NativeRedisStore {
             store: Arc::new(store),
         })

@@ -71,25 +71,41 @@ impl NativeStoreOptions {
         Ok(StoreOptions {
             ttl_seconds: whole_number("ttlSeconds", self.ttl_seconds, 86_400, 1, 315_360_000)?,
             list_limit: whole_number("listLimit", self.list_limit, 50, 1, 10_000)? as usize,
-            max_record_bytes: whole_number("maxRecordBytes", self.max_record_bytes, 4_194_304, 1, 536_870_912)?
-                as usize,
+            max_record_bytes: whole_number(
+                "maxRecordBytes",
+                self.max_record_bytes,
+                4_194_304,
+                1,
+                536_870_912,
+            )? as usize,
         })
     }
 
     pub fn redis_settings(&self, url: &str) -> StoreResult<RedisSettings> {
-        let tls = self.tls.as_ref().map_or_else(conn::TlsOptions::default, |t| conn::TlsOptions {
-            ca: pem(&t.ca),
-            cert: pem(&t.cert),
-            key: pem(&t.key),
-        });
+        let tls = self
+            .tls
+            .as_ref()
+            .map_or_else(conn::TlsOptions::default, |t| conn::TlsOptions {
+                ca: pem(&t.ca),
+                cert: pem(&t.cert),
+                key: pem(&t.key),
+            });
         let retry = self.retry.as_ref();
         let connection = ConnectionSettings {
             address: ServerAddress::parse(url)?,
             tls,
             connect_timeout: milliseconds("connectTimeoutMs", self.connect_timeout_ms, 10_000, 1)?,
             command_timeout: milliseconds("commandTimeoutMs", self.command_timeout_ms, 5_000, 1)?,
-            health_check_interval: milliseconds("healthCheckIntervalMs", self.health_check_interval_ms, 1_000, 10)?,
-            backoff: backoff(retry.and_then(|r| r.base_delay_ms), retry.and_then(|r| r.max_delay_ms))?,
+            health_check_interval: milliseconds(
+                "healthCheckIntervalMs",
+                self.health_check_interval_ms,
+                1_000,
+                10,
+            )?,
+            backoff: backoff(
+                retry.and_then(|r| r.base_delay_ms),
+                retry.and_then(|r| r.max_delay_ms),
+            )?,
             cluster: self.cluster.unwrap_or(false),
         };
         Ok(RedisSettings {

@@ -18,7 +18,11 @@ impl Backoff {
             .min(self.max);
         let half = step / 2;
         let spread = (step - half).as_millis() as u64;
-        half + Duration::from_millis(if spread == 0 { 0 } else { random % (spread + 1) })
+        half + Duration::from_millis(if spread == 0 {
+            0
+        } else {
+            random % (spread + 1)
+        })
     }
 }
 
@@ -46,10 +50,21 @@ mod tests {
             base: Duration::from_millis(100),
             max: Duration::from_millis(5000),
         };
-        for (attempt, step) in [(1, 100), (2, 200), (3, 400), (6, 3200), (7, 5000), (40, 5000)] {
+        for (attempt, step) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (6, 3200),
+            (7, 5000),
+            (40, 5000),
+        ] {
             for random in [0, 7, u64::MAX] {
                 let d = b.delay(attempt, random).as_millis() as u64;
-                assert!(d >= step / 2 && d <= step, "attempt {attempt}: {d} not in [{}, {step}]", step / 2);
+                assert!(
+                    d >= step / 2 && d <= step,
+                    "attempt {attempt}: {d} not in [{}, {step}]",
+                    step / 2
+                );
             }
         }
         assert_eq!(b.delay(1, 0), Duration::from_millis(50));

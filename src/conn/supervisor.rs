@@ -10,9 +10,11 @@ use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError};
+use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+};
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
@@ -80,8 +82,8 @@ enum Link {
 }
 
 enum RedisClient {
-    Standalone(Client),
-    Cluster(ClusterClient),
+    Standalone(Box<Client>),
+    Cluster(Box<ClusterClient>),
 }
 
 struct Shared {
@@ -230,9 +232,15 @@ impl Shared {
 
     fn not_connected(&self) -> StoreError {
         let address = &self.settings.address;
-        let last = self.last_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let last = self
+            .last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         match last {
-            Some(cause) => StoreError::unavailable(format!("not connected to Redis at {address}: {cause}")),
+            Some(cause) => {
+                StoreError::unavailable(format!("not connected to Redis at {address}: {cause}"))
+            }
             None => StoreError::unavailable(format!("not connected to Redis at {address} yet")),
         }
     }
@@ -243,9 +251,13 @@ impl Shared {
             self.set_last_error(cause);
             // New calls wait for the replacement instead of trying the dead connection.
             self.link.send_if_modified(|link| match link {
-                Link::Up { generation: current, .. } if *current == generation => {
+                Link::Up {
+                    generation: current,
+                    ..
+                } if *current == generation => {
                     *link = Link::Down;
-                    self.status.store(StoreStatus::Reconnecting as u8, Ordering::Release);
+                    self.status
+                        .store(StoreStatus::Reconnecting as u8, Ordering::Release);
                     true
                 }
                 _ => false,
@@ -289,7 +301,10 @@ impl Shared {
 pub fn server_error(error: &RedisError) -> Option<(String, String)> {
     let errors = error.clone().into_server_errors()?;
     let (_, first) = errors.first()?;
-    Some((first.code().to_owned(), first.details().unwrap_or_default().to_owned()))
+    Some((
+        first.code().to_owned(),
+        first.details().unwrap_or_default().to_owned(),
+    ))
 }
 
 fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
@@ -320,10 +335,11 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     .set_redis_settings(redis_settings)
     .set_tcp_settings(tcp.clone());
     let certificates = settings.tls.certificates()?;
-    let tls_error = |e: RedisError| StoreError::invalid_config(format!("tls: {}", describe_chain(&e)));
+    let tls_error =
+        |e: RedisError| StoreError::invalid_config(format!("tls: {}", describe_chain(&e)));
     if !settings.cluster {
         return Client::build_with_tls(info, certificates)
-            .map(RedisClient::Standalone)
+            .map(|client| RedisClient::Standalone(Box::new(client)))
             .map_err(tls_error);
     }
     let mut builder = ClusterClientBuilder::new(vec![info])
@@ -337,7 +353,10 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     if let Some(password) = &address.password {
         builder = builder.password(password);
     }
-    builder.build().map(RedisClient::Cluster).map_err(tls_error)
+    builder
+        .build()
+        .map(|client| RedisClient::Cluster(Box::new(client)))
+        .map_err(tls_error)
 }
 
 async fn run(shared: Arc<Shared>) {
@@ -355,7 +374,11 @@ async fn run(shared: Arc<Shared>) {
                 generation += 1;
                 attempt = 0;
                 let address = &shared.settings.address;
-                let verb = if connected_once { "reconnected" } else { "connected" };
+                let verb = if connected_once {
+                    "reconnected"
+                } else {
+                    "connected"
+                };
                 shared.logger.info(format!("{verb} to {address}"));
                 connected_once = true;
                 shared.saw_reply();
@@ -363,13 +386,17 @@ async fn run(shared: Arc<Shared>) {
                     connection: connection.clone(),
                     generation,
                 });
-                shared.status.store(StoreStatus::Ready as u8, Ordering::Release);
+                shared
+                    .status
+                    .store(StoreStatus::Ready as u8, Ordering::Release);
                 watch_connection(&shared, connection, generation, &mut closing).await;
                 if *closing.borrow() {
                     break;
                 }
                 shared.link.send_replace(Link::Down);
-                shared.status.store(StoreStatus::Reconnecting as u8, Ordering::Release);
+                shared
+                    .status
+                    .store(StoreStatus::Reconnecting as u8, Ordering::Release);
             }
             Err(cause) => {
                 shared.logger.warn(format!("connection failed: {cause}"));
@@ -387,7 +414,9 @@ async fn run(shared: Arc<Shared>) {
             _ = closing.wait_for(|c| *c) => break,
         }
     }
-    shared.status.store(StoreStatus::End as u8, Ordering::Release);
+    shared
+        .status
+        .store(StoreStatus::End as u8, Ordering::Release);
     shared.link.send_replace(Link::Closed);
 }
 
@@ -404,7 +433,9 @@ async fn connect(shared: &Shared) -> Result<Connection, String> {
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map(Connection::Standalone),
-            RedisClient::Cluster(client) => client.get_async_connection().await.map(Connection::Cluster),
+            RedisClient::Cluster(client) => {
+                client.get_async_connection().await.map(Connection::Cluster)
+            }
         }
     };
     match timeout(settings.connect_timeout, attempt).await {

@@ -99,7 +99,13 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        let cases = [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")];
+        let cases = [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ];
         for (input, expected) in cases {
             assert_eq!(base64(input.as_bytes()), expected);
         }
@@ -116,6 +122,10 @@ mod tests {
             ca: Some(b"not a pem".to_vec()),
             ..Default::default()
         };
-        assert!(junk_ca.certificates().unwrap_err().message.starts_with("tls.ca"));
+        assert!(junk_ca
+            .certificates()
+            .unwrap_err()
+            .message
+            .starts_with("tls.ca"));
     }
 }

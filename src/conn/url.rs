@@ -80,11 +80,17 @@ impl ServerAddress {
                     Some((u, p)) => (u, Some(p)),
                     None => (info, None),
                 };
-                let user = percent_decode(user).ok_or_else(|| bad_url("bad %-escape in the user name"))?;
+                let user =
+                    percent_decode(user).ok_or_else(|| bad_url("bad %-escape in the user name"))?;
                 let pass = pass
-                    .map(|p| percent_decode(p).ok_or_else(|| bad_url("bad %-escape in the password")))
+                    .map(|p| {
+                        percent_decode(p).ok_or_else(|| bad_url("bad %-escape in the password"))
+                    })
                     .transpose()?;
-                ((!user.is_empty()).then_some(user), pass.filter(|p| !p.is_empty()))
+                (
+                    (!user.is_empty()).then_some(user),
+                    pass.filter(|p| !p.is_empty()),
+                )
             }
         };
         let (host, port) = split_host_port(host_port)?;
@@ -166,7 +172,8 @@ mod tests {
 
     #[test]
     fn parses_azure_style_url_with_access_key() {
-        let a = ServerAddress::parse("rediss://:s%40cret@cache.redis.cache.windows.net:6380/2").unwrap();
+        let a = ServerAddress::parse("rediss://:s%40cret@cache.redis.cache.windows.net:6380/2")
+            .unwrap();
         assert_eq!(a.host, "cache.redis.cache.windows.net");
         assert_eq!(a.port, 6380);
         assert_eq!(a.username, None);

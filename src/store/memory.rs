@@ -143,7 +143,8 @@ impl MemoryStore {
             .iter()
             .filter_map(|(id, score)| {
                 let record = state.records.get(id)?;
-                (record.expires_at > now && record.user_id == user_id).then_some((id, *score, record))
+                (record.expires_at > now && record.user_id == user_id)
+                    .then_some((id, *score, record))
             })
             .collect();
         // ZREVRANGEBYSCORE order: score descending, then member descending.

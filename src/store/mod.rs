@@ -42,7 +42,11 @@ pub fn check_id(name: &str, id: &str) -> StoreResult<()> {
 }
 
 /// Everything `set` checks before anything is written.
-pub fn check_record(options: &StoreOptions, id: &str, json: &str) -> StoreResult<ConversationSummary> {
+pub fn check_record(
+    options: &StoreOptions,
+    id: &str,
+    json: &str,
+) -> StoreResult<ConversationSummary> {
     check_id("id", id)?;
     if json.len() > options.max_record_bytes {
         return Err(StoreError::invalid_argument(format!(

@@ -3,7 +3,10 @@
 use redis::{Cmd, RedisError, Script};
 use serde::Deserialize;
 
-use super::{check_id, check_record, check_stored, json_array, KeyLayout, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
+use super::{
+    check_id, check_record, check_stored, json_array, KeyLayout, StoreOptions,
+    INDEX_TTL_MARGIN_SECONDS,
+};
 use crate::conn::{server_error, CallError, Connection, StoreStatus, Supervisor};
 use crate::error::{StoreError, StoreResult};
 
@@ -61,7 +64,9 @@ fn is_wrong_type(error: &RedisError) -> bool {
 fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallError + '_ {
     move |error| {
         if is_wrong_type(&error) {
-            CallError::Store(StoreError::corrupt_record(format!("{key}: holds a value of another type")))
+            CallError::Store(StoreError::corrupt_record(format!(
+                "{key}: holds a value of another type"
+            )))
         } else {
             CallError::Redis(error)
         }
@@ -127,11 +132,17 @@ impl RedisStore {
         let index_key = self.keys.user_index_key(&summary.user_id);
         let ttl = self.options.ttl_seconds;
         let mut record_write = redis::cmd("SET");
-        record_write.arg(self.keys.conversation_key(id)).arg(json).arg("EX").arg(ttl);
+        record_write
+            .arg(self.keys.conversation_key(id))
+            .arg(json)
+            .arg("EX")
+            .arg(ttl);
         let mut index_add = redis::cmd("ZADD");
         index_add.arg(&index_key).arg(summary.updated_at_ms).arg(id);
         let mut index_expire = redis::cmd("EXPIRE");
-        index_expire.arg(&index_key).arg(ttl + INDEX_TTL_MARGIN_SECONDS);
+        index_expire
+            .arg(&index_key)
+            .arg(ttl + INDEX_TTL_MARGIN_SECONDS);
         self.supervisor
             .call(|mut connection| async move {
                 let index_writes = if connection.is_cluster() {
@@ -162,7 +173,11 @@ impl RedisStore {
                     .query_async(&mut connection)
                     .await
                     .unwrap_or_else(|error: RedisError| {
-                        if is_wrong_type(&error) { Ok(None) } else { Err(error) }
+                        if is_wrong_type(&error) {
+                            Ok(None)
+                        } else {
+                            Err(error)
+                        }
                     })?;
                 let owner = stored
                     .as_deref()
@@ -174,7 +189,9 @@ impl RedisStore {
                     return Ok(());
                 };
                 let mut index_remove = redis::cmd("ZREM");
-                index_remove.arg(self.keys.user_index_key(&owner.user_id)).arg(id);
+                index_remove
+                    .arg(self.keys.user_index_key(&owner.user_id))
+                    .arg(id);
                 if connection.is_cluster() {
                     // Record first: healing only removes entries whose record is really gone.
                     record_delete.query_async::<()>(&mut connection).await?;
@@ -234,7 +251,8 @@ impl RedisStore {
                     }
                 }
                 if !stale.is_empty() {
-                    self.heal(&mut connection, &index_key, user_id, &stale).await?;
+                    self.heal(&mut connection, &index_key, user_id, &stale)
+                        .await?;
                 }
                 Ok(json_array(records.iter().map(String::as_str)))
             })
@@ -249,7 +267,11 @@ impl RedisStore {
         stale: &[(&(String, String), &String)],
     ) -> Result<(), CallError> {
         let cluster = connection.is_cluster();
-        let script = if cluster { &self.heal_index_cluster } else { &self.heal_index_standalone };
+        let script = if cluster {
+            &self.heal_index_cluster
+        } else {
+            &self.heal_index_standalone
+        };
         let mut invocation = script.key(index_key);
         invocation.arg(user_id);
         for ((id, score), key) in stale {
