@@ -246,7 +246,22 @@ impl Shared {
     }
 
     /// A call found connection `generation` unusable: have the task replace it, once.
+    ///
+    /// A cluster connection is never replaced: redis-rs reconnects each node and refreshes the
+    /// slot map itself, and a new client could only bootstrap from the seed, which may be the
+    /// very node that failed. There the failure only marks the store unhealthy until the
+    /// heartbeat finds every primary answering again.
     fn connection_failed(&self, generation: u64, cause: &str) {
+        if self.settings.cluster {
+            let was = self
+                .status
+                .swap(StoreStatus::Reconnecting as u8, Ordering::AcqRel);
+            if was != StoreStatus::Reconnecting as u8 {
+                self.set_last_error(cause);
+                self.logger.warn(format!("cluster unhealthy: {cause}"));
+            }
+            return;
+        }
         if self.broken.fetch_max(generation, Ordering::AcqRel) < generation {
             self.set_last_error(cause);
             // New calls wait for the replacement instead of trying the dead connection.
@@ -456,6 +471,7 @@ async fn watch_connection(
     closing: &mut watch::Receiver<bool>,
 ) {
     let interval = shared.settings.health_check_interval;
+    let cluster = shared.settings.cluster;
     loop {
         tokio::select! {
             _ = closing.wait_for(|c| *c) => return,
@@ -467,7 +483,8 @@ async fn watch_connection(
             }
             _ = sleep(interval) => {}
         }
-        if shared.idle_for() < interval {
+        // A cluster is checked even when busy: a call to one slot says nothing of the others.
+        if !cluster && shared.idle_for() < interval {
             continue;
         }
         let ping = health_check(shared, &mut connection);
@@ -475,9 +492,19 @@ async fn watch_connection(
             failure = ping => failure,
             _ = closing.wait_for(|c| *c) => return,
         };
-        if let Some(cause) = failure {
-            shared.connection_failed(generation, &cause);
-            return;
+        match failure {
+            Some(cause) if cluster => shared.connection_failed(generation, &cause),
+            Some(cause) => {
+                shared.connection_failed(generation, &cause);
+                return;
+            }
+            None if cluster => {
+                let was = shared.status.swap(StoreStatus::Ready as u8, Ordering::AcqRel);
+                if was == StoreStatus::Reconnecting as u8 {
+                    shared.logger.info("cluster healthy again: every primary answers");
+                }
+            }
+            None => {}
         }
     }
 }

@@ -1,0 +1,161 @@
+'use strict'
+// Cluster mode on a local TLS Redis Cluster (3 primaries, a replica each): keys go to their
+// slots' primaries, lists gather records from every node, and under load the store rides
+// out a slot migration (ASK/MOVED), a manual failover and a killed primary: no call over
+// its deadline, every rejection STORE_UNAVAILABLE, every acknowledged write readable.
+
+const { describe, it, before, after } = require('node:test')
+const assert = require('node:assert/strict')
+
+const { RedisConversationStore } = require('..')
+const { startCluster, stopAllClusters } = require('./helpers/cluster')
+const { makeConversation } = require('./helpers/conversations')
+const { recordingLogger, startLoad, waitForStatus } = require('./helpers/observe')
+
+const COMMAND_TIMEOUT_MS = 1500
+const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
+
+describe('cluster mode', () => {
+  let cluster
+  let store
+  let log
+
+  before(async () => {
+    cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 })
+    log = recordingLogger()
+    store = new RedisConversationStore(cluster.seedUrl, {
+      cluster: true,
+      tls: { ca: cluster.caPem },
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      healthCheckIntervalMs: 200,
+      logger: log.logger,
+    })
+    await store.ready()
+  })
+
+  after(async () => {
+    await store?.close()
+    await stopAllClusters()
+  })
+
+  it('writes each key on the primary that owns its slot and reads its own writes', async () => {
+    const conversation = makeConversation({ userId: 'slot-owner' })
+    await store.set('slot-1', conversation)
+    const recordPort = await cluster.nodeForKey('conv:slot-1')
+    const indexPort = await cluster.nodeForKey('user:slot-owner:conversations')
+    assert.equal(await cluster.cli(recordPort, 'GET', 'conv:slot-1'), JSON.stringify(conversation))
+    assert.equal(await cluster.cli(indexPort, 'ZSCORE', 'user:slot-owner:conversations', 'slot-1'), String(Date.parse(conversation.updatedAt)))
+    assert.deepEqual(await store.get('slot-1'), conversation)
+  })
+
+  it('lists a user whose conversations live on every primary, newest first', async () => {
+    const ports = new Set()
+    for (let i = 0; i < 12; i++) {
+      const updatedAt = new Date(Date.UTC(2026, 1, 1, 0, i)).toISOString()
+      await store.set(`spread-${i}`, makeConversation({ userId: 'spread', updatedAt }))
+      ports.add(await cluster.nodeForKey(`conv:spread-${i}`))
+    }
+    assert.equal(ports.size, 3, 'the records did not spread over the three primaries')
+    const list = await store.listByUser('spread')
+    assert.equal(list.length, 12)
+    const times = list.map((c) => Date.parse(c.updatedAt))
+    assert.deepEqual(times, [...times].sort((a, b) => b - a))
+  })
+
+  it('heals an index entry whose record is gone, and delete removes record then entry', async () => {
+    await store.set('heal-1', makeConversation({ userId: 'healer' }))
+    await cluster.clusterCli('ZADD', 'user:healer:conversations', '1', 'ghost')
+    const list = await store.listByUser('healer')
+    assert.deepEqual(list.map((c) => c.userId), ['healer'])
+    assert.equal(await cluster.clusterCli('ZSCORE', 'user:healer:conversations', 'ghost'), '')
+    await store.delete('heal-1')
+    assert.equal(await cluster.clusterCli('EXISTS', 'conv:heal-1'), '0')
+    assert.equal(await cluster.clusterCli('ZSCORE', 'user:healer:conversations', 'heal-1'), '')
+    assert.equal(await store.get('heal-1'), undefined)
+  })
+
+  /** Runs `fault` under load; asserts deadlines, codes and that no acknowledged write was lost. */
+  async function underLoad(idPrefix, fault) {
+    const load = startLoad(store, makeConversation, { idPrefix, workers: 6 })
+    await untilAcknowledged(load, 30)
+    await fault(load)
+    await untilAcknowledged(load, 30)
+    const { results, acknowledged } = await load.stop()
+    for (const r of results) {
+      assert.ok(r.ms < SETTLE_CEILING_MS, `${r.op} took ${Math.round(r.ms)} ms`)
+      if (!r.ok) assert.equal(r.error.code, 'STORE_UNAVAILABLE', r.error.message)
+    }
+    for (const [id, conversation] of acknowledged) {
+      const stored = await store.get(id)
+      assert.ok(stored, `acknowledged write ${id} is gone`)
+      assert.equal(stored.updatedAt, conversation.updatedAt)
+    }
+    const users = new Set([...acknowledged.values()].map((c) => c.userId))
+    for (const userId of users) {
+      const listed = await store.listByUser(userId)
+      assert.ok(listed.every((c) => c.userId === userId))
+    }
+    return results
+  }
+
+  it('keeps working while a slot holding live keys moves to another primary (ASK, then MOVED)', async () => {
+    await underLoad('migrate', async (load) => {
+      const [someId] = load.acknowledged.keys()
+      const slot = await cluster.slotForKey(`conv:${someId}`)
+      const from = await cluster.primaryForSlot(slot)
+      const primaries = await cluster.primaries()
+      const to = primaries.find((p) => p.port !== from.port)
+      await cluster.migrateSlot(slot, to.port, { batchSize: 2, afterBatch: () => untilAcknowledged(load, 3) })
+      assert.equal(await cluster.nodeForKey(`conv:${someId}`), to.port)
+    })
+  })
+
+  it('rides out a manual failover (CLUSTER FAILOVER) of a primary', async () => {
+    await underLoad('failover', async () => {
+      const [primary] = await cluster.primaries()
+      await cluster.failover(primary.port)
+    })
+    await waitForStatus(store, 'ready')
+  })
+
+  it('rides out a killed primary: calls settle by their deadline until its replica is promoted', async () => {
+    const seedPort = cluster.seedPort
+    const primaries = await cluster.primaries()
+    const victim = primaries.find((p) => p.port !== seedPort && p.replicaPorts.length > 0)
+    // Replication is asynchronous: let the replica catch up first, so that what is asserted is
+    // the store's behaviour, not Redis's window of writes lost in a crash.
+    const before = startLoad(store, makeConversation, { idPrefix: 'prekill', workers: 6 })
+    await untilAcknowledged(before, 30)
+    const { acknowledged: acknowledgedBefore } = await before.stop()
+    await waitReplicated(cluster, victim.port)
+    await underLoad('kill', async (load) => {
+      await cluster.killPrimary(victim.port)
+      await untilAcknowledged(load, 10)
+    })
+    for (const [id, conversation] of acknowledgedBefore) {
+      assert.equal((await store.get(id))?.updatedAt, conversation.updatedAt, `write ${id} acknowledged before the kill is gone`)
+    }
+    await waitForStatus(store, 'ready')
+  })
+})
+
+async function untilAcknowledged(load, count) {
+  const target = load.acknowledged.size + count
+  const until = Date.now() + 20_000
+  while (load.acknowledged.size < target) {
+    if (Date.now() > until) throw new Error(`only ${load.acknowledged.size} of ${target} writes acknowledged`)
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+/** Bounded polling until the primary's replica has every byte of its replication stream. */
+async function waitReplicated(cluster, primaryPort) {
+  for (let tries = 0; tries < 100; tries++) {
+    const info = await cluster.cli(primaryPort, 'INFO', 'replication')
+    const primaryOffset = Number(/master_repl_offset:(\d+)/.exec(info)?.[1])
+    const replicaOffsets = [...info.matchAll(/slave\d+:.*offset=(\d+)/g)].map((m) => Number(m[1]))
+    if (replicaOffsets.length > 0 && replicaOffsets.every((offset) => offset >= primaryOffset)) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`the replica of ${primaryPort} did not catch up`)
+}

@@ -1,0 +1,339 @@
+'use strict';
+// Test harness: a local Redis Cluster over TLS (cluster bus, replication and
+// MIGRATE all on TLS), built from the single-server harness in ./redis.js.
+// Nodes are started with startRedis, so redis.js's stopAll() and its exit
+// hooks also kill them; stopAllClusters() is the cluster-level equivalent.
+
+const net = require('node:net');
+const { setTimeout: delay } = require('node:timers/promises');
+const { makeCerts, startRedis, redisCli, withLogOnFailure } = require('./redis');
+
+const HOST = '127.0.0.1';
+const SLOTS = 16384;
+const POLL_MS = 100;
+const WAIT_MS = 30_000;
+const NODE_TIMEOUT_MS = 2000;
+const BUS_PORT_TRIES = 3;
+const CREATE_TIMEOUT_MS = 60_000;
+
+const clusters = new Set();
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, HOST, () => {
+      const { port } = probe.address();
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Parses `CLUSTER NODES`; `slots` holds owned ranges only. */
+function parseNodes(text) {
+  return text.split('\n').filter((l) => l.trim()).map((line) => {
+    const [id, addr, flagList, master, , , , link, ...slots] = line.trim().split(' ');
+    const flags = flagList.split(',');
+    return {
+      id,
+      port: Number(addr.split('@')[0].split(':').pop()),
+      myself: flags.includes('myself'),
+      primary: flags.includes('master'),
+      failed: flags.some((f) => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr'),
+      masterId: master === '-' ? undefined : master,
+      link,
+      // "[slot->-id]" / "[slot-<-id]" mark a migration in progress, not ownership.
+      slots: slots.filter((s) => !s.startsWith('[')).map((s) => {
+        const [start, end = start] = s.split('-').map(Number);
+        return [start, end];
+      }),
+    };
+  });
+}
+
+const owns = (node, slot) => node.slots.some(([a, b]) => a <= slot && slot <= b);
+
+// One line per healthy node: two nodes agree on the topology iff these match.
+function topology(view) {
+  const portOf = new Map(view.map((n) => [n.id, n.port]));
+  return view
+    .filter((n) => !n.failed)
+    .map((n) => (n.primary
+      ? `${n.port} primary ${n.slots.map((r) => r.join('-')).join(',')}`
+      : `${n.port} replica-of ${portOf.get(n.masterId)}`))
+    .sort()
+    .join('\n');
+}
+
+class RedisCluster {
+  constructor({ certs, password }) {
+    this.certs = certs;
+    this.caPem = certs.caPem;
+    this.password = password;
+    this.nodes = [];
+    this.seedPort = undefined;
+  }
+
+  /** `rediss://[:password@]127.0.0.1:<port>` of the primary that served slot 0 at start. */
+  get seedUrl() {
+    return this.node(this.seedPort).url;
+  }
+
+  node(port) {
+    const node = this.nodes.find((n) => n.port === Number(port));
+    if (!node) throw new Error(`no cluster node on port ${port}`);
+    return node;
+  }
+
+  // The seed may have been killed: ask any node that still runs.
+  liveNode() {
+    const node = this.nodes.find((n) => n.port === this.seedPort && n.running) ?? this.nodes.find((n) => n.running);
+    if (!node) throw new Error('no cluster node is running');
+    return node;
+  }
+
+  /** redis-cli against one node (no redirects followed). */
+  cli(port, ...args) {
+    return this.node(port).cli(...args);
+  }
+
+  /** `redis-cli -c` against a live node: follows MOVED/ASK, so any key can be inspected. */
+  async clusterCli(...args) {
+    const res = await redisCli({ port: this.liveNode().port, certs: this.certs, password: this.password }, ['-c', ...args]);
+    if (res.code !== 0 || res.timedOut) {
+      const why = res.timedOut ? 'timed out' : `exited ${res.code}`;
+      throw new Error(`redis-cli -c ${args.join(' ')} ${why}: ${(res.stderr + res.stdout).trim()}`);
+    }
+    return res.stdout.trim();
+  }
+
+  async view(port = this.liveNode().port) {
+    return parseNodes(await this.cli(port, 'CLUSTER', 'NODES'));
+  }
+
+  /** Healthy primaries as one live node sees them: [{ id, port, slots, replicaPorts }]. */
+  async primaries() {
+    const view = await this.view();
+    return view.filter((n) => n.primary && !n.failed).map((p) => ({
+      id: p.id,
+      port: p.port,
+      slots: p.slots,
+      replicaPorts: view.filter((r) => r.masterId === p.id && !r.failed).map((r) => r.port),
+    }));
+  }
+
+  async slotForKey(key) {
+    return Number(await this.cli(this.liveNode().port, 'CLUSTER', 'KEYSLOT', key));
+  }
+
+  /** Port of the primary that owns the key's slot. */
+  async nodeForKey(key) {
+    return (await this.primaryForSlot(await this.slotForKey(key))).port;
+  }
+
+  async primaryForSlot(slot) {
+    const owner = (await this.primaries()).find((p) => owns(p, slot));
+    if (!owner) throw new Error(`no primary owns slot ${slot}`);
+    return owner;
+  }
+
+  /**
+   * The manual resharding of one slot, as stages a test can interleave with load:
+   * begin() (IMPORTING on the target, MIGRATING on the source), moveBatch() until it
+   * returns 0 (MIGRATE over TLS), then finish() (SETSLOT NODE everywhere, await agreement).
+   */
+  async migrateSlotSteps(slot, toPort, { batchSize = 100 } = {}) {
+    const all = await this.primaries();
+    const src = all.find((p) => owns(p, slot));
+    const dst = all.find((p) => p.port === Number(toPort));
+    if (!src || !dst) throw new Error(`slot ${slot}: no owner, or ${toPort} is not a primary`);
+    if (src === dst) throw new Error(`slot ${slot} is already on ${toPort}`);
+    // MIGRATE opens its own connection to the target, so it must authenticate there.
+    const auth = this.password ? ['AUTH', this.password] : [];
+    return {
+      slot,
+      fromPort: src.port,
+      toPort: dst.port,
+      begin: async () => {
+        // Target first: once the source says MIGRATING, clients get ASKed to the target.
+        await this.cli(dst.port, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', src.id);
+        await this.cli(src.port, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', dst.id);
+      },
+      moveBatch: async () => {
+        const out = await this.cli(src.port, 'CLUSTER', 'GETKEYSINSLOT', slot, batchSize);
+        const keys = out ? out.split('\n') : [];
+        if (keys.length) await this.cli(src.port, 'MIGRATE', HOST, dst.port, '', 0, 5000, ...auth, 'KEYS', ...keys);
+        return keys.length;
+      },
+      finish: async () => {
+        // Target first (it bumps its epoch), then the source, then the others, as the docs advise.
+        const order = [dst, src, ...all.filter((p) => p !== src && p !== dst)];
+        for (const p of order) await this.cli(p.port, 'CLUSTER', 'SETSLOT', slot, 'NODE', dst.id);
+        await this.waitReady();
+      },
+    };
+  }
+
+  /** Moves one slot and its keys to the primary on toPort; afterBatch runs mid-migration (ASK window). */
+  async migrateSlot(slot, toPort, { batchSize, afterBatch } = {}) {
+    const steps = await this.migrateSlotSteps(slot, toPort, { batchSize });
+    await steps.begin();
+    for (let moved; (moved = await steps.moveBatch()) > 0;) await afterBatch?.(moved);
+    await steps.finish();
+  }
+
+  /** Manual CLUSTER FAILOVER on a replica of primaryPort; resolves the promoted replica's port. */
+  async failover(primaryPort) {
+    const primary = (await this.primaries()).find((p) => p.port === Number(primaryPort));
+    if (!primary?.replicaPorts.length) throw new Error(`${primaryPort} is not a primary with a replica`);
+    const [replica] = primary.replicaPorts;
+    await this.cli(replica, 'CLUSTER', 'FAILOVER');
+    await this.waitFor(`${replica} to become primary`, async () =>
+      ((await this.cli(replica, 'ROLE')).split('\n')[0] === 'master' ? undefined : 'still a replica'));
+    await this.waitReady();
+    return replica;
+  }
+
+  /** SIGKILLs a primary, awaits the automatic failover; resolves the promoted replica's port. */
+  async killPrimary(primaryPort) {
+    const primary = (await this.primaries()).find((p) => p.port === Number(primaryPort));
+    if (!primary?.replicaPorts.length) throw new Error(`${primaryPort} is not a primary with a replica`);
+    await this.node(primaryPort).kill();
+    // Failure detection takes cluster-node-timeout, then the replicas hold an election.
+    let promoted;
+    await this.waitFor(`a replica of ${primaryPort} to be promoted`, async () => {
+      for (const port of primary.replicaPorts) {
+        if ((await this.cli(port, 'ROLE')).split('\n')[0] === 'master') promoted = port;
+      }
+      return promoted ? undefined : 'no replica promoted yet';
+    });
+    await this.waitReady();
+    return promoted;
+  }
+
+  /** Restarts a stopped or killed node on its port; it rejoins from nodes.conf. */
+  async restartNode(port) {
+    await this.node(port).restart();
+    await this.waitReady();
+  }
+
+  /** Resolves once every running node says cluster_state:ok, all agree on who serves all slots, and replicas are linked. */
+  waitReady() {
+    return this.waitFor('the cluster to be ready', () => this.problem());
+  }
+
+  // Why the cluster is not ready yet, or undefined when it is.
+  async problem() {
+    const live = this.nodes.filter((n) => n.running);
+    const ask = (args) => Promise.all(live.map((n) => n.cli(...args).catch((err) => `error: ${err.message}`)));
+
+    const infos = await ask(['CLUSTER', 'INFO']);
+    const notOk = live.findIndex((n, i) => !/^cluster_state:ok/m.test(infos[i]));
+    if (notOk >= 0) return `:${live[notOk].port} ${infos[notOk].split('\n')[0]}`;
+
+    const views = (await ask(['CLUSTER', 'NODES'])).map(parseNodes);
+    const livePorts = new Set(live.map((n) => n.port));
+    for (const [i, view] of views.entries()) {
+      const owners = view.filter((n) => n.primary && !n.failed && n.slots.length);
+      const covered = owners.reduce((sum, n) => sum + n.slots.reduce((s, [a, b]) => s + b - a + 1, 0), 0);
+      if (covered !== SLOTS) return `:${live[i].port} sees ${covered}/${SLOTS} slots served`;
+      const dead = owners.find((n) => !livePorts.has(n.port));
+      if (dead) return `:${live[i].port} still routes slots to stopped :${dead.port}`;
+      if (topology(view) !== topology(views[0])) {
+        return `:${live[i].port} and :${live[0].port} disagree:\n${topology(view)}\n---\n${topology(views[0])}`;
+      }
+    }
+
+    const replicas = live.filter((n, i) => !views[i].find((v) => v.myself)?.primary);
+    const links = await Promise.all(replicas.map((n) => n.cli('INFO', 'replication').catch(() => '')));
+    const down = replicas.findIndex((n, i) => !/^master_link_status:up/m.test(links[i]));
+    if (down >= 0) return `replica :${replicas[down].port} master_link_status not up`;
+    return undefined;
+  }
+
+  // Bounded polling: check() returns a reason while not done; the last reason ends up in the error.
+  async waitFor(what, check) {
+    return withLogOnFailure(this.nodes, async () => {
+      const deadline = Date.now() + WAIT_MS;
+      let reason;
+      while (Date.now() < deadline) {
+        reason = await check().catch((err) => err.message);
+        if (reason === undefined) return;
+        await delay(POLL_MS);
+      }
+      throw new Error(`timed out after ${WAIT_MS} ms waiting for ${what}: ${reason}`);
+    });
+  }
+
+  /** Kills every node; idempotent. */
+  async stop() {
+    clusters.delete(this);
+    await Promise.all(this.nodes.map((n) => n.kill()));
+  }
+}
+
+// A cluster node is a startRedis server with cluster flags; retried when its bus port was taken.
+async function startNode({ certs, password, tlsAuthClients, args }) {
+  for (let attempt = 1; ; attempt++) {
+    // An explicit bus port: the default (port + 10000) can exceed 65535 for ephemeral ports.
+    const busPort = await freePort();
+    const nodeArgs = [
+      '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
+      // Relative to the node's own --dir, so every node has its own nodes.conf.
+      '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
+      '--tls-cluster', 'yes', '--tls-replication', 'yes',
+      // The default waits 5 s for more replicas before a full sync: slow start and rejoin.
+      '--repl-diskless-sync-delay', '0',
+      ...(password ? ['--masterauth', password] : []),
+      ...args,
+    ];
+    try {
+      const node = await startRedis({ certs, password, tlsAuthClients, args: nodeArgs });
+      node.busPort = busPort;
+      return node;
+    } catch (err) {
+      if (attempt >= BUS_PORT_TRIES || !/could not bind/.test(err.message)) throw err;
+    }
+  }
+}
+
+/**
+ * Starts primaries * (1 + replicasPerPrimary) TLS-only cluster nodes on loopback,
+ * joins them with `redis-cli --cluster create`, and waits until the cluster is ready.
+ * opts: { primaries?, replicasPerPrimary?, password?, args?, certs?, tlsAuthClients? }
+ */
+async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, args = [], certs, tlsAuthClients = false } = {}) {
+  certs ??= await makeCerts();
+  const cluster = new RedisCluster({ certs, password });
+  clusters.add(cluster);
+  try {
+    const count = primaries * (1 + replicasPerPrimary);
+    // allSettled: the nodes that did start must be in `nodes` for stop() to kill them.
+    const started = await Promise.allSettled(
+      Array.from({ length: count }, () => startNode({ certs, password, tlsAuthClients, args })));
+    cluster.nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const res = await redisCli(
+      { port: cluster.nodes[0].port, certs, password, timeoutMs: CREATE_TIMEOUT_MS },
+      ['--cluster', 'create', ...cluster.nodes.map((n) => `${HOST}:${n.port}`),
+        '--cluster-replicas', replicasPerPrimary, '--cluster-yes'],
+    );
+    if (res.code !== 0 || res.timedOut) {
+      throw new Error(`redis-cli --cluster create failed (${res.timedOut ? 'timeout' : res.code}):\n${res.stdout}${res.stderr}`);
+    }
+    await cluster.waitReady();
+    cluster.seedPort = (await cluster.primaryForSlot(0)).port;
+    return cluster;
+  } catch (err) {
+    await cluster.stop();
+    throw err;
+  }
+}
+
+/** Kills every node of every cluster this process started. */
+async function stopAllClusters() {
+  await Promise.all([...clusters].map((c) => c.stop()));
+}
+
+module.exports = { startCluster, stopAllClusters, RedisCluster, parseNodes };
