@@ -25,6 +25,8 @@ export declare class NativeRedisStore {
   /** Checks the URL and options, then connects in the background. */
   constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void)
   get status(): StoreStatus
+  /** `host:port` of the server (the seed node in cluster mode), without credentials. */
+  get address(): string
   ready(): Promise<void>
   /** The conversation's JSON, or null. */
   get(id: string): Promise<string | null>

@@ -68,6 +68,8 @@ function splitOptions(options, allowed) {
     }
   }
   const { logger = stderrLogger, ...native } = options
+  checkNestedOption(native, 'tls', ['ca', 'cert', 'key'])
+  checkNestedOption(native, 'retry', ['baseDelayMs', 'maxDelayMs'])
   const validLogger =
     logger !== null &&
     typeof logger === 'object' &&
@@ -76,6 +78,20 @@ function splitOptions(options, allowed) {
     throw new StoreError('STORE_INVALID_CONFIG', 'logger: expected an object with info, warn and error methods')
   }
   return { native, logger }
+}
+
+/** napi would read a non-object as `{}` and drop unknown fields: say so instead. */
+function checkNestedOption(options, name, fields) {
+  const value = options[name]
+  if (value === undefined) return
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new StoreError('STORE_INVALID_CONFIG', `${name}: expected an object with ${fields.join(', ')}`)
+  }
+  for (const field of Object.keys(value)) {
+    if (!fields.includes(field)) {
+      throw new StoreError('STORE_INVALID_CONFIG', `${name}: unknown field '${field}' (expected ${fields.join(', ')})`)
+    }
+  }
 }
 
 /** The sink the native side logs through; a throwing logger must not break the store. */
@@ -174,8 +190,15 @@ class NativeBackedStore {
   }
 }
 
+/** `host:port` of a Redis store, for the factory's log line; no credentials. */
+let addressOf
+
 class RedisConversationStore extends NativeBackedStore {
   #native
+
+  static {
+    addressOf = (store) => store.#native.address
+  }
 
   constructor(url, options) {
     if (typeof url !== 'string') {
@@ -217,7 +240,7 @@ function createConversationStore(options = {}) {
   }
   if (redisUrl) {
     const store = new RedisConversationStore(redisUrl, rest)
-    logSink(logger)('info', `[STORE] using Redis at ${new URL(redisUrl).host}`)
+    logSink(logger)('info', `[STORE] using Redis at ${addressOf(store)}`)
     return store
   }
   const memoryOptions = Object.fromEntries(Object.entries(rest).filter(([name]) => COMMON_OPTIONS.includes(name)))

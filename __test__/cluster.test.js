@@ -9,19 +9,39 @@ const assert = require('node:assert/strict')
 
 const { RedisConversationStore } = require('..')
 const { startCluster, stopAllClusters } = require('./helpers/cluster')
+const { defineContractSuite, silentLogger } = require('./helpers/contract')
 const { makeConversation } = require('./helpers/conversations')
 const { recordingLogger, startLoad, waitForStatus } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 1500
 const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
 
+let cluster
+let prefixes = 0
+
+before(async () => {
+  cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 })
+})
+after(stopAllClusters)
+
+defineContractSuite('RedisConversationStore on a cluster', async (options) => {
+  prefixes += 1
+  const store = new RedisConversationStore(cluster.seedUrl, {
+    cluster: true,
+    tls: { ca: cluster.caPem },
+    keyPrefix: `contract-${prefixes}:`,
+    logger: silentLogger,
+    ...options,
+  })
+  await store.ready()
+  return store
+})
+
 describe('cluster mode', () => {
-  let cluster
   let store
   let log
 
   before(async () => {
-    cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 })
     log = recordingLogger()
     store = new RedisConversationStore(cluster.seedUrl, {
       cluster: true,
@@ -33,10 +53,7 @@ describe('cluster mode', () => {
     await store.ready()
   })
 
-  after(async () => {
-    await store?.close()
-    await stopAllClusters()
-  })
+  after(() => store?.close())
 
   it('writes each key on the primary that owns its slot and reads its own writes', async () => {
     const conversation = makeConversation({ userId: 'slot-owner' })

@@ -97,6 +97,12 @@ impl NativeRedisStore {
         self.store.status().into()
     }
 
+    /// `host:port` of the server (the seed node in cluster mode), without credentials.
+    #[napi(getter)]
+    pub fn address(&self) -> String {
+        self.store.address()
+    }
+
     #[napi(catch_unwind)]
     pub async fn ready(&self) -> Result<()> {
         self.store.ready().await.map_err(js_error)

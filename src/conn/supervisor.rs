@@ -20,7 +20,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
-use super::{Connection, ConnectionSettings, Logger};
+use super::{Connection, ConnectionSettings, Logger, ServerAddress};
 use crate::error::{describe_chain, StoreError, StoreResult};
 
 /// `status`, in ioredis' words.
@@ -135,8 +135,8 @@ impl Supervisor {
         StoreStatus::from_u8(self.shared.status.load(Ordering::Acquire))
     }
 
-    pub fn command_timeout(&self) -> Duration {
-        self.shared.settings.command_timeout
+    pub fn address(&self) -> &ServerAddress {
+        &self.shared.settings.address
     }
 
     pub fn logger(&self) -> &Logger {
@@ -452,6 +452,13 @@ async fn connect(shared: &Shared) -> Result<Connection, String> {
                 client.get_async_connection().await.map(Connection::Cluster)
             }
         }
+    };
+    // Without credentials nothing is sent while connecting: a PING finds NOAUTH (and a
+    // server that accepts TCP but never answers) before the store reports ready.
+    let attempt = async {
+        let mut connection = attempt.await?;
+        connection.ping().await?;
+        Ok::<_, RedisError>(connection)
     };
     match timeout(settings.connect_timeout, attempt).await {
         Ok(Ok(connection)) => Ok(connection),

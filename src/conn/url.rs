@@ -122,7 +122,11 @@ fn split_host_port(host_port: &str) -> StoreResult<(String, u16)> {
             "" => None,
             p => Some(p.strip_prefix(':').ok_or_else(|| bad_url("bad host"))?),
         };
-        (&bracketed[..end], port)
+        let ip = &bracketed[..end];
+        if ip.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad_url("a bracketed host must be an IPv6 address"));
+        }
+        (ip, port)
     } else {
         match host_port.rsplit_once(':') {
             Some((h, p)) => (h, Some(p)),
@@ -206,6 +210,7 @@ mod tests {
             "rediss://host/abc",
             "rediss://host?timeout=1",
             "rediss://ho st",
+            "rediss://[abc]:7000",
         ] {
             let err = ServerAddress::parse(url).unwrap_err();
             assert_eq!(err.code, crate::error::ErrorCode::InvalidConfig, "{url}");

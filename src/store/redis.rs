@@ -88,6 +88,10 @@ impl RedisStore {
         self.supervisor.status()
     }
 
+    pub fn address(&self) -> String {
+        self.supervisor.address().to_string()
+    }
+
     pub async fn ready(&self) -> StoreResult<()> {
         self.ensure_open()?;
         self.supervisor.ready().await

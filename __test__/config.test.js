@@ -1,0 +1,249 @@
+'use strict';
+// Constructor validation: a bad URL or option throws STORE_INVALID_CONFIG synchronously, with no
+// credential in the message, and createConversationStore picks a store without ever falling
+// back to memory on a bad URL. No Redis is needed: nothing here gets as far as a connection.
+
+const { describe, test, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+
+const { RedisConversationStore, InMemoryConversationStore, createConversationStore } = require('..');
+const { makeCerts } = require('./helpers/redis');
+const { makeConversation, isoAt } = require('./helpers/conversations');
+
+// Nothing listens on port 1: a store that gets built only retries in the background until closed.
+const VALID_URL = 'rediss://127.0.0.1:1';
+const PASSWORD = 'hunter2';
+
+const silentLogger = { info() {}, warn() {}, error() {} };
+const opened = [];
+afterEach(() => Promise.all(opened.splice(0).map((store) => store.close())));
+
+/** Builds a store, closing it after the test should the constructor (wrongly) succeed. */
+function build(construct) {
+  return () => {
+    const store = construct();
+    if (store && typeof store.close === 'function') opened.push(store);
+    return store;
+  };
+}
+
+function invalidConfig(...mustNotContain) {
+  return (error) => {
+    assert.ok(error instanceof Error, `expected an Error, got ${error}`);
+    assert.equal(error.code, 'STORE_INVALID_CONFIG', error.message);
+    for (const secret of mustNotContain) {
+      assert.ok(!error.message.includes(secret), `the message shows "${secret}": ${error.message}`);
+    }
+    return true;
+  };
+}
+
+function recordingLogger() {
+  const lines = [];
+  const record = (level) => (line) => lines.push({ level, line });
+  return { lines, logger: { info: record('info'), warn: record('warn'), error: record('error') } };
+}
+
+describe('RedisConversationStore URL', () => {
+  const badUrls = [
+    ['a plaintext redis:// URL', 'redis://127.0.0.1:6380'],
+    ['a plaintext redis:// URL with a password', `redis://:${PASSWORD}@127.0.0.1:6380`],
+    ['an http:// URL', 'http://127.0.0.1:6380'],
+    ['an empty string', ''],
+    ['no scheme', '127.0.0.1:6380'],
+    ['port 0', `rediss://:${PASSWORD}@host:0`],
+    ['a port above 65535', 'rediss://host:65536'],
+    ['a path that is not a database number', `rediss://:${PASSWORD}@host/abc`],
+    ['a #insecure fragment (certificate checks off in redis-rs)', `rediss://:${PASSWORD}@host#insecure`],
+    ['query parameters', 'rediss://host:6380?insecure=true'],
+    ['no host', `rediss://:${PASSWORD}@:6380`],
+    ['a bad %-escape in the password', 'rediss://:hunter%zz@host:6380'],
+  ];
+  for (const [what, url] of badUrls) {
+    test(`${what} throws STORE_INVALID_CONFIG without showing the password`, () => {
+      assert.throws(build(() => new RedisConversationStore(url, { logger: silentLogger })), invalidConfig(PASSWORD, 'hunter'));
+    });
+  }
+
+  for (const [what, url] of [['undefined', undefined], ['a number', 6380], ['a URL object', new URL(VALID_URL)]]) {
+    test(`a URL that is ${what}, not a string, throws STORE_INVALID_CONFIG`, () => {
+      assert.throws(build(() => new RedisConversationStore(url, { logger: silentLogger })), invalidConfig());
+    });
+  }
+
+  test('a valid rediss:// URL with credentials and a database builds a store that starts connecting', () => {
+    const store = build(() => new RedisConversationStore(`rediss://app:${PASSWORD}@127.0.0.1:1/2`, { logger: silentLogger }))();
+    assert.equal(store.status, 'connecting');
+  });
+});
+
+describe('options', () => {
+  const badOptions = [
+    ['ttlSeconds 0', { ttlSeconds: 0 }],
+    ['ttlSeconds 1.5', { ttlSeconds: 1.5 }],
+    ["ttlSeconds '10' (a string)", { ttlSeconds: '10' }],
+    ['ttlSeconds NaN', { ttlSeconds: NaN }],
+    ['listLimit 0', { listLimit: 0 }],
+    ['listLimit -5', { listLimit: -5 }],
+    ['maxRecordBytes 0', { maxRecordBytes: 0 }],
+    ['an unknown option name', { ttl: 60 }],
+    ['a logger without methods', { logger: {} }],
+    ['a logger missing error()', { logger: { info() {}, warn() {} } }],
+    ['a logger that is a function', { logger: () => {} }],
+    ['options that are not an object', 'ttlSeconds=60'],
+  ];
+  const redisOnlyBadOptions = [
+    ['commandTimeoutMs -1', { commandTimeoutMs: -1 }],
+    ['commandTimeoutMs 0', { commandTimeoutMs: 0 }],
+    ['connectTimeoutMs 2.5', { connectTimeoutMs: 2.5 }],
+    ['healthCheckIntervalMs 0', { healthCheckIntervalMs: 0 }],
+    ['keyPrefix 5 (not a string)', { keyPrefix: 5 }],
+    ['tls.ca that is not PEM', { tls: { ca: 'not a certificate' } }],
+    ['tls.ca of the wrong type', { tls: { ca: 42 } }],
+    ['tls.cert without tls.key', { tls: { cert: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } }],
+    ['tls.key without tls.cert', { tls: { key: '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n' } }],
+    ['retry.maxDelayMs below retry.baseDelayMs', { retry: { baseDelayMs: 500, maxDelayMs: 100 } }],
+    ['retry.baseDelayMs 0', { retry: { baseDelayMs: 0 } }],
+    ["cluster 'yes' (not a boolean)", { cluster: 'yes' }],
+  ];
+
+  for (const [what, options] of [...badOptions, ...redisOnlyBadOptions]) {
+    test(`RedisConversationStore: ${what} throws STORE_INVALID_CONFIG, with no password in the message`, () => {
+      const url = `rediss://:${PASSWORD}@127.0.0.1:1`;
+      assert.throws(build(() => new RedisConversationStore(url, options)), invalidConfig(PASSWORD));
+    });
+  }
+
+  for (const [what, options] of badOptions) {
+    test(`InMemoryConversationStore: ${what} throws STORE_INVALID_CONFIG`, () => {
+      assert.throws(build(() => new InMemoryConversationStore(options)), invalidConfig());
+    });
+  }
+
+  test('a bad value names its option in the message', () => {
+    assert.throws(build(() => new InMemoryConversationStore({ listLimit: 0 })), /listLimit/);
+    assert.throws(build(() => new RedisConversationStore(VALID_URL, { commandTimeoutMs: -1 })), /commandTimeoutMs/);
+    assert.throws(build(() => new RedisConversationStore(VALID_URL, { tls: { ca: 'junk' } })), /tls\.ca/);
+    assert.throws(build(() => new RedisConversationStore(VALID_URL, { retry: { baseDelayMs: 500, maxDelayMs: 100 } })), /retry\.maxDelayMs/);
+  });
+
+  const wrongShapes = [
+    ["tls 'x' (not an object)", { tls: 'x' }],
+    ['retry 5 (not an object)', { retry: 5 }],
+    ["a misspelt tls field (tls.caFile: the CA would be silently ignored)", { tls: { caFile: '/etc/ca.pem' } }],
+    ['a misspelt retry field (retry.maxDelay)', { retry: { maxDelay: 100 } }],
+  ];
+  for (const [what, options] of wrongShapes) {
+    test(
+      `RedisConversationStore: ${what} throws STORE_INVALID_CONFIG`,
+      () => {
+        assert.throws(build(() => new RedisConversationStore(VALID_URL, { logger: silentLogger, ...options })), invalidConfig());
+      },
+    );
+  }
+
+  test('every documented option with a valid value is accepted', async () => {
+    const certs = await makeCerts();
+    const full = {
+      ttlSeconds: 60,
+      commandTimeoutMs: 1000,
+      connectTimeoutMs: 1000,
+      listLimit: 10,
+      keyPrefix: 'app1:',
+      tls: { ca: certs.caPem, cert: Buffer.from(certs.clientCertPem), key: certs.clientKeyPem },
+      retry: { baseDelayMs: 10, maxDelayMs: 10 },
+      healthCheckIntervalMs: 500,
+      logger: silentLogger,
+      maxRecordBytes: 1024,
+      cluster: false,
+    };
+    assert.equal(build(() => new RedisConversationStore(VALID_URL, full))().status, 'connecting');
+    const { ttlSeconds, listLimit, maxRecordBytes, logger } = full;
+    assert.equal(build(() => new InMemoryConversationStore({ ttlSeconds, listLimit, maxRecordBytes, logger }))().status, 'ready');
+  });
+});
+
+describe('createConversationStore', () => {
+  test('without redisUrl it returns an InMemoryConversationStore and logs a [STORE] line naming it', () => {
+    const log = recordingLogger();
+    const store = build(() => createConversationStore({ logger: log.logger }))();
+    assert.ok(store instanceof InMemoryConversationStore);
+    assert.equal(log.lines.length, 1);
+    assert.match(log.lines[0].line, /^\[STORE\] .*in-memory/);
+  });
+
+  test("with redisUrl '' it returns an InMemoryConversationStore", () => {
+    const store = build(() => createConversationStore({ redisUrl: '', logger: silentLogger }))();
+    assert.ok(store instanceof InMemoryConversationStore);
+  });
+
+  test('with no options at all it returns an InMemoryConversationStore', () => {
+    const stderrWrite = process.stderr.write;
+    process.stderr.write = () => true; // the default logger writes its choice to stderr
+    try {
+      assert.ok(build(() => createConversationStore())() instanceof InMemoryConversationStore);
+    } finally {
+      process.stderr.write = stderrWrite;
+    }
+  });
+
+  test('with a rediss:// URL it returns a RedisConversationStore and logs a [STORE] line without the password', () => {
+    const log = recordingLogger();
+    const store = build(() => createConversationStore({ redisUrl: `rediss://:${PASSWORD}@127.0.0.1:1`, logger: log.logger }))();
+    assert.ok(store instanceof RedisConversationStore);
+    const line = log.lines.find((l) => /Redis/.test(l.line))?.line;
+    assert.match(line, /^\[STORE\] .*127\.0\.0\.1:1/);
+    for (const { line: any } of log.lines) assert.ok(!any.includes(PASSWORD), any);
+  });
+
+  for (const [what, redisUrl] of [
+    ['a plaintext redis:// URL', `redis://:${PASSWORD}@127.0.0.1:6379`],
+    ['an http:// URL', 'http://127.0.0.1:6380'],
+    ['a port 0', 'rediss://127.0.0.1:0'],
+    ['a number', 6380],
+  ]) {
+    test(`a bad redisUrl (${what}) throws STORE_INVALID_CONFIG and never falls back to memory`, () => {
+      const log = recordingLogger();
+      assert.throws(build(() => createConversationStore({ redisUrl, logger: log.logger })), invalidConfig(PASSWORD));
+      assert.equal(log.lines.some((l) => /in-memory/.test(l.line)), false);
+    });
+  }
+
+  test(
+    'a redisUrl with a bracketed host that is no IPv6 address throws STORE_INVALID_CONFIG',
+    () => {
+      assert.throws(build(() => createConversationStore({ redisUrl: 'rediss://[abc]:7000', logger: silentLogger })), invalidConfig());
+    },
+  );
+
+  test('a bad option value throws STORE_INVALID_CONFIG with or without redisUrl', () => {
+    assert.throws(build(() => createConversationStore({ ttlSeconds: 0, logger: silentLogger })), invalidConfig());
+    assert.throws(build(() => createConversationStore({ redisUrl: VALID_URL, ttlSeconds: 0, logger: silentLogger })), invalidConfig());
+    assert.throws(build(() => createConversationStore({ ttl: 60, logger: silentLogger })), invalidConfig());
+    assert.throws(build(() => createConversationStore({ logger: {} })), invalidConfig());
+  });
+
+  test('Redis-only options are accepted and ignored when it returns the in-memory store', () => {
+    const store = build(() =>
+      createConversationStore({
+        logger: silentLogger,
+        listLimit: 2,
+        commandTimeoutMs: 1000,
+        connectTimeoutMs: 1000,
+        keyPrefix: 'app1:',
+        tls: { ca: '-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n' },
+        retry: { baseDelayMs: 10, maxDelayMs: 20 },
+        healthCheckIntervalMs: 500,
+        cluster: false,
+      }),
+    )();
+    assert.ok(store instanceof InMemoryConversationStore);
+    assert.equal(store.status, 'ready');
+  });
+
+  test('the common options reach the in-memory store it returns', async () => {
+    const store = build(() => createConversationStore({ logger: silentLogger, listLimit: 2, keyPrefix: 'ignored:' }))();
+    for (let i = 0; i < 3; i++) await store.set(`limit-${i}`, makeConversation({ userId: 'limit-user', updatedAt: isoAt(i) }));
+    assert.equal((await store.listByUser('limit-user')).length, 2);
+  });
+});

@@ -1,0 +1,462 @@
+'use strict';
+// The exact Redis layout of DESIGN.md ("Storage layout"), shared with the ioredis store this
+// package replaces: inspected from a second connection with redis-cli, never through the store.
+
+const { test, before, after, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const { createHash } = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const { RedisConversationStore } = require('..');
+const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
+const { makeConversation, persisted, isoAt, uniqueId } = require('./helpers/conversations');
+
+const DEFAULT_TTL_SECONDS = 86_400;
+const INDEX_TTL_MARGIN_SECONDS = 3600;
+const LOG_WAIT_MS = 5000;
+
+let server;
+const opened = [];
+
+before(async () => {
+  server = await startRedis();
+});
+afterEach(() => Promise.all(opened.splice(0).map((store) => store.close())));
+after(stopAll);
+
+/** Log lines as they arrive, and a way to await one. */
+function recordingLogger() {
+  const lines = [];
+  const waiters = new Set();
+  const record = (level) => (line) => {
+    lines.push({ level, line });
+    for (const waiter of waiters) waiter(level, line);
+  };
+  return {
+    lines,
+    logger: { info: record('info'), warn: record('warn'), error: record('error') },
+    /** Resolves with the first line of `level` matching `pattern`, seen or still to come. */
+    waitFor(level, pattern) {
+      const seen = lines.find((l) => l.level === level && pattern.test(l.line));
+      if (seen) return Promise.resolve(seen.line);
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => {
+          waiters.delete(waiter);
+          reject(new Error(`no ${level} line matching ${pattern} within ${LOG_WAIT_MS} ms; got:\n${lines.map((l) => l.line).join('\n')}`));
+        }, LOG_WAIT_MS);
+        const waiter = (lineLevel, line) => {
+          if (lineLevel === level && pattern.test(line)) {
+            clearTimeout(timer);
+            waiters.delete(waiter);
+            resolve(line);
+          }
+        };
+        waiters.add(waiter);
+      });
+    },
+  };
+}
+
+async function openStore(options = {}) {
+  const store = new RedisConversationStore(server.url, {
+    tls: { ca: server.caPem },
+    logger: { info() {}, warn() {}, error() {} },
+    ...options,
+  });
+  opened.push(store);
+  await store.ready();
+  return store;
+}
+
+/** A prefix of its own, so each test's keys are its own. */
+function uniquePrefix() {
+  return `${uniqueId('layout')}:`;
+}
+
+const it = (title, fn) => test(title, () => withLogOnFailure(server, fn));
+
+function assertWithin(value, low, high, what) {
+  const n = Number(value);
+  assert.ok(n > low && n <= high, `${what}: ${value} not in (${low}, ${high}]`);
+}
+
+function corruptRecord(key) {
+  return (error) => {
+    assert.equal(error.code, 'STORE_CORRUPT_RECORD', error.message);
+    assert.ok(error.message.includes(key), `the message should name ${key}: ${error.message}`);
+    return true;
+  };
+}
+
+// ---------------------------------------------------------------- keys, value, TTL, score
+
+it('set writes conv:<id> (a string) and user:<userId>:conversations (a sorted set), and nothing else', async () => {
+  const store = await openStore();
+  const id = uniqueId('plain');
+  const userId = uniqueId('user');
+  const conversation = makeConversation({ userId });
+  const keysBefore = Number(await server.cli('DBSIZE'));
+  await store.set(id, conversation);
+  assert.equal(await server.cli('TYPE', `conv:${id}`), 'string');
+  assert.equal(await server.cli('TYPE', `user:${userId}:conversations`), 'zset');
+  assert.equal(
+    await server.cli('ZRANGE', `user:${userId}:conversations`, 0, -1, 'WITHSCORES'),
+    `${id}\n${Date.parse(conversation.updatedAt)}`,
+  );
+  assert.equal(Number(await server.cli('DBSIZE')), keysBefore + 2);
+});
+
+it('by default conv:<id> expires in 86400 s and the user index in 86400 + 3600 s', async () => {
+  const store = await openStore();
+  const id = uniqueId('default-ttl');
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  await store.set(id, conversation);
+  assertWithin(await server.cli('TTL', `conv:${id}`), DEFAULT_TTL_SECONDS - 5, DEFAULT_TTL_SECONDS, 'TTL of the conversation');
+  const indexTtl = DEFAULT_TTL_SECONDS + INDEX_TTL_MARGIN_SECONDS;
+  assertWithin(await server.cli('TTL', `user:${conversation.userId}:conversations`), indexTtl - 5, indexTtl, 'TTL of the index');
+});
+
+it('keyPrefix goes in front of both keys, and a store with another prefix sees nothing', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const id = uniqueId('prefixed');
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const indexKey = `user:${conversation.userId}:conversations`;
+  await store.set(id, conversation);
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${id}`), '1');
+  assert.equal(await server.cli('EXISTS', `${prefix}${indexKey}`), '1');
+  assert.equal(await server.cli('EXISTS', `conv:${id}`), '0');
+  assert.equal(await server.cli('EXISTS', indexKey), '0');
+
+  const other = await openStore({ keyPrefix: uniquePrefix() });
+  assert.equal(await other.get(id), undefined);
+  assert.deepEqual(await other.listByUser(conversation.userId), []);
+  assert.deepEqual(await store.get(id), persisted(conversation));
+});
+
+it('the stored value is exactly JSON.stringify of the conversation minus sdkConversationRef', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const sdkConversationRef = { socket: 'live' };
+  sdkConversationRef.self = sdkConversationRef;
+  // Key order of the caller's object, unknown fields, timestamps as given, non-ASCII text.
+  const { status, ...rest } = makeConversation({
+    updatedAt: '2026-02-22T10:00:07.5Z',
+    messages: [{ text: 'Grüße "quoted" \\ \n 🎉 日本語', reactions: ['👍'] }, {}],
+    futureField: { nested: [1, null, 'x'] },
+  });
+  const conversation = { status, sdkConversationRef, ...rest };
+  const id = uniqueId('exact');
+  await store.set(id, conversation);
+  const { sdkConversationRef: _live, ...expected } = conversation;
+  assert.equal(await server.cli('GET', `${prefix}conv:${id}`), JSON.stringify(expected));
+});
+
+it('the index score is updatedAt as epoch milliseconds, whatever the fraction digits', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const updatedAts = [
+    '2026-02-22T10:00:00.123Z',
+    '2026-02-22T10:00:07Z',
+    '2026-02-22T10:00:00.5Z',
+    '2026-02-22T10:00:00.987654Z',
+    '1999-12-31T23:59:59.999Z',
+  ];
+  for (const updatedAt of updatedAts) {
+    const id = uniqueId('score');
+    await store.set(id, makeConversation({ userId, updatedAt }));
+    assert.equal(
+      await server.cli('ZSCORE', `${prefix}user:${userId}:conversations`, id),
+      String(Date.parse(updatedAt)),
+      `score of ${updatedAt}`,
+    );
+  }
+});
+
+it('ttlSeconds sets both TTLs, and a second set resets both', async () => {
+  const prefix = uniquePrefix();
+  const ttlSeconds = 1000;
+  const store = await openStore({ keyPrefix: prefix, ttlSeconds });
+  const id = uniqueId('ttl');
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const conversationKey = `${prefix}conv:${id}`;
+  const indexKey = `${prefix}user:${conversation.userId}:conversations`;
+  const indexTtl = ttlSeconds + INDEX_TTL_MARGIN_SECONDS;
+
+  await store.set(id, conversation);
+  assertWithin(await server.cli('TTL', conversationKey), ttlSeconds - 5, ttlSeconds, 'TTL of the conversation');
+  assertWithin(await server.cli('TTL', indexKey), indexTtl - 5, indexTtl, 'TTL of the index');
+
+  await server.cli('EXPIRE', conversationKey, 100);
+  await server.cli('EXPIRE', indexKey, 100);
+  await store.set(id, conversation);
+  assertWithin(await server.cli('TTL', conversationKey), ttlSeconds - 5, ttlSeconds, 'TTL of the conversation after a second set');
+  assertWithin(await server.cli('TTL', indexKey), indexTtl - 5, indexTtl, 'TTL of the index after a second set');
+});
+
+it('set runs SET … EX, ZADD and EXPIRE in one MULTI/EXEC', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const id = uniqueId('multi');
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const monitor = await startMonitor();
+  try {
+    await store.set(id, conversation);
+    const execLine = await monitor.waitFor((line) => line.includes('"EXEC"') && monitor.sawKey(`${prefix}conv:${id}`));
+    const client = clientOf(execLine);
+    const commands = monitor.lines.filter((line) => clientOf(line) === client).map(commandOf);
+    const start = commands.lastIndexOf('MULTI');
+    assert.deepEqual(commands.slice(start, start + 5), ['MULTI', 'SET', 'ZADD', 'EXPIRE', 'EXEC'], commands.join(' '));
+    const setLine = monitor.lines.find((line) => commandOf(line) === 'SET' && line.includes(`"${prefix}conv:${id}"`));
+    assert.match(setLine, /"EX" "86400"$/);
+  } finally {
+    monitor.stop();
+  }
+});
+
+// ---------------------------------------------------------------- healing the index
+
+it('an index entry whose conversation is gone is left out of the list and removed from the index', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  const live = makeConversation({ userId, updatedAt: isoAt(1000) });
+  const liveId = uniqueId('live');
+  await store.set(liveId, live);
+  await server.cli('ZADD', indexKey, Date.parse(isoAt(9000)), 'ghost');
+
+  assert.deepEqual(await store.listByUser(userId), [persisted(live)]);
+  assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), liveId);
+});
+
+it("a conversation of user B listed in user A's index is left out of A's list and removed from A's index only", async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const alice = uniqueId('alice');
+  const bob = uniqueId('bob');
+  const alicesOwn = makeConversation({ userId: alice, updatedAt: isoAt(1000) });
+  const bobs = makeConversation({ userId: bob, updatedAt: isoAt(5000) });
+  const alicesId = uniqueId('alices');
+  const bobsId = uniqueId('bobs');
+  await store.set(alicesId, alicesOwn);
+  await store.set(bobsId, bobs);
+  await server.cli('ZADD', `${prefix}user:${alice}:conversations`, Date.parse(bobs.updatedAt), bobsId);
+
+  assert.deepEqual(await store.listByUser(alice), [persisted(alicesOwn)]);
+  assert.equal(await server.cli('ZRANGE', `${prefix}user:${alice}:conversations`, 0, -1), alicesId);
+  assert.equal(await server.cli('ZRANGE', `${prefix}user:${bob}:conversations`, 0, -1), bobsId);
+  assert.deepEqual(await store.listByUser(bob), [persisted(bobs)]);
+});
+
+// The heal runs between two round trips of a list; a concurrent set cannot be slotted in
+// there deterministically from outside. So the script is run directly, by the SHA the store
+// itself loaded: SCRIPT EXISTS picks, of the HEAL_INDEX* scripts in src/store/redis.rs, the
+// very one the store ran.
+it('healing is compare-and-remove: an entry whose score changed since the list read it is kept', async () => {
+  const source = fs.readFileSync(path.join(__dirname, '..', 'src', 'store', 'redis.rs'), 'utf8');
+  const scripts = [...source.matchAll(/const (HEAL_INDEX\w*): &str = r#"([\s\S]*?)"#;/g)].map(([, name, lua]) => ({
+    name,
+    sha: createHash('sha1').update(lua).digest('hex'),
+  }));
+  assert.ok(scripts.length > 0, 'no HEAL_INDEX* script found in src/store/redis.rs');
+
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  await server.cli('ZADD', indexKey, 100, 'ghost-loader');
+  await store.listByUser(userId); // heals, loading the script
+  const loaded = (await server.cli('SCRIPT', 'EXISTS', ...scripts.map((s) => s.sha))).split('\n');
+  const ran = scripts.filter((_, i) => loaded[i] === '1');
+  assert.equal(ran.length, 1, `the store should have loaded one of ${scripts.map((s) => s.name).join(', ')}`);
+  const { sha } = ran[0];
+
+  // KEYS: index, record; ARGV: userId, member, score the list read.
+  const heal = (member, score) =>
+    server.cli('EVALSHA', sha, 2, indexKey, `${prefix}conv:${member}`, userId, member, score);
+
+  await server.cli('ZADD', indexKey, 200, 'ghost');
+  assert.equal(await heal('ghost', 100), '0', 'score changed (a concurrent set): kept');
+  assert.equal(await server.cli('ZSCORE', indexKey, 'ghost'), '200');
+  assert.equal(await heal('ghost', 200), '1', 'same score, record gone: removed');
+  assert.equal(await server.cli('ZSCORE', indexKey, 'ghost'), '');
+
+  const ownId = uniqueId('own');
+  await store.set(ownId, makeConversation({ userId, updatedAt: isoAt(1000) }));
+  assert.equal(await heal(ownId, Date.parse(isoAt(1000))), '0', "the user's own live record: kept");
+
+  const foreignId = uniqueId('foreign');
+  await store.set(foreignId, makeConversation({ userId: uniqueId('other'), updatedAt: isoAt(2000) }));
+  await server.cli('ZADD', indexKey, 300, foreignId);
+  assert.equal(await heal(foreignId, 250), '0', 'score changed: kept even though the record is foreign');
+  assert.equal(await heal(foreignId, 300), '1', 'same score, foreign record: removed');
+  assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), ownId);
+});
+
+// ---------------------------------------------------------------- corrupt and foreign data
+
+for (const { what, value } of [
+  { what: 'is not JSON', value: () => 'notjson' },
+  {
+    what: 'is JSON that fails validation',
+    value: (userId) => JSON.stringify({ ...makeConversation({ userId }), status: 'closed' }),
+  },
+]) {
+  it(`a stored value that ${what}: get rejects STORE_CORRUPT_RECORD naming the key; the list leaves it out with a [STORE] warning`, async () => {
+    const prefix = uniquePrefix();
+    const log = recordingLogger();
+    const store = await openStore({ keyPrefix: prefix, logger: log.logger });
+    const userId = uniqueId('user');
+    const good = makeConversation({ userId, updatedAt: isoAt(1000) });
+    await store.set(uniqueId('good'), good);
+    const badId = uniqueId('corrupt');
+    const badKey = `${prefix}conv:${badId}`;
+    await server.cli('SET', badKey, value(userId));
+    await server.cli('ZADD', `${prefix}user:${userId}:conversations`, Date.parse(isoAt(9000)), badId);
+
+    await assert.rejects(store.get(badId), corruptRecord(badKey));
+    assert.deepEqual(await store.listByUser(userId), [persisted(good)]);
+    const warning = await log.waitFor('warn', new RegExp(`${badKey}\\b`));
+    assert.match(warning, /^\[STORE\] /);
+  });
+}
+
+it('a conversation key holding another type: get rejects STORE_CORRUPT_RECORD naming the key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const id = uniqueId('hash');
+  await server.cli('HSET', `${prefix}conv:${id}`, 'a', 'b');
+  await assert.rejects(store.get(id), corruptRecord(`${prefix}conv:${id}`));
+});
+
+it('a user index holding another type: listByUser rejects STORE_CORRUPT_RECORD naming the key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  await server.cli('HSET', `${prefix}user:${userId}:conversations`, 'a', 'b');
+  await assert.rejects(store.listByUser(userId), corruptRecord(`${prefix}user:${userId}:conversations`));
+});
+
+it('set into a user index holding another type rejects STORE_CORRUPT_RECORD naming the key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  await server.cli('HSET', indexKey, 'a', 'b');
+  await assert.rejects(store.set(uniqueId('into-hash'), makeConversation({ userId })), corruptRecord(indexKey));
+});
+
+it('a conversation written by another writer in the ioredis layout (SET EX + ZADD) is read and listed', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const id = uniqueId('ioredis');
+  // As the ioredis + Zod store writes it: its own key order, a field this version lacks.
+  const written = {
+    userId,
+    tenantId: 'tenant-9',
+    externalId: '0b7e6c9a-2f41-4d8e-9a55-3c2b1a0f9e8d',
+    status: 'completed',
+    createdAt: '2026-01-05T08:00:00Z',
+    updatedAt: '2026-01-05T08:30:00.250Z',
+    history: [
+      { id: 'm1', role: 'user', type: 'text', text: 'hi', timestamp: '2026-01-05T08:00:00Z', channelData: { a: 1 } },
+    ],
+    addedByANewerServer: true,
+  };
+  await server.cli('SET', `${prefix}conv:${id}`, JSON.stringify(written), 'EX', 3600);
+  await server.cli('ZADD', `${prefix}user:${userId}:conversations`, Date.parse(written.updatedAt), id);
+  assert.deepEqual(await store.get(id), written);
+  assert.deepEqual(await store.listByUser(userId), [written]);
+});
+
+it('delete removes the conversation key and its entry in the owner\'s index, and leaves the other entries', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  const keptId = uniqueId('kept');
+  const deletedId = uniqueId('deleted');
+  await store.set(keptId, makeConversation({ userId, updatedAt: isoAt(1000) }));
+  await store.set(deletedId, makeConversation({ userId, updatedAt: isoAt(2000) }));
+  await store.delete(deletedId);
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${deletedId}`), '0');
+  assert.equal(await server.cli('ZSCORE', indexKey, deletedId), '');
+  assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), keptId);
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${keptId}`), '1');
+});
+
+it('delete removes a conversation key whose value is corrupt or of another type', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const notJson = uniqueId('not-json');
+  const hash = uniqueId('hash');
+  await server.cli('SET', `${prefix}conv:${notJson}`, 'notjson');
+  await server.cli('HSET', `${prefix}conv:${hash}`, 'a', 'b');
+  await store.delete(notJson);
+  await store.delete(hash);
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${notJson}`, `${prefix}conv:${hash}`), '0');
+});
+
+// ---------------------------------------------------------------- MONITOR
+
+/** `redis-cli MONITOR` over TLS as a child process; lines arrive as Redis runs commands. */
+async function startMonitor() {
+  const { certs } = server;
+  const child = spawn(
+    'redis-cli',
+    ['--tls', '--cacert', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile,
+      '-h', server.host, '-p', String(server.port), 'MONITOR'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines = [];
+  const listeners = new Set();
+  let pending = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk) => {
+    pending += chunk;
+    const complete = pending.split('\n');
+    pending = complete.pop();
+    for (const line of complete) {
+      lines.push(line);
+      for (const listener of listeners) listener(line);
+    }
+  });
+  const waitFor = (predicate) =>
+    new Promise((resolve, reject) => {
+      const seen = lines.find(predicate);
+      if (seen) return resolve(seen);
+      const timer = setTimeout(() => {
+        listeners.delete(listener);
+        reject(new Error(`MONITOR: no matching line within ${LOG_WAIT_MS} ms:\n${lines.join('\n')}`));
+      }, LOG_WAIT_MS);
+      const listener = (line) => {
+        if (predicate(line)) {
+          clearTimeout(timer);
+          listeners.delete(listener);
+          resolve(line);
+        }
+      };
+      listeners.add(listener);
+    });
+  await waitFor((line) => line === 'OK');
+  return {
+    lines,
+    waitFor,
+    sawKey: (key) => lines.some((line) => line.includes(`"${key}"`)),
+    stop: () => child.kill(),
+  };
+}
+
+/** `1700000000.123456 [0 127.0.0.1:5555] "SET" …` → `127.0.0.1:5555` */
+function clientOf(line) {
+  return /^\S+ \[\d+ ([^\]]+)\]/.exec(line)?.[1];
+}
+
+function commandOf(line) {
+  return /^\S+ \[[^\]]+\] "([^"]+)"/.exec(line)?.[1]?.toUpperCase();
+}

@@ -1,0 +1,181 @@
+'use strict';
+// TLS and authentication: certificates are always verified, passwords, ACL users and client
+// certificates work, and a refusal is STORE_UNAVAILABLE in time with no credential shown.
+
+const { describe, test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+
+const { RedisConversationStore } = require('..');
+const { startRedis, stopAll, makeUntrustedCa, withLogOnFailure } = require('./helpers/redis');
+const { makeConversation, persisted, uniqueId } = require('./helpers/conversations');
+
+const PASSWORD = 'c0rrect-h0rse-battery';
+const WRONG_PASSWORD = 'wr0ng-p4ssw0rd-staple';
+const ACL_USER = 'app';
+const ACL_PASSWORD = 's3cret-acl-pw';
+const CONNECT_TIMEOUT_MS = 1500;
+const COMMAND_TIMEOUT_MS = 500;
+const CEILING_MS = 10_000; // generous: the deadlines above are what is promised
+
+let plain; // TLS, no auth
+let withPassword; // requirepass
+let mutualTls; // tls-auth-clients yes
+
+before(async () => {
+  [plain, withPassword, mutualTls] = await Promise.all([
+    startRedis(),
+    startRedis({ password: PASSWORD }),
+    startRedis({ tlsAuthClients: true }),
+  ]);
+  await withPassword.cli('ACL', 'SETUSER', ACL_USER, 'on', `>${ACL_PASSWORD}`, '~*', '+@all');
+});
+after(stopAll);
+
+function recordingLogger() {
+  const lines = [];
+  const record = (line) => lines.push(line);
+  return { lines, logger: { info: record, warn: record, error: record } };
+}
+
+/** A store closed when test `t` ends (the tests run concurrently: no shared cleanup list). */
+function openStore(t, url, options) {
+  const store = new RedisConversationStore(url, {
+    connectTimeoutMs: CONNECT_TIMEOUT_MS,
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    logger: { info() {}, warn() {}, error() {} },
+    ...options,
+  });
+  t.after(() => store.close());
+  return store;
+}
+
+/** Runs `promise` to its rejection; returns the error and how long it took. */
+async function timedRejection(promise) {
+  const started = performance.now();
+  const error = await promise.then(
+    () => assert.fail('expected a rejection'),
+    (e) => e,
+  );
+  return { error, elapsedMs: performance.now() - started };
+}
+
+async function assertWorks(store) {
+  await store.ready();
+  assert.equal(store.status, 'ready');
+  const id = uniqueId('works');
+  const conversation = makeConversation();
+  await store.set(id, conversation);
+  assert.deepEqual(await store.get(id), persisted(conversation));
+}
+
+/** ready() and get() both reject STORE_UNAVAILABLE within their deadlines; returns both errors. */
+async function assertRefused(store, messagePattern) {
+  const ready = await timedRejection(store.ready());
+  assert.equal(ready.error.code, 'STORE_UNAVAILABLE', ready.error.message);
+  assert.ok(ready.elapsedMs < CEILING_MS, `ready() took ${ready.elapsedMs} ms`);
+  assert.match(ready.error.message, messagePattern);
+  assert.notEqual(store.status, 'ready');
+
+  const get = await timedRejection(store.get(uniqueId('refused')));
+  assert.equal(get.error.code, 'STORE_UNAVAILABLE', get.error.message);
+  assert.ok(get.elapsedMs < COMMAND_TIMEOUT_MS + 2000, `get() took ${get.elapsedMs} ms`);
+  return [ready.error, get.error];
+}
+
+// Most tests wait out a connect deadline; they use separate stores, so they wait together.
+describe('TLS and authentication', { concurrency: true }, () => {
+  // ---------------------------------------------------------------- certificates
+
+  test('a server certificate signed by a CA the store does not trust: ready() and calls reject STORE_UNAVAILABLE naming the certificate', async (t) => {
+    await withLogOnFailure(plain, async () => {
+      const untrusted = await makeUntrustedCa();
+      const store = openStore(t, plain.url, { tls: { ca: untrusted.caPem } });
+      await assertRefused(store, /certificate/i);
+    });
+  });
+
+  test("without tls.ca only the system roots are trusted: the test server's own CA is refused", async (t) => {
+    await withLogOnFailure(plain, async () => {
+      const store = openStore(t, plain.url, {});
+      await assertRefused(store, /certificate/i);
+    });
+  });
+
+  test('tls.ca given as a Buffer is trusted like PEM text', async (t) => {
+    await withLogOnFailure(plain, async () => {
+      await assertWorks(openStore(t, plain.url, { tls: { ca: Buffer.from(plain.caPem) } }));
+    });
+  });
+
+  // ---------------------------------------------------------------- passwords and ACL users
+
+  test('the right password in the URL authenticates', async (t) => {
+    await withLogOnFailure(withPassword, async () => {
+      const log = recordingLogger();
+      await assertWorks(openStore(t, withPassword.url, { tls: { ca: withPassword.caPem }, logger: log.logger }));
+      assert.ok(log.lines.length > 0, 'the store should have logged its connection');
+      for (const line of log.lines) assert.ok(!line.includes(PASSWORD), `a log line shows the password: ${line}`);
+    });
+  });
+
+  test('a wrong password: ready() rejects STORE_UNAVAILABLE, and no error or log line shows the password', async (t) => {
+    await withLogOnFailure(withPassword, async () => {
+      const log = recordingLogger();
+      const url = `rediss://:${WRONG_PASSWORD}@127.0.0.1:${withPassword.port}`;
+      const store = openStore(t, url, { tls: { ca: withPassword.caPem }, logger: log.logger });
+      const errors = await assertRefused(store, /auth/i);
+      await store.close();
+      assert.ok(log.lines.length > 0, 'the refused attempts should have been logged');
+      for (const text of [...errors.map((e) => `${e.message}\n${e.stack}`), ...log.lines]) {
+        assert.ok(!text.includes(WRONG_PASSWORD), `the password shows in: ${text}`);
+      }
+    });
+  });
+
+  test(
+    'no password for a server that requires one: ready() rejects STORE_UNAVAILABLE rather than report ready',
+    async (t) => {
+      await withLogOnFailure(withPassword, async () => {
+        const store = openStore(t, `rediss://127.0.0.1:${withPassword.port}`, { tls: { ca: withPassword.caPem } });
+        await assertRefused(store, /auth/i);
+      });
+    },
+  );
+
+  test('an ACL user name and password in the URL authenticate as that user', async (t) => {
+    await withLogOnFailure(withPassword, async () => {
+      const url = `rediss://${ACL_USER}:${ACL_PASSWORD}@127.0.0.1:${withPassword.port}`;
+      const store = openStore(t, url, { tls: { ca: withPassword.caPem } });
+      await assertWorks(store);
+      const clients = await withPassword.cli('CLIENT', 'LIST');
+      assert.match(clients, new RegExp(`\\buser=${ACL_USER}\\b`), 'the store should be logged in as the ACL user');
+    });
+  });
+
+  test('an ACL user with the wrong password is refused with STORE_UNAVAILABLE', async (t) => {
+    await withLogOnFailure(withPassword, async () => {
+      const url = `rediss://${ACL_USER}:${WRONG_PASSWORD}@127.0.0.1:${withPassword.port}`;
+      const [readyError] = await assertRefused(openStore(t, url, { tls: { ca: withPassword.caPem } }), /auth/i);
+      assert.ok(!readyError.message.includes(WRONG_PASSWORD), readyError.message);
+    });
+  });
+
+  // ---------------------------------------------------------------- client certificates
+
+  test('mutual TLS: with the client certificate and key the store connects and works', async (t) => {
+    await withLogOnFailure(mutualTls, async () => {
+      const { certs } = mutualTls;
+      const store = openStore(t, mutualTls.url, {
+        tls: { ca: mutualTls.caPem, cert: certs.clientCertPem, key: certs.clientKeyPem },
+      });
+      await assertWorks(store);
+    });
+  });
+
+  test('mutual TLS: without a client certificate ready() rejects STORE_UNAVAILABLE', async (t) => {
+    await withLogOnFailure(mutualTls, async () => {
+      const store = openStore(t, mutualTls.url, { tls: { ca: mutualTls.caPem } });
+      await assertRefused(store, /certificate/i);
+    });
+  });
+});
