@@ -134,6 +134,8 @@ function serialize(conversation) {
   }
 }
 
+const toUndefined = () => undefined
+
 function parseConversation(json) {
   return json == null ? undefined : JSON.parse(json)
 }
@@ -150,10 +152,14 @@ class NativeBackedStore {
     return this.#native.status
   }
 
-  /** Runs a native method that returns a promise (Redis) or a value (memory). */
-  #call(method, ...args) {
+  /**
+   * Runs a native method that returns a promise (Redis) or a value (memory), and maps its
+   * result with `onValue`: one promise hop on the hot path.
+   */
+  #call(method, onValue, first, second) {
     try {
-      return Promise.resolve(this.#native[method](...args)).catch(rejectWithStoreError)
+      const result = this.#native[method](first, second)
+      return result instanceof Promise ? result.then(onValue, rejectWithStoreError) : Promise.resolve(onValue(result))
     } catch (error) {
       return Promise.reject(toStoreError(error, 'STORE_INVALID_ARGUMENT'))
     }
@@ -161,7 +167,7 @@ class NativeBackedStore {
 
   get(id) {
     if (typeof id !== 'string') return invalidArgument('id: expected a non-empty string')
-    return this.#call('get', id).then(parseConversation)
+    return this.#call('get', parseConversation, id)
   }
 
   set(id, conversation) {
@@ -172,21 +178,21 @@ class NativeBackedStore {
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#call('set', id, json).then(() => undefined)
+    return this.#call('set', toUndefined, id, json)
   }
 
   delete(id) {
     if (typeof id !== 'string') return invalidArgument('id: expected a non-empty string')
-    return this.#call('delete', id).then(() => undefined)
+    return this.#call('delete', toUndefined, id)
   }
 
   listByUser(userId) {
     if (typeof userId !== 'string') return invalidArgument('userId: expected a non-empty string')
-    return this.#call('listByUser', userId).then(JSON.parse)
+    return this.#call('listByUser', JSON.parse, userId)
   }
 
   close() {
-    return this.#call('close').then(() => undefined)
+    return this.#call('close', toUndefined)
   }
 }
 
