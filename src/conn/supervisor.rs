@@ -437,8 +437,9 @@ async fn run(shared: Arc<Shared>) {
 
 async fn connect(shared: &Shared) -> Result<Connection, String> {
     let settings = &shared.settings;
+    // The attempt runs under our own `connectTimeoutMs` below, which names the cause.
     let config = AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(settings.connect_timeout))
+        .set_connection_timeout(None)
         // Each call runs under its own deadline (`Supervisor::call`), so the crate's
         // 500 ms default must not cut in first with a cause-less "timed out".
         .set_response_timeout(None);
@@ -495,9 +496,18 @@ async fn watch_connection(
             continue;
         }
         let ping = health_check(shared, &mut connection);
-        let failure = tokio::select! {
-            failure = ping => failure,
-            _ = closing.wait_for(|c| *c) => return,
+        tokio::pin!(ping);
+        let failure = loop {
+            tokio::select! {
+                failure = &mut ping => break failure,
+                _ = closing.wait_for(|c| *c) => return,
+                // A call may find the connection dead while the PING is still waiting.
+                _ = shared.broken_signal.notified() => {
+                    if shared.broken.load(Ordering::Acquire) >= generation {
+                        return;
+                    }
+                }
+            }
         };
         match failure {
             Some(cause) if cluster => shared.connection_failed(generation, &cause),

@@ -1,0 +1,599 @@
+'use strict';
+// The soak: a mixed closed-loop load on one RedisConversationStore while random faults hit
+// the server or the network, one at a time. Checks that no call outlives its deadline, that
+// every result is right, and that no acknowledged write is lost.
+//
+//   npm run soak -- [--minutes 1] [--seed 1] [--workers 32]
+//
+// One TLS redis-server (appendonly, appendfsync always: an acknowledged write survives a
+// SIGKILL) behind a black-hole proxy; the store connects through the proxy. Faults: SIGSTOP,
+// SIGKILL + restart on the same port, black hole, CLIENT KILL, REPLICAOF (READONLY),
+// DEBUG SLEEP. Loopback only; everything it starts it stops. Exits 1 on a failure.
+
+const { performance, monitorEventLoopDelay } = require('node:perf_hooks');
+const { setTimeout: delay } = require('node:timers/promises');
+
+const { RedisConversationStore } = require('..');
+const { startRedis, stopAll } = require('../__test__/helpers/redis.js');
+const { startProxy } = require('../__test__/helpers/proxy.js');
+const { makeConversation, isoAt } = require('../__test__/helpers/conversations.js');
+
+const COMMAND_TIMEOUT_MS = 1000;
+const HEALTH_CHECK_INTERVAL_MS = 500;
+const RETRY = { baseDelayMs: 50, maxDelayMs: 1000 };
+/** A call slower than the deadline plus this is "over deadline": a hang, a library bug. */
+const SLACK_MS = 1000;
+const OVER_DEADLINE_MS = COMMAND_TIMEOUT_MS + SLACK_MS;
+const LIST_LIMIT = 50; // the store's default listLimit
+
+const MIX = [['set', 0.40], ['get', 0.40], ['listByUser', 0.15], ['delete', 0.05]];
+const MIX_CUMULATIVE = MIX.map(([op], i) => [op, MIX.slice(0, i + 1).reduce((sum, [, p]) => sum + p, 0)]);
+const USERS_PER_WORKER = 4;
+/** Live ids per worker: keeps the script's memory and Redis' dataset bounded; ~100 per user. */
+const LIVE_IDS_PER_WORKER = 400;
+
+const FAULT_KINDS = ['pause', 'kill', 'blackhole', 'clientKill', 'readonly', 'debugSleep'];
+const NORMAL_MS = [5000, 15000];
+const FAULT_MS = [1000, 5000];
+const DEBUG_SLEEP_S = 2;
+/** No fault starts unless this much normal time is left after it ends. */
+const TAIL_MS = 3000;
+const RECOVERY_TIMEOUT_MS = 30_000;
+const VERIFY_CONCURRENCY = 16;
+const VERIFY_ATTEMPTS = 5;
+
+// ------------------------------------------------------------------ arguments
+
+function parseArgs(argv) {
+  const args = { minutes: 1, seed: 1, workers: 32 };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const value = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a}: needs a value`);
+      return Number(argv[++i]);
+    };
+    switch (a) {
+      case '--minutes': args.minutes = value(); break;
+      case '--seed': args.seed = value(); break;
+      case '--workers': args.workers = value(); break;
+      case '-h': case '--help':
+        console.log(require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 11).join('\n'));
+        process.exit(0);
+        break;
+      default: throw new Error(`unknown argument ${a}`);
+    }
+  }
+  if (!(args.minutes > 0 && args.minutes <= 24 * 60)) throw new Error('--minutes: expected a number in (0, 1440]');
+  if (!Number.isInteger(args.seed)) throw new Error('--seed: expected an integer');
+  if (!(Number.isInteger(args.workers) && args.workers >= 1 && args.workers <= 1024)) {
+    throw new Error('--workers: expected an integer in [1, 1024]');
+  }
+  return args;
+}
+
+// ------------------------------------------------------------------ determinism
+
+/** mulberry32 */
+function prng(seed) {
+  let a = seed >>> 0;
+  return function next() {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** A seed per stream, so the fault schedule does not depend on how fast the load runs. */
+function streamSeed(seed, stream) {
+  let h = (Math.imul(seed ^ 0x5eed, 0x9e3779b1) ^ Math.imul(stream + 1, 0x85ebca6b)) >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x7feb352d) >>> 0;
+  return (h ^ (h >>> 15)) >>> 0;
+}
+
+const between = (rnd, [lo, hi]) => lo + rnd() * (hi - lo);
+
+// ------------------------------------------------------------------ bookkeeping
+
+const t0 = performance.now();
+const now = () => performance.now() - t0;
+const secs = (ms) => `${(ms / 1000).toFixed(1)}s`;
+const mb = (bytes) => `${(bytes / 1048576).toFixed(1)} MB`;
+const inc = (obj, key, by = 1) => { obj[key] = (obj[key] ?? 0) + by; };
+/** A log line or error message with its variable parts masked, to count by kind. */
+const kindOf = (text) => text.replace(/^\[STORE\] /, '').replace(/\d+/g, 'N').slice(0, 110);
+
+const HIST_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 1500, 2000, Infinity];
+
+function newOpStats() {
+  return { calls: 0, ok: 0, rejected: {}, wrong: 0, maxMs: 0, overTimeout: 0, overDeadline: 0, hist: HIST_BOUNDS.map(() => 0) };
+}
+
+function percentile(stats, p) {
+  const target = stats.calls * p;
+  let seen = 0;
+  for (let i = 0; i < HIST_BOUNDS.length; i++) {
+    seen += stats.hist[i];
+    if (seen >= target) return HIST_BOUNDS[i] === Infinity ? `>${HIST_BOUNDS[i - 1]}` : `≤${HIST_BOUNDS[i]}`;
+  }
+  return '-';
+}
+
+// ------------------------------------------------------------------ main
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const durationMs = args.minutes * 60_000;
+  // Self-stopping whatever happens: the load, the final checks and the teardown are bounded.
+  const watchdog = setTimeout(() => {
+    console.error(`soak: still running ${secs(durationMs + 5 * 60_000)} after start; giving up`);
+    process.exit(2);
+  }, durationMs + 5 * 60_000);
+  watchdog.unref();
+
+  console.log(`soak: ${args.minutes} min, seed ${args.seed}, ${args.workers} workers, ` +
+    `commandTimeoutMs ${COMMAND_TIMEOUT_MS}, healthCheckIntervalMs ${HEALTH_CHECK_INTERVAL_MS}, ` +
+    `retry ${JSON.stringify(RETRY)}; over deadline = slower than ${OVER_DEADLINE_MS} ms`);
+
+  const server = await startRedis({
+    args: ['--appendonly', 'yes', '--appendfsync', 'always', '--enable-debug-command', 'yes'],
+  });
+  const proxy = await startProxy({ targetPort: server.port });
+  console.log(`soak: redis-server pid ${server.pid} on :${server.port} (TLS), black-hole proxy on :${proxy.port}`);
+
+  // The logger counts, keeps the last few lines, and prints nothing.
+  const log = { total: 0, byLevel: {}, byKind: {}, last: [] };
+  const record = (level) => (line) => {
+    log.total++;
+    inc(log.byLevel, level);
+    inc(log.byKind, kindOf(line));
+    log.last.push(`${secs(now()).padStart(7)} ${level.padEnd(5)} ${line}`);
+    if (log.last.length > 12) log.last.shift();
+  };
+  const store = new RedisConversationStore(`rediss://127.0.0.1:${proxy.port}`, {
+    tls: { ca: server.caPem },
+    commandTimeoutMs: COMMAND_TIMEOUT_MS,
+    healthCheckIntervalMs: HEALTH_CHECK_INTERVAL_MS,
+    retry: RETRY,
+    logger: { info: record('info'), warn: record('warn'), error: record('error') },
+  });
+
+  // Status, polled every 50 ms (the store has no status events), and RSS, every second.
+  const transitions = {};
+  let lastStatus = store.status;
+  const rss = { start: 0, max: 0, end: 0, perMinute: [], heapStart: 0, heapEnd: 0 };
+  let pollTick = 0;
+  const poller = setInterval(() => {
+    const status = store.status;
+    if (status !== lastStatus) {
+      inc(transitions, `${lastStatus}→${status}`);
+      lastStatus = status;
+    }
+    if (++pollTick % 20 === 0) rss.max = Math.max(rss.max, process.memoryUsage.rss());
+  }, 50);
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+
+  await store.ready();
+  rss.start = process.memoryUsage.rss();
+  rss.heapStart = process.memoryUsage().heapUsed;
+  rss.max = rss.start;
+  console.log(`soak: store ready, RSS ${mb(rss.start)}; load and faults start`);
+
+  // ---------------------------------------------------------------- the load
+
+  const stats = Object.fromEntries(MIX.map(([op]) => [op, newOpStats()]));
+  /** id → { ms: acknowledged updatedAt (epoch ms), userId, ackAt, rejectedMs: newest rejected update } */
+  const acknowledged = new Map();
+  const uncertain = new Set(); // ids whose delete was rejected: maybe gone, maybe not
+  const wrongResults = []; // first few, with details
+  const slowCalls = []; // first few over-deadline calls, with details
+  const rejectionKinds = {};
+  const faults = []; // { kind, start, end, ms, resumedAfterMs }
+  let currentFault = null;
+  let awaitingResume = null; // the last fault, until a write is acknowledged after its end
+  let clock = 0; // every set writes a newer updatedAt than any before it
+  let running = true;
+
+  const UPDATED_BASE = 24 * 3600_000; // one day after the fixtures' createdAt
+  const nextUpdatedAt = () => UPDATED_BASE + ++clock;
+
+  function faultAround(start, end) {
+    return faults.filter((f) => f.start <= end && (f.end ?? Infinity) >= start - 2000)
+      .map((f) => `${f.kind}@${secs(f.start)}-${f.end === undefined ? '…' : secs(f.end)}`).join(', ') || 'none';
+  }
+
+  function noteWrong(op, what, detail) {
+    stats[op].wrong++;
+    if (wrongResults.length < 20) wrongResults.push(`${secs(now())} ${op}: ${what} ${detail} (faults: ${faultAround(now() - 3000, now())})`);
+  }
+
+  /** Runs one timed call; `{ ok, value, error, ms }`. */
+  async function timedCall(op, call) {
+    const s = stats[op];
+    const start = performance.now();
+    let outcome;
+    try {
+      outcome = { ok: true, value: await call() };
+    } catch (error) {
+      outcome = { ok: false, error };
+    }
+    const end = performance.now();
+    const ms = end - start;
+    outcome.ms = ms;
+    s.calls++;
+    s.maxMs = Math.max(s.maxMs, ms);
+    s.hist[HIST_BOUNDS.findIndex((b) => ms <= b)]++;
+    if (ms > COMMAND_TIMEOUT_MS) s.overTimeout++;
+    if (outcome.ok) {
+      s.ok++;
+    } else {
+      const code = outcome.error?.code ?? `no code (${outcome.error?.name ?? typeof outcome.error})`;
+      inc(s.rejected, code);
+      inc(rejectionKinds, `${code}: ${kindOf(String(outcome.error?.message))}`);
+    }
+    if (ms > OVER_DEADLINE_MS) {
+      s.overDeadline++;
+      if (slowCalls.length < 20) {
+        const how = outcome.ok ? 'resolved' : `rejected ${outcome.error?.code}: ${outcome.error?.message}`;
+        slowCalls.push(`${op} started ${secs(start - t0)} took ${Math.round(ms)} ms, ${how}; ` +
+          `status now ${store.status}; faults: ${faultAround(start - t0, end - t0)}; event loop delay max so far ${Math.round(loopDelay.max / 1e6)} ms`);
+      }
+    }
+    return outcome;
+  }
+
+  async function worker(w) {
+    const rnd = prng(streamSeed(args.seed, 1000 + w));
+    const live = []; // this worker's acknowledged ids: only this worker writes them or their users
+    const pos = new Map();
+    const addLive = (id) => { pos.set(id, live.length); live.push(id); };
+    const dropLive = (id) => {
+      const i = pos.get(id);
+      const last = live.pop();
+      if (last !== id) { live[i] = last; pos.set(last, i); }
+      pos.delete(id);
+    };
+    const users = Array.from({ length: USERS_PER_WORKER }, (_, u) => `soak-u${w}-${u}`);
+    let nextId = 0;
+
+    while (running) {
+      const r = rnd();
+      let op = MIX_CUMULATIVE.find(([, upTo]) => r < upTo)?.[0] ?? 'set';
+      if ((op === 'get' || op === 'delete') && live.length === 0) op = 'set';
+      let ok = true;
+
+      if (op === 'set') {
+        const fresh = live.length === 0 || (live.length < LIVE_IDS_PER_WORKER && rnd() < 0.5);
+        const id = fresh ? `soak-${w}-${nextId++}` : live[Math.floor(rnd() * live.length)];
+        const userId = fresh ? users[Math.floor(rnd() * users.length)] : acknowledged.get(id).userId;
+        const ms = nextUpdatedAt();
+        const conversation = makeConversation({
+          seed: id, userId, tenantId: 'soak-tenant', updatedAt: isoAt(ms), messages: 1 + Math.floor(rnd() * 6),
+        });
+        const res = await timedCall('set', () => store.set(id, conversation));
+        ok = res.ok;
+        if (res.ok) {
+          acknowledged.set(id, { ms, userId, ackAt: now(), rejectedMs: acknowledged.get(id)?.rejectedMs });
+          if (fresh) addLive(id);
+          if (awaitingResume && now() > awaitingResume.end) {
+            awaitingResume.resumedAfterMs = now() - awaitingResume.end;
+            awaitingResume = null;
+          }
+        } else if (!fresh) {
+          const entry = acknowledged.get(id);
+          entry.rejectedMs = Math.max(entry.rejectedMs ?? 0, ms);
+        }
+      } else if (op === 'get') {
+        const id = live[Math.floor(rnd() * live.length)];
+        const want = acknowledged.get(id);
+        const res = await timedCall('get', () => store.get(id));
+        ok = res.ok;
+        if (res.ok) {
+          const got = res.value;
+          if (got === undefined) noteWrong('get', 'missing', `${id} (acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)})`);
+          else if (Date.parse(got.updatedAt) < want.ms) {
+            noteWrong('get', 'stale', `${id}: ${got.updatedAt} < acknowledged ${isoAt(want.ms)} (acknowledged at ${secs(want.ackAt)})`);
+          } else if (got.userId !== want.userId) noteWrong('get', 'wrong user', `${id}: ${got.userId}`);
+        }
+      } else if (op === 'listByUser') {
+        const userId = users[Math.floor(rnd() * users.length)];
+        const res = await timedCall('listByUser', () => store.listByUser(userId));
+        ok = res.ok;
+        if (res.ok) {
+          const list = res.value;
+          if (!Array.isArray(list)) noteWrong('listByUser', 'not an array', typeof list);
+          else if (list.length > LIST_LIMIT) noteWrong('listByUser', 'too long', `${userId}: ${list.length} items`);
+          else if (list.some((c) => c.userId !== userId)) noteWrong('listByUser', 'foreign item', userId);
+          else {
+            const bad = list.findIndex((c, i) => i > 0 && Date.parse(c.updatedAt) > Date.parse(list[i - 1].updatedAt));
+            if (bad > 0) noteWrong('listByUser', 'not sorted', `${userId}: [${bad - 1}] ${list[bad - 1].updatedAt} < [${bad}] ${list[bad].updatedAt}`);
+          }
+        }
+      } else {
+        const id = live[Math.floor(rnd() * live.length)];
+        dropLive(id);
+        const res = await timedCall('delete', () => store.delete(id));
+        ok = res.ok;
+        if (res.ok) acknowledged.delete(id);
+        else {
+          acknowledged.delete(id);
+          uncertain.add(id);
+        }
+      }
+      // Yield after a failure so a fast failure loop does not starve the event loop.
+      if (!ok) await delay(10);
+    }
+  }
+
+  const workersDone = Promise.all(Array.from({ length: args.workers }, (_, w) => worker(w)));
+
+  // ---------------------------------------------------------------- the faults
+
+  const loadEnd = durationMs;
+  let stopFaults = false;
+  /** Sleeps until `ms` from start or until the run ends, whichever is first. */
+  const sleepFor = async (ms) => {
+    const until = now() + ms;
+    while (!stopFaults && now() < until) await delay(Math.min(250, until - now()));
+  };
+
+  async function cliUntilOk(cliArgs) {
+    let lastError;
+    for (let i = 0; i < 20; i++) {
+      try {
+        return await server.cli(...cliArgs);
+      } catch (error) {
+        lastError = error;
+        await delay(250);
+      }
+    }
+    throw lastError;
+  }
+
+  /** Dead (black-holed) connections stay dead; once the store has dropped one, close its
+   *  upstream side too, so they do not pile up on the server. */
+  function reapDeadConnections() {
+    for (const conn of proxy.connections) {
+      if (conn.dead && conn.client.destroyed) conn.upstream?.destroy();
+    }
+  }
+
+  async function inject(kind, ms) {
+    reapDeadConnections();
+    switch (kind) {
+      case 'pause':
+        server.pause();
+        try { await delay(ms); } finally { server.resume(); }
+        break;
+      case 'kill':
+        await server.kill();
+        await delay(ms);
+        await server.restart();
+        break;
+      case 'blackhole':
+        proxy.blackhole();
+        try { await delay(ms); } finally { proxy.restore(); }
+        reapDeadConnections();
+        break;
+      case 'clientKill':
+        await cliUntilOk(['CLIENT', 'KILL', 'TYPE', 'normal']);
+        break;
+      case 'readonly':
+        await cliUntilOk(['REPLICAOF', '127.0.0.1', '1']);
+        try { await delay(ms); } finally { await cliUntilOk(['REPLICAOF', 'NO', 'ONE']); }
+        break;
+      case 'debugSleep': {
+        const res = await server.tryCli(['DEBUG', 'SLEEP', String(DEBUG_SLEEP_S)], { timeoutMs: 15_000 });
+        if (res.code !== 0) throw new Error(`DEBUG SLEEP failed: ${(res.stderr + res.stdout).trim()}`);
+        break;
+      }
+      default: throw new Error(`unknown fault ${kind}`);
+    }
+  }
+
+  const faultErrors = [];
+  async function faultLoop() {
+    const rnd = prng(streamSeed(args.seed, 1));
+    while (!stopFaults) {
+      const normalMs = between(rnd, NORMAL_MS);
+      const kind = FAULT_KINDS[Math.floor(rnd() * FAULT_KINDS.length)];
+      const faultMs = kind === 'clientKill' ? 0 : kind === 'debugSleep' ? DEBUG_SLEEP_S * 1000 : between(rnd, FAULT_MS);
+      if (now() + normalMs + faultMs + TAIL_MS > loadEnd) break;
+      await sleepFor(normalMs);
+      if (stopFaults) break;
+      if (awaitingResume) {
+        console.log(`${secs(now()).padStart(7)}   no write acknowledged since ${awaitingResume.kind} ended ${secs(now() - awaitingResume.end)} ago`);
+        awaitingResume = null;
+      }
+      const fault = { kind, start: now(), ms: faultMs };
+      faults.push(fault);
+      currentFault = fault;
+      const statusBefore = store.status;
+      try {
+        await inject(kind, faultMs);
+      } catch (error) {
+        faultErrors.push(`${kind} at ${secs(fault.start)}: ${error.message}`);
+        console.log(`${secs(now()).padStart(7)}   fault ${kind} failed: ${error.message}`);
+      }
+      fault.end = now();
+      currentFault = null;
+      awaitingResume = fault;
+      console.log(`${secs(fault.start).padStart(7)} fault ${kind.padEnd(10)} ${secs(fault.end - fault.start).padStart(5)} ` +
+        `(status before ${statusBefore}, after ${store.status}; ${stats.set.ok} writes acknowledged so far)`);
+    }
+  }
+
+  const faultsDone = faultLoop();
+
+  // Progress, once a minute.
+  const progress = setInterval(() => {
+    const calls = Object.values(stats).reduce((n, s) => n + s.calls, 0);
+    const rejected = Object.values(stats).reduce((n, s) => n + s.calls - s.ok, 0);
+    const r = process.memoryUsage.rss();
+    rss.perMinute.push(r);
+    console.log(`${secs(now()).padStart(7)} progress: ${calls} calls (${rejected} rejected), ` +
+      `${acknowledged.size} acknowledged live ids, RSS ${mb(r)}, status ${store.status}`);
+  }, 60_000);
+
+  while (now() < loadEnd) await delay(Math.min(500, loadEnd - now()));
+  const loadMs = now();
+  stopFaults = true;
+  running = false;
+  clearInterval(progress);
+  await faultsDone;
+  await workersDone;
+  const lastResumeFault = awaitingResume;
+
+  // ---------------------------------------------------------------- the end: heal, verify
+
+  // Whatever a fault left behind (none should be active now), undo it.
+  if (!server.running) await server.restart();
+  server.resume();
+  proxy.restore();
+  const role = await server.cli('ROLE').catch((e) => `? ${e.message}`);
+  if (!role.startsWith('master')) await cliUntilOk(['REPLICAOF', 'NO', 'ONE']);
+
+  const readyWaitStart = now();
+  while (store.status !== 'ready' && now() - readyWaitStart < RECOVERY_TIMEOUT_MS) await delay(50);
+  const readyAfterMs = now() - readyWaitStart;
+  const readyAtEnd = store.status === 'ready';
+
+  const verify = { checked: 0, ok: 0, missing: 0, older: 0, olderFromRejectedWrite: 0, wrongUser: 0, unverifiable: 0, details: [] };
+  const entries = [...acknowledged];
+  let next = 0;
+  const verifier = async () => {
+    while (next < entries.length) {
+      const [id, want] = entries[next++];
+      let got;
+      let lastError;
+      let done = false;
+      for (let attempt = 0; attempt < VERIFY_ATTEMPTS && !done; attempt++) {
+        try {
+          got = await store.get(id);
+          done = true;
+        } catch (error) {
+          lastError = error;
+          await delay(200);
+        }
+      }
+      verify.checked++;
+      const detail = (what) => {
+        if (verify.details.length < 20) verify.details.push(`${id}: ${what}; acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)} (faults: ${faultAround(want.ackAt - 3000, want.ackAt + 3000)})`);
+      };
+      if (!done) { verify.unverifiable++; detail(`get kept failing: ${lastError?.code} ${lastError?.message}`); continue; }
+      if (got === undefined) { verify.missing++; detail('missing'); continue; }
+      const gotMs = Date.parse(got.updatedAt);
+      if (gotMs < want.ms) {
+        verify.older++;
+        // A rejected update may still have been applied, even late: telling that apart.
+        if (want.rejectedMs !== undefined && gotMs <= want.rejectedMs) verify.olderFromRejectedWrite++;
+        detail(`stored ${got.updatedAt} is older${want.rejectedMs !== undefined ? ` (newest rejected update ${isoAt(want.rejectedMs)})` : ''}`);
+        continue;
+      }
+      if (got.userId !== want.userId) { verify.wrongUser++; detail(`stored userId ${got.userId}`); continue; }
+      verify.ok++;
+    }
+  };
+  if (readyAtEnd) await Promise.all(Array.from({ length: VERIFY_CONCURRENCY }, verifier));
+  else verify.unverifiable = entries.length;
+
+  clearInterval(poller);
+  loopDelay.disable();
+  rss.end = process.memoryUsage.rss();
+  rss.heapEnd = process.memoryUsage().heapUsed;
+  rss.max = Math.max(rss.max, rss.end);
+  const logTail = log.last.slice(-8);
+  const redisInfo = await server.cli('INFO', 'memory').catch(() => '');
+  const redisUsed = /used_memory_human:(\S+)/.exec(redisInfo)?.[1] ?? '?';
+  const dbsize = await server.cli('DBSIZE').catch(() => '?');
+
+  await store.close();
+  await proxy.close();
+  await stopAll();
+
+  // ---------------------------------------------------------------- the report
+
+  const lost = verify.missing + verify.older + verify.wrongUser;
+  const totals = Object.values(stats).reduce((t, s) => ({
+    calls: t.calls + s.calls, ok: t.ok + s.ok, wrong: t.wrong + s.wrong,
+    overDeadline: t.overDeadline + s.overDeadline, overTimeout: t.overTimeout + s.overTimeout,
+  }), { calls: 0, ok: 0, wrong: 0, overDeadline: 0, overTimeout: 0 });
+  const rejectedByCode = {};
+  for (const s of Object.values(stats)) for (const [code, n] of Object.entries(s.rejected)) inc(rejectedByCode, code, n);
+  const codeless = Object.entries(rejectedByCode).filter(([code]) => !code.startsWith('STORE_')).reduce((n, [, c]) => n + c, 0);
+  const faultsByKind = {};
+  const resumeByKind = {};
+  for (const f of faults) {
+    inc(faultsByKind, f.kind);
+    const r = (resumeByKind[f.kind] ??= { max: 0, sum: 0, n: 0, never: 0 });
+    if (f.resumedAfterMs === undefined) r.never++;
+    else { r.n++; r.sum += f.resumedAfterMs; r.max = Math.max(r.max, f.resumedAfterMs); }
+  }
+  if (lastResumeFault) resumeByKind[lastResumeFault.kind].never--; // the run ended before the next write, not a failure
+
+  const out = [];
+  const p = (line = '') => out.push(line);
+  const fmtCounts = (obj) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  p('');
+  p('================ soak summary ================');
+  p(`minutes: ${args.minutes} (load ran ${secs(loadMs)}), seed ${args.seed}, ${args.workers} workers, commandTimeoutMs ${COMMAND_TIMEOUT_MS}`);
+  p(`calls made: ${totals.calls} (${Math.round(totals.calls / (loadMs / 1000))}/s), resolved ${totals.ok}, rejected ${totals.calls - totals.ok}`);
+  p(`calls rejected by code: ${fmtCounts(rejectedByCode)}`);
+  p('calls by op and outcome:');
+  for (const [op, s] of Object.entries(stats)) {
+    p(`  ${op.padEnd(10)} ${String(s.calls).padStart(8)} calls: ok ${s.ok}, rejected ${fmtCounts(s.rejected)}; ` +
+      `wrong results ${s.wrong}; p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${Math.round(s.maxMs)} ms, ` +
+      `> ${COMMAND_TIMEOUT_MS} ms: ${s.overTimeout}`);
+  }
+  p('rejections by message (kind, top 8):');
+  for (const [k, v] of Object.entries(rejectionKinds).sort((a, b) => b[1] - a[1]).slice(0, 8)) p(`  ${String(v).padStart(7)}  ${k}`);
+  p(`calls over deadline (> ${OVER_DEADLINE_MS} ms = commandTimeoutMs + ${SLACK_MS} ms slack): ${totals.overDeadline}`);
+  for (const line of slowCalls) p(`  ${line}`);
+  p(`calls slower than commandTimeoutMs but within slack: ${totals.overTimeout - totals.overDeadline}`);
+  p(`wrong results (get stale/missing, list too long/unsorted/foreign): ${totals.wrong}`);
+  for (const line of wrongResults) p(`  ${line}`);
+  p(`acknowledged writes lost: ${lost} (of ${verify.checked} verified: missing ${verify.missing}, older ${verify.older}` +
+    ` [of which overwritten by a rejected update ${verify.olderFromRejectedWrite}], wrong user ${verify.wrongUser}; unverifiable ${verify.unverifiable})`);
+  for (const line of verify.details) p(`  ${line}`);
+  p(`deletes rejected (ids uncertain, not counted): ${uncertain.size}`);
+  p(`faults injected: ${faults.length} — ${fmtCounts(faultsByKind)}`);
+  if (faultErrors.length) for (const e of faultErrors) p(`  fault error: ${e}`);
+  p('writes acknowledged again after each fault ended (mean / max):');
+  for (const [kind, r] of Object.entries(resumeByKind)) {
+    p(`  ${kind.padEnd(10)} ${r.n ? `${Math.round(r.sum / r.n)} / ${Math.round(r.max)} ms` : '-'}${r.never > 0 ? `, ${r.never} never before the next fault` : ''}`);
+  }
+  p(`status transitions observed (polled every 50 ms): ${fmtCounts(transitions)}`);
+  p(`status ready at the end: ${readyAtEnd} (${Math.round(readyAfterMs)} ms after the load stopped)`);
+  p(`RSS: start ${mb(rss.start)}, end ${mb(rss.end)}, max ${mb(rss.max)}; per minute: ${rss.perMinute.map((r) => (r / 1048576).toFixed(0)).join(' ') || '-'} MB; ` +
+    `JS heap used: start ${mb(rss.heapStart)}, end ${mb(rss.heapEnd)} (${acknowledged.size} ids tracked)`);
+  p(`event loop delay: p99 ${Math.round(loopDelay.percentile(99) / 1e6)} ms, max ${Math.round(loopDelay.max / 1e6)} ms`);
+  p(`redis at the end: ${dbsize} keys, used_memory ${redisUsed}`);
+  p(`logger lines: ${log.total} (${fmtCounts(log.byLevel)}); by kind:`);
+  for (const [k, v] of Object.entries(log.byKind).sort((a, b) => b[1] - a[1]).slice(0, 15)) p(`  ${String(v).padStart(7)}  ${k}`);
+  p('last log lines:');
+  for (const line of logTail) p(`  ${line}`);
+
+  const failures = [];
+  if (totals.overDeadline > 0) failures.push(`${totals.overDeadline} calls over deadline`);
+  if (lost > 0) failures.push(`${lost} acknowledged writes lost`);
+  if (verify.unverifiable > 0) failures.push(`${verify.unverifiable} acknowledged writes could not be read back`);
+  if (totals.wrong > 0) failures.push(`${totals.wrong} wrong results`);
+  if (codeless > 0) failures.push(`${codeless} rejections without a STORE_ code`);
+  if (!readyAtEnd) failures.push(`status not ready ${RECOVERY_TIMEOUT_MS} ms after the faults stopped`);
+  if (faultErrors.length) failures.push(`${faultErrors.length} faults could not be injected`);
+  p(failures.length ? `RESULT: FAIL — ${failures.join('; ')}` : 'RESULT: PASS');
+  console.log(out.join('\n'));
+  return failures.length ? 1 : 0;
+}
+
+process.once('SIGINT', () => process.exit(130)); // the harness' exit hook kills redis-server
+
+main().then(
+  (code) => process.exit(code),
+  (error) => {
+    console.error('soak: aborted:', error);
+    process.exit(2);
+  },
+);
