@@ -11,7 +11,7 @@ const { RedisConversationStore } = require('..')
 const { startCluster, stopAllClusters } = require('./helpers/cluster')
 const { defineContractSuite, silentLogger } = require('./helpers/contract')
 const { makeConversation } = require('./helpers/conversations')
-const { recordingLogger, startLoad, waitForStatus } = require('./helpers/observe')
+const { recordingLogger, startLoad, untilAcknowledged, waitForStatus } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 1500
 const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
@@ -156,14 +156,6 @@ describe('cluster mode', () => {
   })
 })
 
-async function untilAcknowledged(load, count) {
-  const target = load.acknowledged.size + count
-  const until = Date.now() + 20_000
-  while (load.acknowledged.size < target) {
-    if (Date.now() > until) throw new Error(`only ${load.acknowledged.size} of ${target} writes acknowledged`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 /** Bounded polling until the primary's replica has every byte of its replication stream. */
 async function waitReplicated(cluster, primaryPort) {

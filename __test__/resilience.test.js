@@ -10,7 +10,7 @@ const { RedisConversationStore } = require('..')
 const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis')
 const { startProxy } = require('./helpers/proxy')
 const { makeConversation } = require('./helpers/conversations')
-const { recordingLogger, waitForStatus, timed, startLoad } = require('./helpers/observe')
+const { recordingLogger, waitForStatus, timed, startLoad, untilAcknowledged } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 500
 const HEALTH_CHECK_INTERVAL_MS = 200
@@ -51,15 +51,6 @@ async function assertNoAcknowledgedWriteLost(store, acknowledged) {
   }
 }
 
-/** Lets the load run until it has `count` more acknowledged writes. */
-async function untilAcknowledged(load, count) {
-  const target = load.acknowledged.size + count
-  const until = Date.now() + 15_000
-  while (load.acknowledged.size < target) {
-    if (Date.now() > until) throw new Error(`only ${load.acknowledged.size} of ${target} writes acknowledged`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
 
 /** Bounded polling with redis-cli PING until the server's reply shows the fault took hold. */
 async function untilServer(server, tookHold, { timeoutMs = 1000 } = {}) {

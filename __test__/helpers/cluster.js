@@ -4,9 +4,8 @@
 // Nodes are started with startRedis, so redis.js's stopAll() and its exit
 // hooks also kill them; stopAllClusters() is the cluster-level equivalent.
 
-const net = require('node:net');
 const { setTimeout: delay } = require('node:timers/promises');
-const { makeCerts, startRedis, redisCli, withLogOnFailure } = require('./redis');
+const { freePort, makeCerts, startRedis, redisCli, withLogOnFailure } = require('./redis');
 
 const HOST = '127.0.0.1';
 const SLOTS = 16384;
@@ -18,16 +17,6 @@ const CREATE_TIMEOUT_MS = 60_000;
 
 const clusters = new Set();
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /** Parses `CLUSTER NODES`; `slots` holds owned ranges only. */
 function parseNodes(text) {

@@ -90,4 +90,14 @@ function startLoad(store, makeConversation, { workers = 8, idPrefix = 'load' } =
   }
 }
 
-module.exports = { recordingLogger, waitForStatus, timed, startLoad }
+/** Lets a load run until it has `count` more acknowledged writes (bounded). */
+async function untilAcknowledged(load, count, timeoutMs = 20_000) {
+  const target = load.acknowledged.size + count
+  const until = Date.now() + timeoutMs
+  while (load.acknowledged.size < target) {
+    if (Date.now() > until) throw new Error(`only ${load.acknowledged.size} of ${target} writes acknowledged`)
+    await delay(10)
+  }
+}
+
+module.exports = { recordingLogger, waitForStatus, timed, startLoad, untilAcknowledged }

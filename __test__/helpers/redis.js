@@ -407,6 +407,7 @@ async function withLogOnFailure(server, fn) {
 }
 
 module.exports = {
+  freePort,
   makeCerts,
   makeUntrustedCa,
   startRedis,

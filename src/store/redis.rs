@@ -114,9 +114,7 @@ impl RedisStore {
         let key = self.keys.conversation_key(id);
         self.supervisor
             .call(|mut connection| async move {
-                let stored: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut connection)
+                let stored = read_record(&mut connection, &key)
                     .await
                     .map_err(wrong_type_names(&key))?;
                 match stored {
@@ -172,17 +170,10 @@ impl RedisStore {
         self.supervisor
             .call(|mut connection| async move {
                 // A key of another type is deleted too: it is in our namespace and unusable.
-                let stored: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut connection)
-                    .await
-                    .unwrap_or_else(|error: RedisError| {
-                        if is_wrong_type(&error) {
-                            Ok(None)
-                        } else {
-                            Err(error)
-                        }
-                    })?;
+                let stored = match read_record(&mut connection, &key).await {
+                    Err(error) if is_wrong_type(&error) => None,
+                    stored => stored?,
+                };
                 let owner = stored
                     .as_deref()
                     .and_then(|bytes| serde_json::from_slice::<Owner>(bytes).ok());
@@ -287,6 +278,10 @@ impl RedisStore {
         invocation.invoke_async::<i64>(connection).await?;
         Ok(())
     }
+}
+
+async fn read_record(connection: &mut Connection, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
+    redis::cmd("GET").arg(key).query_async(connection).await
 }
 
 /// Commands as one pipeline whose replies are not needed; `atomic` wraps it in MULTI/EXEC.
