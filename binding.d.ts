@@ -32,10 +32,23 @@ export declare class NativeRedisStore {
   get(id: string): Promise<string | null>
   /** `json` is the conversation as `JSON.stringify` wrote it, without `sdkConversationRef`. */
   set(id: string, json: string): Promise<void>
+  /** Several `get`s at once: their commands leave together and one promise settles them. */
+  getBatch(ids: Array<string>): Promise<BatchReply>
+  /** Several `set`s at once; `jsons[i]` belongs to `ids[i]`. */
+  setBatch(ids: Array<string>, jsons: Array<string>): Promise<BatchReply>
   delete(id: string): Promise<void>
   /** The user's conversations as one JSON array, newest first. */
   listByUser(userId: string): Promise<string>
   close(): Promise<void>
+}
+
+/**
+ * What each call of a batch came to, index by index: `values[i]` unless `errors[i]` is set
+ * (a `STORE_…: message` text, as in a rejection).
+ */
+export interface BatchReply {
+  values: Array<string | undefined | null>
+  errors: Array<string | undefined | null>
 }
 
 /** Options of both stores, as `index.js` forwards them (the logger stays in JavaScript). */

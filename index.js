@@ -196,6 +196,71 @@ class NativeBackedStore {
   }
 }
 
+/**
+ * Gathers the calls made in one turn of the event loop into one native batch call: their
+ * commands leave Node in one write, and one native promise settles them all.
+ */
+class CallBatcher {
+  #runOne
+  #runBatch
+  #queue = null
+
+  constructor(runOne, runBatch) {
+    this.#runOne = runOne
+    this.#runBatch = runBatch
+  }
+
+  call(first, second) {
+    if (this.#queue === null) {
+      this.#queue = []
+      queueMicrotask(() => this.#flush())
+    }
+    return new Promise((resolve, reject) => this.#queue.push({ first, second, resolve, reject }))
+  }
+
+  #flush() {
+    const queue = this.#queue
+    this.#queue = null
+    try {
+      if (queue.length === 1) {
+        const [only] = queue
+        this.#runOne(only.first, only.second).then(only.resolve, only.reject)
+        return
+      }
+      this.#runBatch(queue).then(
+        ({ values, errors }) => {
+          queue.forEach((call, i) => (errors[i] == null ? call.resolve(values[i]) : call.reject(new Error(errors[i]))))
+        },
+        (error) => queue.forEach((call) => call.reject(error)),
+      )
+    } catch (error) {
+      queue.forEach((call) => call.reject(error))
+    }
+  }
+}
+
+/** The native Redis store with `get` and `set` batched per turn of the event loop. */
+function batchedRedisStore(native) {
+  const gets = new CallBatcher(
+    (id) => native.get(id),
+    (calls) => native.getBatch(calls.map((call) => call.first)),
+  )
+  const sets = new CallBatcher(
+    (id, json) => native.set(id, json),
+    (calls) => native.setBatch(calls.map((call) => call.first), calls.map((call) => call.second)),
+  )
+  return {
+    get status() {
+      return native.status
+    },
+    get: (id) => gets.call(id),
+    set: (id, json) => sets.call(id, json),
+    delete: (id) => native.delete(id),
+    listByUser: (userId) => native.listByUser(userId),
+    close: () => native.close(),
+  }
+}
+
 /** `host:port` of a Redis store, for the factory's log line; no credentials. */
 let addressOf
 
@@ -212,7 +277,7 @@ class RedisConversationStore extends NativeBackedStore {
     }
     const { native, logger } = splitOptions(options, REDIS_OPTIONS)
     const store = constructNative(() => new NativeRedisStore(url, native, logSink(logger)))
-    super(store)
+    super(batchedRedisStore(store))
     this.#native = store
   }
 

@@ -460,3 +460,30 @@ function clientOf(line) {
 function commandOf(line) {
   return /^\S+ \[[^\]]+\] "([^"]+)"/.exec(line)?.[1]?.toUpperCase();
 }
+
+// ---------------------------------------------------------------- calls in one tick
+
+it('calls made in one tick go out together but settle one by one: a corrupt record or a bad write fails alone', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const good = Array.from({ length: 20 }, (_, i) => ({ id: uniqueId(`tick-${i}`), conversation: makeConversation({ userId }) }));
+  const badIndexUser = uniqueId('user');
+  await server.cli('HSET', `${prefix}user:${badIndexUser}:conversations`, 'a', 'b');
+
+  const writes = await Promise.allSettled([
+    ...good.map(({ id, conversation }) => store.set(id, conversation)),
+    store.set(uniqueId('bad-index'), makeConversation({ userId: badIndexUser })),
+  ]);
+  assert.deepEqual(writes.slice(0, -1).map((w) => w.status), good.map(() => 'fulfilled'));
+  assert.equal(writes.at(-1).status, 'rejected');
+  assert.equal(writes.at(-1).reason.code, 'STORE_CORRUPT_RECORD');
+
+  const corruptId = uniqueId('corrupt');
+  await server.cli('SET', `${prefix}conv:${corruptId}`, 'not json');
+  const reads = await Promise.allSettled([...good.map(({ id }) => store.get(id)), store.get(corruptId), store.get(uniqueId('missing'))]);
+  good.forEach(({ conversation }, i) => assert.deepEqual(reads[i].value, persisted(conversation)));
+  assert.equal(reads.at(-2).status, 'rejected');
+  assert.ok(corruptRecord(`${prefix}conv:${corruptId}`)(reads.at(-2).reason));
+  assert.deepEqual(reads.at(-1), { status: 'fulfilled', value: undefined });
+});

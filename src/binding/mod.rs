@@ -4,6 +4,7 @@
 
 mod options;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use napi::bindgen_prelude::{FnArgs, Function};
@@ -12,7 +13,7 @@ use napi::{Error, Result, Status};
 use napi_derive::napi;
 
 use crate::conn::{self, LogLevel, Logger, Supervisor};
-use crate::error::StoreError;
+use crate::error::{StoreError, StoreResult};
 use crate::store::{KeyLayout, MemoryStore, RedisStore};
 
 pub use options::NativeStoreOptions;
@@ -59,6 +60,48 @@ fn js_logger(log: Function<FnArgs<(String, String)>, ()>) -> Result<Logger> {
             ThreadsafeFunctionCallMode::NonBlocking,
         );
     })))
+}
+
+/// What each call of a batch came to, index by index: `values[i]` unless `errors[i]` is set
+/// (a `STORE_…: message` text, as in a rejection).
+#[napi(object)]
+pub struct BatchReply {
+    pub values: Vec<Option<String>>,
+    pub errors: Vec<Option<String>>,
+}
+
+impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
+    fn from(outcomes: Vec<StoreResult<Option<String>>>) -> Self {
+        let mut reply = BatchReply {
+            values: Vec::with_capacity(outcomes.len()),
+            errors: Vec::with_capacity(outcomes.len()),
+        };
+        for outcome in outcomes {
+            let (value, error) = match outcome {
+                Ok(value) => (value, None),
+                Err(error) => (None, Some(error.to_string())),
+            };
+            reply.values.push(value);
+            reply.errors.push(error);
+        }
+        reply
+    }
+}
+
+/// Runs the calls concurrently, each as its own task under its own deadline; a call that
+/// panicked fails alone.
+async fn run_each<Fut>(calls: impl Iterator<Item = Fut>) -> Vec<StoreResult<Option<String>>>
+where
+    Fut: Future<Output = StoreResult<Option<String>>> + Send + 'static,
+{
+    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        outcomes.push(task.await.unwrap_or_else(|panic| {
+            Err(StoreError::unavailable(format!("internal error: {panic}")))
+        }));
+    }
+    outcomes
 }
 
 /// The Redis store; `index.js` wraps it as `RedisConversationStore`.
@@ -118,6 +161,26 @@ impl NativeRedisStore {
     #[napi(catch_unwind)]
     pub async fn set(&self, id: String, json: String) -> Result<()> {
         self.store.set(&id, &json).await.map_err(js_error)
+    }
+
+    /// Several `get`s at once: their commands leave together and one promise settles them.
+    #[napi(catch_unwind)]
+    pub async fn get_batch(&self, ids: Vec<String>) -> Result<BatchReply> {
+        let calls = ids.into_iter().map(|id| {
+            let store = self.store.clone();
+            async move { store.get(&id).await }
+        });
+        Ok(BatchReply::from(run_each(calls).await))
+    }
+
+    /// Several `set`s at once; `jsons[i]` belongs to `ids[i]`.
+    #[napi(catch_unwind)]
+    pub async fn set_batch(&self, ids: Vec<String>, jsons: Vec<String>) -> Result<BatchReply> {
+        let calls = ids.into_iter().zip(jsons).map(|(id, json)| {
+            let store = self.store.clone();
+            async move { store.set(&id, &json).await.map(|()| None) }
+        });
+        Ok(BatchReply::from(run_each(calls).await))
     }
 
     #[napi(catch_unwind)]

@@ -516,9 +516,13 @@ async fn watch_connection(
                 return;
             }
             None if cluster => {
-                let was = shared.status.swap(StoreStatus::Ready as u8, Ordering::AcqRel);
+                let was = shared
+                    .status
+                    .swap(StoreStatus::Ready as u8, Ordering::AcqRel);
                 if was == StoreStatus::Reconnecting as u8 {
-                    shared.logger.info("cluster healthy again: every primary answers");
+                    shared
+                        .logger
+                        .info("cluster healthy again: every primary answers");
                 }
             }
             None => {}

@@ -280,7 +280,10 @@ impl RedisStore {
     }
 }
 
-async fn read_record(connection: &mut Connection, key: &str) -> Result<Option<Vec<u8>>, RedisError> {
+async fn read_record(
+    connection: &mut Connection,
+    key: &str,
+) -> Result<Option<Vec<u8>>, RedisError> {
     redis::cmd("GET").arg(key).query_async(connection).await
 }
 
