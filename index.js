@@ -200,6 +200,10 @@ class NativeBackedStore {
  * Gathers the calls made in one turn of the event loop into one native batch call: their
  * commands leave Node in one write, and one native promise settles them all.
  */
+// Several batches in flight keep JSON work on the JS thread overlapping with Redis round
+// trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1).
+const MAX_BATCH = 16
+
 class CallBatcher {
   #runOne
   #runBatch
@@ -212,14 +216,18 @@ class CallBatcher {
 
   call(first, second) {
     if (this.#queue === null) {
-      this.#queue = []
-      queueMicrotask(() => this.#flush())
+      const queue = []
+      this.#queue = queue
+      queueMicrotask(() => this.#flush(queue))
     }
-    return new Promise((resolve, reject) => this.#queue.push({ first, second, resolve, reject }))
+    const queue = this.#queue
+    const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }))
+    if (queue.length >= MAX_BATCH) this.#flush(queue)
+    return settled
   }
 
-  #flush() {
-    const queue = this.#queue
+  #flush(queue) {
+    if (this.#queue !== queue) return
     this.#queue = null
     try {
       if (queue.length === 1) {

@@ -88,20 +88,13 @@ impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
     }
 }
 
-/// Runs the calls concurrently, each as its own task under its own deadline; a call that
-/// panicked fails alone.
+/// Runs the calls concurrently in this one task, each under its own deadline: their commands
+/// reach the connection in one poll, so they leave in one write.
 async fn run_each<Fut>(calls: impl Iterator<Item = Fut>) -> Vec<StoreResult<Option<String>>>
 where
-    Fut: Future<Output = StoreResult<Option<String>>> + Send + 'static,
+    Fut: Future<Output = StoreResult<Option<String>>>,
 {
-    let tasks: Vec<_> = calls.map(tokio::spawn).collect();
-    let mut outcomes = Vec::with_capacity(tasks.len());
-    for task in tasks {
-        outcomes.push(task.await.unwrap_or_else(|panic| {
-            Err(StoreError::unavailable(format!("internal error: {panic}")))
-        }));
-    }
-    outcomes
+    futures_util::future::join_all(calls).await
 }
 
 /// The Redis store; `index.js` wraps it as `RedisConversationStore`.
