@@ -17,6 +17,7 @@ const { RedisConversationStore } = require('..');
 const { startRedis, stopAll } = require('../__test__/helpers/redis.js');
 const { startProxy } = require('../__test__/helpers/proxy.js');
 const { makeConversation, isoAt } = require('../__test__/helpers/conversations.js');
+const { prng } = require('./workload.js');
 
 const COMMAND_TIMEOUT_MS = 1000;
 const HEALTH_CHECK_INTERVAL_MS = 500;
@@ -72,18 +73,6 @@ function parseArgs(argv) {
 }
 
 // ------------------------------------------------------------------ determinism
-
-/** mulberry32 */
-function prng(seed) {
-  let a = seed >>> 0;
-  return function next() {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A seed per stream, so the fault schedule does not depend on how fast the load runs. */
 function streamSeed(seed, stream) {

@@ -143,7 +143,7 @@ function makeWorkload(options = {}) {
   return { conversations, userIds, bytes, averageBytes: Math.round(bytes / count) };
 }
 
-module.exports = { makeWorkload, uuidFromCounter, iso, BASE_MS, DEFAULTS };
+module.exports = { makeWorkload, prng, uuidFromCounter, iso, BASE_MS, DEFAULTS };
 
 if (require.main === module) {
   const w = makeWorkload();
