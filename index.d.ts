@@ -127,30 +127,20 @@ export interface CreateConversationStoreOptions extends RedisStoreOptions {
 }
 
 /** Conversations in Redis over TLS (`rediss://`, Azure Cache for Redis on 6380). */
-export declare class RedisConversationStore implements ConversationStore {
+export declare class RedisConversationStore {
   /** Validates synchronously (throws STORE_INVALID_CONFIG), then connects in the background. */
   constructor(url: string, options?: RedisStoreOptions)
-  readonly status: StoreStatus
   /** Resolves when connected; rejects with STORE_UNAVAILABLE after `connectTimeoutMs`. */
   ready(): Promise<void>
-  get(id: string): Promise<StoredConversation | undefined>
-  set(id: string, conversation: StoredConversation): Promise<void>
-  delete(id: string): Promise<void>
-  listByUser(userId: string): Promise<StoredConversation[]>
-  close(): Promise<void>
 }
+export interface RedisConversationStore extends ConversationStore {}
 
 /** The same semantics in memory, for development and tests. */
-export declare class InMemoryConversationStore implements ConversationStore {
+export declare class InMemoryConversationStore {
   constructor(options?: InMemoryStoreOptions)
-  readonly status: StoreStatus
   ready(): Promise<void>
-  get(id: string): Promise<StoredConversation | undefined>
-  set(id: string, conversation: StoredConversation): Promise<void>
-  delete(id: string): Promise<void>
-  listByUser(userId: string): Promise<StoredConversation[]>
-  close(): Promise<void>
 }
+export interface InMemoryConversationStore extends ConversationStore {}
 
 /** A RedisConversationStore when `redisUrl` is a non-empty string, else in memory. */
 export declare function createConversationStore(options?: CreateConversationStoreOptions): ConversationStore

@@ -33,6 +33,13 @@ function openStore(server, { url = server.url, ...options } = {}) {
   return { store, log }
 }
 
+/** A store that reaches its server through a proxy that can black-hole the connection. */
+async function openThroughProxy() {
+  const server = await startRedis()
+  const proxy = await startProxy({ targetPort: server.port })
+  return { server, proxy, ...openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` }) }
+}
+
 /** Every call settled in time, every failure was STORE_UNAVAILABLE. */
 function assertSettledInTime(results) {
   assert.ok(results.length > 0, 'the load made no calls')
@@ -205,9 +212,7 @@ test('BUSY (a long script) and DEBUG SLEEP: calls reject in time and the store r
 })
 
 test('a half-open connection under load (bytes black-holed, no RST) is replaced within about commandTimeoutMs', async () => {
-  const server = await startRedis()
-  const proxy = await startProxy({ targetPort: server.port })
-  const { store, log } = openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` })
+  const { server, proxy, store, log } = await openThroughProxy()
   await withLogOnFailure(server, async () => {
     await store.ready()
     const load = startLoad(store, makeConversation, { idPrefix: 'hole' })
@@ -230,9 +235,7 @@ test('a half-open connection under load (bytes black-holed, no RST) is replaced 
 })
 
 test('an idle half-open connection is found by the heartbeat within healthCheckIntervalMs + commandTimeoutMs', async () => {
-  const server = await startRedis()
-  const proxy = await startProxy({ targetPort: server.port })
-  const { store, log } = openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` })
+  const { server, proxy, store, log } = await openThroughProxy()
   await withLogOnFailure(server, async () => {
     await store.ready()
     const from = log.lines.length
