@@ -127,11 +127,16 @@ function serialize(conversation) {
     const { sdkConversationRef: _live, ...rest } = conversation
     persisted = rest
   }
+  let json
   try {
-    return JSON.stringify(persisted)
+    json = JSON.stringify(persisted)
   } catch (error) {
     throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${error.message})`)
   }
+  if (typeof json !== 'string') {
+    throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing (a toJSON that returns undefined?)')
+  }
+  return json
 }
 
 const toUndefined = () => undefined

@@ -173,6 +173,12 @@ test('READONLY (the old primary after a failover) rejects the write and forces a
     assert.match(write.error.message, /READONLY/)
     await log.waitFor(/connection lost: .*READONLY/, { from })
     await log.waitFor(/reconnected to/, { from })
+    // Each new connection dies at its first write: the backoff must keep growing, not spin.
+    for (let i = 0; i < 3; i++) {
+      const again = await timed(() => store.set(`ro-again-${i}`, makeConversation({ userId: 'ro' })))
+      assert.equal(again.error?.code, 'STORE_UNAVAILABLE')
+    }
+    await log.waitFor(/reconnecting \(attempt 3\)/, { from })
     await server.cli('REPLICAOF', 'NO', 'ONE')
     await waitForStatus(store, 'ready')
     await store.set('ro-2', makeConversation({ userId: 'ro' }))

@@ -53,6 +53,7 @@ function withMessage(conversation, index, fields) {
  */
 const SET_VALIDATION_RULES = [
   { rule: 'an empty id', path: 'id', id: '', bad: (c) => newer(c) },
+  { rule: 'a toJSON that serializes to nothing', path: 'conversation', bad: (c) => ({ ...newer(c), toJSON: () => undefined }) },
   { rule: 'a non-string id', path: 'id', id: 42, bad: (c) => newer(c) },
   { rule: 'a missing userId', path: 'userId', bad: (c) => newer(c, { userId: undefined }) },
   { rule: 'an empty userId', path: 'userId', bad: (c) => newer(c, { userId: '' }) },

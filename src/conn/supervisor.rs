@@ -158,6 +158,7 @@ impl Supervisor {
     {
         let deadline = Instant::now() + self.shared.settings.command_timeout;
         let (connection, generation) = self.acquire(deadline).await?;
+        let sent_ms = self.shared.now_ms();
         match timeout_at(deadline, call(connection)).await {
             Ok(Ok(value)) => {
                 self.shared.saw_reply();
@@ -171,7 +172,11 @@ impl Supervisor {
             Err(_) => {
                 let waited = self.shared.settings.command_timeout.as_millis();
                 let message = format!("no reply from Redis within {waited} ms");
-                self.shared.connection_failed(generation, &message);
+                // Only silence since this call was sent condemns the connection: a reply to
+                // anything else meanwhile means a slow server, and a reconnect would not help.
+                if self.shared.last_reply_ms.load(Ordering::Relaxed) < sent_ms {
+                    self.shared.connection_failed(generation, &message);
+                }
                 Err(StoreError::unavailable(message))
             }
         }
@@ -216,14 +221,17 @@ impl Drop for Supervisor {
 }
 
 impl Shared {
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
     fn saw_reply(&self) {
-        let now = self.started.elapsed().as_millis() as u64;
-        self.last_reply_ms.store(now, Ordering::Relaxed);
+        self.last_reply_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     fn idle_for(&self) -> Duration {
-        let now = self.started.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_reply_ms.load(Ordering::Relaxed)))
+        let last = self.last_reply_ms.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
     }
 
     fn set_last_error(&self, cause: &str) {
@@ -387,7 +395,7 @@ async fn run(shared: Arc<Shared>) {
         match connected {
             Ok(connection) => {
                 generation += 1;
-                attempt = 0;
+                let connected_at = Instant::now();
                 let address = &shared.settings.address;
                 let verb = if connected_once {
                     "reconnected"
@@ -405,6 +413,11 @@ async fn run(shared: Arc<Shared>) {
                     .status
                     .store(StoreStatus::Ready as u8, Ordering::Release);
                 watch_connection(&shared, connection, generation, &mut closing).await;
+                // A connection that dies at once (a replica answering READONLY, a server that
+                // drops us) must not reset the backoff, or reconnects would spin.
+                if connected_at.elapsed() >= shared.settings.backoff.max {
+                    attempt = 0;
+                }
                 if *closing.borrow() {
                     break;
                 }
@@ -489,7 +502,8 @@ async fn watch_connection(
                 }
                 continue;
             }
-            _ = sleep(interval) => {}
+            // Due one interval after the last reply, so an idle connection is checked in time.
+            _ = sleep(if cluster { interval } else { interval.saturating_sub(shared.idle_for()) }) => {}
         }
         // A cluster is checked even when busy: a call to one slot says nothing of the others.
         if !cluster && shared.idle_for() < interval {

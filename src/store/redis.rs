@@ -183,17 +183,22 @@ impl RedisStore {
                     record_delete.query_async::<()>(&mut connection).await?;
                     return Ok(());
                 };
+                let index_key = self.keys.user_index_key(&owner.user_id);
                 let mut index_remove = redis::cmd("ZREM");
-                index_remove
-                    .arg(self.keys.user_index_key(&owner.user_id))
-                    .arg(id);
+                index_remove.arg(&index_key).arg(id);
                 if connection.is_cluster() {
                     // Record first: healing only removes entries whose record is really gone.
                     record_delete.query_async::<()>(&mut connection).await?;
-                    index_remove.query_async::<()>(&mut connection).await?;
+                    index_remove
+                        .query_async::<()>(&mut connection)
+                        .await
+                        .map_err(wrong_type_names(&index_key))?;
                 } else {
                     let transaction = pipeline([record_delete, index_remove], true);
-                    transaction.query_async::<()>(&mut connection).await?;
+                    transaction
+                        .query_async::<()>(&mut connection)
+                        .await
+                        .map_err(wrong_type_names(&index_key))?;
                 }
                 Ok(())
             })
