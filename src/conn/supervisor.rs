@@ -405,13 +405,14 @@ async fn run(shared: Arc<Shared>) {
                 shared.logger.info(format!("{verb} to {address}"));
                 connected_once = true;
                 shared.saw_reply();
+                // Status first: a caller that reads 'ready' finds the link up, or about to be.
+                shared
+                    .status
+                    .store(StoreStatus::Ready as u8, Ordering::Release);
                 shared.link.send_replace(Link::Up {
                     connection: connection.clone(),
                     generation,
                 });
-                shared
-                    .status
-                    .store(StoreStatus::Ready as u8, Ordering::Release);
                 watch_connection(&shared, connection, generation, &mut closing).await;
                 // A connection that dies at once (a replica answering READONLY, a server that
                 // drops us) must not reset the backoff, or reconnects would spin.

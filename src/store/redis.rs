@@ -280,7 +280,46 @@ impl RedisStore {
             }
             invocation.arg(id).arg(score);
         }
-        invocation.invoke_async::<i64>(connection).await?;
+        let removed: i64 = invocation.invoke_async(connection).await?;
+        if cluster && removed > 0 {
+            self.restore_raced_entries(connection, index_key, user_id, stale)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// In a cluster, a `set` of the same id and `updatedAt` can land between the list's MGET
+    /// and the heal (its ZADD a no-op, then removed): read the records again and put back the
+    /// entry of any that now exists for this user.
+    async fn restore_raced_entries(
+        &self,
+        connection: &mut Connection,
+        index_key: &str,
+        user_id: &str,
+        stale: &[(&(String, String), &String)],
+    ) -> Result<(), CallError> {
+        let keys: Vec<&str> = stale.iter().map(|(_, key)| key.as_str()).collect();
+        let records: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(connection)
+            .await?;
+        let mut restore = redis::pipe();
+        for (((id, _), key), record) in stale.iter().zip(records) {
+            let Some(bytes) = record else { continue };
+            if let Ok((_, summary)) = check_stored(key, bytes) {
+                if summary.user_id == user_id {
+                    restore
+                        .cmd("ZADD")
+                        .arg(index_key)
+                        .arg(summary.updated_at_ms)
+                        .arg(id)
+                        .ignore();
+                }
+            }
+        }
+        if !restore.is_empty() {
+            restore.query_async::<()>(connection).await?;
+        }
         Ok(())
     }
 }
