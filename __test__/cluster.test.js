@@ -4,14 +4,14 @@
 // out a slot migration (ASK/MOVED), a manual failover and a killed primary: no call over
 // its deadline, every rejection STORE_UNAVAILABLE, every acknowledged write readable.
 
-const { describe, it, before, after } = require('node:test')
+const { describe, it, before, after, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 
 const { RedisConversationStore } = require('..')
 const { startCluster, stopAllClusters } = require('./helpers/cluster')
 const { defineContractSuite, silentLogger } = require('./helpers/contract')
 const { makeConversation } = require('./helpers/conversations')
-const { recordingLogger, startLoad, untilAcknowledged, waitForStatus } = require('./helpers/observe')
+const { recordingLogger, startLoad, stopAllLoads, untilAcknowledged, waitForStatus } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 1500
 const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
@@ -22,6 +22,7 @@ let prefixes = 0
 before(async () => {
   cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 })
 })
+afterEach(stopAllLoads)
 after(stopAllClusters)
 
 defineContractSuite('RedisConversationStore on a cluster', async (options) => {

@@ -61,6 +61,13 @@ async function timed(call) {
  * Closed-loop writers and readers until `stop()`: every call is timed, every acknowledged
  * write remembered, so a test can check deadlines and that no acknowledged write was lost.
  */
+const runningLoads = new Set()
+
+/** Stops every load still running: a test that failed midway must not leave one behind. */
+async function stopAllLoads() {
+  await Promise.all([...runningLoads].map((load) => load.stop()))
+}
+
 function startLoad(store, makeConversation, { workers = 8, idPrefix = 'load' } = {}) {
   const results = []
   const acknowledged = new Map()
@@ -79,15 +86,18 @@ function startLoad(store, makeConversation, { workers = 8, idPrefix = 'load' } =
     }
   }
   const done = Promise.all(Array.from({ length: workers }, (_, w) => worker(w)))
-  return {
+  const load = {
     results,
     acknowledged,
     async stop() {
       running = false
+      runningLoads.delete(load)
       await done
       return { results, acknowledged }
     },
   }
+  runningLoads.add(load)
+  return load
 }
 
 /** Lets a load run until it has `count` more acknowledged writes (bounded). */
@@ -100,4 +110,4 @@ async function untilAcknowledged(load, count, timeoutMs = 20_000) {
   }
 }
 
-module.exports = { recordingLogger, waitForStatus, timed, startLoad, untilAcknowledged }
+module.exports = { recordingLogger, waitForStatus, timed, startLoad, stopAllLoads, untilAcknowledged }

@@ -21,11 +21,6 @@ impl Logger {
         Logger { sink }
     }
 
-    /// Drops every line; for Rust tests.
-    pub fn silent() -> Self {
-        Logger::new(Arc::new(|_, _| {}))
-    }
-
     pub fn info(&self, message: impl AsRef<str>) {
         self.log(LogLevel::Info, message.as_ref());
     }
