@@ -3,12 +3,15 @@
 // slots' primaries, lists gather records from every node, and under load the store rides
 // out a slot migration (ASK/MOVED), a manual failover and a killed primary: no call over
 // its deadline, every rejection STORE_UNAVAILABLE, every acknowledged write readable.
+// The nodes announce 127.0.0.1 but their certificate names only localhost, as on Azure: the
+// store reaches them by the seed URL's host name, including a primary that joins later.
 
 const { describe, it, before, after, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 
 const { RedisConversationStore } = require('..')
 const { startCluster, stopAllClusters } = require('./helpers/cluster')
+const { makeNameOnlyCerts } = require('./helpers/redis')
 const { defineContractSuite, silentLogger } = require('./helpers/contract')
 const { makeConversation } = require('./helpers/conversations')
 const { recordingLogger, startLoad, stopAllLoads, untilAcknowledged, waitForStatus } = require('./helpers/observe')
@@ -20,7 +23,7 @@ let cluster
 let prefixes = 0
 
 before(async () => {
-  cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1 })
+  cluster = await startCluster({ primaries: 3, replicasPerPrimary: 1, certs: await makeNameOnlyCerts(), seedHost: 'localhost' })
 })
 afterEach(stopAllLoads)
 after(stopAllClusters)
@@ -92,6 +95,26 @@ describe('cluster mode', () => {
     assert.equal(await store.get('heal-1'), undefined)
   })
 
+  it('verifies the nodes against the seed URL\'s host name, never against nothing', async () => {
+    // Every call above reached nodes that announce 127.0.0.1 and present a certificate for
+    // localhost. Seeded by the IP address, the same certificate is refused.
+    const byIp = new RedisConversationStore(cluster.seedIpUrl, {
+      cluster: true,
+      tls: { ca: cluster.caPem },
+      connectTimeoutMs: 2000,
+      logger: silentLogger,
+    })
+    try {
+      await assert.rejects(byIp.ready(), (err) => {
+        assert.equal(err.code, 'STORE_UNAVAILABLE')
+        assert.match(err.message, /certificate not valid for name/)
+        return true
+      })
+    } finally {
+      await byIp.close()
+    }
+  })
+
   /** Runs `fault` under load; asserts deadlines, codes and that no acknowledged write was lost. */
   async function underLoad(idPrefix, fault) {
     const load = startLoad(store, makeConversation, { idPrefix, workers: 6 })
@@ -154,6 +177,20 @@ describe('cluster mode', () => {
       assert.equal((await store.get(id))?.updatedAt, conversation.updatedAt, `write ${id} acknowledged before the kill is gone`)
     }
     await waitForStatus(store, 'ready')
+  })
+
+  // Last: the new primary has no replica, which the failover tests above rely on.
+  it('verifies a primary that joins later by the seed name too, and serves the slot moved to it', async () => {
+    const from = log.lines.length
+    await underLoad('joined', async (load) => {
+      const port = await cluster.addPrimary()
+      await log.waitFor(/cluster client rebuilt/, { from })
+      const [someId] = load.acknowledged.keys()
+      const slot = await cluster.slotForKey(`conv:${someId}`)
+      await cluster.migrateSlot(slot, port, { batchSize: 5, afterBatch: () => untilAcknowledged(load, 3) })
+      assert.equal(await cluster.nodeForKey(`conv:${someId}`), port)
+      assert.ok(await store.get(someId), `${someId} is not readable on the new primary`)
+    })
   })
 })
 

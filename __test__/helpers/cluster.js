@@ -55,17 +55,28 @@ function topology(view) {
 }
 
 class RedisCluster {
-  constructor({ certs, password }) {
+  constructor({ certs, password, seedHost = HOST }) {
     this.certs = certs;
+    this.seedHost = seedHost;
     this.caPem = certs.caPem;
     this.password = password;
     this.nodes = [];
     this.seedPort = undefined;
   }
 
-  /** `rediss://[:password@]127.0.0.1:<port>` of the primary that served slot 0 at start. */
+  /** `rediss://[:password@]<seedHost>:<port>` of the primary that served slot 0 at start. */
   get seedUrl() {
-    return this.node(this.seedPort).url;
+    return this.urlAt(this.seedHost);
+  }
+
+  /** The seed's URL by its IP address, whatever seedHost is. */
+  get seedIpUrl() {
+    return this.urlAt(HOST);
+  }
+
+  urlAt(host) {
+    const auth = this.password ? `:${encodeURIComponent(this.password)}@` : '';
+    return `rediss://${auth}${host}:${this.seedPort}`;
   }
 
   node(port) {
@@ -200,6 +211,15 @@ class RedisCluster {
     return promoted;
   }
 
+  /** Starts one more node, has the cluster MEET it, and resolves its port once all agree; it owns no slot yet. */
+  async addPrimary() {
+    const node = await startNode(this.nodeOptions);
+    this.nodes.push(node);
+    await this.cli(this.liveNode().port, 'CLUSTER', 'MEET', HOST, node.port, node.busPort);
+    await this.waitReady();
+    return node.port;
+  }
+
   /** Restarts a stopped or killed node on its port; it rejoins from nodes.conf. */
   async restartNode(port) {
     await this.node(port).restart();
@@ -289,11 +309,13 @@ async function startNode({ certs, password, tlsAuthClients, args }) {
 /**
  * Starts primaries * (1 + replicasPerPrimary) TLS-only cluster nodes on loopback,
  * joins them with `redis-cli --cluster create`, and waits until the cluster is ready.
- * opts: { primaries?, replicasPerPrimary?, password?, args?, certs?, tlsAuthClients? }
+ * Nodes announce 127.0.0.1; seedUrl names the seed by seedHost (default 127.0.0.1).
+ * opts: { primaries?, replicasPerPrimary?, password?, args?, certs?, tlsAuthClients?, seedHost? }
  */
-async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, args = [], certs, tlsAuthClients = false } = {}) {
+async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, args = [], certs, tlsAuthClients = false, seedHost } = {}) {
   certs ??= await makeCerts();
-  const cluster = new RedisCluster({ certs, password });
+  const cluster = new RedisCluster({ certs, password, seedHost });
+  cluster.nodeOptions = { certs, password, tlsAuthClients, args };
   clusters.add(cluster);
   try {
     const count = primaries * (1 + replicasPerPrimary);

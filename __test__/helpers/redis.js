@@ -91,14 +91,17 @@ const LEAF_EXTENSIONS = [
   'authorityKeyIdentifier=keyid',
 ];
 
-async function generateCerts(dir) {
+// The server cert names both loopback spellings unless told otherwise.
+const SERVER_NAMES = 'IP:127.0.0.1,DNS:localhost';
+
+async function generateCerts(dir, serverNames = SERVER_NAMES) {
   const ca = await makeCa(dir, 'ca');
   const [server, client] = await Promise.all([
     // clientAuth too: a cluster node presents this cert when it dials its peers.
     makeLeaf(dir, 'server', ca, [
       ...LEAF_EXTENSIONS,
       'extendedKeyUsage=serverAuth,clientAuth',
-      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+      `subjectAltName=${serverNames}`,
     ]),
     makeLeaf(dir, 'client', ca, [...LEAF_EXTENSIONS, 'extendedKeyUsage=clientAuth']),
   ]);
@@ -121,6 +124,16 @@ function makeCerts(dir) {
   if (dir) return fsp.mkdir(dir, { recursive: true }).then(() => generateCerts(dir));
   sharedCerts ??= mkTempDir('redis-store-certs-').then(generateCerts);
   return sharedCerts;
+}
+
+let nameOnlyCerts;
+/**
+ * Like makeCerts, but the server cert names only DNS:localhost, as a managed cache's cert
+ * names its host and not the IP addresses its cluster nodes announce.
+ */
+function makeNameOnlyCerts() {
+  nameOnlyCerts ??= mkTempDir('redis-store-name-only-certs-').then((dir) => generateCerts(dir, 'DNS:localhost'));
+  return nameOnlyCerts;
 }
 
 let untrustedCa;
@@ -409,6 +422,7 @@ async function withLogOnFailure(server, fn) {
 module.exports = {
   freePort,
   makeCerts,
+  makeNameOnlyCerts,
   makeUntrustedCa,
   startRedis,
   stopAll,

@@ -2,7 +2,9 @@
 
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+};
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 #[derive(Clone)]
@@ -31,6 +33,19 @@ impl Connection {
                     .route_command(redis::cmd("PING"), every_primary)
                     .await
                     .map(drop)
+            }
+        }
+    }
+
+    /// `CLUSTER NODES` from any one node.
+    pub async fn cluster_nodes(&mut self) -> RedisResult<String> {
+        let command = redis::cmd("CLUSTER").arg("NODES").clone();
+        match self {
+            Connection::Standalone(connection) => command.query_async(connection).await,
+            Connection::Cluster(connection) => {
+                let any_node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                let reply = connection.route_command(command, any_node).await?;
+                Ok(redis::from_redis_value(reply)?)
             }
         }
     }

@@ -4,6 +4,7 @@
 mod backoff;
 mod connection;
 pub mod log;
+mod node_names;
 mod supervisor;
 pub mod tls;
 pub mod url;

@@ -14,12 +14,14 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::{
     AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+    TlsCertificates,
 };
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
+use super::node_names::{parse_cluster_nodes, Learned, NodeNames};
 use super::{Connection, ConnectionSettings, Logger, ServerAddress};
 use crate::error::{describe_chain, StoreError, StoreResult};
 
@@ -83,7 +85,18 @@ enum Link {
 
 enum RedisClient {
     Standalone(Box<Client>),
-    Cluster(Box<ClusterClient>),
+    Cluster(Box<ClusterTarget>),
+}
+
+/// What a cluster client is built from. A new one is built when nodes appear that the
+/// current one cannot verify (see `node_names`).
+struct ClusterTarget {
+    /// The seed alone, verified against its own name: it says which nodes to rename.
+    seed: Client,
+    /// `None` when the seed URL names an IP address.
+    names: Option<NodeNames>,
+    certificates: TlsCertificates,
+    tcp: TcpSettings,
 }
 
 struct Shared {
@@ -255,10 +268,10 @@ impl Shared {
 
     /// A call found connection `generation` unusable: have the task replace it, once.
     ///
-    /// A cluster connection is never replaced: redis-rs reconnects each node and refreshes the
-    /// slot map itself, and a new client could only bootstrap from the seed, which may be the
-    /// very node that failed. There the failure only marks the store unhealthy until the
-    /// heartbeat finds every primary answering again.
+    /// A failure never replaces a cluster connection: redis-rs reconnects each node and
+    /// refreshes the slot map itself. There the failure marks the store unhealthy and has the
+    /// task check every primary, and the topology, at once; only nodes it cannot verify yet
+    /// make it build another client (see `node_names`).
     fn connection_failed(&self, generation: u64, cause: &str) {
         if self.settings.cluster {
             let was = self
@@ -267,6 +280,7 @@ impl Shared {
             if was != StoreStatus::Reconnecting as u8 {
                 self.set_last_error(cause);
                 self.logger.warn(format!("cluster unhealthy: {cause}"));
+                self.broken_signal.notify_one();
             }
             return;
         }
@@ -288,6 +302,18 @@ impl Shared {
             self.logger.warn(format!("connection lost: {cause}"));
             self.broken_signal.notify_one();
         }
+    }
+
+    /// Logs what `NodeNames::learn` found; true when the cluster client must be rebuilt.
+    fn learned(&self, learned: Learned) -> bool {
+        for port in &learned.newly_ambiguous {
+            self.logger.warn(format!(
+                "cluster nodes with different addresses announce port {port}: they are \
+                 verified against their own addresses, not {}",
+                self.settings.address.host
+            ));
+        }
+        learned.changed
     }
 
     fn classify(&self, error: RedisError, generation: u64) -> StoreError {
@@ -347,39 +373,72 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
         .set_nodelay(true)
         .set_keepalive(keepalive)
         .set_user_timeout(settings.command_timeout.max(Duration::from_secs(1)));
-    let info: ConnectionInfo = ConnectionAddr::TcpTls {
-        host: address.host.clone(),
-        port: address.port,
+    let info = tls_connection_info(&address.host, address.port)?
+        .set_redis_settings(redis_settings)
+        .set_tcp_settings(tcp.clone());
+    let certificates = settings.tls.certificates()?;
+    let seed = Client::build_with_tls(info, certificates.clone()).map_err(tls_error)?;
+    if !settings.cluster {
+        return Ok(RedisClient::Standalone(Box::new(seed)));
+    }
+    let target = ClusterTarget {
+        seed,
+        names: NodeNames::for_seed(&address.host),
+        certificates,
+        tcp,
+    };
+    // Built once here so that a bad setting fails the constructor, not every attempt.
+    cluster_client(settings, &target)?;
+    Ok(RedisClient::Cluster(Box::new(target)))
+}
+
+fn tls_error(error: RedisError) -> StoreError {
+    StoreError::invalid_config(format!("tls: {}", describe_chain(&error)))
+}
+
+fn tls_connection_info(host: &str, port: u16) -> StoreResult<ConnectionInfo> {
+    ConnectionAddr::TcpTls {
+        host: host.to_owned(),
+        port,
         insecure: false,
         tls_params: None,
     }
     .into_connection_info()
-    .map_err(|e| StoreError::invalid_config(describe_chain(&e)))?
-    .set_redis_settings(redis_settings)
-    .set_tcp_settings(tcp.clone());
-    let certificates = settings.tls.certificates()?;
-    let tls_error =
-        |e: RedisError| StoreError::invalid_config(format!("tls: {}", describe_chain(&e)));
-    if !settings.cluster {
-        return Client::build_with_tls(info, certificates)
-            .map(|client| RedisClient::Standalone(Box::new(client)))
-            .map_err(tls_error);
+    .map_err(|e| StoreError::invalid_config(describe_chain(&e)))
+}
+
+/// A cluster client that starts from the seed, and from every node renamed so far: after a
+/// failover the seed may be gone.
+fn cluster_client(
+    settings: &ConnectionSettings,
+    target: &ClusterTarget,
+) -> StoreResult<ClusterClient> {
+    let address = &settings.address;
+    let mut initial = vec![tls_connection_info(&address.host, address.port)?];
+    if let Some(names) = &target.names {
+        for port in names.ports() {
+            if port != address.port {
+                initial.push(tls_connection_info(&address.host, port)?);
+            }
+        }
     }
-    let mut builder = ClusterClientBuilder::new(vec![info])
-        .certs(certificates)
-        .tcp_settings(tcp)
+    let mut builder = ClusterClientBuilder::new(initial)
+        .certs(target.certificates.clone())
+        .tcp_settings(target.tcp.clone())
         .connection_timeout(settings.connect_timeout)
         .response_timeout(settings.command_timeout);
+    if let Some(names) = &target.names {
+        builder = builder
+            .node_address_map(names.address_map())
+            .async_dns_resolver(names.clone());
+    }
     if let Some(username) = &address.username {
         builder = builder.username(username);
     }
     if let Some(password) = &address.password {
         builder = builder.password(password);
     }
-    builder
-        .build()
-        .map(|client| RedisClient::Cluster(Box::new(client)))
-        .map_err(tls_error)
+    builder.build().map_err(tls_error)
 }
 
 async fn run(shared: Arc<Shared>) {
@@ -393,8 +452,7 @@ async fn run(shared: Arc<Shared>) {
             _ = closing.wait_for(|c| *c) => break,
         };
         match connected {
-            Ok(connection) => {
-                generation += 1;
+            Ok(mut connection) => {
                 let connected_at = Instant::now();
                 let address = &shared.settings.address;
                 let verb = if connected_once {
@@ -404,16 +462,23 @@ async fn run(shared: Arc<Shared>) {
                 };
                 shared.logger.info(format!("{verb} to {address}"));
                 connected_once = true;
-                shared.saw_reply();
-                // Status first: a caller that reads 'ready' finds the link up, or about to be.
-                shared
-                    .status
-                    .store(StoreStatus::Ready as u8, Ordering::Release);
-                shared.link.send_replace(Link::Up {
-                    connection: connection.clone(),
-                    generation,
-                });
-                watch_connection(&shared, connection, generation, &mut closing).await;
+                loop {
+                    generation += 1;
+                    shared.saw_reply();
+                    // Status first: a caller that reads 'ready' finds the link up, or about to be.
+                    shared
+                        .status
+                        .store(StoreStatus::Ready as u8, Ordering::Release);
+                    shared.link.send_replace(Link::Up {
+                        connection: connection.clone(),
+                        generation,
+                    });
+                    match watch_connection(&shared, connection, generation, &mut closing).await {
+                        // A cluster client rebuilt for new nodes takes over without a gap.
+                        Some(replacement) => connection = replacement,
+                        None => break,
+                    }
+                }
                 // A connection that dies at once (a replica answering READONLY, a server that
                 // drops us) must not reset the backoff, or reconnects would spin.
                 if connected_at.elapsed() >= shared.settings.backoff.max {
@@ -462,9 +527,30 @@ async fn connect(shared: &Shared) -> Result<Connection, String> {
             RedisClient::Standalone(client) => client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
-                .map(Connection::Standalone),
-            RedisClient::Cluster(client) => {
-                client.get_async_connection().await.map(Connection::Cluster)
+                .map(Connection::Standalone)
+                .map_err(|e| describe_chain(&e)),
+            RedisClient::Cluster(target) => {
+                if let Some(names) = &target.names {
+                    if names.ports().is_empty() {
+                        let mut seed = target
+                            .seed
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await
+                            .map_err(|e| describe_chain(&e))?;
+                        let nodes: String = redis::cmd("CLUSTER")
+                            .arg("NODES")
+                            .query_async(&mut seed)
+                            .await
+                            .map_err(|e| describe_chain(&e))?;
+                        shared.learned(names.learn(&parse_cluster_nodes(&nodes)));
+                    }
+                }
+                let client = cluster_client(settings, target).map_err(|e| e.message)?;
+                client
+                    .get_async_connection()
+                    .await
+                    .map(Connection::Cluster)
+                    .map_err(|e| describe_chain(&e))
             }
         }
     };
@@ -472,12 +558,11 @@ async fn connect(shared: &Shared) -> Result<Connection, String> {
     // server that accepts TCP but never answers) before the store reports ready.
     let attempt = async {
         let mut connection = attempt.await?;
-        connection.ping().await?;
-        Ok::<_, RedisError>(connection)
+        connection.ping().await.map_err(|e| describe_chain(&e))?;
+        Ok::<_, String>(connection)
     };
     match timeout(settings.connect_timeout, attempt).await {
-        Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(error)) => Err(describe_chain(&error)),
+        Ok(result) => result,
         Err(_) => Err(format!(
             "no connection within {} ms",
             settings.connect_timeout.as_millis()
@@ -485,23 +570,29 @@ async fn connect(shared: &Shared) -> Result<Connection, String> {
     }
 }
 
-/// Returns when the connection must be replaced, or when the store closes.
+/// Returns when the connection must be replaced: with the replacement when a cluster client
+/// was rebuilt for new nodes, with `None` when it failed or the store closes.
 async fn watch_connection(
     shared: &Shared,
     mut connection: Connection,
     generation: u64,
     closing: &mut watch::Receiver<bool>,
-) {
+) -> Option<Connection> {
     let interval = shared.settings.health_check_interval;
     let cluster = shared.settings.cluster;
+    // Nodes were learned that this cluster client cannot verify: build another.
+    let mut rebuild = false;
     loop {
         tokio::select! {
-            _ = closing.wait_for(|c| *c) => return,
+            _ = closing.wait_for(|c| *c) => return None,
             _ = shared.broken_signal.notified() => {
                 if shared.broken.load(Ordering::Acquire) >= generation {
-                    return;
+                    return None;
                 }
-                continue;
+                // A cluster call failed: check the primaries and the topology now.
+                if !cluster {
+                    continue;
+                }
             }
             // Due one interval after the last reply, so an idle connection is checked in time.
             _ = sleep(if cluster { interval } else { interval.saturating_sub(shared.idle_for()) }) => {}
@@ -510,25 +601,47 @@ async fn watch_connection(
         if !cluster && shared.idle_for() < interval {
             continue;
         }
-        let ping = health_check(shared, &mut connection);
-        tokio::pin!(ping);
-        let failure = loop {
+        let check = async {
+            let failure = health_check(shared, &mut connection).await;
+            let grown = cluster && learn_topology(shared, &mut connection).await;
+            (failure, grown)
+        };
+        tokio::pin!(check);
+        let (failure, grown) = loop {
             tokio::select! {
-                failure = &mut ping => break failure,
-                _ = closing.wait_for(|c| *c) => return,
+                checked = &mut check => break checked,
+                _ = closing.wait_for(|c| *c) => return None,
                 // A call may find the connection dead while the PING is still waiting.
                 _ = shared.broken_signal.notified() => {
                     if shared.broken.load(Ordering::Acquire) >= generation {
-                        return;
+                        return None;
                     }
                 }
             }
         };
+        rebuild |= grown;
+        if rebuild {
+            let rebuilt = tokio::select! {
+                rebuilt = connect(shared) => rebuilt,
+                _ = closing.wait_for(|c| *c) => return None,
+            };
+            match rebuilt {
+                Ok(replacement) => {
+                    shared
+                        .logger
+                        .info("new cluster nodes: cluster client rebuilt to verify them");
+                    return Some(replacement);
+                }
+                Err(cause) => shared
+                    .logger
+                    .warn(format!("cluster client rebuild failed: {cause}")),
+            }
+        }
         match failure {
             Some(cause) if cluster => shared.connection_failed(generation, &cause),
             Some(cause) => {
                 shared.connection_failed(generation, &cause);
-                return;
+                return None;
             }
             None if cluster => {
                 let was = shared
@@ -542,6 +655,21 @@ async fn watch_connection(
             }
             None => {}
         }
+    }
+}
+
+/// Asks one node which nodes the cluster has; true when the client must be rebuilt to verify
+/// some of them. A node that does not answer is asked again at the next check.
+async fn learn_topology(shared: &Shared, connection: &mut Connection) -> bool {
+    let RedisClient::Cluster(target) = &shared.client else {
+        return false;
+    };
+    let Some(names) = &target.names else {
+        return false;
+    };
+    match timeout(shared.settings.command_timeout, connection.cluster_nodes()).await {
+        Ok(Ok(text)) => shared.learned(names.learn(&parse_cluster_nodes(&text))),
+        _ => false,
     }
 }
 
