@@ -65,6 +65,12 @@ describe('RedisConversationStore URL', () => {
     });
   }
 
+  test('a database other than 0 in cluster mode throws STORE_INVALID_CONFIG (a cluster has only database 0)', () => {
+    const url = `rediss://:${PASSWORD}@cache.example:6380/2`;
+    assert.throws(build(() => new RedisConversationStore(url, { cluster: true, logger: silentLogger })), invalidConfig(PASSWORD));
+    assert.throws(build(() => new RedisConversationStore(url, { cluster: true, logger: silentLogger })), /database 0/);
+  });
+
   for (const [what, url] of [['undefined', undefined], ['a number', 6380], ['a URL object', new URL(VALID_URL)]]) {
     test(`a URL that is ${what}, not a string, throws STORE_INVALID_CONFIG`, () => {
       assert.throws(build(() => new RedisConversationStore(url, { logger: silentLogger })), invalidConfig());

@@ -64,14 +64,14 @@ class RedisCluster {
     this.seedPort = undefined;
   }
 
-  /** `rediss://[:password@]<seedHost>:<port>` of the primary that served slot 0 at start. */
+  /** `rediss://[:password@]<seedHost>:<port>` of the primary on 127.0.0.1. */
   get seedUrl() {
     return this.urlAt(this.seedHost);
   }
 
   /** The seed's URL by its IP address, whatever seedHost is. */
   get seedIpUrl() {
-    return this.urlAt(HOST);
+    return this.urlAt(this.node(this.seedPort).host);
   }
 
   urlAt(host) {
@@ -99,7 +99,8 @@ class RedisCluster {
 
   /** `redis-cli -c` against a live node: follows MOVED/ASK, so any key can be inspected. */
   async clusterCli(...args) {
-    const res = await redisCli({ port: this.liveNode().port, certs: this.certs, password: this.password }, ['-c', ...args]);
+    const live = this.liveNode();
+    const res = await redisCli({ host: live.host, port: live.port, certs: this.certs, password: this.password }, ['-c', ...args]);
     if (res.code !== 0 || res.timedOut) {
       const why = res.timedOut ? 'timed out' : `exited ${res.code}`;
       throw new Error(`redis-cli -c ${args.join(' ')} ${why}: ${(res.stderr + res.stdout).trim()}`);
@@ -162,7 +163,7 @@ class RedisCluster {
       moveBatch: async () => {
         const out = await this.cli(src.port, 'CLUSTER', 'GETKEYSINSLOT', slot, batchSize);
         const keys = out ? out.split('\n') : [];
-        if (keys.length) await this.cli(src.port, 'MIGRATE', HOST, dst.port, '', 0, 5000, ...auth, 'KEYS', ...keys);
+        if (keys.length) await this.cli(src.port, 'MIGRATE', this.node(dst.port).host, dst.port, '', 0, 5000, ...auth, 'KEYS', ...keys);
         return keys.length;
       },
       finish: async () => {
@@ -211,11 +212,11 @@ class RedisCluster {
     return promoted;
   }
 
-  /** Starts one more node, has the cluster MEET it, and resolves its port once all agree; it owns no slot yet. */
+  /** Starts one more node on the next loopback address, has the cluster MEET it, and resolves its port once all agree; it owns no slot yet. */
   async addPrimary() {
-    const node = await startNode(this.nodeOptions);
+    const node = await startNode({ ...this.nodeOptions, host: nodeHost(this.nodes.length) });
     this.nodes.push(node);
-    await this.cli(this.liveNode().port, 'CLUSTER', 'MEET', HOST, node.port, node.busPort);
+    await this.cli(this.liveNode().port, 'CLUSTER', 'MEET', node.host, node.port, node.busPort);
     await this.waitReady();
     return node.port;
   }
@@ -281,8 +282,12 @@ class RedisCluster {
   }
 }
 
+// Node i listens on, and announces, 127.0.0.<i + 1>: as on a managed cache, every node has its
+// own IP address, and a client that dials a name instead must still reach the right one.
+const nodeHost = (i) => `127.0.0.${i + 1}`;
+
 // A cluster node is a startRedis server with cluster flags; retried when its bus port was taken.
-async function startNode({ certs, password, tlsAuthClients, args }) {
+async function startNode({ certs, password, tlsAuthClients, args, host }) {
   for (let attempt = 1; ; attempt++) {
     // An explicit bus port: the default (port + 10000) can exceed 65535 for ephemeral ports.
     const busPort = await freePort();
@@ -290,6 +295,11 @@ async function startNode({ certs, password, tlsAuthClients, args }) {
       '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
       // Relative to the node's own --dir, so every node has its own nodes.conf.
       '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
+      // Loopback connections leave from 127.0.0.1 unless told otherwise, and peers would take
+      // that for the node's address.
+      '--cluster-announce-ip', host, '--bind-source-addr', host,
+      // Protected mode counts only 127.0.0.1 and ::1 as loopback; every node is on loopback.
+      '--protected-mode', 'no',
       '--tls-cluster', 'yes', '--tls-replication', 'yes',
       // The default waits 5 s for more replicas before a full sync: slow start and rejoin.
       '--repl-diskless-sync-delay', '0',
@@ -297,7 +307,7 @@ async function startNode({ certs, password, tlsAuthClients, args }) {
       ...args,
     ];
     try {
-      const node = await startRedis({ certs, password, tlsAuthClients, args: nodeArgs });
+      const node = await startRedis({ certs, password, tlsAuthClients, args: nodeArgs, host });
       node.busPort = busPort;
       return node;
     } catch (err) {
@@ -309,7 +319,8 @@ async function startNode({ certs, password, tlsAuthClients, args }) {
 /**
  * Starts primaries * (1 + replicasPerPrimary) TLS-only cluster nodes on loopback,
  * joins them with `redis-cli --cluster create`, and waits until the cluster is ready.
- * Nodes announce 127.0.0.1; seedUrl names the seed by seedHost (default 127.0.0.1).
+ * Node i announces 127.0.0.<i + 1>; seedUrl names the seed (the primary on 127.0.0.1) by
+ * seedHost, 127.0.0.1 unless told otherwise.
  * opts: { primaries?, replicasPerPrimary?, password?, args?, certs?, tlsAuthClients?, seedHost? }
  */
 async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, args = [], certs, tlsAuthClients = false, seedHost } = {}) {
@@ -321,20 +332,23 @@ async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, a
     const count = primaries * (1 + replicasPerPrimary);
     // allSettled: the nodes that did start must be in `nodes` for stop() to kill them.
     const started = await Promise.allSettled(
-      Array.from({ length: count }, () => startNode({ certs, password, tlsAuthClients, args })));
+      Array.from({ length: count }, (_, i) => startNode({ certs, password, tlsAuthClients, args, host: nodeHost(i) })));
     cluster.nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
     const res = await redisCli(
       { port: cluster.nodes[0].port, certs, password, timeoutMs: CREATE_TIMEOUT_MS },
-      ['--cluster', 'create', ...cluster.nodes.map((n) => `${HOST}:${n.port}`),
+      ['--cluster', 'create', ...cluster.nodes.map((n) => `${n.host}:${n.port}`),
         '--cluster-replicas', replicasPerPrimary, '--cluster-yes'],
     );
     if (res.code !== 0 || res.timedOut) {
       throw new Error(`redis-cli --cluster create failed (${res.timedOut ? 'timeout' : res.code}):\n${res.stdout}${res.stderr}`);
     }
     await cluster.waitReady();
-    cluster.seedPort = (await cluster.primaryForSlot(0)).port;
+    // The seed is the primary on 127.0.0.1, so that seedHost 'localhost' names it.
+    const seed = (await cluster.primaries()).find((p) => cluster.node(p.port).host === HOST);
+    if (!seed) throw new Error(`no primary listens on ${HOST}`);
+    cluster.seedPort = seed.port;
     return cluster;
   } catch (err) {
     await cluster.stop();

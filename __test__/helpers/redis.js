@@ -163,15 +163,25 @@ function redisCli({ port, host = HOST, certs, password, timeoutMs = CLI_TIMEOUT_
 
 // ---------------------------------------------------------------- servers
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, HOST, () => {
-      const { port } = probe.address();
-      probe.close(() => resolve(port));
+// Ports handed out in this process: servers on different loopback addresses could otherwise
+// be given the same one, and the harness tells servers apart by port.
+const handedOut = new Set();
+
+async function freePort() {
+  for (;;) {
+    const port = await new Promise((resolve, reject) => {
+      const probe = net.createServer();
+      probe.once('error', reject);
+      probe.listen(0, HOST, () => {
+        const { port } = probe.address();
+        probe.close(() => resolve(port));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 function tail(text, lines) {
@@ -179,8 +189,8 @@ function tail(text, lines) {
 }
 
 class RedisServer {
-  constructor({ password, certs, tlsAuthClients, args, dir }) {
-    this.host = HOST;
+  constructor({ password, certs, tlsAuthClients, args, dir, host = HOST }) {
+    this.host = host;
     this.port = undefined;
     this.password = password;
     this.certs = certs;
@@ -196,7 +206,7 @@ class RedisServer {
 
   get url() {
     const auth = this.password ? `:${encodeURIComponent(this.password)}@` : '';
-    return `rediss://${auth}${HOST}:${this.port}`;
+    return `rediss://${auth}${this.host}:${this.port}`;
   }
 
   get pid() {
@@ -212,7 +222,7 @@ class RedisServer {
     const c = this.certs;
     const auth = this.tlsAuthClients === 'optional' ? 'optional' : this.tlsAuthClients ? 'yes' : 'no';
     const args = [
-      '--port', '0', '--tls-port', String(port), '--bind', HOST,
+      '--port', '0', '--tls-port', String(port), '--bind', this.host,
       '--tls-cert-file', c.certFile, '--tls-key-file', c.keyFile, '--tls-ca-cert-file', c.caFile,
       '--tls-auth-clients', auth,
       '--save', '', '--appendonly', 'no', '--dir', this.dir, '--logfile', this.logFile,
@@ -252,7 +262,7 @@ class RedisServer {
         if (/Address already in use|Failed listening/i.test(log)) return false;
         throw new Error(`redis-server exited at startup (port ${port}):\n${tail(log, 50)}`);
       }
-      const res = await redisCli({ port, certs: this.certs, password: this.password, timeoutMs: 2000 }, ['PING']);
+      const res = await redisCli({ host: this.host, port, certs: this.certs, password: this.password, timeoutMs: 2000 }, ['PING']);
       if (res.code === 0 && res.stdout.trim() === 'PONG') return true;
     }
     await this.kill();
@@ -288,7 +298,7 @@ class RedisServer {
 
   /** redis-cli result object; `password: null` connects without one. */
   tryCli(args, { password = this.password, timeoutMs } = {}) {
-    return redisCli({ port: this.port, certs: this.certs, password, timeoutMs }, args);
+    return redisCli({ host: this.host, port: this.port, certs: this.certs, password, timeoutMs }, args);
   }
 
   pause() {
@@ -346,12 +356,12 @@ function readIfExists(file) {
 
 /**
  * Starts a TLS-only redis-server on a free loopback port and waits until it answers PING.
- * opts: { password?, certs?, tlsAuthClients?: boolean | 'optional', args?: string[] }
+ * opts: { password?, certs?, tlsAuthClients?: boolean | 'optional', args?: string[], host?: a loopback address to bind (default 127.0.0.1) }
  */
-async function startRedis({ password, certs, tlsAuthClients = false, args = [] } = {}) {
+async function startRedis({ password, certs, tlsAuthClients = false, args = [], host } = {}) {
   certs ??= await makeCerts();
   const dir = await mkTempDir('redis-store-server-');
-  const server = new RedisServer({ password, certs, tlsAuthClients, args, dir });
+  const server = new RedisServer({ password, certs, tlsAuthClients, args, dir, host });
   servers.add(server);
   try {
     return await server.start();

@@ -3,28 +3,32 @@
 //! `ip:port` is dialled as `<seed host>:port`: TLS verifies it against the seed's host name,
 //! and a resolver sends that name back to the announced ip. Verification stays on throughout.
 //!
-//! redis-rs applies a `node_address_map` when it dials a node and keeps the announced
+//! redis-rs applies a `node_address_map` wherever it dials a node and keeps the announced
 //! addresses in its slot map, so `MOVED` and `ASK` still match (see
-//! `ClusterClientBuilder::node_address_map`). The map is fixed per client: a node announced
-//! later needs a new client, which the supervisor builds when `learn` says so.
+//! `ClusterClientBuilder::node_address_map`). A client's map and resolver are fixed when it
+//! is built: a node that needs a new renaming needs a new client, which the supervisor
+//! builds when `Routes::covers` says so.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use redis::cluster::NodeAddress;
 use redis::io::AsyncDNSResolver;
 use redis::RedisFuture;
 
-/// One node as `CLUSTER NODES` announces it.
+/// One reachable node as `CLUSTER NODES` announces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Announced {
     pub host: String,
     pub port: u16,
+    /// A primary not flagged as failing: a good place to start a new client from.
+    pub primary: bool,
 }
 
-/// Nodes with an address, from `CLUSTER NODES` text. Nodes still in handshake or without an
-/// address are skipped: nothing can be dialled there yet.
+/// The nodes of a `CLUSTER NODES` reply that can be dialled. Nodes in handshake, without an
+/// address, or flagged as failing are left out: a failed node may linger in the reply long
+/// after another took its port.
 pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
     text.lines()
         .filter_map(|line| {
@@ -32,11 +36,9 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
             let _id = fields.next()?;
             // ip:port@cport[,hostname]; an IPv6 ip keeps its colons, so split at the last one.
             let address = fields.next()?.split(['@', ',']).next()?;
-            let flags = fields.next()?;
-            if flags
-                .split(',')
-                .any(|flag| flag == "handshake" || flag == "noaddr")
-            {
+            let flags: Vec<&str> = fields.next()?.split(',').collect();
+            let unusable = ["handshake", "noaddr", "fail", "fail?"];
+            if flags.iter().any(|flag| unusable.contains(flag)) {
                 return None;
             }
             let (host, port) = address.rsplit_once(':')?;
@@ -44,82 +46,85 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
             (!host.is_empty()).then(|| Announced {
                 host: host.to_owned(),
                 port,
+                primary: flags.contains(&"master"),
             })
         })
         .collect()
 }
 
-#[derive(Default)]
-struct Routes {
-    /// Port → the ip the node on that port announced, for nodes dialled by the seed's name.
-    by_port: HashMap<u16, IpAddr>,
-    /// Ports announced by two different ips: the seed's name cannot stand for both.
-    ambiguous: HashSet<u16>,
-}
-
-/// The renaming of IP-announced nodes to the seed's host name, shared with the resolver.
-#[derive(Clone)]
-pub struct NodeNames {
+/// The renaming of IP-announced nodes to the seed's host name, from one `CLUSTER NODES` reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routes {
     seed_host: Arc<str>,
-    routes: Arc<RwLock<Routes>>,
+    /// Port → the ip the node on that port announced, for nodes dialled by the seed's name.
+    by_port: BTreeMap<u16, IpAddr>,
+    /// Ports announced by two different ips: the seed's name cannot stand for both, so
+    /// those nodes are verified against their own ip.
+    pub ambiguous: BTreeSet<u16>,
+    /// The primaries that were up, as announced: where a new client starts.
+    pub primaries: Vec<(String, u16)>,
 }
 
-/// What `learn` found.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Learned {
-    /// An IP-announced node the current map does not rename: the client must be rebuilt.
-    pub changed: bool,
-    /// Ports that two ips announce; their nodes are verified against their ip.
-    pub newly_ambiguous: Vec<u16>,
-}
-
-impl NodeNames {
+impl Routes {
     /// `None` when the seed is itself an IP address: then every node is verified against the
     /// address it announces, as the seed was.
-    pub fn for_seed(seed_host: &str) -> Option<NodeNames> {
+    pub fn for_seed(seed_host: &str) -> Option<Routes> {
         if seed_host.parse::<IpAddr>().is_ok() {
             return None;
         }
-        Some(NodeNames {
+        Some(Routes {
             seed_host: seed_host.into(),
-            routes: Arc::default(),
+            by_port: BTreeMap::new(),
+            ambiguous: BTreeSet::new(),
+            primaries: Vec::new(),
         })
     }
 
-    /// Records the nodes a `CLUSTER NODES` reply announced.
-    pub fn learn(&self, nodes: &[Announced]) -> Learned {
-        let mut learned = Learned::default();
-        let mut routes = self.routes.write().unwrap_or_else(|e| e.into_inner());
+    /// The renaming a reply's nodes call for, for the same seed.
+    pub fn learn(&self, nodes: &[Announced]) -> Routes {
+        let mut by_port = BTreeMap::new();
+        let mut ambiguous = BTreeSet::new();
         for node in nodes {
             let Ok(ip) = node.host.parse::<IpAddr>() else {
                 continue;
             };
-            if routes.ambiguous.contains(&node.port) {
+            // 0.0.0.0 or :: means "the node that answered" to redis-rs, not a place to dial.
+            if ip.is_unspecified() {
                 continue;
             }
-            match routes.by_port.get(&node.port) {
-                Some(known) if *known == ip => {}
-                Some(_) if nodes_share_port(nodes, node.port) => {
-                    routes.by_port.remove(&node.port);
-                    routes.ambiguous.insert(node.port);
-                    learned.newly_ambiguous.push(node.port);
-                    learned.changed = true;
-                }
-                // The node on that port moved to another ip.
-                _ => {
-                    routes.by_port.insert(node.port, ip);
-                    learned.changed = true;
+            if let Some(other) = by_port.insert(node.port, ip) {
+                if other != ip {
+                    ambiguous.insert(node.port);
                 }
             }
         }
-        learned
+        for port in &ambiguous {
+            by_port.remove(port);
+        }
+        let primaries = nodes
+            .iter()
+            .filter(|n| n.primary)
+            .map(|n| (n.host.clone(), n.port))
+            .collect();
+        Routes {
+            seed_host: self.seed_host.clone(),
+            by_port,
+            ambiguous,
+            primaries,
+        }
+    }
+
+    /// Whether a client built with these routes reaches every node `newer` renames.
+    pub fn covers(&self, newer: &Routes) -> bool {
+        newer
+            .by_port
+            .iter()
+            .all(|(port, ip)| self.by_port.get(port) == Some(ip))
     }
 
     /// Announced address → the seed's name with the same port, for redis-rs.
     pub fn address_map(&self) -> HashMap<NodeAddress, NodeAddress> {
-        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
-        routes
-            .by_port
+        self.by_port
             .iter()
             .map(|(port, ip)| {
                 (
@@ -130,46 +135,31 @@ impl NodeNames {
             .collect()
     }
 
-    /// Ports of every renamed node: a rebuilt client may start from any of them.
-    pub fn ports(&self) -> Vec<u16> {
-        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
-        let mut ports: Vec<u16> = routes.by_port.keys().copied().collect();
-        ports.sort_unstable();
-        ports
+    /// The resolver that goes with `address_map`.
+    pub fn resolver(&self) -> SeedNameResolver {
+        SeedNameResolver(Arc::new(self.clone()))
     }
 
     fn route(&self, host: &str, port: u16) -> Option<SocketAddr> {
         if !host.eq_ignore_ascii_case(&self.seed_host) {
             return None;
         }
-        let routes = self.routes.read().unwrap_or_else(|e| e.into_inner());
-        routes
-            .by_port
-            .get(&port)
-            .map(|ip| SocketAddr::new(*ip, port))
+        self.by_port.get(&port).map(|ip| SocketAddr::new(*ip, port))
     }
 }
 
-/// Whether two different ips announce `port` in one reply.
-fn nodes_share_port(nodes: &[Announced], port: u16) -> bool {
-    let mut ips = nodes
-        .iter()
-        .filter(|n| n.port == port)
-        .filter_map(|n| n.host.parse::<IpAddr>().ok());
-    match ips.next() {
-        Some(first) => ips.any(|ip| ip != first),
-        None => false,
-    }
-}
+/// Resolves `<seed host>:port` to the ip the node on that port announced; any other name as
+/// the system would.
+pub struct SeedNameResolver(Arc<Routes>);
 
-impl AsyncDNSResolver for NodeNames {
+impl AsyncDNSResolver for SeedNameResolver {
     fn resolve<'a, 'b: 'a>(
         &'a self,
         host: &'b str,
         port: u16,
     ) -> RedisFuture<'a, Box<dyn Iterator<Item = SocketAddr> + Send + 'a>> {
         Box::pin(async move {
-            if let Some(address) = self.route(host, port) {
+            if let Some(address) = self.0.route(host, port) {
                 return Ok(Box::new(std::iter::once(address))
                     as Box<dyn Iterator<Item = SocketAddr> + Send>);
             }
@@ -187,84 +177,88 @@ mod tests {
         Announced {
             host: host.to_owned(),
             port,
+            primary: true,
         }
     }
 
+    fn seed() -> Routes {
+        Routes::for_seed("cache.example").unwrap()
+    }
+
     #[test]
-    fn parses_addresses_of_cluster_nodes_lines() {
+    fn parses_the_dialable_nodes_of_cluster_nodes_lines() {
         let text = "\
 07c3 10.0.0.4:15000@25000 myself,master - 0 0 1 connected 0-5460
 67ed 10.0.0.5:15001@25001,node-b.example master - 0 1426238316232 2 connected 5461-10922
 292f fe80::1:15002@25002 slave 67ed 0 1426238318243 3 connected
 aaaa :0@0 master,noaddr - 1 1 0 disconnected
 bbbb 10.0.0.9:15009@25009 handshake - 0 0 0 connected
+cccc 10.0.0.8:15008@25008 master,fail - 0 0 0 disconnected
+dddd 10.0.0.7:15007@25007 master,fail? - 0 0 0 connected
 ";
+        let replica = Announced {
+            primary: false,
+            ..node("fe80::1", 15002)
+        };
         assert_eq!(
             parse_cluster_nodes(text),
-            vec![
-                node("10.0.0.4", 15000),
-                node("10.0.0.5", 15001),
-                node("fe80::1", 15002)
-            ]
+            vec![node("10.0.0.4", 15000), node("10.0.0.5", 15001), replica]
         );
     }
 
     #[test]
     fn an_ip_seed_renames_nothing() {
-        assert!(NodeNames::for_seed("10.0.0.4").is_none());
-        assert!(NodeNames::for_seed("::1").is_none());
-        assert!(NodeNames::for_seed("cache.example").is_some());
+        assert!(Routes::for_seed("10.0.0.4").is_none());
+        assert!(Routes::for_seed("::1").is_none());
+        assert!(Routes::for_seed("cache.example").is_some());
     }
 
     #[test]
     fn ip_nodes_are_dialled_by_the_seed_name_and_resolved_back() {
-        let names = NodeNames::for_seed("cache.example").unwrap();
-        let learned = names.learn(&[
+        let routes = seed().learn(&[
             node("10.0.0.4", 15000),
             node("10.0.0.5", 15001),
             node("named.example", 15002),
+            node("0.0.0.0", 15003),
         ]);
-        assert!(learned.changed);
-        let map = names.address_map();
+        let map = routes.address_map();
         assert_eq!(map.len(), 2);
         assert_eq!(
             map[&NodeAddress::new("10.0.0.5", 15001)],
             NodeAddress::new("cache.example", 15001)
         );
         assert_eq!(
-            names.route("CACHE.example", 15001),
+            routes.route("CACHE.example", 15001),
             Some("10.0.0.5:15001".parse().unwrap())
         );
-        assert_eq!(names.route("other.example", 15001), None);
-        assert_eq!(names.route("cache.example", 15002), None);
-        assert_eq!(names.ports(), vec![15000, 15001]);
+        assert_eq!(routes.route("other.example", 15001), None);
+        assert_eq!(routes.route("cache.example", 15002), None);
+        assert_eq!(routes.route("cache.example", 15003), None);
+        assert_eq!(routes.primaries.len(), 4);
+        assert_eq!(routes.primaries[2], ("named.example".to_owned(), 15002));
     }
 
     #[test]
-    fn learning_again_changes_nothing_until_a_node_appears_or_moves() {
-        let names = NodeNames::for_seed("cache.example").unwrap();
-        names.learn(&[node("10.0.0.4", 15000)]);
-        assert_eq!(names.learn(&[node("10.0.0.4", 15000)]), Learned::default());
-        assert!(
-            names
-                .learn(&[node("10.0.0.4", 15000), node("10.0.0.4", 15003)])
-                .changed
-        );
-        assert!(names.learn(&[node("10.0.0.7", 15003)]).changed);
+    fn a_client_covers_a_newer_reply_until_a_node_appears_or_moves() {
+        let built = seed().learn(&[node("10.0.0.4", 15000), node("10.0.0.5", 15001)]);
+        // A node gone from the reply needs no new client.
+        assert!(built.covers(&built.learn(&[node("10.0.0.4", 15000)])));
+        assert!(!built.covers(&built.learn(&[node("10.0.0.4", 15000), node("10.0.0.4", 15003)])));
+        assert!(!built.covers(&built.learn(&[node("10.0.0.7", 15001)])));
+    }
+
+    #[test]
+    fn a_port_two_ips_announce_is_not_renamed_while_both_do() {
+        let both = seed().learn(&[node("10.0.0.4", 6380), node("10.0.0.5", 6380)]);
+        assert_eq!(both.ambiguous, BTreeSet::from([6380]));
+        assert!(both.address_map().is_empty());
+        assert_eq!(both.route("cache.example", 6380), None);
+        // Each reply stands alone: once one of them is gone, the port is renamed again.
+        let one = both.learn(&[node("10.0.0.5", 6380)]);
+        assert!(one.ambiguous.is_empty());
         assert_eq!(
-            names.route("cache.example", 15003),
-            Some("10.0.0.7:15003".parse().unwrap())
+            one.route("cache.example", 6380),
+            Some("10.0.0.5:6380".parse().unwrap())
         );
-    }
-
-    #[test]
-    fn a_port_two_ips_announce_is_not_renamed() {
-        let names = NodeNames::for_seed("cache.example").unwrap();
-        let learned = names.learn(&[node("10.0.0.4", 6380), node("10.0.0.5", 6380)]);
-        assert_eq!(learned.newly_ambiguous, vec![6380]);
-        assert!(names.address_map().is_empty());
-        assert_eq!(names.route("cache.example", 6380), None);
-        // Once ambiguous, it stays so: a later reply listing one of them renames nothing.
-        assert_eq!(names.learn(&[node("10.0.0.4", 6380)]), Learned::default());
     }
 }

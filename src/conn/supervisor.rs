@@ -21,7 +21,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
-use super::node_names::{parse_cluster_nodes, Learned, NodeNames};
+use super::node_names::{parse_cluster_nodes, Routes};
 use super::{Connection, ConnectionSettings, Logger, ServerAddress};
 use crate::error::{describe_chain, StoreError, StoreResult};
 
@@ -93,8 +93,8 @@ enum RedisClient {
 struct ClusterTarget {
     /// The seed alone, verified against its own name: it says which nodes to rename.
     seed: Client,
-    /// `None` when the seed URL names an IP address.
-    names: Option<NodeNames>,
+    /// Renames nothing yet; `None` when the seed URL names an IP address.
+    renaming: Option<Routes>,
     certificates: TlsCertificates,
     tcp: TcpSettings,
 }
@@ -113,6 +113,16 @@ struct Shared {
     /// Milliseconds after `started` of the last reply from Redis.
     last_reply_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    topology: Mutex<Topology>,
+}
+
+/// Cluster nodes renamed to the seed's host name (see `node_names`).
+#[derive(Default)]
+struct Topology {
+    /// What the current cluster client was built with.
+    in_use: Option<Routes>,
+    /// From the last `CLUSTER NODES` reply.
+    last_seen: Option<Routes>,
 }
 
 pub struct Supervisor {
@@ -138,6 +148,7 @@ impl Supervisor {
             started: Instant::now(),
             last_reply_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            topology: Mutex::default(),
             settings,
         });
         runtime.spawn(run(shared.clone()));
@@ -304,16 +315,31 @@ impl Shared {
         }
     }
 
-    /// Logs what `NodeNames::learn` found; true when the cluster client must be rebuilt.
-    fn learned(&self, learned: Learned) -> bool {
-        for port in &learned.newly_ambiguous {
+    /// Records a `CLUSTER NODES` reply: the routes it calls for, and whether the client in use
+    /// lacks some of them. `None` when the seed URL names an IP address.
+    fn learn_topology(&self, cluster_nodes: &str) -> Option<(Routes, bool)> {
+        let RedisClient::Cluster(target) = &self.client else {
+            return None;
+        };
+        let latest = target
+            .renaming
+            .as_ref()?
+            .learn(&parse_cluster_nodes(cluster_nodes));
+        let mut topology = self.topology.lock().unwrap_or_else(|e| e.into_inner());
+        let before = topology.last_seen.replace(latest.clone());
+        let warned = before.map(|r| r.ambiguous).unwrap_or_default();
+        for port in latest.ambiguous.difference(&warned) {
             self.logger.warn(format!(
                 "cluster nodes with different addresses announce port {port}: they are \
                  verified against their own addresses, not {}",
                 self.settings.address.host
             ));
         }
-        learned.changed
+        let stale = !topology
+            .in_use
+            .as_ref()
+            .is_some_and(|in_use| in_use.covers(&latest));
+        Some((latest, stale))
     }
 
     fn classify(&self, error: RedisError, generation: u64) -> StoreError {
@@ -383,12 +409,17 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     }
     let target = ClusterTarget {
         seed,
-        names: NodeNames::for_seed(&address.host),
+        renaming: Routes::for_seed(&address.host),
         certificates,
         tcp,
     };
+    if address.db != 0 {
+        return Err(StoreError::invalid_config(
+            "redisUrl: Redis Cluster has only database 0",
+        ));
+    }
     // Built once here so that a bad setting fails the constructor, not every attempt.
-    cluster_client(settings, &target)?;
+    cluster_client(settings, &target, None)?;
     Ok(RedisClient::Cluster(Box::new(target)))
 }
 
@@ -407,30 +438,30 @@ fn tls_connection_info(host: &str, port: u16) -> StoreResult<ConnectionInfo> {
     .map_err(|e| StoreError::invalid_config(describe_chain(&e)))
 }
 
-/// A cluster client that starts from the seed, and from every node renamed so far: after a
-/// failover the seed may be gone.
+/// A cluster client that starts from the seed and from every primary that was up, and dials
+/// the nodes `routes` renames by the seed's name.
 fn cluster_client(
     settings: &ConnectionSettings,
     target: &ClusterTarget,
+    routes: Option<&Routes>,
 ) -> StoreResult<ClusterClient> {
     let address = &settings.address;
     let mut initial = vec![tls_connection_info(&address.host, address.port)?];
-    if let Some(names) = &target.names {
-        for port in names.ports() {
-            if port != address.port {
-                initial.push(tls_connection_info(&address.host, port)?);
-            }
-        }
+    for (host, port) in routes.map(|r| r.primaries.as_slice()).unwrap_or_default() {
+        // redis-rs renames these through the map too.
+        initial.push(tls_connection_info(host, *port)?);
     }
     let mut builder = ClusterClientBuilder::new(initial)
         .certs(target.certificates.clone())
         .tcp_settings(target.tcp.clone())
-        .connection_timeout(settings.connect_timeout)
+        // redis-rs waits for every starting node: one that drops packets must not use up
+        // the whole attempt, which runs under `connectTimeoutMs`.
+        .connection_timeout(settings.connect_timeout / 2)
         .response_timeout(settings.command_timeout);
-    if let Some(names) = &target.names {
+    if let Some(routes) = routes {
         builder = builder
-            .node_address_map(names.address_map())
-            .async_dns_resolver(names.clone());
+            .node_address_map(routes.address_map())
+            .async_dns_resolver(routes.resolver());
     }
     if let Some(username) = &address.username {
         builder = builder.username(username);
@@ -448,7 +479,7 @@ async fn run(shared: Arc<Shared>) {
     let mut connected_once = false;
     while !*closing.borrow() {
         let connected = tokio::select! {
-            result = connect(&shared) => result,
+            result = connect(&shared, None) => result,
             _ = closing.wait_for(|c| *c) => break,
         };
         match connected {
@@ -514,7 +545,9 @@ async fn run(shared: Arc<Shared>) {
     shared.link.send_replace(Link::Closed);
 }
 
-async fn connect(shared: &Shared) -> Result<Connection, String> {
+/// A new connection. A cluster client dials the nodes `routes` renames by the seed's name;
+/// without them it learns them from the seed first.
+async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, String> {
     let settings = &shared.settings;
     // The attempt runs under our own `connectTimeoutMs` below, which names the cause.
     let config = AsyncConnectionConfig::new()
@@ -530,27 +563,34 @@ async fn connect(shared: &Shared) -> Result<Connection, String> {
                 .map(Connection::Standalone)
                 .map_err(|e| describe_chain(&e)),
             RedisClient::Cluster(target) => {
-                if let Some(names) = &target.names {
-                    if names.ports().is_empty() {
-                        let mut seed = target
+                // Without routes to use, learn them from the seed, by its own name.
+                let routes = match routes {
+                    Some(routes) => Some(routes),
+                    None if target.renaming.is_some() => {
+                        let seed = target
                             .seed
                             .get_multiplexed_async_connection_with_config(&config)
                             .await
                             .map_err(|e| describe_chain(&e))?;
-                        let nodes: String = redis::cmd("CLUSTER")
-                            .arg("NODES")
-                            .query_async(&mut seed)
-                            .await
-                            .map_err(|e| describe_chain(&e))?;
-                        shared.learned(names.learn(&parse_cluster_nodes(&nodes)));
+                        let mut seed = Connection::Standalone(seed);
+                        let text = seed.cluster_nodes().await.map_err(|e| describe_chain(&e))?;
+                        shared.learn_topology(&text).map(|(routes, _)| routes)
                     }
-                }
-                let client = cluster_client(settings, target).map_err(|e| e.message)?;
-                client
+                    None => None,
+                };
+                let client =
+                    cluster_client(settings, target, routes.as_ref()).map_err(|e| e.message)?;
+                let connection = client
                     .get_async_connection()
                     .await
                     .map(Connection::Cluster)
-                    .map_err(|e| describe_chain(&e))
+                    .map_err(|e| describe_chain(&e))?;
+                shared
+                    .topology
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .in_use = routes;
+                Ok(connection)
             }
         }
     };
@@ -580,8 +620,6 @@ async fn watch_connection(
 ) -> Option<Connection> {
     let interval = shared.settings.health_check_interval;
     let cluster = shared.settings.cluster;
-    // Nodes were learned that this cluster client cannot verify: build another.
-    let mut rebuild = false;
     loop {
         tokio::select! {
             _ = closing.wait_for(|c| *c) => return None,
@@ -603,11 +641,14 @@ async fn watch_connection(
         }
         let check = async {
             let failure = health_check(shared, &mut connection).await;
-            let grown = cluster && learn_topology(shared, &mut connection).await;
-            (failure, grown)
+            let stale = match cluster {
+                true => check_topology(shared, &mut connection).await,
+                false => None,
+            };
+            (failure, stale)
         };
         tokio::pin!(check);
-        let (failure, grown) = loop {
+        let (failure, stale) = loop {
             tokio::select! {
                 checked = &mut check => break checked,
                 _ = closing.wait_for(|c| *c) => return None,
@@ -619,10 +660,10 @@ async fn watch_connection(
                 }
             }
         };
-        rebuild |= grown;
-        if rebuild {
+        // Nodes this cluster client cannot verify: build another that can.
+        if let Some(routes) = stale {
             let rebuilt = tokio::select! {
-                rebuilt = connect(shared) => rebuilt,
+                rebuilt = connect(shared, Some(routes)) => rebuilt,
                 _ = closing.wait_for(|c| *c) => return None,
             };
             match rebuilt {
@@ -658,18 +699,17 @@ async fn watch_connection(
     }
 }
 
-/// Asks one node which nodes the cluster has; true when the client must be rebuilt to verify
-/// some of them. A node that does not answer is asked again at the next check.
-async fn learn_topology(shared: &Shared, connection: &mut Connection) -> bool {
-    let RedisClient::Cluster(target) = &shared.client else {
-        return false;
-    };
-    let Some(names) = &target.names else {
-        return false;
-    };
-    match timeout(shared.settings.command_timeout, connection.cluster_nodes()).await {
-        Ok(Ok(text)) => shared.learned(names.learn(&parse_cluster_nodes(&text))),
-        _ => false,
+/// Asks one node which nodes the cluster has: the routes to rebuild the client with, when
+/// the one in use cannot verify some node. A node that does not answer is asked again at the
+/// next check.
+async fn check_topology(shared: &Shared, connection: &mut Connection) -> Option<Routes> {
+    let text = timeout(shared.settings.command_timeout, connection.cluster_nodes())
+        .await
+        .ok()?
+        .ok()?;
+    match shared.learn_topology(&text)? {
+        (routes, true) => Some(routes),
+        (_, false) => None,
     }
 }
 
