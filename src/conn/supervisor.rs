@@ -555,12 +555,13 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
         // Each call runs under its own deadline (`Supervisor::call`), so the crate's
         // 500 ms default must not cut in first with a cause-less "timed out".
         .set_response_timeout(None);
+    // The connection, and for a cluster the routes its client was built with.
     let attempt = async {
         match &shared.client {
             RedisClient::Standalone(client) => client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
-                .map(Connection::Standalone)
+                .map(|c| (Connection::Standalone(c), None))
                 .map_err(|e| describe_chain(&e)),
             RedisClient::Cluster(target) => {
                 // Without routes to use, learn them from the seed, by its own name.
@@ -580,25 +581,27 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
                 };
                 let client =
                     cluster_client(settings, target, routes.as_ref()).map_err(|e| e.message)?;
-                let connection = client
+                client
                     .get_async_connection()
                     .await
-                    .map(Connection::Cluster)
-                    .map_err(|e| describe_chain(&e))?;
-                shared
-                    .topology
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .in_use = routes;
-                Ok(connection)
+                    .map(|c| (Connection::Cluster(c), routes))
+                    .map_err(|e| describe_chain(&e))
             }
         }
     };
     // Without credentials nothing is sent while connecting: a PING finds NOAUTH (and a
     // server that accepts TCP but never answers) before the store reports ready.
     let attempt = async {
-        let mut connection = attempt.await?;
+        let (mut connection, routes) = attempt.await?;
         connection.ping().await.map_err(|e| describe_chain(&e))?;
+        if connection.is_cluster() {
+            // Only now: a client that did not make it must not pass for the one in use.
+            shared
+                .topology
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .in_use = routes;
+        }
         Ok::<_, String>(connection)
     };
     match timeout(settings.connect_timeout, attempt).await {
