@@ -22,7 +22,8 @@ use redis::RedisFuture;
 pub struct Announced {
     pub host: String,
     pub port: u16,
-    /// A primary not flagged as failing: a good place to start a new client from.
+    /// A primary that serves slots and is not flagged as failing: a good place to start a
+    /// new client from.
     pub primary: bool,
 }
 
@@ -37,6 +38,9 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
             // ip:port@cport[,hostname]; an IPv6 ip keeps its colons, so split at the last one.
             let address = fields.next()?.split(['@', ',']).next()?;
             let flags: Vec<&str> = fields.next()?.split(',').collect();
+            // Then: primary id, ping sent, pong received, epoch, link state, slots; "[…]" marks
+            // a slot in migration, not one served.
+            let serves_slots = fields.skip(5).any(|slot| !slot.starts_with('['));
             let unusable = ["handshake", "noaddr", "fail", "fail?"];
             if flags.iter().any(|flag| unusable.contains(flag)) {
                 return None;
@@ -46,7 +50,7 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
             (!host.is_empty()).then(|| Announced {
                 host: host.to_owned(),
                 port,
-                primary: flags.contains(&"master"),
+                primary: flags.contains(&"master") && serves_slots,
             })
         })
         .collect()
@@ -195,14 +199,26 @@ aaaa :0@0 master,noaddr - 1 1 0 disconnected
 bbbb 10.0.0.9:15009@25009 handshake - 0 0 0 connected
 cccc 10.0.0.8:15008@25008 master,fail - 0 0 0 disconnected
 dddd 10.0.0.7:15007@25007 master,fail? - 0 0 0 connected
+eeee 10.0.0.6:15006@25006 master - 0 0 4 connected
+ffff 10.0.0.3:15003@25003 master - 0 0 5 connected [77->-07c3]
 ";
         let replica = Announced {
             primary: false,
             ..node("fe80::1", 15002)
         };
+        let slotless = |host, port| Announced {
+            primary: false,
+            ..node(host, port)
+        };
         assert_eq!(
             parse_cluster_nodes(text),
-            vec![node("10.0.0.4", 15000), node("10.0.0.5", 15001), replica]
+            vec![
+                node("10.0.0.4", 15000),
+                node("10.0.0.5", 15001),
+                replica,
+                slotless("10.0.0.6", 15006),
+                slotless("10.0.0.3", 15003),
+            ]
         );
     }
 

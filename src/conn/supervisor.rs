@@ -285,6 +285,12 @@ impl Shared {
     /// make it build another client (see `node_names`).
     fn connection_failed(&self, generation: u64, cause: &str) {
         if self.settings.cluster {
+            // A call still running on a client that was since rebuilt says nothing of the new one.
+            let current =
+                matches!(&*self.link.borrow(), Link::Up { generation: g, .. } if *g == generation);
+            if !current {
+                return;
+            }
             let was = self
                 .status
                 .swap(StoreStatus::Reconnecting as u8, Ordering::AcqRel);
@@ -327,6 +333,9 @@ impl Shared {
             .learn(&parse_cluster_nodes(cluster_nodes));
         let mut topology = self.topology.lock().unwrap_or_else(|e| e.into_inner());
         let before = topology.last_seen.replace(latest.clone());
+        // Nodes can disagree for a moment (or ask through different interfaces): rebuild only
+        // for what two replies in a row show.
+        let confirmed = before.as_ref().is_some_and(|b| b.covers(&latest));
         let warned = before.map(|r| r.ambiguous).unwrap_or_default();
         for port in latest.ambiguous.difference(&warned) {
             self.logger.warn(format!(
@@ -335,11 +344,11 @@ impl Shared {
                 self.settings.address.host
             ));
         }
-        let stale = !topology
+        let covered = topology
             .in_use
             .as_ref()
             .is_some_and(|in_use| in_use.covers(&latest));
-        Some((latest, stale))
+        Some((latest, confirmed && !covered))
     }
 
     fn classify(&self, error: RedisError, generation: u64) -> StoreError {
@@ -574,8 +583,19 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
                             .await
                             .map_err(|e| describe_chain(&e))?;
                         let mut seed = Connection::Standalone(seed);
-                        let text = seed.cluster_nodes().await.map_err(|e| describe_chain(&e))?;
-                        shared.learn_topology(&text).map(|(routes, _)| routes)
+                        match seed.cluster_nodes().await {
+                            Ok(text) => shared.learn_topology(&text).map(|(routes, _)| routes),
+                            // An ACL may allow CLUSTER SLOTS only: connect, and say what it costs.
+                            Err(error) if server_error(&error).is_some() => {
+                                shared.logger.warn(format!(
+                                    "the seed refused CLUSTER NODES ({}): nodes are verified \
+                                     against the addresses they announce",
+                                    describe_chain(&error)
+                                ));
+                                None
+                            }
+                            Err(error) => return Err(describe_chain(&error)),
+                        }
                     }
                     None => None,
                 };
@@ -623,6 +643,8 @@ async fn watch_connection(
 ) -> Option<Connection> {
     let interval = shared.settings.health_check_interval;
     let cluster = shared.settings.cluster;
+    let mut rebuild_failures = 0u32;
+    let mut rebuild_after = Instant::now();
     loop {
         tokio::select! {
             _ = closing.wait_for(|c| *c) => return None,
@@ -663,24 +685,6 @@ async fn watch_connection(
                 }
             }
         };
-        // Nodes this cluster client cannot verify: build another that can.
-        if let Some(routes) = stale {
-            let rebuilt = tokio::select! {
-                rebuilt = connect(shared, Some(routes)) => rebuilt,
-                _ = closing.wait_for(|c| *c) => return None,
-            };
-            match rebuilt {
-                Ok(replacement) => {
-                    shared
-                        .logger
-                        .info("new cluster nodes: cluster client rebuilt to verify them");
-                    return Some(replacement);
-                }
-                Err(cause) => shared
-                    .logger
-                    .warn(format!("cluster client rebuild failed: {cause}")),
-            }
-        }
         match failure {
             Some(cause) if cluster => shared.connection_failed(generation, &cause),
             Some(cause) => {
@@ -698,6 +702,34 @@ async fn watch_connection(
                 }
             }
             None => {}
+        }
+        // Nodes this cluster client cannot verify: build another that can, backing off after
+        // attempts that failed (each one dials every primary).
+        if let Some(routes) = stale.filter(|_| Instant::now() >= rebuild_after) {
+            let rebuilt = tokio::select! {
+                rebuilt = connect(shared, Some(routes)) => rebuilt,
+                _ = closing.wait_for(|c| *c) => return None,
+            };
+            match rebuilt {
+                Ok(replacement) => {
+                    shared
+                        .logger
+                        .info("new cluster nodes: cluster client rebuilt to verify them");
+                    return Some(replacement);
+                }
+                Err(cause) => {
+                    rebuild_failures += 1;
+                    let delay = shared
+                        .settings
+                        .backoff
+                        .delay(rebuild_failures, jitter_seed());
+                    rebuild_after = Instant::now() + delay;
+                    shared.logger.warn(format!(
+                        "cluster client rebuild failed: {cause}; next try in {} ms",
+                        delay.as_millis()
+                    ));
+                }
+            }
         }
     }
 }
