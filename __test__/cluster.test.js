@@ -12,6 +12,7 @@ const assert = require('node:assert/strict')
 const { RedisConversationStore } = require('..')
 const { startCluster, stopAllClusters } = require('./helpers/cluster')
 const { makeNameOnlyCerts } = require('./helpers/redis')
+const { startProxy } = require('./helpers/proxy')
 const { defineContractSuite, silentLogger } = require('./helpers/contract')
 const { makeConversation } = require('./helpers/conversations')
 const { recordingLogger, startLoad, stopAllLoads, untilAcknowledged, waitForStatus } = require('./helpers/observe')
@@ -177,6 +178,36 @@ describe('cluster mode', () => {
       assert.equal((await store.get(id))?.updatedAt, conversation.updatedAt, `write ${id} acknowledged before the kill is gone`)
     }
     await waitForStatus(store, 'ready')
+  })
+
+  it('replaces a primary\'s half-open connection (bytes black-holed, no RST) with a rebuilt client', async () => {
+    const primaries = await cluster.primaries()
+    const victim = cluster.node(primaries.find((p) => p.port !== cluster.seedPort).port)
+    const proxy = await startProxy({ targetPort: victim.port, targetHost: victim.host, host: victim.host })
+    try {
+      // The victim announces the proxy's port: the store reaches it through the proxy only.
+      let from = log.lines.length
+      await victim.cli('CONFIG', 'SET', 'cluster-announce-tls-port', proxy.port)
+      await cluster.waitFor('the new port to be gossiped', async () =>
+        ((await cluster.cli(cluster.seedPort, 'CLUSTER', 'NODES')).includes(`:${proxy.port}@`) ? undefined : 'not yet'))
+      await log.waitFor(/new cluster nodes: cluster client rebuilt/, { from })
+      await underLoad('halfopen', async (load) => {
+        await untilAcknowledged(load, 30)
+        assert.ok(proxy.connections.size > 0, 'the store does not go through the proxy')
+        from = log.lines.length
+        proxy.blackhole()
+        await log.waitFor(/cluster unhealthy/, { from })
+        const accepted = proxy.totalAccepted
+        proxy.restore()
+        await log.waitFor(/a primary stopped answering: cluster client rebuilt/, { from })
+        assert.ok(proxy.totalAccepted > accepted, 'no new connection to the black-holed primary')
+        await untilAcknowledged(load, 30)
+      })
+      await waitForStatus(store, 'ready')
+    } finally {
+      await victim.cli('CONFIG', 'SET', 'cluster-announce-tls-port', '0')
+      await proxy.close()
+    }
   })
 
   // Last: the new primary has no replica, which the failover tests above rely on.

@@ -7,14 +7,15 @@ const net = require('node:net');
 const HOST = '127.0.0.1';
 
 /**
- * startProxy({ targetPort, targetHost? }) → { port, blackhole(), restore(), close(), connections, totalAccepted }
+ * startProxy({ targetPort, targetHost?, host? }) → { port, host, blackhole(), restore(), close(), connections, totalAccepted }
+ * host: the loopback address it listens on (default 127.0.0.1).
  *
  * blackhole(): every current connection goes dead for good (bytes both ways are
  * swallowed, sockets stay open, closes are not passed on); connections accepted
  * while blackholed get no upstream at all. restore(): NEW connections forward
  * again; the dead ones stay dead, as a half-open socket never recovers.
  */
-async function startProxy({ targetPort, targetHost = HOST }) {
+async function startProxy({ targetPort, targetHost = HOST, host = HOST }) {
   const connections = new Set(); // { client, upstream, dead } with at least one side open
   let blackholed = false;
   let totalAccepted = 0;
@@ -52,12 +53,12 @@ async function startProxy({ targetPort, targetHost = HOST }) {
 
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, HOST, resolve);
+    server.listen(0, host, resolve);
   });
 
   return {
     port: server.address().port,
-    host: HOST,
+    host,
     connections,
     get totalAccepted() {
       return totalAccepted;

@@ -60,6 +60,9 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     seed_host: Arc<str>,
+    /// False when the seed is itself an IP address: then every node is verified against the
+    /// address it announces, as the seed was, and nothing is renamed.
+    renames: bool,
     /// Port → the ip the node on that port announced, for nodes dialled by the seed's name.
     by_port: BTreeMap<u16, IpAddr>,
     /// Ports announced by two different ips: the seed's name cannot stand for both, so
@@ -70,25 +73,27 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// `None` when the seed is itself an IP address: then every node is verified against the
-    /// address it announces, as the seed was.
-    pub fn for_seed(seed_host: &str) -> Option<Routes> {
-        if seed_host.parse::<IpAddr>().is_ok() {
-            return None;
-        }
-        Some(Routes {
+    /// Nothing learned yet, for a seed URL naming `seed_host`.
+    pub fn for_seed(seed_host: &str) -> Routes {
+        Routes {
             seed_host: seed_host.into(),
+            renames: seed_host.parse::<IpAddr>().is_err(),
             by_port: BTreeMap::new(),
             ambiguous: BTreeSet::new(),
             primaries: Vec::new(),
-        })
+        }
+    }
+
+    /// Whether a client needs `address_map` and `resolver` at all.
+    pub fn renames(&self) -> bool {
+        self.renames
     }
 
     /// The renaming a reply's nodes call for, for the same seed.
     pub fn learn(&self, nodes: &[Announced]) -> Routes {
         let mut by_port = BTreeMap::new();
         let mut ambiguous = BTreeSet::new();
-        for node in nodes {
+        for node in nodes.iter().filter(|_| self.renames) {
             let Ok(ip) = node.host.parse::<IpAddr>() else {
                 continue;
             };
@@ -112,6 +117,7 @@ impl Routes {
             .collect();
         Routes {
             seed_host: self.seed_host.clone(),
+            renames: self.renames,
             by_port,
             ambiguous,
             primaries,
@@ -186,7 +192,7 @@ mod tests {
     }
 
     fn seed() -> Routes {
-        Routes::for_seed("cache.example").unwrap()
+        Routes::for_seed("cache.example")
     }
 
     #[test]
@@ -223,10 +229,14 @@ ffff 10.0.0.3:15003@25003 master - 0 0 5 connected [77->-07c3]
     }
 
     #[test]
-    fn an_ip_seed_renames_nothing() {
-        assert!(Routes::for_seed("10.0.0.4").is_none());
-        assert!(Routes::for_seed("::1").is_none());
-        assert!(Routes::for_seed("cache.example").is_some());
+    fn an_ip_seed_renames_nothing_but_still_knows_the_primaries() {
+        for ip_seed in ["10.0.0.4", "::1"] {
+            let routes = Routes::for_seed(ip_seed).learn(&[node("10.0.0.5", 15001)]);
+            assert!(!routes.renames());
+            assert!(routes.address_map().is_empty());
+            assert_eq!(routes.primaries, vec![("10.0.0.5".to_owned(), 15001)]);
+        }
+        assert!(Routes::for_seed("cache.example").renames());
     }
 
     #[test]

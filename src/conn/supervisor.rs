@@ -93,8 +93,8 @@ enum RedisClient {
 struct ClusterTarget {
     /// The seed alone, verified against its own name: it says which nodes to rename.
     seed: Client,
-    /// Renames nothing yet; `None` when the seed URL names an IP address.
-    renaming: Option<Routes>,
+    /// Nothing learned yet: what each `CLUSTER NODES` reply is read against.
+    routes: Routes,
     certificates: TlsCertificates,
     tcp: TcpSettings,
 }
@@ -279,10 +279,10 @@ impl Shared {
 
     /// A call found connection `generation` unusable: have the task replace it, once.
     ///
-    /// A failure never replaces a cluster connection: redis-rs reconnects each node and
-    /// refreshes the slot map itself. There the failure marks the store unhealthy and has the
-    /// task check every primary, and the topology, at once; only nodes it cannot verify yet
-    /// make it build another client (see `node_names`).
+    /// In a cluster, a call's failure only marks the store unhealthy and has the task check
+    /// every primary at once: redis-rs reconnects a node that failed loudly and refreshes the
+    /// slot map itself. The task builds another client when a primary does not answer its
+    /// PING, or when nodes appear that the client in use cannot verify (see `node_names`).
     fn connection_failed(&self, generation: u64, cause: &str) {
         if self.settings.cluster {
             // A call still running on a client that was since rebuilt says nothing of the new one.
@@ -321,16 +321,22 @@ impl Shared {
         }
     }
 
+    /// The nodes learned last, to build a new cluster client from; `None` to ask the seed.
+    fn known_routes(&self) -> Option<Routes> {
+        let topology = self.topology.lock().unwrap_or_else(|e| e.into_inner());
+        topology
+            .last_seen
+            .clone()
+            .or_else(|| topology.in_use.clone())
+    }
+
     /// Records a `CLUSTER NODES` reply: the routes it calls for, and whether the client in use
-    /// lacks some of them. `None` when the seed URL names an IP address.
+    /// lacks some of them.
     fn learn_topology(&self, cluster_nodes: &str) -> Option<(Routes, bool)> {
         let RedisClient::Cluster(target) = &self.client else {
             return None;
         };
-        let latest = target
-            .renaming
-            .as_ref()?
-            .learn(&parse_cluster_nodes(cluster_nodes));
+        let latest = target.routes.learn(&parse_cluster_nodes(cluster_nodes));
         let mut topology = self.topology.lock().unwrap_or_else(|e| e.into_inner());
         let before = topology.last_seen.replace(latest.clone());
         // Nodes can disagree for a moment (or ask through different interfaces): rebuild only
@@ -418,7 +424,7 @@ fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     }
     let target = ClusterTarget {
         seed,
-        renaming: Routes::for_seed(&address.host),
+        routes: Routes::for_seed(&address.host),
         certificates,
         tcp,
     };
@@ -467,7 +473,7 @@ fn cluster_client(
         // the whole attempt, which runs under `connectTimeoutMs`.
         .connection_timeout(settings.connect_timeout / 2)
         .response_timeout(settings.command_timeout);
-    if let Some(routes) = routes {
+    if let Some(routes) = routes.filter(|r| r.renames()) {
         builder = builder
             .node_address_map(routes.address_map())
             .async_dns_resolver(routes.resolver());
@@ -576,7 +582,7 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
                 // Without routes to use, learn them from the seed, by its own name.
                 let routes = match routes {
                     Some(routes) => Some(routes),
-                    None if target.renaming.is_some() => {
+                    None => {
                         let seed = target
                             .seed
                             .get_multiplexed_async_connection_with_config(&config)
@@ -587,17 +593,18 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
                             Ok(text) => shared.learn_topology(&text).map(|(routes, _)| routes),
                             // An ACL may allow CLUSTER SLOTS only: connect, and say what it costs.
                             Err(error) if server_error(&error).is_some() => {
-                                shared.logger.warn(format!(
-                                    "the seed refused CLUSTER NODES ({}): nodes are verified \
-                                     against the addresses they announce",
-                                    describe_chain(&error)
-                                ));
+                                if target.routes.renames() {
+                                    shared.logger.warn(format!(
+                                        "the seed refused CLUSTER NODES ({}): nodes are \
+                                         verified against the addresses they announce",
+                                        describe_chain(&error)
+                                    ));
+                                }
                                 None
                             }
                             Err(error) => return Err(describe_chain(&error)),
                         }
                     }
-                    None => None,
                 };
                 let client =
                     cluster_client(settings, target, routes.as_ref()).map_err(|e| e.message)?;
@@ -666,7 +673,9 @@ async fn watch_connection(
         }
         let check = async {
             let failure = health_check(shared, &mut connection).await;
-            let stale = match cluster {
+            // A cluster that answers is asked for its nodes; one that does not gets a new
+            // client from what was learned before.
+            let stale = match cluster && failure.is_none() {
                 true => check_topology(shared, &mut connection).await,
                 false => None,
             };
@@ -685,6 +694,7 @@ async fn watch_connection(
                 }
             }
         };
+        let unhealthy = failure.is_some();
         match failure {
             Some(cause) if cluster => shared.connection_failed(generation, &cause),
             Some(cause) => {
@@ -703,18 +713,25 @@ async fn watch_connection(
             }
             None => {}
         }
-        // Nodes this cluster client cannot verify: build another that can, backing off after
-        // attempts that failed (each one dials every primary).
-        if let Some(routes) = stale.filter(|_| Instant::now() >= rebuild_after) {
+        // A new cluster client: one that can verify new nodes, or one with fresh connections
+        // when a primary stopped answering (redis-rs never replaces a connection that only
+        // went silent, as a half-open one does). Backs off after attempts that failed: each
+        // one dials every primary.
+        let rebuild = match stale {
+            Some(routes) => Some((Some(routes), "new cluster nodes")),
+            None if cluster && unhealthy => {
+                Some((shared.known_routes(), "a primary stopped answering"))
+            }
+            None => None,
+        };
+        if let Some((routes, why)) = rebuild.filter(|_| Instant::now() >= rebuild_after) {
             let rebuilt = tokio::select! {
-                rebuilt = connect(shared, Some(routes)) => rebuilt,
+                rebuilt = connect(shared, routes) => rebuilt,
                 _ = closing.wait_for(|c| *c) => return None,
             };
             match rebuilt {
                 Ok(replacement) => {
-                    shared
-                        .logger
-                        .info("new cluster nodes: cluster client rebuilt to verify them");
+                    shared.logger.info(format!("{why}: cluster client rebuilt"));
                     return Some(replacement);
                 }
                 Err(cause) => {
