@@ -52,6 +52,7 @@ describe('cluster mode', () => {
       cluster: true,
       tls: { ca: cluster.caPem },
       commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      connectTimeoutMs: 3000,
       healthCheckIntervalMs: 200,
       logger: log.logger,
     })
@@ -197,6 +198,10 @@ describe('cluster mode', () => {
         from = log.lines.length
         proxy.blackhole()
         await log.waitFor(/cluster unhealthy/, { from })
+        // No client that lacks the primary passes for healthy: rebuilds fail while it is silent.
+        await log.waitFor(/cluster client rebuild failed/, { from })
+        assert.equal(store.status, 'reconnecting')
+        assert.ok(!log.lines.slice(from).some((l) => /cluster client rebuilt|healthy again/.test(l)), log.lines.slice(from).join('\n'))
         const accepted = proxy.totalAccepted
         proxy.restore()
         await log.waitFor(/a primary stopped answering: cluster client rebuilt/, { from })

@@ -37,6 +37,38 @@ impl Connection {
         }
     }
 
+    /// PINGs one cluster node by the address redis-rs's slot map knows it by. Fails when the
+    /// client holds no connection to it, where a PING to every primary would skip it.
+    pub async fn ping_node(&mut self, host: &str, port: u16) -> RedisResult<()> {
+        match self {
+            Connection::Standalone(connection) => redis::cmd("PING").query_async(connection).await,
+            Connection::Cluster(connection) => {
+                let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                    host: host.to_owned(),
+                    port,
+                });
+                connection
+                    .route_command(redis::cmd("PING"), node)
+                    .await
+                    .map(drop)
+            }
+        }
+    }
+
+    /// The primaries that serve slots, as `CLUSTER SLOTS` (the source of redis-rs's slot map)
+    /// names them, from any one node. A primary without a usable endpoint is left out.
+    pub async fn slot_owners(&mut self) -> RedisResult<Vec<(String, u16)>> {
+        let command = redis::cmd("CLUSTER").arg("SLOTS").clone();
+        let reply = match self {
+            Connection::Standalone(connection) => command.query_async(connection).await?,
+            Connection::Cluster(connection) => {
+                let any_node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
+                connection.route_command(command, any_node).await?
+            }
+        };
+        Ok(parse_slot_owners(&reply))
+    }
+
     /// `CLUSTER NODES` from any one node.
     pub async fn cluster_nodes(&mut self) -> RedisResult<String> {
         let command = redis::cmd("CLUSTER").arg("NODES").clone();
@@ -80,5 +112,74 @@ impl ConnectionLike for Connection {
             Connection::Standalone(connection) => connection.get_db(),
             Connection::Cluster(connection) => connection.get_db(),
         }
+    }
+}
+
+/// Each range of a `CLUSTER SLOTS` reply is `[start, end, [host, port, id, …], replicas…]`.
+fn parse_slot_owners(reply: &Value) -> Vec<(String, u16)> {
+    let Value::Array(ranges) = reply else {
+        return Vec::new();
+    };
+    let mut owners: Vec<(String, u16)> = ranges
+        .iter()
+        .filter_map(|range| match range {
+            Value::Array(fields) => match fields.get(2) {
+                Some(Value::Array(primary)) => endpoint(primary),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
+fn endpoint(node: &[Value]) -> Option<(String, u16)> {
+    let host = match node.first()? {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok()?,
+        Value::SimpleString(text) => text.clone(),
+        _ => return None,
+    };
+    let port = match node.get(1)? {
+        Value::Int(port) => u16::try_from(*port).ok()?,
+        _ => return None,
+    };
+    // "" (the node that answered) and "?" (unknown endpoint) cannot be addressed.
+    (!host.is_empty() && host != "?").then_some((host, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn node(host: &str, port: i64) -> Value {
+        Value::Array(vec![text(host), Value::Int(port), text("id")])
+    }
+
+    fn range(start: i64, end: i64, nodes: Vec<Value>) -> Value {
+        let mut fields = vec![Value::Int(start), Value::Int(end)];
+        fields.extend(nodes);
+        Value::Array(fields)
+    }
+
+    #[test]
+    fn slot_owners_are_the_first_node_of_each_range_once() {
+        let reply = Value::Array(vec![
+            range(0, 99, vec![node("10.0.0.1", 7000), node("10.0.0.4", 7003)]),
+            range(100, 199, vec![node("10.0.0.2", 7001)]),
+            range(200, 299, vec![node("10.0.0.1", 7000)]),
+            range(300, 399, vec![node("?", 7002)]),
+            range(400, 499, vec![node("", 7005)]),
+        ]);
+        assert_eq!(
+            parse_slot_owners(&reply),
+            vec![("10.0.0.1".to_owned(), 7000), ("10.0.0.2".to_owned(), 7001)]
+        );
+        assert!(parse_slot_owners(&Value::Nil).is_empty());
     }
 }

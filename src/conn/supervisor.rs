@@ -6,10 +6,11 @@
 //! `READONLY`, and exposes no status: hence this small supervisor.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::{
@@ -105,6 +106,8 @@ struct Shared {
     logger: Logger,
     link: watch::Sender<Link>,
     status: AtomicU8,
+    /// Generation of the connection last published.
+    current: AtomicU64,
     /// Highest connection generation some call has found broken.
     broken: AtomicU64,
     broken_signal: Notify,
@@ -114,15 +117,26 @@ struct Shared {
     last_reply_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
     topology: Mutex<Topology>,
+    /// The seed's refusal of `CLUSTER NODES` was logged.
+    nodes_refusal_logged: AtomicBool,
 }
 
-/// Cluster nodes renamed to the seed's host name (see `node_names`).
+/// What `CLUSTER NODES` told of a cluster's nodes (see `node_names`).
 #[derive(Default)]
 struct Topology {
     /// What the current cluster client was built with.
     in_use: Option<Routes>,
-    /// From the last `CLUSTER NODES` reply.
+    /// From the last reply.
     last_seen: Option<Routes>,
+    /// From the last reply that agreed with the one before it.
+    confirmed: Option<Routes>,
+}
+
+/// Why a health check failed, and whether the server said anything at all: a `BUSY` or
+/// `LOADING` reply proves the link works, silence or an I/O error does not.
+struct HealthFailure {
+    cause: String,
+    silent: bool,
 }
 
 pub struct Supervisor {
@@ -142,6 +156,7 @@ impl Supervisor {
             logger,
             link: watch::Sender::new(Link::Down),
             status: AtomicU8::new(StoreStatus::Connecting as u8),
+            current: AtomicU64::new(0),
             broken: AtomicU64::new(0),
             broken_signal: Notify::new(),
             closing: watch::Sender::new(false),
@@ -149,6 +164,7 @@ impl Supervisor {
             last_reply_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
             topology: Mutex::default(),
+            nodes_refusal_logged: AtomicBool::new(false),
             settings,
         });
         runtime.spawn(run(shared.clone()));
@@ -286,17 +302,7 @@ impl Shared {
     fn connection_failed(&self, generation: u64, cause: &str) {
         if self.settings.cluster {
             // A call still running on a client that was since rebuilt says nothing of the new one.
-            let current =
-                matches!(&*self.link.borrow(), Link::Up { generation: g, .. } if *g == generation);
-            if !current {
-                return;
-            }
-            let was = self
-                .status
-                .swap(StoreStatus::Reconnecting as u8, Ordering::AcqRel);
-            if was != StoreStatus::Reconnecting as u8 {
-                self.set_last_error(cause);
-                self.logger.warn(format!("cluster unhealthy: {cause}"));
+            if generation == self.current.load(Ordering::Acquire) && self.cluster_unhealthy(cause) {
                 self.broken_signal.notify_one();
             }
             return;
@@ -321,11 +327,24 @@ impl Shared {
         }
     }
 
-    /// The nodes learned last, to build a new cluster client from; `None` to ask the seed.
+    /// Marks the cluster unhealthy; true when it was not already.
+    fn cluster_unhealthy(&self, cause: &str) -> bool {
+        let was = self
+            .status
+            .swap(StoreStatus::Reconnecting as u8, Ordering::AcqRel);
+        let news = was != StoreStatus::Reconnecting as u8;
+        if news {
+            self.set_last_error(cause);
+            self.logger.warn(format!("cluster unhealthy: {cause}"));
+        }
+        news
+    }
+
+    /// The nodes to build a new cluster client from; `None` to ask the seed.
     fn known_routes(&self) -> Option<Routes> {
         let topology = self.topology.lock().unwrap_or_else(|e| e.into_inner());
         topology
-            .last_seen
+            .confirmed
             .clone()
             .or_else(|| topology.in_use.clone())
     }
@@ -342,6 +361,9 @@ impl Shared {
         // Nodes can disagree for a moment (or ask through different interfaces): rebuild only
         // for what two replies in a row show.
         let confirmed = before.as_ref().is_some_and(|b| b.covers(&latest));
+        if confirmed {
+            topology.confirmed = Some(latest.clone());
+        }
         let warned = before.map(|r| r.ambiguous).unwrap_or_default();
         for port in latest.ambiguous.difference(&warned) {
             self.logger.warn(format!(
@@ -510,6 +532,7 @@ async fn run(shared: Arc<Shared>) {
                 connected_once = true;
                 loop {
                     generation += 1;
+                    shared.current.store(generation, Ordering::Release);
                     shared.saw_reply();
                     // Status first: a caller that reads 'ready' finds the link up, or about to be.
                     shared
@@ -593,7 +616,9 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
                             Ok(text) => shared.learn_topology(&text).map(|(routes, _)| routes),
                             // An ACL may allow CLUSTER SLOTS only: connect, and say what it costs.
                             Err(error) if server_error(&error).is_some() => {
-                                if target.routes.renames() {
+                                let logged =
+                                    shared.nodes_refusal_logged.swap(true, Ordering::AcqRel);
+                                if target.routes.renames() && !logged {
                                     shared.logger.warn(format!(
                                         "the seed refused CLUSTER NODES ({}): nodes are \
                                          verified against the addresses they announce",
@@ -617,10 +642,17 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
         }
     };
     // Without credentials nothing is sent while connecting: a PING finds NOAUTH (and a
-    // server that accepts TCP but never answers) before the store reports ready.
+    // server that accepts TCP but never answers) before the store reports ready. A cluster
+    // client must reach the primary of every slot.
     let attempt = async {
         let (mut connection, routes) = attempt.await?;
-        connection.ping().await.map_err(|e| describe_chain(&e))?;
+        if connection.is_cluster() {
+            if let Some(failure) = check_slot_owners(shared, &mut connection).await {
+                return Err(failure.cause);
+            }
+        } else {
+            connection.ping().await.map_err(|e| describe_chain(&e))?;
+        }
         if connection.is_cluster() {
             // Only now: a client that did not make it must not pass for the one in use.
             shared
@@ -641,7 +673,7 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
 }
 
 /// Returns when the connection must be replaced: with the replacement when a cluster client
-/// was rebuilt for new nodes, with `None` when it failed or the store closes.
+/// was rebuilt, with `None` when it failed or the store closes.
 async fn watch_connection(
     shared: &Shared,
     mut connection: Connection,
@@ -650,6 +682,8 @@ async fn watch_connection(
 ) -> Option<Connection> {
     let interval = shared.settings.health_check_interval;
     let cluster = shared.settings.cluster;
+    // Cluster checks in a row that some primary did not answer at all.
+    let mut silent_checks = 0u32;
     let mut rebuild_failures = 0u32;
     let mut rebuild_after = Instant::now();
     loop {
@@ -672,14 +706,11 @@ async fn watch_connection(
             continue;
         }
         let check = async {
-            let failure = health_check(shared, &mut connection).await;
-            // A cluster that answers is asked for its nodes; one that does not gets a new
-            // client from what was learned before.
-            let stale = match cluster && failure.is_none() {
-                true => check_topology(shared, &mut connection).await,
-                false => None,
-            };
-            (failure, stale)
+            if cluster {
+                check_cluster(shared, &mut connection).await
+            } else {
+                (health_check(shared, &mut connection).await, None)
+            }
         };
         tokio::pin!(check);
         let (failure, stale) = loop {
@@ -694,14 +725,18 @@ async fn watch_connection(
                 }
             }
         };
-        let unhealthy = failure.is_some();
         match failure {
-            Some(cause) if cluster => shared.connection_failed(generation, &cause),
-            Some(cause) => {
-                shared.connection_failed(generation, &cause);
+            Some(failure) if cluster => {
+                silent_checks = if failure.silent { silent_checks + 1 } else { 0 };
+                shared.cluster_unhealthy(&failure.cause);
+            }
+            Some(failure) => {
+                shared.connection_failed(generation, &failure.cause);
                 return None;
             }
             None if cluster => {
+                silent_checks = 0;
+                rebuild_failures = 0;
                 let was = shared
                     .status
                     .swap(StoreStatus::Ready as u8, Ordering::AcqRel);
@@ -714,12 +749,12 @@ async fn watch_connection(
             None => {}
         }
         // A new cluster client: one that can verify new nodes, or one with fresh connections
-        // when a primary stopped answering (redis-rs never replaces a connection that only
-        // went silent, as a half-open one does). Backs off after attempts that failed: each
-        // one dials every primary.
+        // when a primary stayed silent twice in a row (redis-rs keeps a connection that only
+        // went silent, as a half-open one does, forever). Backs off after attempts that
+        // failed: each one dials every primary.
         let rebuild = match stale {
             Some(routes) => Some((Some(routes), "new cluster nodes")),
-            None if cluster && unhealthy => {
+            None if silent_checks >= 2 => {
                 Some((shared.known_routes(), "a primary stopped answering"))
             }
             None => None,
@@ -751,31 +786,84 @@ async fn watch_connection(
     }
 }
 
-/// Asks one node which nodes the cluster has: the routes to rebuild the client with, when
-/// the one in use cannot verify some node. A node that does not answer is asked again at the
-/// next check.
-async fn check_topology(shared: &Shared, connection: &mut Connection) -> Option<Routes> {
-    let text = timeout(shared.settings.command_timeout, connection.cluster_nodes())
-        .await
-        .ok()?
-        .ok()?;
-    match shared.learn_topology(&text)? {
-        (routes, true) => Some(routes),
-        (_, false) => None,
+/// One check of a cluster: asks one node for `CLUSTER NODES`, and PINGs the primary of every
+/// slot. Returns what failed, and the routes to rebuild the client with when the one in use
+/// cannot verify some node.
+async fn check_cluster(
+    shared: &Shared,
+    connection: &mut Connection,
+) -> (Option<HealthFailure>, Option<Routes>) {
+    let mut asking = connection.clone();
+    let (failure, nodes) = tokio::join!(
+        check_slot_owners(shared, connection),
+        timeout(shared.settings.command_timeout, asking.cluster_nodes()),
+    );
+    // A node that does not answer is asked again at the next check.
+    let stale = match nodes {
+        Ok(Ok(text)) => match shared.learn_topology(&text) {
+            Some((routes, true)) => Some(routes),
+            _ => None,
+        },
+        _ => None,
+    };
+    (failure, stale)
+}
+
+/// PINGs the primary of every slot by its address, so that one the client holds no connection
+/// to counts as down; falls back to a PING of every primary it knows when `CLUSTER SLOTS`
+/// names none.
+async fn check_slot_owners(shared: &Shared, connection: &mut Connection) -> Option<HealthFailure> {
+    let deadline = Instant::now() + shared.settings.command_timeout;
+    let owners = match timeout_at(deadline, connection.slot_owners()).await {
+        Ok(Ok(owners)) => owners,
+        Ok(Err(error)) => return Some(health_failure(&error)),
+        Err(_) => return Some(silence(shared)),
+    };
+    if owners.is_empty() {
+        return health_check(shared, connection).await;
+    }
+    let pings = owners.iter().map(|(host, port)| {
+        let mut connection = connection.clone();
+        async move {
+            match timeout_at(deadline, connection.ping_node(host, *port)).await {
+                Ok(Ok(())) => None,
+                Ok(Err(error)) => Some(health_failure(&error)),
+                Err(_) => Some(silence(shared)),
+            }
+        }
+    });
+    let failure = join_all(pings).await.into_iter().flatten().next();
+    if failure.is_none() {
+        shared.saw_reply();
+    }
+    failure
+}
+
+fn health_failure(error: &RedisError) -> HealthFailure {
+    HealthFailure {
+        cause: format!("health check failed: {}", describe_chain(error)),
+        silent: server_error(error).is_none(),
     }
 }
 
-/// PINGs the connection; the cause when it did not answer in time.
-async fn health_check(shared: &Shared, connection: &mut Connection) -> Option<String> {
+/// PINGs the connection (a cluster's every primary); what failed, when it did not answer.
+async fn health_check(shared: &Shared, connection: &mut Connection) -> Option<HealthFailure> {
     match timeout(shared.settings.command_timeout, connection.ping()).await {
         Ok(Ok(())) => {
             shared.saw_reply();
             None
         }
-        Ok(Err(error)) => Some(format!("health check failed: {}", describe_chain(&error))),
-        Err(_) => Some(format!(
+        Ok(Err(error)) => Some(health_failure(&error)),
+        Err(_) => Some(silence(shared)),
+    }
+}
+
+fn silence(shared: &Shared) -> HealthFailure {
+    HealthFailure {
+        cause: format!(
             "health check got no reply within {} ms",
             shared.settings.command_timeout.as_millis()
-        )),
+        ),
+        silent: true,
     }
 }
