@@ -2,6 +2,7 @@
 //! multiplexed connection alive, replaces it when it fails, and drives `status`.
 
 mod backoff;
+mod client;
 mod connection;
 pub mod log;
 mod node_names;

@@ -4,6 +4,11 @@
 //!
 //! redis-rs' `ConnectionManager` reconnects only on errors it deems fatal, never on timeouts or
 //! `READONLY`, and exposes no status: hence this small supervisor.
+//!
+//! A cluster connection is one redis-rs cluster client, which reconnects nodes after errors by
+//! itself. The task checks the primary of every slot each interval, and builds a new client
+//! when one stays silent (redis-rs keeps a half-open connection) or when nodes appear that
+//! the client in use cannot verify (see `node_names`).
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -11,17 +16,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
-use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
-    TlsCertificates,
-};
+use redis::{AsyncConnectionConfig, RedisError};
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
+use super::client::{build_client, cluster_client, RedisClient};
 use super::node_names::{parse_cluster_nodes, Routes};
 use super::{Connection, ConnectionSettings, Logger, ServerAddress};
 use crate::error::{describe_chain, StoreError, StoreResult};
@@ -82,22 +83,6 @@ enum Link {
         generation: u64,
     },
     Closed,
-}
-
-enum RedisClient {
-    Standalone(Box<Client>),
-    Cluster(Box<ClusterTarget>),
-}
-
-/// What a cluster client is built from. A new one is built when nodes appear that the
-/// current one cannot verify (see `node_names`).
-struct ClusterTarget {
-    /// The seed alone, verified against its own name: it says which nodes to rename.
-    seed: Client,
-    /// Nothing learned yet: what each `CLUSTER NODES` reply is read against.
-    routes: Routes,
-    certificates: TlsCertificates,
-    tcp: TcpSettings,
 }
 
 struct Shared {
@@ -417,96 +402,6 @@ pub fn server_error(error: &RedisError) -> Option<(String, String)> {
         first.code().to_owned(),
         first.details().unwrap_or_default().to_owned(),
     ))
-}
-
-fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
-    let address = &settings.address;
-    let mut redis_settings = redis::RedisConnectionInfo::default().set_db(address.db);
-    if let Some(username) = &address.username {
-        redis_settings = redis_settings.set_username(username);
-    }
-    if let Some(password) = &address.password {
-        redis_settings = redis_settings.set_password(password);
-    }
-    // Keepalive finds a dead peer when idle; the user timeout when writes go unacknowledged.
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(15))
-        .with_interval(Duration::from_secs(5));
-    let tcp = TcpSettings::default()
-        .set_nodelay(true)
-        .set_keepalive(keepalive)
-        .set_user_timeout(settings.command_timeout.max(Duration::from_secs(1)));
-    let info = tls_connection_info(&address.host, address.port)?
-        .set_redis_settings(redis_settings)
-        .set_tcp_settings(tcp.clone());
-    let certificates = settings.tls.certificates()?;
-    let seed = Client::build_with_tls(info, certificates.clone()).map_err(tls_error)?;
-    if !settings.cluster {
-        return Ok(RedisClient::Standalone(Box::new(seed)));
-    }
-    let target = ClusterTarget {
-        seed,
-        routes: Routes::for_seed(&address.host),
-        certificates,
-        tcp,
-    };
-    if address.db != 0 {
-        return Err(StoreError::invalid_config(
-            "redisUrl: Redis Cluster has only database 0",
-        ));
-    }
-    // Built once here so that a bad setting fails the constructor, not every attempt.
-    cluster_client(settings, &target, None)?;
-    Ok(RedisClient::Cluster(Box::new(target)))
-}
-
-fn tls_error(error: RedisError) -> StoreError {
-    StoreError::invalid_config(format!("tls: {}", describe_chain(&error)))
-}
-
-fn tls_connection_info(host: &str, port: u16) -> StoreResult<ConnectionInfo> {
-    ConnectionAddr::TcpTls {
-        host: host.to_owned(),
-        port,
-        insecure: false,
-        tls_params: None,
-    }
-    .into_connection_info()
-    .map_err(|e| StoreError::invalid_config(describe_chain(&e)))
-}
-
-/// A cluster client that starts from the seed and from every primary that was up, and dials
-/// the nodes `routes` renames by the seed's name.
-fn cluster_client(
-    settings: &ConnectionSettings,
-    target: &ClusterTarget,
-    routes: Option<&Routes>,
-) -> StoreResult<ClusterClient> {
-    let address = &settings.address;
-    let mut initial = vec![tls_connection_info(&address.host, address.port)?];
-    for (host, port) in routes.map(|r| r.primaries.as_slice()).unwrap_or_default() {
-        // redis-rs renames these through the map too.
-        initial.push(tls_connection_info(host, *port)?);
-    }
-    let mut builder = ClusterClientBuilder::new(initial)
-        .certs(target.certificates.clone())
-        .tcp_settings(target.tcp.clone())
-        // redis-rs waits for every starting node: one that drops packets must not use up
-        // the whole attempt, which runs under `connectTimeoutMs`.
-        .connection_timeout(settings.connect_timeout / 2)
-        .response_timeout(settings.command_timeout);
-    if let Some(routes) = routes.filter(|r| r.renames()) {
-        builder = builder
-            .node_address_map(routes.address_map())
-            .async_dns_resolver(routes.resolver());
-    }
-    if let Some(username) = &address.username {
-        builder = builder.username(username);
-    }
-    if let Some(password) = &address.password {
-        builder = builder.password(password);
-    }
-    builder.build().map_err(tls_error)
 }
 
 async fn run(shared: Arc<Shared>) {
