@@ -193,7 +193,9 @@ impl Supervisor {
                 self.shared.saw_reply();
                 Err(error)
             }
-            Ok(Err(CallError::Redis(error))) => Err(self.shared.classify(error, generation)),
+            Ok(Err(CallError::Redis(error))) => {
+                Err(self.shared.classify(error, generation, sent_ms))
+            }
             Err(_) => {
                 let waited = self.shared.settings.command_timeout.as_millis();
                 let message = format!("no reply from Redis within {waited} ms");
@@ -364,7 +366,9 @@ impl Shared {
         Some((latest, confirmed && !covered))
     }
 
-    fn classify(&self, error: RedisError, generation: u64) -> StoreError {
+    /// The store's error for a failed call sent `sent_ms` after start, after reporting what it
+    /// says of the connection.
+    fn classify(&self, error: RedisError, generation: u64, sent_ms: u64) -> StoreError {
         if let Some((code, detail)) = server_error(&error) {
             let refused = format!("Redis refused the command: {code} {detail}");
             return match code.as_str() {
@@ -381,12 +385,17 @@ impl Shared {
             };
         }
         let cause = describe_chain(&error);
+        // A timeout (a cluster node's, from redis-rs) condemns only as ours does: when nothing
+        // replied since the call was sent.
+        let silent = !error.is_timeout() || self.last_reply_ms.load(Ordering::Relaxed) < sent_ms;
         if error.is_io_error()
             || error.is_connection_dropped()
             || error.is_unrecoverable_error()
             || error.is_timeout()
         {
-            self.connection_failed(generation, &cause);
+            if silent {
+                self.connection_failed(generation, &cause);
+            }
             return StoreError::unavailable(format!("connection to Redis failed: {cause}"));
         }
         StoreError::unavailable(format!("Redis call failed: {cause}"))
