@@ -56,7 +56,8 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
         .collect()
 }
 
-/// The renaming of IP-announced nodes to the seed's host name, from one `CLUSTER NODES` reply.
+/// What one `CLUSTER NODES` reply says: how to rename the IP-announced nodes to the seed's
+/// host name, and where a new client can start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Routes {
     seed_host: Arc<str>,
