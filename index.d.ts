@@ -115,9 +115,12 @@ export interface RedisStoreOptions extends InMemoryStoreOptions {
   tls?: StoreTlsOptions
   /** Reconnect backoff: exponential from base, capped, with jitter; retries forever. */
   retry?: RetryOptions
-  /** An idle connection is PINGed this often. Default 1000. */
+  /** An idle connection is PINGed this often (cluster: the primary of every slot, busy or not). Default 1000. */
   healthCheckIntervalMs?: number
-  /** Redis Cluster mode: the URL names one seed node. Default false. */
+  /**
+   * Redis Cluster mode: the URL names one seed node, and database 0 only. When the URL names a
+   * host, nodes that announce IP addresses are verified against that host name. Default false.
+   */
   cluster?: boolean
 }
 
