@@ -55,17 +55,17 @@ pub fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     if !settings.cluster {
         return Ok(RedisClient::Standalone(Box::new(seed)));
     }
+    if address.db != 0 {
+        return Err(StoreError::invalid_config(
+            "redisUrl: Redis Cluster has only database 0",
+        ));
+    }
     let target = ClusterTarget {
         seed,
         routes: Routes::for_seed(&address.host),
         certificates,
         tcp,
     };
-    if address.db != 0 {
-        return Err(StoreError::invalid_config(
-            "redisUrl: Redis Cluster has only database 0",
-        ));
-    }
     // Built once here so that a bad setting fails the constructor, not every attempt.
     cluster_client(settings, &target, None)?;
     Ok(RedisClient::Cluster(Box::new(target)))

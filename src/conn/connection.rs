@@ -37,8 +37,9 @@ impl Connection {
         }
     }
 
-    /// PINGs one cluster node by the address redis-rs's slot map knows it by. Fails when the
-    /// client holds no connection to it, where a PING to every primary would skip it.
+    /// PINGs one cluster node by the address redis-rs's slot map knows it by (a standalone
+    /// connection: its server). Fails when the client holds no connection to that node, where
+    /// a PING to every primary would skip it.
     pub async fn ping_node(&mut self, host: &str, port: u16) -> RedisResult<()> {
         match self {
             Connection::Standalone(connection) => redis::cmd("PING").query_async(connection).await,
@@ -58,26 +59,27 @@ impl Connection {
     /// The primaries that serve slots, as `CLUSTER SLOTS` (the source of redis-rs's slot map)
     /// names them, from any one node. A primary without a usable endpoint is left out.
     pub async fn slot_owners(&mut self) -> RedisResult<Vec<(String, u16)>> {
-        let command = redis::cmd("CLUSTER").arg("SLOTS").clone();
-        let reply = match self {
-            Connection::Standalone(connection) => command.query_async(connection).await?,
-            Connection::Cluster(connection) => {
-                let any_node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                connection.route_command(command, any_node).await?
-            }
-        };
+        let reply = self
+            .ask_any_node(redis::cmd("CLUSTER").arg("SLOTS"))
+            .await?;
         Ok(parse_slot_owners(&reply))
     }
 
     /// `CLUSTER NODES` from any one node.
     pub async fn cluster_nodes(&mut self) -> RedisResult<String> {
-        let command = redis::cmd("CLUSTER").arg("NODES").clone();
+        let reply = self
+            .ask_any_node(redis::cmd("CLUSTER").arg("NODES"))
+            .await?;
+        Ok(redis::from_redis_value(reply)?)
+    }
+
+    /// One command to one node, whichever: a cluster routes it to a random node.
+    async fn ask_any_node(&mut self, command: &Cmd) -> RedisResult<Value> {
         match self {
             Connection::Standalone(connection) => command.query_async(connection).await,
             Connection::Cluster(connection) => {
                 let any_node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
-                let reply = connection.route_command(command, any_node).await?;
-                Ok(redis::from_redis_value(reply)?)
+                connection.route_command(command.clone(), any_node).await
             }
         }
     }

@@ -22,7 +22,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
-use super::client::{build_client, cluster_client, RedisClient};
+use super::client::{build_client, cluster_client, ClusterTarget, RedisClient};
 use super::node_names::{parse_cluster_nodes, Routes};
 use super::{Connection, ConnectionSettings, Logger, ServerAddress};
 use crate::error::{describe_chain, StoreError, StoreResult};
@@ -506,34 +506,9 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
                 .map(|c| (Connection::Standalone(c), None))
                 .map_err(|e| describe_chain(&e)),
             RedisClient::Cluster(target) => {
-                // Without routes to use, learn them from the seed, by its own name.
                 let routes = match routes {
                     Some(routes) => Some(routes),
-                    None => {
-                        let seed = target
-                            .seed
-                            .get_multiplexed_async_connection_with_config(&config)
-                            .await
-                            .map_err(|e| describe_chain(&e))?;
-                        let mut seed = Connection::Standalone(seed);
-                        match seed.cluster_nodes().await {
-                            Ok(text) => shared.learn_topology(&text).map(|(routes, _)| routes),
-                            // An ACL may allow CLUSTER SLOTS only: connect, and say what it costs.
-                            Err(error) if server_error(&error).is_some() => {
-                                let logged =
-                                    shared.nodes_refusal_logged.swap(true, Ordering::AcqRel);
-                                if target.routes.renames() && !logged {
-                                    shared.logger.warn(format!(
-                                        "the seed refused CLUSTER NODES ({}): nodes are \
-                                         verified against the addresses they announce",
-                                        describe_chain(&error)
-                                    ));
-                                }
-                                None
-                            }
-                            Err(error) => return Err(describe_chain(&error)),
-                        }
-                    }
+                    None => routes_from_seed(shared, target, &config).await?,
                 };
                 let client =
                     cluster_client(settings, target, routes.as_ref()).map_err(|e| e.message)?;
@@ -554,16 +529,14 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
             if let Some(failure) = check_slot_owners(shared, &mut connection).await {
                 return Err(failure.cause);
             }
-        } else {
-            connection.ping().await.map_err(|e| describe_chain(&e))?;
-        }
-        if connection.is_cluster() {
             // Only now: a client that did not make it must not pass for the one in use.
             shared
                 .topology
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .in_use = routes;
+        } else {
+            connection.ping().await.map_err(|e| describe_chain(&e))?;
         }
         Ok::<_, String>(connection)
     };
@@ -573,6 +546,36 @@ async fn connect(shared: &Shared, routes: Option<Routes>) -> Result<Connection, 
             "no connection within {} ms",
             settings.connect_timeout.as_millis()
         )),
+    }
+}
+
+/// The nodes to start a cluster client from, learned from the seed by its own name. `None`
+/// when the seed refuses `CLUSTER NODES` (an ACL may allow `CLUSTER SLOTS` only): the store
+/// still connects, and says once what it costs.
+async fn routes_from_seed(
+    shared: &Shared,
+    target: &ClusterTarget,
+    config: &AsyncConnectionConfig,
+) -> Result<Option<Routes>, String> {
+    let seed = target
+        .seed
+        .get_multiplexed_async_connection_with_config(config)
+        .await
+        .map_err(|e| describe_chain(&e))?;
+    match Connection::Standalone(seed).cluster_nodes().await {
+        Ok(text) => Ok(shared.learn_topology(&text).map(|(routes, _)| routes)),
+        Err(error) if server_error(&error).is_some() => {
+            let logged = shared.nodes_refusal_logged.swap(true, Ordering::AcqRel);
+            if target.routes.renames() && !logged {
+                shared.logger.warn(format!(
+                    "the seed refused CLUSTER NODES ({}): nodes are verified against the \
+                     addresses they announce",
+                    describe_chain(&error)
+                ));
+            }
+            Ok(None)
+        }
+        Err(error) => Err(describe_chain(&error)),
     }
 }
 
