@@ -39,6 +39,7 @@ export declare class NativeRedisStore {
   delete(id: string): Promise<void>
   /** The user's conversations as one JSON array, newest first. */
   listByUser(userId: string): Promise<string>
+  /** Lets the calls made before it finish, then closes the connection. */
   close(): Promise<void>
 }
 

@@ -117,32 +117,62 @@ function invalidArgument(message) {
   return Promise.reject(new StoreError('STORE_INVALID_ARGUMENT', message))
 }
 
-/** The conversation as stored: JSON without the live `sdkConversationRef`. */
+/**
+ * The conversation as stored: JSON without the live `sdkConversationRef`, also when a
+ * `toJSON` would put it back. Anything that throws on the way (a getter, a BigInt, a cycle)
+ * is an invalid argument.
+ */
 function serialize(conversation) {
-  if (conversation === null || typeof conversation !== 'object' || Array.isArray(conversation)) {
-    throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: expected an object')
-  }
-  let persisted = conversation
-  if (conversation.sdkConversationRef !== undefined) {
-    const { sdkConversationRef: _live, ...rest } = conversation
-    persisted = rest
-  }
-  let json
   try {
-    json = JSON.stringify(persisted)
+    let value = conversation
+    if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON('')
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: expected an object')
+    }
+    if (value !== conversation || Object.hasOwn(value, 'sdkConversationRef')) {
+      const { sdkConversationRef: _live, ...rest } = value
+      // JSON.stringify calls toJSON once: the copy must not call an own one again.
+      if (typeof rest.toJSON === 'function') delete rest.toJSON
+      value = rest
+    }
+    const json = JSON.stringify(value)
+    if (typeof json !== 'string') {
+      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing')
+    }
+    return json
   } catch (error) {
-    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${error.message})`)
+    if (error instanceof StoreError) throw error
+    const reason = error instanceof Error ? error.message : String(error)
+    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${reason})`)
   }
-  if (typeof json !== 'string') {
-    throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing (a toJSON that returns undefined?)')
-  }
-  return json
+}
+
+/** `sdkConversationRef` is never part of a read, even when another writer stored one. */
+function withoutLiveRef(conversation) {
+  if (Object.hasOwn(conversation, 'sdkConversationRef')) delete conversation.sdkConversationRef
+  return conversation
 }
 
 const toUndefined = () => undefined
 
 function parseConversation(json) {
-  return json == null ? undefined : JSON.parse(json)
+  return json == null ? undefined : withoutLiveRef(JSON.parse(json))
+}
+
+function parseConversations(json) {
+  const conversations = JSON.parse(json)
+  for (const conversation of conversations) withoutLiveRef(conversation)
+  return conversations
+}
+
+/**
+ * A non-empty string with no lone surrogate: napi would replace one with U+FFFD, and two
+ * ids would then share a key. The message, or undefined when the id is fine.
+ */
+function badId(name, id) {
+  if (typeof id !== 'string' || id === '') return `${name}: expected a non-empty string`
+  if (!id.isWellFormed()) return `${name}: expected a string without lone surrogates`
+  return undefined
 }
 
 /** What both stores do around their native half: argument shapes, JSON, errors. */
@@ -171,12 +201,14 @@ class NativeBackedStore {
   }
 
   get(id) {
-    if (typeof id !== 'string') return invalidArgument('id: expected a non-empty string')
+    const bad = badId('id', id)
+    if (bad) return invalidArgument(bad)
     return this.#call('get', parseConversation, id)
   }
 
   set(id, conversation) {
-    if (typeof id !== 'string') return invalidArgument('id: expected a non-empty string')
+    const bad = badId('id', id)
+    if (bad) return invalidArgument(bad)
     let json
     try {
       json = serialize(conversation)
@@ -187,13 +219,15 @@ class NativeBackedStore {
   }
 
   delete(id) {
-    if (typeof id !== 'string') return invalidArgument('id: expected a non-empty string')
+    const bad = badId('id', id)
+    if (bad) return invalidArgument(bad)
     return this.#call('delete', toUndefined, id)
   }
 
   listByUser(userId) {
-    if (typeof userId !== 'string') return invalidArgument('userId: expected a non-empty string')
-    return this.#call('listByUser', JSON.parse, userId)
+    const bad = badId('userId', userId)
+    if (bad) return invalidArgument(bad)
+    return this.#call('listByUser', parseConversations, userId)
   }
 
   close() {
@@ -229,6 +263,11 @@ class CallBatcher {
     const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }))
     if (queue.length >= MAX_BATCH) this.#flush(queue)
     return settled
+  }
+
+  /** Sends what this turn gathered now, e.g. before `close()`. */
+  flush() {
+    if (this.#queue !== null) this.#flush(this.#queue)
   }
 
   #flush(queue) {
@@ -270,7 +309,12 @@ function batchedRedisStore(native) {
     set: (id, json) => sets.call(id, json),
     delete: (id) => native.delete(id),
     listByUser: (userId) => native.listByUser(userId),
-    close: () => native.close(),
+    // Calls gathered in this turn were made before close(): they go out first and finish.
+    close: () => {
+      gets.flush()
+      sets.flush()
+      return native.close()
+    },
   }
 }
 

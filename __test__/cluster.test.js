@@ -63,20 +63,22 @@ describe('cluster mode', () => {
 
   it('writes each key on the primary that owns its slot and reads its own writes', async () => {
     const conversation = makeConversation({ userId: 'slot-owner' })
-    await store.set('slot-1', conversation)
-    const recordPort = await cluster.nodeForKey('conv:slot-1')
+    const id = conversation.externalId
+    await store.set(id, conversation)
+    const recordPort = await cluster.nodeForKey(`conv:${id}`)
     const indexPort = await cluster.nodeForKey('user:slot-owner:conversations')
-    assert.equal(await cluster.cli(recordPort, 'GET', 'conv:slot-1'), JSON.stringify(conversation))
-    assert.equal(await cluster.cli(indexPort, 'ZSCORE', 'user:slot-owner:conversations', 'slot-1'), String(Date.parse(conversation.updatedAt)))
-    assert.deepEqual(await store.get('slot-1'), conversation)
+    assert.equal(await cluster.cli(recordPort, 'GET', `conv:${id}`), JSON.stringify(conversation))
+    assert.equal(await cluster.cli(indexPort, 'ZSCORE', 'user:slot-owner:conversations', id), String(Date.parse(conversation.updatedAt)))
+    assert.deepEqual(await store.get(id), conversation)
   })
 
   it('lists a user whose conversations live on every primary, newest first', async () => {
     const ports = new Set()
     for (let i = 0; i < 12; i++) {
       const updatedAt = new Date(Date.UTC(2026, 1, 1, 0, i)).toISOString()
-      await store.set(`spread-${i}`, makeConversation({ userId: 'spread', updatedAt }))
-      ports.add(await cluster.nodeForKey(`conv:spread-${i}`))
+      const conversation = makeConversation({ userId: 'spread', updatedAt })
+      await store.set(conversation.externalId, conversation)
+      ports.add(await cluster.nodeForKey(`conv:${conversation.externalId}`))
     }
     assert.equal(ports.size, 3, 'the records did not spread over the three primaries')
     const list = await store.listByUser('spread')
@@ -86,15 +88,16 @@ describe('cluster mode', () => {
   })
 
   it('heals an index entry whose record is gone, and delete removes record then entry', async () => {
-    await store.set('heal-1', makeConversation({ userId: 'healer' }))
+    const healed = makeConversation({ userId: 'healer' })
+    await store.set(healed.externalId, healed)
     await cluster.clusterCli('ZADD', 'user:healer:conversations', '1', 'ghost')
     const list = await store.listByUser('healer')
     assert.deepEqual(list.map((c) => c.userId), ['healer'])
     assert.equal(await cluster.clusterCli('ZSCORE', 'user:healer:conversations', 'ghost'), '')
-    await store.delete('heal-1')
-    assert.equal(await cluster.clusterCli('EXISTS', 'conv:heal-1'), '0')
-    assert.equal(await cluster.clusterCli('ZSCORE', 'user:healer:conversations', 'heal-1'), '')
-    assert.equal(await store.get('heal-1'), undefined)
+    await store.delete(healed.externalId)
+    assert.equal(await cluster.clusterCli('EXISTS', `conv:${healed.externalId}`), '0')
+    assert.equal(await cluster.clusterCli('ZSCORE', 'user:healer:conversations', healed.externalId), '')
+    assert.equal(await store.get(healed.externalId), undefined)
   })
 
   it('verifies the nodes against the seed URL\'s host name, never against nothing', async () => {

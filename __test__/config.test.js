@@ -249,7 +249,10 @@ describe('createConversationStore', () => {
 
   test('the common options reach the in-memory store it returns', async () => {
     const store = build(() => createConversationStore({ logger: silentLogger, listLimit: 2, keyPrefix: 'ignored:' }))();
-    for (let i = 0; i < 3; i++) await store.set(`limit-${i}`, makeConversation({ userId: 'limit-user', updatedAt: isoAt(i) }));
+    for (let i = 0; i < 3; i++) {
+      const conversation = makeConversation({ userId: 'limit-user', updatedAt: isoAt(i) });
+      await store.set(conversation.externalId, conversation);
+    }
     assert.equal((await store.listByUser('limit-user')).length, 2);
   });
 });

@@ -174,8 +174,8 @@ describe('close', () => {
     await withLogOnFailure(server, async () => {
       const writer = redisStore(t, { keyPrefix: 'lifecycle:' });
       const reader = redisStore(t, { keyPrefix: 'lifecycle:' });
-      const id = uniqueId();
       const conversation = makeConversation();
+      const id = conversation.externalId;
       await Promise.all([writer.ready(), reader.ready()]);
       await writer.set(id, conversation);
       await writer.close();
@@ -193,8 +193,9 @@ describe('nothing keeps the event loop alive after close()', { concurrency: true
         (async () => {
           const store = new RedisConversationStore(process.env.REDIS_URL, { tls: { ca: process.env.REDIS_CA }, logger: quiet });
           await store.ready();
-          await store.set('child-conversation', JSON.parse(process.env.CONVERSATION));
-          const got = await store.get('child-conversation');
+          const conversation = JSON.parse(process.env.CONVERSATION);
+          await store.set(conversation.externalId, conversation);
+          const got = await store.get(conversation.externalId);
           await store.close();
           report({ got, status: store.status });
         })();`,
@@ -212,8 +213,9 @@ describe('nothing keeps the event loop alive after close()', { concurrency: true
       `${CHILD_PRELUDE}
       (async () => {
         const store = new InMemoryConversationStore({ logger: quiet });
-        await store.set('child-conversation', JSON.parse(process.env.CONVERSATION));
-        report({ got: await store.get('child-conversation'), status: store.status });
+        const conversation = JSON.parse(process.env.CONVERSATION);
+          await store.set(conversation.externalId, conversation);
+        report({ got: await store.get(conversation.externalId), status: store.status });
       })();`,
       { CONVERSATION: JSON.stringify(conversation) },
     );

@@ -94,9 +94,9 @@ function corruptRecord(key) {
 
 it('set writes conv:<id> (a string) and user:<userId>:conversations (a sorted set), and nothing else', async () => {
   const store = await openStore();
-  const id = uniqueId('plain');
   const userId = uniqueId('user');
   const conversation = makeConversation({ userId });
+  const id = conversation.externalId;
   const keysBefore = Number(await server.cli('DBSIZE'));
   await store.set(id, conversation);
   assert.equal(await server.cli('TYPE', `conv:${id}`), 'string');
@@ -110,8 +110,8 @@ it('set writes conv:<id> (a string) and user:<userId>:conversations (a sorted se
 
 it('by default conv:<id> expires in 86400 s and the user index in 86400 + 3600 s', async () => {
   const store = await openStore();
-  const id = uniqueId('default-ttl');
   const conversation = makeConversation({ userId: uniqueId('user') });
+  const id = conversation.externalId;
   await store.set(id, conversation);
   assertWithin(await server.cli('TTL', `conv:${id}`), DEFAULT_TTL_SECONDS - 5, DEFAULT_TTL_SECONDS, 'TTL of the conversation');
   const indexTtl = DEFAULT_TTL_SECONDS + INDEX_TTL_MARGIN_SECONDS;
@@ -121,8 +121,8 @@ it('by default conv:<id> expires in 86400 s and the user index in 86400 + 3600 s
 it('keyPrefix goes in front of both keys, and a store with another prefix sees nothing', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
-  const id = uniqueId('prefixed');
   const conversation = makeConversation({ userId: uniqueId('user') });
+  const id = conversation.externalId;
   const indexKey = `user:${conversation.userId}:conversations`;
   await store.set(id, conversation);
   assert.equal(await server.cli('EXISTS', `${prefix}conv:${id}`), '1');
@@ -148,7 +148,7 @@ it('the stored value is exactly JSON.stringify of the conversation minus sdkConv
     futureField: { nested: [1, null, 'x'] },
   });
   const conversation = { status, sdkConversationRef, ...rest };
-  const id = uniqueId('exact');
+  const id = conversation.externalId;
   await store.set(id, conversation);
   const { sdkConversationRef: _live, ...expected } = conversation;
   assert.equal(await server.cli('GET', `${prefix}conv:${id}`), JSON.stringify(expected));
@@ -167,7 +167,7 @@ it('the index score is updatedAt as epoch milliseconds, whatever the fraction di
   ];
   for (const updatedAt of updatedAts) {
     const id = uniqueId('score');
-    await store.set(id, makeConversation({ userId, updatedAt }));
+    await store.set(id, makeConversation({ externalId: id, userId, updatedAt }));
     assert.equal(
       await server.cli('ZSCORE', `${prefix}user:${userId}:conversations`, id),
       String(Date.parse(updatedAt)),
@@ -180,8 +180,8 @@ it('ttlSeconds sets both TTLs, and a second set resets both', async () => {
   const prefix = uniquePrefix();
   const ttlSeconds = 1000;
   const store = await openStore({ keyPrefix: prefix, ttlSeconds });
-  const id = uniqueId('ttl');
   const conversation = makeConversation({ userId: uniqueId('user') });
+  const id = conversation.externalId;
   const conversationKey = `${prefix}conv:${id}`;
   const indexKey = `${prefix}user:${conversation.userId}:conversations`;
   const indexTtl = ttlSeconds + INDEX_TTL_MARGIN_SECONDS;
@@ -200,8 +200,8 @@ it('ttlSeconds sets both TTLs, and a second set resets both', async () => {
 it('set runs SET … EX, ZADD and EXPIRE in one MULTI/EXEC', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
-  const id = uniqueId('multi');
   const conversation = makeConversation({ userId: uniqueId('user') });
+  const id = conversation.externalId;
   const monitor = await startMonitor();
   try {
     await store.set(id, conversation);
@@ -225,7 +225,7 @@ it('an index entry whose conversation is gone is left out of the list and remove
   const userId = uniqueId('user');
   const indexKey = `${prefix}user:${userId}:conversations`;
   const live = makeConversation({ userId, updatedAt: isoAt(1000) });
-  const liveId = uniqueId('live');
+  const liveId = live.externalId;
   await store.set(liveId, live);
   await server.cli('ZADD', indexKey, Date.parse(isoAt(9000)), 'ghost');
 
@@ -240,8 +240,8 @@ it("a conversation of user B listed in user A's index is left out of A's list an
   const bob = uniqueId('bob');
   const alicesOwn = makeConversation({ userId: alice, updatedAt: isoAt(1000) });
   const bobs = makeConversation({ userId: bob, updatedAt: isoAt(5000) });
-  const alicesId = uniqueId('alices');
-  const bobsId = uniqueId('bobs');
+  const alicesId = alicesOwn.externalId;
+  const bobsId = bobs.externalId;
   await store.set(alicesId, alicesOwn);
   await store.set(bobsId, bobs);
   await server.cli('ZADD', `${prefix}user:${alice}:conversations`, Date.parse(bobs.updatedAt), bobsId);
@@ -286,11 +286,11 @@ it('healing is compare-and-remove: an entry whose score changed since the list r
   assert.equal(await server.cli('ZSCORE', indexKey, 'ghost'), '');
 
   const ownId = uniqueId('own');
-  await store.set(ownId, makeConversation({ userId, updatedAt: isoAt(1000) }));
+  await store.set(ownId, makeConversation({ externalId: ownId, userId, updatedAt: isoAt(1000) }));
   assert.equal(await heal(ownId, Date.parse(isoAt(1000))), '0', "the user's own live record: kept");
 
   const foreignId = uniqueId('foreign');
-  await store.set(foreignId, makeConversation({ userId: uniqueId('other'), updatedAt: isoAt(2000) }));
+  await store.set(foreignId, makeConversation({ externalId: foreignId, userId: uniqueId('other'), updatedAt: isoAt(2000) }));
   await server.cli('ZADD', indexKey, 300, foreignId);
   assert.equal(await heal(foreignId, 250), '0', 'score changed: kept even though the record is foreign');
   assert.equal(await heal(foreignId, 300), '1', 'same score, foreign record: removed');
@@ -312,7 +312,7 @@ for (const { what, value } of [
     const store = await openStore({ keyPrefix: prefix, logger: log.logger });
     const userId = uniqueId('user');
     const good = makeConversation({ userId, updatedAt: isoAt(1000) });
-    await store.set(uniqueId('good'), good);
+    await store.set(good.externalId, good);
     const badId = uniqueId('corrupt');
     const badKey = `${prefix}conv:${badId}`;
     await server.cli('SET', badKey, value(userId));
@@ -347,7 +347,8 @@ it('set into a user index holding another type rejects STORE_CORRUPT_RECORD nami
   const userId = uniqueId('user');
   const indexKey = `${prefix}user:${userId}:conversations`;
   await server.cli('HSET', indexKey, 'a', 'b');
-  await assert.rejects(store.set(uniqueId('into-hash'), makeConversation({ userId })), corruptRecord(indexKey));
+  const conversation = makeConversation({ userId });
+  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(indexKey));
 });
 
 it('a conversation written by another writer in the ioredis layout (SET EX + ZADD) is read and listed', async () => {
@@ -381,8 +382,8 @@ it('delete removes the conversation key and its entry in the owner\'s index, and
   const indexKey = `${prefix}user:${userId}:conversations`;
   const keptId = uniqueId('kept');
   const deletedId = uniqueId('deleted');
-  await store.set(keptId, makeConversation({ userId, updatedAt: isoAt(1000) }));
-  await store.set(deletedId, makeConversation({ userId, updatedAt: isoAt(2000) }));
+  await store.set(keptId, makeConversation({ externalId: keptId, userId, updatedAt: isoAt(1000) }));
+  await store.set(deletedId, makeConversation({ externalId: deletedId, userId, updatedAt: isoAt(2000) }));
   await store.delete(deletedId);
   assert.equal(await server.cli('EXISTS', `${prefix}conv:${deletedId}`), '0');
   assert.equal(await server.cli('ZSCORE', indexKey, deletedId), '');
@@ -467,13 +468,17 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
   const userId = uniqueId('user');
-  const good = Array.from({ length: 20 }, (_, i) => ({ id: uniqueId(`tick-${i}`), conversation: makeConversation({ userId }) }));
+  const good = Array.from({ length: 20 }, () => {
+    const conversation = makeConversation({ userId });
+    return { id: conversation.externalId, conversation };
+  });
   const badIndexUser = uniqueId('user');
+  const badIndex = makeConversation({ userId: badIndexUser });
   await server.cli('HSET', `${prefix}user:${badIndexUser}:conversations`, 'a', 'b');
 
   const writes = await Promise.allSettled([
     ...good.map(({ id, conversation }) => store.set(id, conversation)),
-    store.set(uniqueId('bad-index'), makeConversation({ userId: badIndexUser })),
+    store.set(badIndex.externalId, badIndex),
   ]);
   assert.deepEqual(writes.slice(0, -1).map((w) => w.status), good.map(() => 'fulfilled'));
   assert.equal(writes.at(-1).status, 'rejected');

@@ -44,7 +44,7 @@ describe('InMemoryConversationStore TTL', { concurrency: true }, () => {
   test('a conversation is gone from get and listByUser once ttlSeconds have passed', async () => {
     const store = new InMemoryConversationStore({ ttlSeconds: 1, logger: silentLogger });
     const conversation = makeConversation();
-    const id = uniqueId();
+    const id = conversation.externalId;
     await store.set(id, conversation);
     assert.deepEqual(await store.get(id), persisted(conversation));
     await delay(1200);
@@ -56,7 +56,7 @@ describe('InMemoryConversationStore TTL', { concurrency: true }, () => {
   test('set resets the TTL: a conversation set again lives ttlSeconds from the second set', async () => {
     const store = new InMemoryConversationStore({ ttlSeconds: 1, logger: silentLogger });
     const conversation = makeConversation();
-    const id = uniqueId();
+    const id = conversation.externalId;
     await store.set(id, conversation);
     await delay(700);
     await store.set(id, conversation);

@@ -62,8 +62,8 @@ async function timedRejection(promise) {
 async function assertWorks(store) {
   await store.ready();
   assert.equal(store.status, 'ready');
-  const id = uniqueId('works');
   const conversation = makeConversation();
+  const id = conversation.externalId;
   await store.set(id, conversation);
   assert.deepEqual(await store.get(id), persisted(conversation));
 }

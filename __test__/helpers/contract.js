@@ -29,10 +29,10 @@ function namesPath(message, path) {
 
 /** Stores `count` conversations of `userId`, one second apart; returns them newest first. */
 async function seedUser(store, userId, count) {
-  const conversations = Array.from({ length: count }, (_, i) => ({
-    id: uniqueId(`seed-${i}`),
-    conversation: makeConversation({ userId, updatedAt: isoAt(i * 1000) }),
-  }));
+  const conversations = Array.from({ length: count }, (_, i) => {
+    const conversation = makeConversation({ userId, updatedAt: isoAt(i * 1000) });
+    return { id: conversation.externalId, conversation };
+  });
   await Promise.all(conversations.map(({ id, conversation }) => store.set(id, conversation)));
   return conversations.reverse().map(({ conversation }) => persisted(conversation));
 }
@@ -111,7 +111,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const sdkConversationRef = { activity: { id: 'a-1' } };
       sdkConversationRef.self = sdkConversationRef;
       const conversation = makeConversation({ sdkConversationRef });
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       const got = await store.get(id);
       assert.deepEqual(got, persisted(conversation));
@@ -122,7 +122,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
     it('a function in sdkConversationRef does not stop set, and is not stored', async () => {
       const store = await openStore();
       const conversation = makeConversation({ sdkConversationRef: () => 'live SDK handle' });
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       const got = await store.get(id);
       assert.deepEqual(got, persisted(conversation));
@@ -146,7 +146,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
           { role: 'agent', type: 'error', text: 'upstream failed', timestamp: '2026-02-22T10:00:03.123456Z' },
         ],
       });
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       assert.deepEqual(await store.get(id), persisted(conversation));
       assert.deepEqual(await store.listByUser(conversation.userId), [persisted(conversation)]);
@@ -160,7 +160,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
         schemaVersion: 7,
       });
       const conversation = withMessage(base, 1, { reactions: ['👍'], editedAt: '2026-02-22T10:05:00.000Z', score: 0.25 });
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       assert.deepEqual(await store.get(id), conversation);
       assert.deepEqual(await store.listByUser(conversation.userId), [conversation]);
@@ -175,7 +175,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const store = await openStore();
       const conversation = makeConversation();
       const expected = persisted(conversation);
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       conversation.history.push({ ...conversation.history[0], id: 'added-after-set' });
       conversation.status = 'completed';
@@ -198,7 +198,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const userId = uniqueId('user');
       const first = makeConversation({ userId, updatedAt: isoAt(1000) });
       const second = { ...newer(first), history: [...first.history, { ...first.history[0], id: 'third-message' }] };
-      const id = uniqueId();
+      const id = first.externalId;
       await store.set(id, first);
       await store.set(id, second);
       assert.deepEqual(await store.get(id), persisted(second));
@@ -210,7 +210,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
     it('listByUser returns newest updatedAt first, whatever the write order and timestamp form', async () => {
       const store = await openStore();
       const userId = uniqueId('user');
-      // Ids sort the other way from time, and milliseconds decide between the close ones.
+      // Milliseconds decide between the close ones.
       const updatedAts = [
         '2026-02-22T10:00:05.001Z',
         '2025-12-31T23:59:59.5Z',
@@ -218,10 +218,10 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
         '2026-02-22T10:00:05Z',
         '2026-02-22T10:00:04.999Z',
       ];
-      const written = updatedAts.map((updatedAt, i) => ({
-        id: `${uniqueId('order')}-${String.fromCharCode(122 - i)}`,
-        conversation: makeConversation({ userId, updatedAt }),
-      }));
+      const written = updatedAts.map((updatedAt) => {
+        const conversation = makeConversation({ userId, updatedAt });
+        return { id: conversation.externalId, conversation };
+      });
       for (const { id, conversation } of written) await store.set(id, conversation);
       const expected = [...written]
         .sort((a, b) => Date.parse(b.conversation.updatedAt) - Date.parse(a.conversation.updatedAt))
@@ -259,7 +259,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const to = uniqueId('to');
       const [otherOfFrom] = await seedUser(store, from, 1);
       const conversation = makeConversation({ userId: from, updatedAt: isoAt(500_000) });
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       assert.deepEqual(await store.listByUser(from), [persisted(conversation), otherOfFrom]);
 
@@ -277,8 +277,8 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const userId = uniqueId('user');
       const kept = makeConversation({ userId, updatedAt: isoAt(1000) });
       const deleted = makeConversation({ userId, updatedAt: isoAt(2000) });
-      const keptId = uniqueId('kept');
-      const deletedId = uniqueId('deleted');
+      const keptId = kept.externalId;
+      const deletedId = deleted.externalId;
       await store.set(keptId, kept);
       await store.set(deletedId, deleted);
       assert.equal(await store.delete(deletedId), undefined);
@@ -291,7 +291,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const store = await openStore();
       assert.equal(await store.delete(uniqueId('never-set')), undefined);
       const id = uniqueId();
-      await store.set(id, makeConversation());
+      await store.set(id, makeConversation({ externalId: id }));
       await store.delete(id);
       assert.equal(await store.delete(id), undefined);
     });
@@ -303,7 +303,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
         const store = await openStore(options);
         const userId = uniqueId('user');
         const previous = makeConversation({ userId });
-        const id = uniqueId('previous');
+        const id = previous.externalId;
         const freshId = uniqueId('fresh');
         await store.set(id, previous);
 
@@ -325,7 +325,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const conversation = makeConversation({ messages: [{ text: 'é'.repeat(400) + '🎉'.repeat(50) }] });
       const bytes = Buffer.byteLength(JSON.stringify(conversation));
       const atLimit = await openStore({ maxRecordBytes: bytes });
-      const id = uniqueId();
+      const id = conversation.externalId;
       await atLimit.set(id, conversation);
       assert.deepEqual(await atLimit.get(id), conversation);
 
@@ -349,7 +349,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
     it("after close() every method rejects with STORE_CLOSED and status is 'end'", async () => {
       const store = await openStore();
       const conversation = makeConversation();
-      const id = uniqueId();
+      const id = conversation.externalId;
       await store.set(id, conversation);
       await store.close();
       assert.equal(store.status, 'end');

@@ -21,10 +21,13 @@ function isoAt(offsetMs = 0) {
   return new Date(BASE_TIME_MS + offsetMs).toISOString();
 }
 
-/** A store id no other call of this process gets (ids are plain strings, not UUIDs). */
+/**
+ * An id no other call of this process gets: a UUID, since a conversation's id is its
+ * `externalId`. The label only seeds it (and keeps runs reproducible per process).
+ */
 function uniqueId(label = 'conv') {
   sequence += 1;
-  return `${label}-${process.pid}-${sequence}`;
+  return uuidFrom(`${label}-${process.pid}-${sequence}`);
 }
 
 /** Message `index` of the conversation seeded by `seed`; `overrides` replace or add fields. */

@@ -75,8 +75,8 @@ function startLoad(store, makeConversation, { workers = 8, idPrefix = 'load' } =
   let counter = 0
   const worker = async (w) => {
     while (running) {
-      const id = `${idPrefix}-${w}-${counter++}`
-      const conversation = makeConversation({ userId: `${idPrefix}-user-${w}` })
+      const conversation = makeConversation({ userId: `${idPrefix}-user-${w}`, seed: `${idPrefix}-${w}-${counter++}` })
+      const id = conversation.externalId
       const write = await timed(() => store.set(id, conversation))
       results.push({ op: 'set', ...write })
       if (write.ok) acknowledged.set(id, conversation)

@@ -5,16 +5,18 @@
 mod options;
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
-use napi::bindgen_prelude::{FnArgs, Function};
+use futures_util::FutureExt;
+use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, ToNapiValue};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
-use napi::{Error, Result, Status};
+use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::conn::{self, LogLevel, Logger, Supervisor};
 use crate::error::{StoreError, StoreResult};
-use crate::store::{KeyLayout, MemoryStore, RedisStore};
+use crate::store::{Admitted, KeyLayout, MemoryStore, RedisStore};
 
 pub use options::NativeStoreOptions;
 
@@ -97,6 +99,41 @@ where
     futures_util::future::join_all(calls).await
 }
 
+/// A panic's payload as text, for the rejection it becomes.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    StoreError::unavailable(format!("internal error: {text}")).to_string()
+}
+
+/// Takes the call in now, on the JavaScript thread (so a `close()` made after it lets it
+/// finish), and runs it on the runtime; a panic becomes a rejection.
+fn spawn_call<'env, T, F, Fut>(
+    env: &'env Env,
+    store: &Arc<RedisStore>,
+    call: F,
+) -> Result<PromiseRaw<'env, T>>
+where
+    T: 'static + Send + ToNapiValue,
+    F: FnOnce(Admitted) -> Fut,
+    Fut: 'static + Send + Future<Output = StoreResult<T>>,
+{
+    let admitted = store.admit().map_err(js_error)?;
+    let call = AssertUnwindSafe(call(admitted)).catch_unwind();
+    env.spawn_future(async move {
+        match call.await {
+            Ok(result) => result.map_err(js_error),
+            Err(payload) => Err(Error::new(
+                Status::GenericFailure,
+                panic_message(payload.as_ref()),
+            )),
+        }
+    })
+}
+
 /// The Redis store; `index.js` wraps it as `RedisConversationStore`.
 #[napi]
 pub struct NativeRedisStore {
@@ -113,19 +150,23 @@ impl NativeRedisStore {
         log: Function<FnArgs<(String, String)>, ()>,
     ) -> Result<Self> {
         let logger = js_logger(log)?;
-        let settings = options.redis_settings(&url).map_err(js_error)?;
-        let runtime =
-            napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
-        let supervisor =
-            Supervisor::start(settings.connection, logger, &runtime).map_err(js_error)?;
-        let store = RedisStore::new(
-            supervisor,
-            KeyLayout::new(settings.key_prefix),
-            settings.store,
-        );
-        Ok(NativeRedisStore {
-            store: Arc::new(store),
-        })
+        let build = || -> StoreResult<RedisStore> {
+            let settings = options.redis_settings(&url)?;
+            let keys = KeyLayout::new(settings.key_prefix)?;
+            let runtime =
+                napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
+            let supervisor = Supervisor::start(settings.connection, logger, &runtime)?;
+            Ok(RedisStore::new(supervisor, keys, settings.store))
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(build)) {
+            Ok(store) => Ok(NativeRedisStore {
+                store: Arc::new(store.map_err(js_error)?),
+            }),
+            Err(payload) => Err(Error::new(
+                Status::GenericFailure,
+                panic_message(payload.as_ref()),
+            )),
+        }
     }
 
     #[napi(getter)]
@@ -145,48 +186,70 @@ impl NativeRedisStore {
     }
 
     /// The conversation's JSON, or null.
-    #[napi(catch_unwind)]
-    pub async fn get(&self, id: String) -> Result<Option<String>> {
-        self.store.get(&id).await.map_err(js_error)
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, Option<String>>> {
+        spawn_call(env, &self.store, |call| async move { call.store().get(&id).await })
     }
 
     /// `json` is the conversation as `JSON.stringify` wrote it, without `sdkConversationRef`.
-    #[napi(catch_unwind)]
-    pub async fn set(&self, id: String, json: String) -> Result<()> {
-        self.store.set(&id, &json).await.map_err(js_error)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set<'env>(&self, env: &'env Env, id: String, json: String) -> Result<PromiseRaw<'env, ()>> {
+        spawn_call(env, &self.store, |call| async move {
+            call.store().set(&id, &json).await
+        })
     }
 
     /// Several `get`s at once: their commands leave together and one promise settles them.
-    #[napi(catch_unwind)]
-    pub async fn get_batch(&self, ids: Vec<String>) -> Result<BatchReply> {
-        let calls = ids.into_iter().map(|id| {
-            let store = self.store.clone();
-            async move { store.get(&id).await }
-        });
-        Ok(BatchReply::from(run_each(calls).await))
+    #[napi(ts_return_type = "Promise<BatchReply>")]
+    pub fn get_batch<'env>(
+        &self,
+        env: &'env Env,
+        ids: Vec<String>,
+    ) -> Result<PromiseRaw<'env, BatchReply>> {
+        spawn_call(env, &self.store, |call| async move {
+            let store = call.store();
+            Ok(BatchReply::from(run_each(ids.iter().map(|id| store.get(id))).await))
+        })
     }
 
     /// Several `set`s at once; `jsons[i]` belongs to `ids[i]`.
-    #[napi(catch_unwind)]
-    pub async fn set_batch(&self, ids: Vec<String>, jsons: Vec<String>) -> Result<BatchReply> {
-        let calls = ids.into_iter().zip(jsons).map(|(id, json)| {
-            let store = self.store.clone();
-            async move { store.set(&id, &json).await.map(|()| None) }
-        });
-        Ok(BatchReply::from(run_each(calls).await))
+    #[napi(ts_return_type = "Promise<BatchReply>")]
+    pub fn set_batch<'env>(
+        &self,
+        env: &'env Env,
+        ids: Vec<String>,
+        jsons: Vec<String>,
+    ) -> Result<PromiseRaw<'env, BatchReply>> {
+        spawn_call(env, &self.store, |call| async move {
+            let store = call.store();
+            let sets = ids
+                .iter()
+                .zip(&jsons)
+                .map(|(id, json)| async move { store.set(id, json).await.map(|()| None) });
+            Ok(BatchReply::from(run_each(sets).await))
+        })
     }
 
-    #[napi(catch_unwind)]
-    pub async fn delete(&self, id: String) -> Result<()> {
-        self.store.delete(&id).await.map_err(js_error)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, ()>> {
+        spawn_call(env, &self.store, |call| async move {
+            call.store().delete(&id).await
+        })
     }
 
     /// The user's conversations as one JSON array, newest first.
-    #[napi(catch_unwind)]
-    pub async fn list_by_user(&self, user_id: String) -> Result<String> {
-        self.store.list_by_user(&user_id).await.map_err(js_error)
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn list_by_user<'env>(
+        &self,
+        env: &'env Env,
+        user_id: String,
+    ) -> Result<PromiseRaw<'env, String>> {
+        spawn_call(env, &self.store, |call| async move {
+            call.store().list_by_user(&user_id).await
+        })
     }
 
+    /// Lets the calls made before it finish, then closes the connection.
     #[napi(catch_unwind)]
     pub async fn close(&self) -> Result<()> {
         self.store.close().await;

@@ -97,6 +97,8 @@ struct Shared {
     broken: AtomicU64,
     broken_signal: Notify,
     closing: watch::Sender<bool>,
+    /// `close()` began: calls that wait for a connection give up, calls on one finish.
+    draining: AtomicBool,
     started: Instant,
     /// Milliseconds after `started` of the last reply from Redis.
     last_reply_ms: AtomicU64,
@@ -145,6 +147,7 @@ impl Supervisor {
             broken: AtomicU64::new(0),
             broken_signal: Notify::new(),
             closing: watch::Sender::new(false),
+            draining: AtomicBool::new(false),
             started: Instant::now(),
             last_reply_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
@@ -166,6 +169,10 @@ impl Supervisor {
 
     pub fn logger(&self) -> &Logger {
         &self.shared.logger
+    }
+
+    pub fn command_timeout(&self) -> Duration {
+        self.shared.settings.command_timeout
     }
 
     /// Resolves once connected, or fails after `connectTimeoutMs`.
@@ -220,6 +227,18 @@ impl Supervisor {
         *self.shared.closing.borrow()
     }
 
+    /// The first step of closing: calls waiting for a connection reject with `STORE_CLOSED`
+    /// now; calls that have one run to their end.
+    pub fn drain(&self) {
+        self.shared.draining.store(true, Ordering::Release);
+        // Wakes every waiter so it sees the flag.
+        self.shared.link.send_modify(|_| {});
+    }
+
+    fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Acquire) || self.is_closed()
+    }
+
     async fn acquire(&self, deadline: Instant) -> StoreResult<(Connection, u64)> {
         let mut link = self.shared.link.subscribe();
         loop {
@@ -229,7 +248,7 @@ impl Supervisor {
                     generation,
                 } => return Ok((connection.clone(), *generation)),
                 Link::Closed => return Err(StoreError::closed()),
-                Link::Down if self.is_closed() => return Err(StoreError::closed()),
+                Link::Down if self.is_draining() => return Err(StoreError::closed()),
                 Link::Down => {}
             }
             match timeout_at(deadline, link.changed()).await {

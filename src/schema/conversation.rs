@@ -318,13 +318,14 @@ fn is_step(raw: &str) -> bool {
     }
 }
 
-fn user_id(raw: &str) -> Option<String> {
+/// The text of a non-empty string literal; `None` when it holds a lone surrogate, which has
+/// no Rust `String` (and could alias another id once replaced).
+fn well_formed_text(raw: &str) -> Option<String> {
     let inner = string_inner(raw)?;
     if inner.is_empty() {
         return None;
     }
     if inner.contains('\\') {
-        // A lone surrogate has no Rust `String`; user ids never hold one.
         String::from_utf8(unescape(raw)).ok()
     } else {
         Some(inner.to_owned())
@@ -356,7 +357,9 @@ impl<'de> Visitor<'de> for ConversationVisitor<'_> {
         let ctx = self.ctx;
         let mut keys = Keys::new(Path::ROOT);
         let mut user = None;
+        let mut external_id = None;
         let mut updated_at_ms = None;
+        let mut has_live_ref = false;
         while let Some(key) = map.next_key::<&'de RawValue>()? {
             let Some(field) = keys.next::<Conv, A::Error>(ctx, key)? else {
                 map.next_value::<IgnoredAny>()?;
@@ -364,15 +367,20 @@ impl<'de> Visitor<'de> for ConversationVisitor<'_> {
             };
             match field {
                 Conv::SdkConversationRef => {
+                    has_live_ref = true;
                     map.next_value::<IgnoredAny>()?;
                 }
                 Conv::History => map.next_value_seed(HistorySeed { ctx })?,
                 _ => {
                     let raw = map.next_value::<&'de RawValue>()?.get();
                     let checked = match field {
-                        Conv::ExternalId | Conv::WorkflowId => want(is_uuid(raw), UUID),
+                        Conv::ExternalId => {
+                            external_id = well_formed_text(raw);
+                            want(is_uuid(raw), UUID)
+                        }
+                        Conv::WorkflowId => want(is_uuid(raw), UUID),
                         Conv::UserId => {
-                            user = user_id(raw);
+                            user = well_formed_text(raw);
                             match user {
                                 Some(_) => Ok(()),
                                 None if is_non_empty_string(raw) => Err(USER_ID_UNICODE),
@@ -399,10 +407,12 @@ impl<'de> Visitor<'de> for ConversationVisitor<'_> {
         if let Some(field) = keys.missing(&CONV_REQUIRED) {
             return Err(ctx.fail(Path::top(field.name()), REQUIRED));
         }
-        match (user, updated_at_ms) {
-            (Some(user_id), Some(updated_at_ms)) => Ok(ConversationSummary {
+        match (user, external_id, updated_at_ms) {
+            (Some(user_id), Some(external_id), Some(updated_at_ms)) => Ok(ConversationSummary {
                 user_id,
+                external_id,
                 updated_at_ms,
+                has_live_ref,
             }),
             // Unreachable: both are required and a bad value has already aborted.
             _ => Err(ctx.fail(Path::ROOT, OBJECT)),

@@ -17,7 +17,12 @@ pub use timestamp::parse_utc_timestamp;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationSummary {
     pub user_id: String,
+    /// Validated as a UUID, so plain ASCII.
+    pub external_id: String,
     pub updated_at_ms: i64,
+    /// The JSON carries `sdkConversationRef`, which is never stored (another writer's record,
+    /// or a `toJSON` that put it back).
+    pub has_live_ref: bool,
 }
 
 /// A validation failure; Display is the message, e.g. "history[3].role: expected 'user' | 'agent'".

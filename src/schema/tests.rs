@@ -86,7 +86,9 @@ fn full_document_is_valid() {
         validate_conversation(json),
         Ok(ConversationSummary {
             user_id: "user-é".into(),
+            external_id: "3F2B8C1E-9D4A-4E6B-8F1A-2C3D4E5F6A7B".into(),
             updated_at_ms: 1_771_754_403_123,
+            has_live_ref: true,
         })
     );
 }
@@ -98,7 +100,9 @@ fn minimal_document_is_valid() {
         validate_conversation(json),
         Ok(ConversationSummary {
             user_id: "u".into(),
+            external_id: "3f2b8c1e-9d4a-4e6b-8f1a-2c3d4e5f6a7b".into(),
             updated_at_ms: 1_771_754_400_000,
+            has_live_ref: false,
         })
     );
 }

@@ -9,7 +9,7 @@ use crate::schema::{self, ConversationSummary};
 
 pub use keys::KeyLayout;
 pub use memory::MemoryStore;
-pub use redis::RedisStore;
+pub use redis::{Admitted, RedisStore};
 
 /// Options that apply to both stores.
 #[derive(Debug, Clone)]
@@ -55,7 +55,21 @@ pub fn check_record(
             options.max_record_bytes
         )));
     }
-    schema::validate_conversation(json).map_err(|e| StoreError::invalid_argument(e.message))
+    let summary =
+        schema::validate_conversation(json).map_err(|e| StoreError::invalid_argument(e.message))?;
+    // Stored under one id and listed under another, a conversation could never be found again.
+    if summary.external_id != id {
+        return Err(StoreError::invalid_argument(
+            "id: must equal the conversation's externalId",
+        ));
+    }
+    // `index.js` strips it; only a caller of the native class directly gets here.
+    if summary.has_live_ref {
+        return Err(StoreError::invalid_argument(
+            "conversation.sdkConversationRef: a live SDK object is never stored",
+        ));
+    }
+    Ok(summary)
 }
 
 /// Validates a stored value on its way out; `key` names it in the error.

@@ -1,6 +1,11 @@
 //! The Redis store: each call is one supervised unit of round trips under one deadline.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use redis::{Cmd, RedisError, Script};
+use tokio::sync::Notify;
 use serde::Deserialize;
 
 use super::{
@@ -42,8 +47,39 @@ end
 return removed
 "#;
 
+/// Calls taken in and not settled yet, so `close()` can let them finish.
+#[derive(Default)]
+struct CallGate {
+    closing: AtomicBool,
+    in_flight: AtomicUsize,
+    drained: Notify,
+}
+
+/// One call taken in by `RedisStore::admit`; the store it runs on.
+pub struct Admitted {
+    store: Arc<RedisStore>,
+}
+
+impl Admitted {
+    pub fn store(&self) -> &RedisStore {
+        &self.store
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if self.store.gate.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.store.gate.drained.notify_waiters();
+        }
+    }
+}
+
+/// What `close()` allows beyond a call's deadline before it stops waiting.
+const CLOSE_SLACK: Duration = Duration::from_secs(1);
+
 pub struct RedisStore {
     supervisor: Supervisor,
+    gate: CallGate,
     keys: KeyLayout,
     options: StoreOptions,
     heal_index_standalone: Script,
@@ -77,6 +113,7 @@ impl RedisStore {
     pub fn new(supervisor: Supervisor, keys: KeyLayout, options: StoreOptions) -> Self {
         RedisStore {
             supervisor,
+            gate: CallGate::default(),
             keys,
             options,
             heal_index_standalone: Script::new(HEAL_INDEX_STANDALONE),
@@ -97,8 +134,42 @@ impl RedisStore {
         self.supervisor.ready().await
     }
 
+    /// Takes a call in, synchronously where JavaScript made it: a call taken in before
+    /// `close()` runs to its end, one after it gets `STORE_CLOSED`.
+    pub fn admit(self: &Arc<Self>) -> StoreResult<Admitted> {
+        if self.gate.closing.load(Ordering::Acquire) {
+            return Err(StoreError::closed());
+        }
+        self.gate.in_flight.fetch_add(1, Ordering::AcqRel);
+        Ok(Admitted {
+            store: self.clone(),
+        })
+    }
+
+    /// Lets the calls already taken in settle (each within its own deadline), then stops the
+    /// supervisor. Always settles: each wait is bounded.
     pub async fn close(&self) {
-        self.supervisor.close().await;
+        self.gate.closing.store(true, Ordering::Release);
+        self.supervisor.drain();
+        let bound = self.supervisor.command_timeout() + CLOSE_SLACK;
+        let drained = async {
+            loop {
+                let notified = self.gate.drained.notified();
+                if self.gate.in_flight.load(Ordering::Acquire) == 0 {
+                    break;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(bound, drained).await;
+        if tokio::time::timeout(bound, self.supervisor.close())
+            .await
+            .is_err()
+        {
+            self.supervisor
+                .logger()
+                .warn("close: the connection task did not stop in time; it stops on its own");
+        }
     }
 
     fn ensure_open(&self) -> StoreResult<()> {
