@@ -197,7 +197,13 @@ it('ttlSeconds sets both TTLs, and a second set resets both', async () => {
   assertWithin(await server.cli('TTL', indexKey), indexTtl - 5, indexTtl, 'TTL of the index after a second set');
 });
 
-it('set runs SET … EX, ZADD and EXPIRE in one MULTI/EXEC', async () => {
+/** The SHA-1 Redis knows a script by, from the file the store embeds. */
+function scriptSha(name) {
+  const lua = fs.readFileSync(path.join(__dirname, '..', 'src', 'store', 'scripts', name), 'utf8');
+  return createHash('sha1').update(lua).digest('hex');
+}
+
+it('set is one round trip: scripts/set.lua runs SET … EX, ZADD and EXPIRE inside Redis', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
   const conversation = makeConversation({ userId: uniqueId('user') });
@@ -205,11 +211,15 @@ it('set runs SET … EX, ZADD and EXPIRE in one MULTI/EXEC', async () => {
   const monitor = await startMonitor();
   try {
     await store.set(id, conversation);
-    const execLine = await monitor.waitFor((line) => line.includes('"EXEC"') && monitor.sawKey(`${prefix}conv:${id}`));
-    const client = clientOf(execLine);
-    const commands = monitor.lines.filter((line) => clientOf(line) === client).map(commandOf);
-    const start = commands.lastIndexOf('MULTI');
-    assert.deepEqual(commands.slice(start, start + 5), ['MULTI', 'SET', 'ZADD', 'EXPIRE', 'EXEC'], commands.join(' '));
+    const evalLine = await monitor.waitFor((line) => commandOf(line) === 'EVALSHA' && monitor.sawKey(`${prefix}conv:${id}`));
+    assert.ok(evalLine.includes(`"${scriptSha('set.lua')}"`), evalLine);
+    const client = clientOf(evalLine);
+    await monitor.waitFor((line) => line.includes(' lua] ') && commandOf(line) === 'EXPIRE' && line.includes(`"${prefix}user:`));
+    const after = monitor.lines.slice(monitor.lines.indexOf(evalLine) + 1);
+    const fromScript = after.slice(0, after.findIndex((line) => !line.includes(' lua] ')) >>> 0).map(commandOf);
+    assert.deepEqual(fromScript.slice(0, 5), ['TYPE', 'TYPE', 'SET', 'ZADD', 'EXPIRE'], fromScript.join(' '));
+    const sent = monitor.lines.filter((line) => clientOf(line) === client).map(commandOf);
+    assert.ok(!sent.includes('MULTI') && !sent.includes('SET'), `the store itself sent ${sent.join(' ')}`);
     const setLine = monitor.lines.find((line) => commandOf(line) === 'SET' && line.includes(`"${prefix}conv:${id}"`));
     assert.match(setLine, /"EX" "86400"$/);
   } finally {
@@ -253,31 +263,21 @@ it("a conversation of user B listed in user A's index is left out of A's list an
 });
 
 // The heal runs between two round trips of a list; a concurrent set cannot be slotted in
-// there deterministically from outside. So the script is run directly, by the SHA the store
-// itself loaded: SCRIPT EXISTS picks, of the HEAL_INDEX* scripts in src/store/redis.rs, the
-// very one the store ran.
-it('healing is compare-and-remove: an entry whose score changed since the list read it is kept', async () => {
-  const source = fs.readFileSync(path.join(__dirname, '..', 'src', 'store', 'redis.rs'), 'utf8');
-  const scripts = [...source.matchAll(/const (HEAL_INDEX\w*): &str = r#"([\s\S]*?)"#;/g)].map(([, name, lua]) => ({
-    name,
-    sha: createHash('sha1').update(lua).digest('hex'),
-  }));
-  assert.ok(scripts.length > 0, 'no HEAL_INDEX* script found in src/store/redis.rs');
-
+// there deterministically from outside. So the script is run directly, by the SHA of the
+// very file the store embeds (and, as SCRIPT EXISTS shows, loaded).
+it('healing is compare-and-remove: an entry whose score or record changed since the list read it is kept', async () => {
+  const sha = scriptSha('heal.lua');
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
   const userId = uniqueId('user');
   const indexKey = `${prefix}user:${userId}:conversations`;
   await server.cli('ZADD', indexKey, 100, 'ghost-loader');
   await store.listByUser(userId); // heals, loading the script
-  const loaded = (await server.cli('SCRIPT', 'EXISTS', ...scripts.map((s) => s.sha))).split('\n');
-  const ran = scripts.filter((_, i) => loaded[i] === '1');
-  assert.equal(ran.length, 1, `the store should have loaded one of ${scripts.map((s) => s.name).join(', ')}`);
-  const { sha } = ran[0];
+  assert.equal(await server.cli('SCRIPT', 'EXISTS', sha), '1', 'the store did not run scripts/heal.lua');
 
-  // KEYS: index, record; ARGV: userId, member, score the list read.
-  const heal = (member, score) =>
-    server.cli('EVALSHA', sha, 2, indexKey, `${prefix}conv:${member}`, userId, member, score);
+  // KEYS: index, record; ARGV: member, score the list read, SHA-1 of the foreign record it read ('' if missing).
+  const heal = (member, score, seen = '') =>
+    server.cli('EVALSHA', sha, 2, indexKey, `${prefix}conv:${member}`, member, score, seen);
 
   await server.cli('ZADD', indexKey, 200, 'ghost');
   assert.equal(await heal('ghost', 100), '0', 'score changed (a concurrent set): kept');
@@ -285,16 +285,18 @@ it('healing is compare-and-remove: an entry whose score changed since the list r
   assert.equal(await heal('ghost', 200), '1', 'same score, record gone: removed');
   assert.equal(await server.cli('ZSCORE', indexKey, 'ghost'), '');
 
-  const ownId = uniqueId('own');
-  await store.set(ownId, makeConversation({ externalId: ownId, userId, updatedAt: isoAt(1000) }));
-  assert.equal(await heal(ownId, Date.parse(isoAt(1000))), '0', "the user's own live record: kept");
+  const own = makeConversation({ userId, updatedAt: isoAt(1000) });
+  await store.set(own.externalId, own);
+  assert.equal(await heal(own.externalId, Date.parse(isoAt(1000))), '0', "the user's own live record (seen missing): kept");
 
-  const foreignId = uniqueId('foreign');
-  await store.set(foreignId, makeConversation({ externalId: foreignId, userId: uniqueId('other'), updatedAt: isoAt(2000) }));
-  await server.cli('ZADD', indexKey, 300, foreignId);
-  assert.equal(await heal(foreignId, 250), '0', 'score changed: kept even though the record is foreign');
-  assert.equal(await heal(foreignId, 300), '1', 'same score, foreign record: removed');
-  assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), ownId);
+  const foreign = makeConversation({ userId: uniqueId('other'), updatedAt: isoAt(2000) });
+  await store.set(foreign.externalId, foreign);
+  const foreignSha = createHash('sha1').update(JSON.stringify(foreign)).digest('hex');
+  await server.cli('ZADD', indexKey, 300, foreign.externalId);
+  assert.equal(await heal(foreign.externalId, 250, foreignSha), '0', 'score changed: kept even though the record is foreign');
+  assert.equal(await heal(foreign.externalId, 300, 'f'.repeat(40)), '0', 'the record changed since the list read it: kept');
+  assert.equal(await heal(foreign.externalId, 300, foreignSha), '1', 'same score, same foreign record: removed');
+  assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), own.externalId);
 });
 
 // ---------------------------------------------------------------- corrupt and foreign data
@@ -491,4 +493,215 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
   assert.equal(reads.at(-2).status, 'rejected');
   assert.ok(corruptRecord(`${prefix}conv:${corruptId}`)(reads.at(-2).reason));
   assert.deepEqual(reads.at(-1), { status: 'fulfilled', value: undefined });
+});
+
+// ---------------------------------------------------------------- trust: other writers, bounds
+
+/** A raw client for what redis-cli cannot send: bytes that are not UTF-8. */
+async function rawClient() {
+  const Redis = require('ioredis');
+  const client = new Redis({ host: server.host, port: server.port, tls: { ca: server.caPem }, lazyConnect: true, maxRetriesPerRequest: 0 });
+  await client.connect();
+  return client;
+}
+
+it('set into a user index holding another type writes nothing: no record, no TTL on the foreign key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  await server.cli('HSET', indexKey, 'a', 'b');
+  const conversation = makeConversation({ userId });
+  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(indexKey));
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${conversation.externalId}`), '0', 'the record was written');
+  assert.equal(await server.cli('TTL', indexKey), '-1', 'the foreign key got a TTL');
+});
+
+it('set over a conversation key holding another type writes nothing and names that key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const recordKey = `${prefix}conv:${conversation.externalId}`;
+  await server.cli('HSET', recordKey, 'a', 'b');
+  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(recordKey));
+  assert.equal(await server.cli('TYPE', recordKey), 'hash');
+  assert.equal(await server.cli('EXISTS', `${prefix}user:${conversation.userId}:conversations`), '0');
+});
+
+it('the index stays bounded: a set past listLimit drops the oldest entries whose record is gone, never a live one', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix, listLimit: 3 });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  // Two live conversations older than everything, then ghosts of expired ones above them.
+  const oldLive = [1, 2].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
+  for (const c of oldLive) await store.set(c.externalId, c);
+  for (let i = 0; i < 6; i++) await server.cli('ZADD', indexKey, Date.parse(isoAt(10 + i)), `expired-${i}`);
+  const newer = [];
+  for (let i = 0; i < 3; i++) {
+    const c = makeConversation({ userId, updatedAt: isoAt(100 + i) });
+    newer.push(c);
+    await store.set(c.externalId, c);
+  }
+  const members = (await server.cli('ZRANGE', indexKey, 0, -1)).split('\n');
+  assert.deepEqual(members.filter((m) => m.startsWith('expired-')), [], `ghosts left: ${members.join(' ')}`);
+  assert.deepEqual(new Set(members), new Set([...oldLive, ...newer].map((c) => c.externalId)));
+});
+
+it('an active user\'s index does not grow with every conversation they ever had', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix, listLimit: 5 });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  let previous;
+  for (let i = 0; i < 60; i++) {
+    const c = makeConversation({ userId, updatedAt: isoAt(i * 1000) });
+    await store.set(c.externalId, c);
+    // The conversation before this one expires (its record is gone, as its TTL would do).
+    if (previous) await server.cli('DEL', `${prefix}conv:${previous.externalId}`);
+    previous = c;
+  }
+  const size = Number(await server.cli('ZCARD', indexKey));
+  assert.ok(size <= 5 + 1, `the index holds ${size} entries for 1 live conversation`);
+});
+
+it('a list refills from further down the index when ghosts sit on top: both stores return listLimit', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  const live = await Promise.all(
+    Array.from({ length: 60 }, async (_, i) => {
+      const c = makeConversation({ userId, updatedAt: isoAt(i * 1000) });
+      await store.set(c.externalId, c);
+      return c;
+    }),
+  );
+  for (let i = 0; i < 10; i++) await server.cli('ZADD', indexKey, Date.parse(isoAt(1_000_000 + i)), `ghost-${i}`);
+  const expected = live
+    .sort((a, b) => Date.parse(b.updatedAt) - Date.parse(a.updatedAt))
+    .slice(0, 50)
+    .map(persisted);
+  assert.deepEqual(await store.listByUser(userId), expected);
+  assert.equal((await server.cli('ZRANGE', indexKey, 0, -1)).includes('ghost-'), false, 'the ghosts were not healed');
+});
+
+it('a foreign record that Lua cannot decode (a lone surrogate) is still healed out of the index', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const alice = uniqueId('alice');
+  const bob = uniqueId('bob');
+  const bobs = makeConversation({ userId: bob, messages: [{ text: 'lone \ud800 surrogate' }] });
+  await store.set(bobs.externalId, bobs);
+  const aliceIndex = `${prefix}user:${alice}:conversations`;
+  await server.cli('ZADD', aliceIndex, 5, bobs.externalId);
+  assert.deepEqual(await store.listByUser(alice), []);
+  assert.equal(await server.cli('ZCARD', aliceIndex), '0', 'the foreign entry stayed, to be re-scanned by every list');
+  assert.deepEqual(await store.get(bobs.externalId), persisted(bobs));
+});
+
+it('a heal refused by an ACL (NOPERM) does not fail the list nor touch the connection', async () => {
+  const prefix = uniquePrefix();
+  const user = `noscript-${process.pid}`;
+  await server.cli('ACL', 'SETUSER', user, 'on', '>secret-pass', '~*', '+@all', '-@scripting');
+  const log = recordingLogger();
+  const store = await openStore({ keyPrefix: prefix, logger: log.logger });
+  const limitedUrl = server.url.replace('rediss://', `rediss://${user}:secret-pass@`);
+  const limited = new RedisConversationStore(limitedUrl, { tls: { ca: server.caPem }, keyPrefix: prefix, logger: log.logger });
+  opened.push(limited);
+  await limited.ready();
+  const userId = uniqueId('user');
+  const live = makeConversation({ userId });
+  await store.set(live.externalId, live);
+  await server.cli('ZADD', `${prefix}user:${userId}:conversations`, 1, 'ghost');
+  for (let i = 0; i < 3; i++) assert.deepEqual(await limited.listByUser(userId), [persisted(live)]);
+  assert.equal(limited.status, 'ready');
+  assert.deepEqual(await limited.get(live.externalId), persisted(live));
+  const warnings = log.lines.filter((l) => l.level === 'warn').map((l) => l.line);
+  assert.equal(warnings.filter((line) => /could not heal/.test(line)).length, 1, warnings.join('\n'));
+  assert.ok(!warnings.some((line) => /connection lost/.test(line)), warnings.join('\n'));
+  assert.ok(!log.lines.some((l) => l.line.includes('secret-pass')), 'a password reached a log line');
+});
+
+it('an index member that is not UTF-8 (another writer) is skipped, and the connection stays', async () => {
+  const prefix = uniquePrefix();
+  const log = recordingLogger();
+  const store = await openStore({ keyPrefix: prefix, logger: log.logger });
+  const userId = uniqueId('user');
+  const live = makeConversation({ userId });
+  await store.set(live.externalId, live);
+  const raw = await rawClient();
+  try {
+    await raw.zadd(`${prefix}user:${userId}:conversations`, 9, Buffer.from([0xff, 0xfe]));
+  } finally {
+    raw.disconnect();
+  }
+  for (let i = 0; i < 3; i++) assert.deepEqual(await store.listByUser(userId), [persisted(live)]);
+  assert.equal(store.status, 'ready');
+  assert.ok(!log.lines.some((l) => /connection lost|reconnect/.test(l.line)), log.lines.map((l) => l.line).join('\n'));
+  await log.waitFor('warn', /not UTF-8/);
+});
+
+it('a list fetches its records in MGETs of bounded worst-case size', async () => {
+  const prefix = uniquePrefix();
+  // 16 MiB records at most: an MGET of 4 keys is 64 MiB in the worst case.
+  const store = await openStore({ keyPrefix: prefix, listLimit: 10, maxRecordBytes: 16 * 1024 * 1024 });
+  const userId = uniqueId('user');
+  const written = await Promise.all(
+    Array.from({ length: 10 }, async (_, i) => {
+      const c = makeConversation({ userId, updatedAt: isoAt(i) });
+      await store.set(c.externalId, c);
+      return c;
+    }),
+  );
+  const monitor = await startMonitor();
+  try {
+    const listed = await store.listByUser(userId);
+    assert.equal(listed.length, 10);
+    assert.deepEqual(new Set(listed.map((c) => c.externalId)), new Set(written.map((c) => c.externalId)));
+    const mgets = () => monitor.lines.filter((line) => commandOf(line) === 'MGET' && line.includes(`"${prefix}conv:`));
+    const keysIn = (line) => line.split(`"${prefix}conv:`).length - 1;
+    await monitor.waitFor(() => mgets().reduce((sum, line) => sum + keysIn(line), 0) >= 10);
+    const sizes = mgets().map(keysIn);
+    assert.deepEqual(sizes, [4, 4, 2], mgets().join('\n'));
+  } finally {
+    monitor.stop();
+  }
+});
+
+it('ids and keys in log lines and messages are escaped: a newline cannot forge a line', async () => {
+  const prefix = uniquePrefix();
+  const log = recordingLogger();
+  const store = await openStore({ keyPrefix: prefix, logger: log.logger });
+  const userId = uniqueId('user');
+  const evilId = 'evil\n[STORE] forged line';
+  const raw = await rawClient();
+  try {
+    await raw.set(`${prefix}conv:${evilId}`, 'not json');
+    await raw.zadd(`${prefix}user:${userId}:conversations`, 1, evilId);
+  } finally {
+    raw.disconnect();
+  }
+  const error = await store.get(evilId).then(() => assert.fail('get should reject'), (e) => e);
+  assert.equal(error.code, 'STORE_CORRUPT_RECORD');
+  assert.ok(!/[\n\r]/.test(error.message), JSON.stringify(error.message));
+  assert.match(error.message, /evil\\n\[STORE\] forged line/);
+  assert.deepEqual(await store.listByUser(userId), []);
+  const warning = await log.waitFor('warn', /evil/);
+  assert.ok(!/[\n\r]/.test(warning), JSON.stringify(warning));
+});
+
+it('a record another writer stored with sdkConversationRef comes back without it, from get and from a list', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const conversation = makeConversation({ userId });
+  await server.cli('SET', `${prefix}conv:${conversation.externalId}`, JSON.stringify({ ...conversation, sdkConversationRef: { activity: 'a-1' } }));
+  await server.cli('ZADD', `${prefix}user:${userId}:conversations`, Date.parse(conversation.updatedAt), conversation.externalId);
+  const got = await store.get(conversation.externalId);
+  assert.equal(Object.hasOwn(got, 'sdkConversationRef'), false);
+  assert.deepEqual(got, conversation);
+  const listed = await store.listByUser(userId);
+  assert.deepEqual(listed, [conversation]);
+  assert.equal(Object.hasOwn(listed[0], 'sdkConversationRef'), false);
 });

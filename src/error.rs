@@ -31,10 +31,12 @@ pub struct StoreError {
 }
 
 impl StoreError {
+    /// Ids and keys in the message are the caller's or another writer's: control characters
+    /// are escaped, so a message is one line that says what it says.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         StoreError {
             code,
-            message: message.into(),
+            message: printable(message.into()),
         }
     }
 
@@ -69,6 +71,24 @@ impl std::error::Error for StoreError {}
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// `text` with every control character (and the Unicode line and paragraph separators)
+/// escaped as `\n`, `\u{1b}`…: no id or key can break a log line or forge another.
+pub fn printable(text: String) -> String {
+    let unsafe_char = |c: char| c.is_control() || c == '\u{2028}' || c == '\u{2029}';
+    if !text.chars().any(unsafe_char) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Joins an error and its `source()` chain into one line, for messages and logs.
 pub fn describe_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
@@ -82,4 +102,21 @@ pub fn describe_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_log_lines_stay_one_line() {
+        assert_eq!(printable("conv:a\nb".into()), "conv:a\\nb");
+        assert_eq!(
+            printable("x\r\u{1b}[2J\u{2028}".into()),
+            "x\\r\\u{1b}[2J\\u{2028}"
+        );
+        assert_eq!(printable("plain é 🎉".into()), "plain é 🎉");
+        let error = StoreError::corrupt_record("conv:evil\n[STORE] forged");
+        assert!(!error.message.contains('\n'));
+    }
 }

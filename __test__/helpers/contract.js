@@ -55,6 +55,19 @@ const SET_VALIDATION_RULES = [
   { rule: 'an empty id', path: 'id', id: '', bad: (c) => newer(c) },
   { rule: 'a toJSON that serializes to nothing', path: 'conversation', bad: (c) => ({ ...newer(c), toJSON: () => undefined }) },
   { rule: 'a non-string id', path: 'id', id: 42, bad: (c) => newer(c) },
+  { rule: "an id that is not the conversation's externalId", path: 'id', id: '0e8c1f3a-5b7d-4c9e-8f2a-1b3c5d7e9f00', bad: (c) => newer(c) },
+  { rule: 'an id with a lone surrogate', path: 'id', id: 'a\uD800', bad: (c) => newer(c) },
+  {
+    rule: 'a getter that throws while serializing',
+    path: 'conversation',
+    bad: (c) => Object.defineProperty(newer(c), 'tenantId', { enumerable: true, get: () => { throw new Error('getter failed'); } }),
+  },
+  {
+    rule: 'an sdkConversationRef getter that throws',
+    path: 'conversation',
+    bad: (c) => Object.defineProperty(newer(c), 'sdkConversationRef', { enumerable: true, get: () => { throw new Error('live ref gone'); } }),
+  },
+  { rule: 'a toJSON that throws', path: 'conversation', bad: (c) => ({ ...newer(c), toJSON: () => { throw new Error('toJSON failed'); } }) },
   { rule: 'a missing userId', path: 'userId', bad: (c) => newer(c, { userId: undefined }) },
   { rule: 'an empty userId', path: 'userId', bad: (c) => newer(c, { userId: '' }) },
   { rule: 'an empty tenantId', path: 'tenantId', bad: (c) => newer(c, { tenantId: '' }) },
@@ -344,7 +357,44 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       await assert.rejects(store.listByUser(null), rejectsWith('STORE_INVALID_ARGUMENT', 'userId'));
     });
 
+    it('get, delete and listByUser reject an id with a lone surrogate: it never aliases the id napi would make of it', async () => {
+      const store = await openStore();
+      const conversation = makeConversation({ userId: 'user-\uFFFD' });
+      await store.set(conversation.externalId, conversation);
+      await assert.rejects(store.get('a\uDC00'), rejectsWith('STORE_INVALID_ARGUMENT', 'id'));
+      await assert.rejects(store.delete('\uD83D'), rejectsWith('STORE_INVALID_ARGUMENT', 'id'));
+      await assert.rejects(store.listByUser('user-\uD800'), rejectsWith('STORE_INVALID_ARGUMENT', 'userId'));
+      assert.deepEqual(await store.listByUser('user-\uFFFD'), [conversation]);
+    });
+
+    it('a toJSON that puts sdkConversationRef back does not get it stored', async () => {
+      const store = await openStore();
+      const conversation = makeConversation({ sdkConversationRef: { live: true } });
+      conversation.toJSON = function toJSON() {
+        return { ...this, sdkConversationRef: { smuggled: true } };
+      };
+      await store.set(conversation.externalId, conversation);
+      const got = await store.get(conversation.externalId);
+      assert.equal(Object.hasOwn(got, 'sdkConversationRef'), false, JSON.stringify(got));
+      const [listed] = await store.listByUser(conversation.userId);
+      assert.equal(Object.hasOwn(listed, 'sdkConversationRef'), false);
+      assert.equal(Object.hasOwn(got, 'toJSON'), false);
+    });
+
     // ------------------------------------------------------------ close
+
+    it('a set made in the same tick before close() settles as if close() came after it', async () => {
+      const store = await openStore();
+      const conversations = [makeConversation(), makeConversation()];
+      const writes = conversations.map((c) => store.set(c.externalId, c));
+      const read = store.get(conversations[0].externalId);
+      const closed = store.close();
+      const outcomes = await Promise.allSettled([...writes, read]);
+      assert.deepEqual(outcomes.map((o) => o.reason?.code ?? o.status), ['fulfilled', 'fulfilled', 'fulfilled']);
+      await closed;
+      assert.equal(store.status, 'end');
+      await assert.rejects(store.get(conversations[0].externalId), rejectsWith('STORE_CLOSED'));
+    });
 
     it("after close() every method rejects with STORE_CLOSED and status is 'end'", async () => {
       const store = await openStore();

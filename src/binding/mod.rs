@@ -187,13 +187,24 @@ impl NativeRedisStore {
 
     /// The conversation's JSON, or null.
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, Option<String>>> {
-        spawn_call(env, &self.store, |call| async move { call.store().get(&id).await })
+    pub fn get<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+    ) -> Result<PromiseRaw<'env, Option<String>>> {
+        spawn_call(env, &self.store, |call| async move {
+            call.store().get(&id).await
+        })
     }
 
     /// `json` is the conversation as `JSON.stringify` wrote it, without `sdkConversationRef`.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set<'env>(&self, env: &'env Env, id: String, json: String) -> Result<PromiseRaw<'env, ()>> {
+    pub fn set<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        json: String,
+    ) -> Result<PromiseRaw<'env, ()>> {
         spawn_call(env, &self.store, |call| async move {
             call.store().set(&id, &json).await
         })
@@ -208,7 +219,9 @@ impl NativeRedisStore {
     ) -> Result<PromiseRaw<'env, BatchReply>> {
         spawn_call(env, &self.store, |call| async move {
             let store = call.store();
-            Ok(BatchReply::from(run_each(ids.iter().map(|id| store.get(id))).await))
+            Ok(BatchReply::from(
+                run_each(ids.iter().map(|id| store.get(id))).await,
+            ))
         })
     }
 

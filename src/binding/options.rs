@@ -68,7 +68,7 @@ fn pem(value: &Option<Either<String, Buffer>>) -> Option<Vec<u8>> {
 
 impl NativeStoreOptions {
     pub fn store_options(&self) -> StoreResult<StoreOptions> {
-        Ok(StoreOptions {
+        StoreOptions {
             ttl_seconds: whole_number("ttlSeconds", self.ttl_seconds, 86_400, 1, 315_360_000)?,
             list_limit: whole_number("listLimit", self.list_limit, 50, 1, 10_000)? as usize,
             max_record_bytes: whole_number(
@@ -78,7 +78,8 @@ impl NativeStoreOptions {
                 1,
                 536_870_912,
             )? as usize,
-        })
+        }
+        .checked()
     }
 
     pub fn redis_settings(&self, url: &str) -> StoreResult<RedisSettings> {

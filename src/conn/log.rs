@@ -34,6 +34,7 @@ impl Logger {
     }
 
     fn log(&self, level: LogLevel, message: &str) {
-        (self.sink)(level, format!("[STORE] {message}"));
+        let line = crate::error::printable(format!("[STORE] {message}"));
+        (self.sink)(level, line);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use redis::{AsyncConnectionConfig, RedisError};
+use redis::{AsyncConnectionConfig, ErrorKind, RedisError};
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout, timeout_at, Instant};
@@ -182,16 +182,17 @@ impl Supervisor {
     }
 
     /// Runs one store call: waits for a connection and runs `call` on it, all within
-    /// `commandTimeoutMs`, and turns what failed into the store's error.
+    /// `commandTimeoutMs`, and turns what failed into the store's error. `call` is told the
+    /// deadline, so best-effort work (healing) can stop before it.
     pub async fn call<T, F, Fut>(&self, call: F) -> StoreResult<T>
     where
-        F: FnOnce(Connection) -> Fut,
+        F: FnOnce(Connection, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
         let deadline = Instant::now() + self.shared.settings.command_timeout;
         let (connection, generation) = self.acquire(deadline).await?;
         let sent_ms = self.shared.now_ms();
-        match timeout_at(deadline, call(connection)).await {
+        match timeout_at(deadline, call(connection, deadline)).await {
             Ok(Ok(value)) => {
                 self.shared.saw_reply();
                 Ok(value)
@@ -392,8 +393,10 @@ impl Shared {
             let refused = format!("Redis refused the command: {code} {detail}");
             return match code.as_str() {
                 "WRONGTYPE" => StoreError::corrupt_record(refused),
-                // After a failover the old primary answers READONLY: only a new connection helps.
-                "READONLY" | "NOAUTH" | "WRONGPASS" | "NOPERM" => {
+                // After a failover the old primary answers READONLY, and a connection that lost
+                // its authentication answers NOAUTH: only a new connection helps. Any other
+                // refusal (NOPERM, a script error) fails this call alone.
+                "READONLY" | "NOAUTH" => {
                     self.connection_failed(generation, &refused);
                     StoreError::unavailable(refused)
                 }
@@ -407,11 +410,16 @@ impl Shared {
         // A timeout (a cluster node's, from redis-rs) condemns only as ours does: when nothing
         // replied since the call was sent.
         let silent = !error.is_timeout() || self.last_reply_ms.load(Ordering::Relaxed) < sent_ms;
-        if error.is_io_error()
+        // Only a broken link condemns the connection: a reply that did not convert (another
+        // writer's data) is this call's problem alone.
+        let broken = error.is_io_error()
             || error.is_connection_dropped()
-            || error.is_unrecoverable_error()
             || error.is_timeout()
-        {
+            || matches!(
+                error.kind(),
+                ErrorKind::ClusterConnectionNotFound | ErrorKind::AuthenticationFailed
+            );
+        if broken {
             if silent {
                 self.connection_failed(generation, &cause);
             }

@@ -1,6 +1,7 @@
 //! The two stores and what they share: options, key layout, argument rules.
 
 pub mod keys;
+mod listing;
 pub mod memory;
 pub mod redis;
 
@@ -31,6 +32,36 @@ impl Default for StoreOptions {
 
 /// The user index outlives its conversations by an hour, so no live conversation loses its entry.
 pub const INDEX_TTL_MARGIN_SECONDS: u64 = 3600;
+
+/// A `set` into an index of more than `listLimit` entries checks this many of its oldest and
+/// drops those whose record is gone: the index of an active user stays bounded.
+pub const TRIM_BATCH: usize = 4;
+
+/// One MGET of a list asks for at most this many bytes in the worst case (every record at
+/// `maxRecordBytes`), so no single reply holds the shared connection for long.
+pub const LIST_CHUNK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Rounds of `listLimit` index entries a list reads at most, when entries whose record is
+/// gone leave it short.
+pub const LIST_ROUNDS: usize = 4;
+
+/// The most one list may fetch in the worst case (`listLimit × maxRecordBytes`): a larger
+/// configuration is refused.
+pub const MAX_LIST_BYTES: u64 = 1024 * 1024 * 1024;
+
+impl StoreOptions {
+    /// Rules between options; each option's own range is checked where it is read.
+    pub fn checked(self) -> StoreResult<Self> {
+        let worst = self.list_limit as u64 * self.max_record_bytes as u64;
+        if worst > MAX_LIST_BYTES {
+            return Err(StoreError::invalid_config(format!(
+                "listLimit × maxRecordBytes: {worst} bytes, more than one list may fetch \
+                 ({MAX_LIST_BYTES}); lower one of them"
+            )));
+        }
+        Ok(self)
+    }
+}
 
 pub fn check_id(name: &str, id: &str) -> StoreResult<()> {
     if id.is_empty() {

@@ -4,48 +4,35 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::{Cmd, RedisError, Script};
-use tokio::sync::Notify;
+use redis::{RedisError, Script};
 use serde::Deserialize;
+use tokio::sync::Notify;
 
-use super::{
-    check_id, check_record, check_stored, json_array, KeyLayout, StoreOptions,
-    INDEX_TTL_MARGIN_SECONDS,
-};
-use crate::conn::{server_error, CallError, Connection, StoreStatus, Supervisor};
+use super::{check_id, check_record, check_stored, KeyLayout, StoreOptions};
+use super::{INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
+use crate::conn::{server_error, CallError, Connection, Logger, StoreStatus, Supervisor};
 use crate::error::{StoreError, StoreResult};
 
-/// Removes index entries left by a conversation that is gone or now another user's, but only
-/// while their score is still the one the list read: a concurrent `set` is never undone.
-const HEAL_INDEX_STANDALONE: &str = r#"
-local removed = 0
-for i = 2, #KEYS do
-  local member, score = ARGV[2 * i - 2], ARGV[2 * i - 1]
-  if redis.call('ZSCORE', KEYS[1], member) == score then
-    local record = redis.pcall('GET', KEYS[i])
-    local stale = not record
-    if type(record) == 'string' then
-      local ok, decoded = pcall(cjson.decode, record)
-      stale = ok and type(decoded) == 'table' and decoded.userId ~= ARGV[1]
-    end
-    if stale then removed = removed + redis.call('ZREM', KEYS[1], member) end
-  end
-end
-return removed
-"#;
+/// The scripts the store sends, as the files in `scripts/` hold them.
+pub(super) struct Scripts {
+    pub set: Script,
+    pub record_set: Script,
+    pub index_add: Script,
+    pub heal: Script,
+    pub heal_cluster: Script,
+}
 
-/// In a cluster the records live in other slots than the index, so the script sees only the
-/// index; the list has just found each record gone or foreign. `set` writes the record before
-/// its entry, so a racing `set` re-adds what this removes.
-const HEAL_INDEX_CLUSTER: &str = r#"
-local removed = 0
-for i = 2, #ARGV, 2 do
-  if redis.call('ZSCORE', KEYS[1], ARGV[i]) == ARGV[i + 1] then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
-  end
-end
-return removed
-"#;
+impl Scripts {
+    fn load() -> Self {
+        Scripts {
+            set: Script::new(include_str!("scripts/set.lua")),
+            record_set: Script::new(include_str!("scripts/record_set.lua")),
+            index_add: Script::new(include_str!("scripts/index_add.lua")),
+            heal: Script::new(include_str!("scripts/heal.lua")),
+            heal_cluster: Script::new(include_str!("scripts/heal_cluster.lua")),
+        }
+    }
+}
 
 /// Calls taken in and not settled yet, so `close()` can let them finish.
 #[derive(Default)]
@@ -78,12 +65,13 @@ impl Drop for Admitted {
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
 
 pub struct RedisStore {
-    supervisor: Supervisor,
+    pub(super) supervisor: Supervisor,
     gate: CallGate,
-    keys: KeyLayout,
-    options: StoreOptions,
-    heal_index_standalone: Script,
-    heal_index_cluster: Script,
+    pub(super) keys: KeyLayout,
+    pub(super) options: StoreOptions,
+    pub(super) scripts: Scripts,
+    /// A refused heal (an ACL without scripting) was logged: once is enough.
+    pub(super) heal_refusal_logged: AtomicBool,
 }
 
 /// Only the owner, for `delete` of a record that may not pass validation any more.
@@ -97,12 +85,17 @@ fn is_wrong_type(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, _)| code == "WRONGTYPE")
 }
 
-fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallError + '_ {
+fn other_type(key: &str) -> CallError {
+    CallError::Store(StoreError::corrupt_record(format!(
+        "{key}: holds a value of another type"
+    )))
+}
+
+/// A key of another type is a corrupt record naming that key; anything else stays Redis's.
+pub(super) fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallError + '_ {
     move |error| {
         if is_wrong_type(&error) {
-            CallError::Store(StoreError::corrupt_record(format!(
-                "{key}: holds a value of another type"
-            )))
+            other_type(key)
         } else {
             CallError::Redis(error)
         }
@@ -116,8 +109,8 @@ impl RedisStore {
             gate: CallGate::default(),
             keys,
             options,
-            heal_index_standalone: Script::new(HEAL_INDEX_STANDALONE),
-            heal_index_cluster: Script::new(HEAL_INDEX_CLUSTER),
+            scripts: Scripts::load(),
+            heal_refusal_logged: AtomicBool::new(false),
         }
     }
 
@@ -127,6 +120,10 @@ impl RedisStore {
 
     pub fn address(&self) -> String {
         self.supervisor.address().to_string()
+    }
+
+    pub(super) fn logger(&self) -> &Logger {
+        self.supervisor.logger()
     }
 
     pub async fn ready(&self) -> StoreResult<()> {
@@ -146,8 +143,9 @@ impl RedisStore {
         })
     }
 
-    /// Lets the calls already taken in settle (each within its own deadline), then stops the
-    /// supervisor. Always settles: each wait is bounded.
+    /// Lets the calls already taken in settle (each within its own deadline; one still
+    /// waiting for a connection gives up at once), then stops the supervisor. Always
+    /// settles: each wait is bounded.
     pub async fn close(&self) {
         self.gate.closing.store(true, Ordering::Release);
         self.supervisor.drain();
@@ -166,13 +164,12 @@ impl RedisStore {
             .await
             .is_err()
         {
-            self.supervisor
-                .logger()
+            self.logger()
                 .warn("close: the connection task did not stop in time; it stops on its own");
         }
     }
 
-    fn ensure_open(&self) -> StoreResult<()> {
+    pub(super) fn ensure_open(&self) -> StoreResult<()> {
         if self.supervisor.is_closed() {
             return Err(StoreError::closed());
         }
@@ -184,7 +181,7 @@ impl RedisStore {
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
         self.supervisor
-            .call(|mut connection| async move {
+            .call(|mut connection, _| async move {
                 let stored = read_record(&mut connection, &key)
                     .await
                     .map_err(wrong_type_names(&key))?;
@@ -196,38 +193,82 @@ impl RedisStore {
             .await
     }
 
-    /// Standalone: SET + ZADD + EXPIRE in one MULTI/EXEC, so no reader sees a conversation
-    /// without its entry. Cluster: the keys live in different slots, so the record is written
-    /// first and its entry after, and `listByUser` heals what a failure in between leaves.
+    /// Standalone: one script writes the record, its entry and the index TTL, and trims the
+    /// index, so no reader sees a conversation without its entry and a key of another type
+    /// stops everything. Cluster: the keys live in different slots, so the record is written
+    /// first and its entry after (each one command, so a migrating slot's `ASK` is followed),
+    /// and `listByUser` heals what a failure in between leaves.
     pub async fn set(&self, id: &str, json: &str) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
+        let record_key = self.keys.conversation_key(id);
         let index_key = self.keys.user_index_key(&summary.user_id);
         let ttl = self.options.ttl_seconds;
-        let mut record_write = redis::cmd("SET");
-        record_write
-            .arg(self.keys.conversation_key(id))
-            .arg(json)
-            .arg("EX")
-            .arg(ttl);
-        let mut index_add = redis::cmd("ZADD");
-        index_add.arg(&index_key).arg(summary.updated_at_ms).arg(id);
-        let mut index_expire = redis::cmd("EXPIRE");
-        index_expire
-            .arg(&index_key)
-            .arg(ttl + INDEX_TTL_MARGIN_SECONDS);
+        let index_ttl = ttl + INDEX_TTL_MARGIN_SECONDS;
+        let keys = (record_key.as_str(), index_key.as_str());
         self.supervisor
-            .call(|mut connection| async move {
-                let index_writes = if connection.is_cluster() {
-                    record_write.query_async::<()>(&mut connection).await?;
-                    pipeline([index_add, index_expire], false)
-                } else {
-                    pipeline([record_write, index_add, index_expire], true)
+            .call(|mut connection, deadline| async move {
+                let wrong_type = |error: RedisError| match server_error(&error) {
+                    Some((code, which)) if code == "WRONGTYPE" => {
+                        other_type(if which == "record" { keys.0 } else { keys.1 })
+                    }
+                    _ => CallError::Redis(error),
                 };
-                index_writes
-                    .query_async::<()>(&mut connection)
+                if !connection.is_cluster() {
+                    self.scripts
+                        .set
+                        .key(keys.0)
+                        .key(keys.1)
+                        .arg(json)
+                        .arg(ttl)
+                        .arg(summary.updated_at_ms)
+                        .arg(id)
+                        .arg(index_ttl)
+                        .arg(self.keys.conversation_key(""))
+                        .arg(self.options.list_limit)
+                        .arg(TRIM_BATCH)
+                        .invoke_async::<()>(&mut connection)
+                        .await
+                        .map_err(wrong_type)?;
+                    return Ok(());
+                }
+                // Nothing is written when the index holds another type, the record included.
+                let index_type: String = redis::cmd("TYPE")
+                    .arg(keys.1)
+                    .query_async(&mut connection)
+                    .await?;
+                if index_type != "none" && index_type != "zset" {
+                    return Err(other_type(keys.1));
+                }
+                self.scripts
+                    .record_set
+                    .key(keys.0)
+                    .arg(json)
+                    .arg(ttl)
+                    .invoke_async::<()>(&mut connection)
                     .await
-                    .map_err(wrong_type_names(&index_key))?;
+                    .map_err(wrong_type)?;
+                let oldest: Vec<redis::Value> = self
+                    .scripts
+                    .index_add
+                    .key(keys.1)
+                    .arg(summary.updated_at_ms)
+                    .arg(id)
+                    .arg(index_ttl)
+                    .arg(self.options.list_limit)
+                    .arg(TRIM_BATCH)
+                    .invoke_async(&mut connection)
+                    .await
+                    .map_err(wrong_type)?;
+                self.trim_cluster_index(
+                    &mut connection,
+                    deadline,
+                    keys.1,
+                    &summary.user_id,
+                    id,
+                    oldest,
+                )
+                .await;
                 Ok(())
             })
             .await
@@ -239,7 +280,7 @@ impl RedisStore {
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
         self.supervisor
-            .call(|mut connection| async move {
+            .call(|mut connection, _| async move {
                 // A key of another type is deleted too: it is in our namespace and unusable.
                 let stored = match read_record(&mut connection, &key).await {
                     Err(error) if is_wrong_type(&error) => None,
@@ -265,7 +306,10 @@ impl RedisStore {
                         .await
                         .map_err(wrong_type_names(&index_key))?;
                 } else {
-                    let transaction = pipeline([record_delete, index_remove], true);
+                    let mut transaction = redis::pipe();
+                    transaction.atomic();
+                    transaction.add_command(record_delete).ignore();
+                    transaction.add_command(index_remove).ignore();
                     transaction
                         .query_async::<()>(&mut connection)
                         .await
@@ -275,141 +319,11 @@ impl RedisStore {
             })
             .await
     }
-
-    /// The user's newest conversations as one JSON array, healing the index on the way.
-    pub async fn list_by_user(&self, user_id: &str) -> StoreResult<String> {
-        self.ensure_open()?;
-        check_id("userId", user_id)?;
-        let index_key = self.keys.user_index_key(user_id);
-        self.supervisor
-            .call(|mut connection| async move {
-                let entries: Vec<(String, String)> = redis::cmd("ZREVRANGEBYSCORE")
-                    .arg(&index_key)
-                    .arg("+inf")
-                    .arg("-inf")
-                    .arg("WITHSCORES")
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(self.options.list_limit)
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(wrong_type_names(&index_key))?;
-                if entries.is_empty() {
-                    return Ok(String::from("[]"));
-                }
-                let keys: Vec<String> = entries
-                    .iter()
-                    .map(|(id, _)| self.keys.conversation_key(id))
-                    .collect();
-                let stored: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                    .arg(&keys)
-                    .query_async(&mut connection)
-                    .await?;
-                let mut records = Vec::with_capacity(stored.len());
-                let mut stale = Vec::new();
-                for ((entry, key), value) in entries.iter().zip(&keys).zip(stored) {
-                    let Some(bytes) = value else {
-                        stale.push((entry, key));
-                        continue;
-                    };
-                    match check_stored(key, bytes) {
-                        Ok((json, summary)) if summary.user_id == user_id => records.push(json),
-                        Ok(_) => stale.push((entry, key)),
-                        Err(error) => self
-                            .supervisor
-                            .logger()
-                            .warn(format!("left a record out of a list: {}", error.message)),
-                    }
-                }
-                if !stale.is_empty() {
-                    self.heal(&mut connection, &index_key, user_id, &stale)
-                        .await?;
-                }
-                Ok(json_array(records.iter().map(String::as_str)))
-            })
-            .await
-    }
-
-    async fn heal(
-        &self,
-        connection: &mut Connection,
-        index_key: &str,
-        user_id: &str,
-        stale: &[(&(String, String), &String)],
-    ) -> Result<(), CallError> {
-        let cluster = connection.is_cluster();
-        let script = if cluster {
-            &self.heal_index_cluster
-        } else {
-            &self.heal_index_standalone
-        };
-        let mut invocation = script.key(index_key);
-        invocation.arg(user_id);
-        for ((id, score), key) in stale {
-            if !cluster {
-                invocation.key(key.as_str());
-            }
-            invocation.arg(id).arg(score);
-        }
-        let removed: i64 = invocation.invoke_async(connection).await?;
-        if cluster && removed > 0 {
-            self.restore_raced_entries(connection, index_key, user_id, stale)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// In a cluster, a `set` of the same id and `updatedAt` can land between the list's MGET
-    /// and the heal (its ZADD a no-op, then removed): read the records again and put back the
-    /// entry of any that now exists for this user.
-    async fn restore_raced_entries(
-        &self,
-        connection: &mut Connection,
-        index_key: &str,
-        user_id: &str,
-        stale: &[(&(String, String), &String)],
-    ) -> Result<(), CallError> {
-        let keys: Vec<&str> = stale.iter().map(|(_, key)| key.as_str()).collect();
-        let records: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(connection)
-            .await?;
-        let mut restore = redis::pipe();
-        for (((id, _), key), record) in stale.iter().zip(records) {
-            let Some(bytes) = record else { continue };
-            if let Ok((_, summary)) = check_stored(key, bytes) {
-                if summary.user_id == user_id {
-                    restore
-                        .cmd("ZADD")
-                        .arg(index_key)
-                        .arg(summary.updated_at_ms)
-                        .arg(id)
-                        .ignore();
-                }
-            }
-        }
-        if !restore.is_empty() {
-            restore.query_async::<()>(connection).await?;
-        }
-        Ok(())
-    }
 }
 
-async fn read_record(
+pub(super) async fn read_record(
     connection: &mut Connection,
     key: &str,
 ) -> Result<Option<Vec<u8>>, RedisError> {
     redis::cmd("GET").arg(key).query_async(connection).await
-}
-
-/// Commands as one pipeline whose replies are not needed; `atomic` wraps it in MULTI/EXEC.
-fn pipeline<const N: usize>(commands: [Cmd; N], atomic: bool) -> redis::Pipeline {
-    let mut pipeline = redis::pipe();
-    if atomic {
-        pipeline.atomic();
-    }
-    for command in commands {
-        pipeline.add_command(command).ignore();
-    }
-    pipeline
 }

@@ -1,0 +1,346 @@
+//! `listByUser` on Redis, and the healing and trimming of user indexes that rides on reads
+//! and writes.
+//!
+//! A list reads the index newest first, fetches the records, and leaves out entries whose
+//! record is gone or now another user's. When that leaves fewer than `listLimit`, it reads
+//! further down the index, for a bounded number of rounds, so it returns what the in-memory
+//! store returns. Records are fetched in MGETs of bounded worst-case size, so one list never
+//! asks for one reply larger than `LIST_CHUNK_BYTES`. Healing is best effort: it is skipped
+//! when it would outlast the call's deadline, and a refusal never fails the read.
+
+use std::sync::atomic::Ordering;
+
+use futures_util::future::join_all;
+use redis::{RedisError, Value};
+use tokio::time::{timeout_at, Instant};
+
+use super::redis::{wrong_type_names, RedisStore};
+use super::{check_stored, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
+use crate::conn::{server_error, CallError, Connection};
+use crate::error::describe_chain;
+
+/// One index entry as Redis returned it: the member and score bytes are what
+/// compare-and-remove sends back.
+pub(super) struct Entry {
+    member: Vec<u8>,
+    score: Vec<u8>,
+}
+
+impl Entry {
+    /// The conversation id; `None` for a member that is not UTF-8 (no id of ours is).
+    fn id(&self) -> Option<&str> {
+        std::str::from_utf8(&self.member).ok()
+    }
+}
+
+/// Why an entry is left out: its record was missing, or held another user's conversation
+/// (by the SHA-1 of the bytes read, so the heal removes it only if it is still that record).
+pub(super) enum Stale {
+    Missing,
+    Foreign(String),
+}
+
+/// Flat `member, score, …` (RESP2) or `[member, score]` pairs (RESP3).
+fn parse_entries(reply: Value) -> Vec<Entry> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    let bytes = |value: Value| match value {
+        Value::BulkString(bytes) => Some(bytes),
+        Value::SimpleString(text) => Some(text.into_bytes()),
+        Value::Double(score) => Some(score.to_string().into_bytes()),
+        _ => None,
+    };
+    let mut entries = Vec::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let Some(item) = items.next() {
+        let pair = match item {
+            Value::Array(pair) if pair.len() == 2 => {
+                let mut pair = pair.into_iter();
+                (pair.next(), pair.next())
+            }
+            member => (Some(member), items.next()),
+        };
+        if let (Some(Some(member)), Some(Some(score))) = (pair.0.map(bytes), pair.1.map(bytes)) {
+            entries.push(Entry { member, score });
+        }
+    }
+    entries
+}
+
+impl RedisStore {
+    /// The user's newest conversations as one JSON array, healing the index on the way.
+    pub async fn list_by_user(&self, user_id: &str) -> crate::error::StoreResult<String> {
+        self.ensure_open()?;
+        super::check_id("userId", user_id)?;
+        let index_key = self.keys.user_index_key(user_id);
+        let limit = self.options.list_limit;
+        let chunk = (LIST_CHUNK_BYTES / self.options.max_record_bytes).clamp(1, limit);
+        self.supervisor
+            .call(|mut connection, deadline| async move {
+                let mut records = Vec::with_capacity(limit);
+                let mut stale: Vec<(Entry, Stale)> = Vec::new();
+                let mut offset = 0;
+                for _ in 0..LIST_ROUNDS {
+                    let reply: Value = redis::cmd("ZREVRANGEBYSCORE")
+                        .arg(&index_key)
+                        .arg("+inf")
+                        .arg("-inf")
+                        .arg("WITHSCORES")
+                        .arg("LIMIT")
+                        .arg(offset)
+                        .arg(limit)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(wrong_type_names(&index_key))?;
+                    let entries = parse_entries(reply);
+                    let read = entries.len();
+                    offset += read;
+                    let mut entries = entries.into_iter().peekable();
+                    while entries.peek().is_some() {
+                        let batch: Vec<Entry> = entries
+                            .by_ref()
+                            .filter(|entry| self.usable(entry, &index_key))
+                            .take(chunk)
+                            .collect();
+                        self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
+                            .await?;
+                    }
+                    if records.len() >= limit || read < limit {
+                        break;
+                    }
+                }
+                records.truncate(limit);
+                if !stale.is_empty() {
+                    self.heal_in_time(&mut connection, deadline, &index_key, user_id, &stale)
+                        .await;
+                }
+                Ok(json_array(records.iter().map(String::as_str)))
+            })
+            .await
+    }
+
+    /// A member that is not UTF-8 is another writer's: skipped with a warning, never sent on.
+    fn usable(&self, entry: &Entry, index_key: &str) -> bool {
+        if entry.id().is_some() {
+            return true;
+        }
+        self.logger().warn(format!(
+            "left an index entry out of a list: {index_key} holds a member that is not UTF-8"
+        ));
+        false
+    }
+
+    /// Fetches one batch of records and sorts each into the list or the stale entries.
+    async fn read_batch(
+        &self,
+        connection: &mut Connection,
+        user_id: &str,
+        batch: Vec<Entry>,
+        records: &mut Vec<String>,
+        stale: &mut Vec<(Entry, Stale)>,
+    ) -> Result<(), CallError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<String> = batch
+            .iter()
+            .map(|entry| self.keys.conversation_key(entry.id().unwrap_or_default()))
+            .collect();
+        let stored: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(connection)
+            .await?;
+        for ((entry, key), value) in batch.into_iter().zip(&keys).zip(stored) {
+            let Some(bytes) = value else {
+                stale.push((entry, Stale::Missing));
+                continue;
+            };
+            let digest = sha1_smol::Sha1::from(&bytes).digest().to_string();
+            match check_stored(key, bytes) {
+                Ok((json, summary)) if summary.user_id == user_id => records.push(json),
+                Ok(_) => stale.push((entry, Stale::Foreign(digest))),
+                Err(error) => self
+                    .logger()
+                    .warn(format!("left a record out of a list: {}", error.message)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Heals, unless that would outlast the call: a heal that is refused, fails or is cut
+    /// short is logged, and the list it rides on is returned all the same.
+    async fn heal_in_time(
+        &self,
+        connection: &mut Connection,
+        deadline: Instant,
+        index_key: &str,
+        user_id: &str,
+        stale: &[(Entry, Stale)],
+    ) {
+        // The list must still get back in time: keep a fifth of the budget for that.
+        let heal_by = deadline - self.supervisor.command_timeout() / 5;
+        match timeout_at(heal_by, self.heal(connection, index_key, user_id, stale)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => self.heal_failed(index_key, &error),
+            Err(_) => self.logger().warn(format!(
+                "healing {index_key} did not finish in time; the next list tries again"
+            )),
+        }
+    }
+
+    fn heal_failed(&self, index_key: &str, error: &RedisError) {
+        // A refusal (an ACL without scripting) repeats on every list: say it once.
+        if server_error(error).is_some() && self.heal_refusal_logged.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.logger().warn(format!(
+            "could not heal {index_key} (lists still work, stale entries stay): {}",
+            describe_chain(error)
+        ));
+    }
+
+    async fn heal(
+        &self,
+        connection: &mut Connection,
+        index_key: &str,
+        user_id: &str,
+        stale: &[(Entry, Stale)],
+    ) -> Result<(), RedisError> {
+        if connection.is_cluster() {
+            let mut invocation = self.scripts.heal_cluster.key(index_key);
+            for (entry, _) in stale {
+                invocation.arg(&entry.member).arg(&entry.score);
+            }
+            let removed: i64 = invocation.invoke_async(connection).await?;
+            if removed > 0 {
+                self.restore_raced_entries(connection, index_key, user_id, stale)
+                    .await?;
+            }
+            return Ok(());
+        }
+        let mut invocation = self.scripts.heal.key(index_key);
+        for (entry, why) in stale {
+            invocation
+                .key(self.keys.conversation_key(entry.id().unwrap_or_default()))
+                .arg(&entry.member)
+                .arg(&entry.score)
+                .arg(match why {
+                    Stale::Missing => "",
+                    Stale::Foreign(digest) => digest.as_str(),
+                });
+        }
+        invocation.invoke_async::<i64>(connection).await?;
+        Ok(())
+    }
+
+    /// In a cluster, a `set` of the same id and `updatedAt` can land between the list's MGET
+    /// and the heal (its ZADD a no-op, then removed): read the records again and put back the
+    /// entry of any that now exists for this user, in one ZADD.
+    async fn restore_raced_entries(
+        &self,
+        connection: &mut Connection,
+        index_key: &str,
+        user_id: &str,
+        stale: &[(Entry, Stale)],
+    ) -> Result<(), RedisError> {
+        let keys: Vec<String> = stale
+            .iter()
+            .map(|(entry, _)| self.keys.conversation_key(entry.id().unwrap_or_default()))
+            .collect();
+        let records: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+            .arg(&keys)
+            .query_async(connection)
+            .await?;
+        let mut restore = redis::cmd("ZADD");
+        restore.arg(index_key);
+        let mut any = false;
+        for (((entry, _), key), record) in stale.iter().zip(&keys).zip(records) {
+            let Some(bytes) = record else { continue };
+            if let Ok((_, summary)) = check_stored(key, bytes) {
+                if summary.user_id == user_id {
+                    restore.arg(summary.updated_at_ms).arg(&entry.member);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            restore.query_async::<()>(connection).await?;
+        }
+        Ok(())
+    }
+
+    /// After a cluster `set`: `oldest` is what the index script returned once the index grew
+    /// past `listLimit` (its oldest entries, with scores). Those whose record is gone are
+    /// removed like a list heals them. Best effort, within the call's deadline.
+    pub(super) async fn trim_cluster_index(
+        &self,
+        connection: &mut Connection,
+        deadline: Instant,
+        index_key: &str,
+        user_id: &str,
+        written_id: &str,
+        oldest: Vec<Value>,
+    ) {
+        let candidates: Vec<Entry> = parse_entries(Value::Array(oldest))
+            .into_iter()
+            .filter(|entry| entry.id().is_some_and(|id| id != written_id))
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let exists = candidates.iter().map(|entry| {
+            let mut connection = connection.clone();
+            let key = self.keys.conversation_key(entry.id().unwrap_or_default());
+            async move {
+                redis::cmd("EXISTS")
+                    .arg(key)
+                    .query_async::<i64>(&mut connection)
+                    .await
+            }
+        });
+        let heal_by = deadline - self.supervisor.command_timeout() / 5;
+        let Ok(found) = timeout_at(heal_by, join_all(exists)).await else {
+            return;
+        };
+        let gone: Vec<(Entry, Stale)> = candidates
+            .into_iter()
+            .zip(found)
+            .filter(|(_, found)| matches!(found, Ok(0)))
+            .map(|(entry, _)| (entry, Stale::Missing))
+            .collect();
+        if gone.is_empty() {
+            return;
+        }
+        self.heal_in_time(connection, deadline, index_key, user_id, &gone)
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(text: &str) -> Value {
+        Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn entries_come_from_flat_and_paired_replies_and_keep_their_bytes() {
+        let flat = Value::Array(vec![bulk("a"), bulk("2"), bulk("b"), bulk("1")]);
+        let paired = Value::Array(vec![
+            Value::Array(vec![bulk("a"), Value::Double(2.5)]),
+            Value::Array(vec![Value::BulkString(vec![0xff]), bulk("1")]),
+        ]);
+        let flat = parse_entries(flat);
+        assert_eq!(flat.len(), 2);
+        assert_eq!(
+            (flat[0].id(), flat[0].score.as_slice()),
+            (Some("a"), &b"2"[..])
+        );
+        let paired = parse_entries(paired);
+        assert_eq!(paired[0].score, b"2.5");
+        assert_eq!(paired[1].id(), None);
+        assert!(parse_entries(Value::Nil).is_empty());
+    }
+}

@@ -1,0 +1,8 @@
+-- The record half of set in a cluster: refused when the key holds another type.
+-- KEYS: record. ARGV: json, ttl.
+local record_type = redis.call('TYPE', KEYS[1])['ok']
+if record_type ~= 'none' and record_type ~= 'string' then
+  return redis.error_reply('WRONGTYPE record')
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 0
