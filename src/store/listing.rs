@@ -8,6 +8,7 @@
 //! asks for one reply larger than `LIST_CHUNK_BYTES`. Healing is best effort: it is skipped
 //! when it would outlast the call's deadline, and a refusal never fails the read.
 
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
 use futures_util::future::join_all;
@@ -80,6 +81,8 @@ impl RedisStore {
             .call(|mut connection, deadline| async move {
                 let mut records = Vec::with_capacity(limit);
                 let mut stale: Vec<(Entry, Stale)> = Vec::new();
+                // A set between two rounds shifts the offsets: an entry may come twice.
+                let mut seen: HashSet<Vec<u8>> = HashSet::new();
                 let mut offset = 0;
                 for _ in 0..LIST_ROUNDS {
                     let reply: Value = redis::cmd("ZREVRANGEBYSCORE")
@@ -101,6 +104,7 @@ impl RedisStore {
                         let batch: Vec<Entry> = entries
                             .by_ref()
                             .filter(|entry| self.usable(entry, &index_key))
+                            .filter(|entry| seen.insert(entry.member.clone()))
                             .take(chunk)
                             .collect();
                         self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
