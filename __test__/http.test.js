@@ -24,6 +24,7 @@ const OUTAGE_RESPONSE_CEILING_MS = 5_000; // commandTimeoutMs is 500: generous s
 const HEALTH_POLL_MS = 100;
 const HEALTH_POLL_TRIES = 50; // ~5 s
 const DEMO_START_CEILING_MS = 120_000; // the demo compiles the example first
+const START_REFUSAL_CEILING_MS = 30_000;
 const SECRET = randomBytes(32); // the HS256 key every app in this file verifies with
 
 let createApp;
@@ -588,24 +589,40 @@ function startProcess(args, env) {
       child.once('close', onClose);
     });
   }
+  const running = () => child.exitCode === null && child.signalCode === null;
+  /** The exit code; if the process still runs after `ms`, it is killed and this rejects. */
+  async function exitCodeWithin(ms) {
+    let timer;
+    const ceiling = new Promise((resolve) => {
+      timer = setTimeout(resolve, ms, 'timeout');
+    });
+    const outcome = await Promise.race([closed, ceiling]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      child.kill('SIGKILL');
+      await closed;
+      throw new Error(`still running after ${ms} ms:\n${lines.join('\n')}`);
+    }
+    return outcome[0];
+  }
   async function stop() {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    if (running()) child.kill('SIGTERM');
     await closed;
   }
-  return { lines, closed, lineMatching, stop };
+  return { lines, exitCodeWithin, lineMatching, stop };
 }
 
 describe('example server start-up', () => {
   it('refuses to start without AUTH_JWT_SECRET, or with a short one, and never prints the secret', async () => {
     const server = path.join(EXAMPLE_DIR, 'dist', 'server.js');
     const unset = startProcess([server], { PORT: '0' });
-    const [code] = await unset.closed;
+    const code = await unset.exitCodeWithin(START_REFUSAL_CEILING_MS);
     assert.equal(code, 1, unset.lines.join('\n'));
     assert.match(unset.lines.join('\n'), /Cannot start: AUTH_JWT_SECRET is not set/);
 
     const shortSecret = `too-short-${randomUUID().slice(0, 8)}`;
     const short = startProcess([server], { PORT: '0', AUTH_JWT_SECRET: shortSecret });
-    const [shortCode] = await short.closed;
+    const shortCode = await short.exitCodeWithin(START_REFUSAL_CEILING_MS);
     assert.equal(shortCode, 1, short.lines.join('\n'));
     assert.match(short.lines.join('\n'), /AUTH_JWT_SECRET: expected at least 32 bytes/);
     assert.ok(!short.lines.join('\n').includes(shortSecret), 'the secret is printed');
