@@ -1,12 +1,24 @@
 // Start-up as the real server does it: the store from the environment (REDIS_URL set → Redis,
-// else in memory), the app on PORT, and a shutdown that closes the store on SIGTERM/SIGINT.
+// else in memory), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
+// that closes the store on SIGTERM/SIGINT. `node dist/server.js` refuses to start without
+// AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { createConversationStore } from '@copilot-chat/redis-store';
 import type { ConversationStore, CreateConversationStoreOptions } from '@copilot-chat/redis-store';
 import { createApp } from './app.js';
+import { MIN_SECRET_BYTES, type AuthOptions } from './auth.js';
+import { developmentIdentity, type DevelopmentIdentity } from './dev-identity.js';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
+
+export interface MainOptions {
+  /**
+   * `npm run demo` only: when AUTH_JWT_SECRET is not set, verify tokens with a random secret made
+   * for this process and print a development token, instead of refusing to start.
+   */
+  allowDevelopmentIdentity?: boolean;
+}
 
 /** An integer from the environment, or undefined when unset; a bad value stops start-up. */
 function integerFromEnv(name: string, { min }: { min: number }): number | undefined {
@@ -17,6 +29,11 @@ function integerFromEnv(name: string, { min }: { min: number }): number | undefi
     throw new Error(`${name}: expected an integer >= ${min}, got '${raw}'`);
   }
   return value;
+}
+
+function stringFromEnv(name: string): string | undefined {
+  const raw = process.env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
 }
 
 function storeOptionsFromEnv(): CreateConversationStoreOptions {
@@ -32,22 +49,65 @@ function storeOptionsFromEnv(): CreateConversationStoreOptions {
   return options;
 }
 
-function main(): void {
+/** AUTH_JWT_SECRET's bytes (UTF-8) are the HS256 key; the value itself never reaches a message. */
+async function authFromEnv(allowDevelopmentIdentity: boolean): Promise<{ auth: AuthOptions; development?: DevelopmentIdentity }> {
+  const issuer = stringFromEnv('AUTH_JWT_ISSUER');
+  const audience = stringFromEnv('AUTH_JWT_AUDIENCE');
+  const secretText = stringFromEnv('AUTH_JWT_SECRET');
+  if (secretText !== undefined) {
+    const secret = new TextEncoder().encode(secretText);
+    if (secret.byteLength < MIN_SECRET_BYTES) {
+      throw new Error(`AUTH_JWT_SECRET: expected at least ${MIN_SECRET_BYTES} bytes, got ${secret.byteLength}`);
+    }
+    return { auth: { secret, issuer, audience } };
+  }
+  if (!allowDevelopmentIdentity) {
+    throw new Error(
+      `AUTH_JWT_SECRET is not set: the HS256 secret of the bearer tokens, at least ${MIN_SECRET_BYTES} bytes ` +
+        '(`npm run demo` makes a development one instead)',
+    );
+  }
+  const development = await developmentIdentity({ issuer, audience });
+  return { auth: { secret: development.secret, issuer, audience }, development };
+}
+
+function printHints(base: string, development: DevelopmentIdentity | undefined): void {
+  const body = (userId: string) =>
+    `'{"externalId":"3f2b8c1e-7a4d-4e5f-9b6a-1c2d3e4f5a6b","userId":"${userId}","tenantId":"tenant-1",` +
+    `"history":[],"status":"active","createdAt":"2026-02-22T10:00:00.000Z","updatedAt":"2026-02-22T10:00:00.000Z"}'`;
+  console.log(`Try: curl -s ${base}/health`);
+  if (development === undefined) {
+    console.log(`     curl -s ${base}/api/conversations -H "Authorization: Bearer $TOKEN"`);
+    console.log(`     (TOKEN: an HS256 JWT signed with AUTH_JWT_SECRET, with exp; its sub is the user id)`);
+    return;
+  }
+  const auth = `-H 'Authorization: Bearer ${development.token}'`;
+  console.log('');
+  console.log('DEVELOPMENT ONLY: AUTH_JWT_SECRET is not set, so this process verifies tokens with a random');
+  console.log('secret it made at start (never printed, gone when it exits). Set AUTH_JWT_SECRET anywhere else.');
+  console.log(
+    `Development token for user '${development.userId}', valid against this process only, ` +
+      `until ${development.expiresAt.toISOString()}:`,
+  );
+  console.log(`     curl -s ${base}/api/conversations ${auth}`);
+  console.log(
+    `     curl -s -X POST ${base}/api/conversations ${auth} -H 'content-type: application/json' -d ` +
+      body(development.userId),
+  );
+}
+
+export async function main({ allowDevelopmentIdentity = false }: MainOptions = {}): Promise<void> {
   const port = integerFromEnv('PORT', { min: 0 }) ?? 3000;
   const options = storeOptionsFromEnv();
+  const { auth, development } = await authFromEnv(allowDevelopmentIdentity);
   const store: ConversationStore = createConversationStore(options);
-  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined });
+  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth });
 
   const server = app.listen(port, () => {
     const { port: bound } = server.address() as AddressInfo;
     const base = `http://localhost:${bound}`;
     console.log(`Listening on ${base}`);
-    console.log(`Try: curl -s ${base}/health`);
-    console.log(
-      `     curl -s -X POST ${base}/api/conversations -H 'content-type: application/json' -d ` +
-        `'{"externalId":"3f2b8c1e-7a4d-4e5f-9b6a-1c2d3e4f5a6b","userId":"user-1","tenantId":"tenant-1",` +
-        `"history":[],"status":"active","createdAt":"2026-02-22T10:00:00.000Z","updatedAt":"2026-02-22T10:00:00.000Z"}'`,
-    );
+    printHints(base, development);
   });
   server.on('error', (error) => {
     console.error(`Cannot listen on port ${port}: ${error.message}`);
@@ -78,10 +138,13 @@ function main(): void {
   process.on('SIGINT', shutdown);
 }
 
-try {
-  main();
-} catch (error) {
-  // STORE_INVALID_CONFIG (a bad REDIS_URL, say) or a bad environment variable: fail start-up.
-  console.error(`Cannot start: ${error instanceof Error ? error.message : String(error)}`);
-  process.exit(1);
+/** main() with start-up failures reported on one line and exit code 1. */
+export function run(options?: MainOptions): void {
+  main(options).catch((error: unknown) => {
+    // STORE_INVALID_CONFIG (a bad REDIS_URL, say) or a bad environment variable: fail start-up.
+    console.error(`Cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  });
 }
+
+if (require.main === module) run();
