@@ -1,3 +1,4 @@
+// @ts-check
 'use strict'
 // The package entry: a thin layer over the generated `binding.js`. napi-rs cannot put a
 // `code` on an async rejection, so the native side prefixes each message with its code and
@@ -6,16 +7,39 @@
 
 const { NativeRedisStore, NativeMemoryStore } = require('./binding.js')
 
-const STORE_ERROR_CODES = [
+/** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
+/** @typedef {import('./index').StoreLogger} StoreLogger */
+/** @typedef {import('./index').StoredConversation} StoredConversation */
+/** @typedef {import('./binding').NativeStoreOptions} NativeStoreOptions */
+/** @typedef {import('./binding').BatchReply} BatchReply */
+/** @typedef {'info' | 'warn' | 'error'} LogLevel */
+/**
+ * What both stores' native halves offer: the Redis one answers with promises, the in-memory
+ * one with values.
+ * @typedef {object} NativeStore
+ * @property {import('./binding').StoreStatus} status
+ * @property {(id: string) => Promise<string | null> | string | null} get
+ * @property {(id: string, json: string) => Promise<void> | void} set
+ * @property {(id: string) => Promise<void> | void} delete
+ * @property {(userId: string) => Promise<string> | string} listByUser
+ * @property {() => Promise<void> | void} close
+ */
+
+/** @type {readonly StoreErrorCode[]} */
+const STORE_ERROR_CODES = Object.freeze([
   'STORE_UNAVAILABLE',
   'STORE_INVALID_ARGUMENT',
   'STORE_CORRUPT_RECORD',
   'STORE_INVALID_CONFIG',
   'STORE_CLOSED',
-]
+])
 const CODE_PREFIX = /^(STORE_[A-Z_]+): /
 
 class StoreError extends Error {
+  /**
+   * @param {StoreErrorCode} code
+   * @param {string} message
+   */
   constructor(code, message) {
     super(message)
     this.name = 'StoreError'
@@ -23,17 +47,29 @@ class StoreError extends Error {
   }
 }
 
-/** A native error as a StoreError; `fallbackCode` for errors napi raised itself. */
+/** @param {string} code @returns {code is StoreErrorCode} */
+function isStoreErrorCode(code) {
+  return /** @type {readonly string[]} */ (STORE_ERROR_CODES).includes(code)
+}
+
+/**
+ * A native error as a StoreError; `fallbackCode` for errors napi raised itself. napi 3 gives
+ * an async rejection only its own status as `code`, so the native message carries the code
+ * as a `STORE_…: ` prefix, read here and nowhere else.
+ * @param {unknown} error
+ * @param {StoreErrorCode} fallbackCode
+ */
 function toStoreError(error, fallbackCode) {
   if (error instanceof StoreError) return error
   const message = error instanceof Error ? error.message : String(error)
   const match = CODE_PREFIX.exec(message)
-  if (match && STORE_ERROR_CODES.includes(match[1])) {
+  if (match && isStoreErrorCode(match[1])) {
     return new StoreError(match[1], message.slice(match[0].length))
   }
   return new StoreError(fallbackCode, message)
 }
 
+/** @param {unknown} error @returns {never} */
 function rejectWithStoreError(error) {
   throw toStoreError(error, 'STORE_UNAVAILABLE')
 }
@@ -50,13 +86,19 @@ const REDIS_OPTIONS = [
   'cluster',
 ]
 
-const stderrLogger = {
-  info: (line) => process.stderr.write(line + '\n'),
-  warn: (line) => process.stderr.write(line + '\n'),
-  error: (line) => process.stderr.write(line + '\n'),
+/** @param {string} line */
+const toStderr = (line) => {
+  process.stderr.write(line + '\n')
 }
+/** @type {StoreLogger} */
+const stderrLogger = { info: toStderr, warn: toStderr, error: toStderr }
 
-/** Checks the options object; returns what the native side takes and the logger. */
+/**
+ * Checks the options object; returns what the native side takes and the logger.
+ * @param {unknown} options
+ * @param {readonly string[]} allowed
+ * @returns {{ native: NativeStoreOptions, logger: StoreLogger }}
+ */
 function splitOptions(options, allowed) {
   if (options === undefined || options === null) return { native: {}, logger: stderrLogger }
   if (typeof options !== 'object' || Array.isArray(options)) {
@@ -67,20 +109,26 @@ function splitOptions(options, allowed) {
       throw new StoreError('STORE_INVALID_CONFIG', `options: unknown option '${name}'`)
     }
   }
-  const { logger = stderrLogger, ...native } = options
+  const { logger = stderrLogger, ...native } = /** @type {Record<string, unknown>} */ (options)
   checkNestedOption(native, 'tls', ['ca', 'cert', 'key'])
   checkNestedOption(native, 'retry', ['baseDelayMs', 'maxDelayMs'])
   const validLogger =
     logger !== null &&
     typeof logger === 'object' &&
-    ['info', 'warn', 'error'].every((level) => typeof logger[level] === 'function')
+    ['info', 'warn', 'error'].every((level) => typeof (/** @type {Record<string, unknown>} */ (logger)[level]) === 'function')
   if (!validLogger) {
     throw new StoreError('STORE_INVALID_CONFIG', 'logger: expected an object with info, warn and error methods')
   }
-  return { native, logger }
+  // napi checks each field's type as it reads it (a wrong one is STORE_INVALID_CONFIG).
+  return { native: /** @type {NativeStoreOptions} */ (native), logger: /** @type {StoreLogger} */ (logger) }
 }
 
-/** napi would read a non-object as `{}` and drop unknown fields: say so instead. */
+/**
+ * napi would read a non-object as `{}` and drop unknown fields: say so instead.
+ * @param {Record<string, unknown>} options
+ * @param {string} name
+ * @param {string[]} fields
+ */
 function checkNestedOption(options, name, fields) {
   const value = options[name]
   if (value === undefined) return
@@ -94,17 +142,26 @@ function checkNestedOption(options, name, fields) {
   }
 }
 
-/** The sink the native side logs through; a throwing logger must not break the store. */
+/**
+ * The sink the native side logs through; a throwing logger must not break the store.
+ * @param {StoreLogger} logger
+ * @returns {(level: string, line: string) => void}
+ */
 function logSink(logger) {
   return (level, line) => {
     try {
-      logger[level](line)
+      logger[/** @type {LogLevel} */ (level)](line)
     } catch {
       // Nothing sensible to do with a logger that throws.
     }
   }
 }
 
+/**
+ * @template T
+ * @param {() => T} construct
+ * @returns {T}
+ */
 function constructNative(construct) {
   try {
     return construct()
@@ -113,6 +170,7 @@ function constructNative(construct) {
   }
 }
 
+/** @param {string} message @returns {Promise<never>} */
 function invalidArgument(message) {
   return Promise.reject(new StoreError('STORE_INVALID_ARGUMENT', message))
 }
@@ -121,9 +179,12 @@ function invalidArgument(message) {
  * The conversation as stored: JSON without the live `sdkConversationRef`, also when a
  * `toJSON` would put it back. Anything that throws on the way (a getter, a BigInt, a cycle)
  * is an invalid argument.
+ * @param {unknown} conversation
+ * @returns {string}
  */
 function serialize(conversation) {
   try {
+    /** @type {any} */
     let value = conversation
     if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON('')
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
@@ -147,7 +208,10 @@ function serialize(conversation) {
   }
 }
 
-/** `sdkConversationRef` is never part of a read, even when another writer stored one. */
+/**
+ * `sdkConversationRef` is never part of a read, even when another writer stored one.
+ * @param {StoredConversation} conversation
+ */
 function withoutLiveRef(conversation) {
   if (Object.hasOwn(conversation, 'sdkConversationRef')) delete conversation.sdkConversationRef
   return conversation
@@ -155,11 +219,14 @@ function withoutLiveRef(conversation) {
 
 const toUndefined = () => undefined
 
+/** @param {string | null} json @returns {StoredConversation | undefined} */
 function parseConversation(json) {
   return json == null ? undefined : withoutLiveRef(JSON.parse(json))
 }
 
+/** @param {string} json @returns {StoredConversation[]} */
 function parseConversations(json) {
+  /** @type {StoredConversation[]} */
   const conversations = JSON.parse(json)
   for (const conversation of conversations) withoutLiveRef(conversation)
   return conversations
@@ -168,6 +235,9 @@ function parseConversations(json) {
 /**
  * A non-empty string with no lone surrogate: napi would replace one with U+FFFD, and two
  * ids would then share a key. The message, or undefined when the id is fine.
+ * @param {string} name
+ * @param {unknown} id
+ * @returns {string | undefined}
  */
 function badId(name, id) {
   if (typeof id !== 'string' || id === '') return `${name}: expected a non-empty string`
@@ -177,8 +247,10 @@ function badId(name, id) {
 
 /** What both stores do around their native half: argument shapes, JSON, errors. */
 class NativeBackedStore {
+  /** @type {NativeStore} */
   #native
 
+  /** @param {NativeStore} native */
   constructor(native) {
     this.#native = native
   }
@@ -190,22 +262,30 @@ class NativeBackedStore {
   /**
    * Runs a native method that returns a promise (Redis) or a value (memory), and maps its
    * result with `onValue`: one promise hop on the hot path.
+   * @template T
+   * @param {'get' | 'set' | 'delete' | 'listByUser' | 'close'} method
+   * @param {(value: any) => T} onValue
+   * @param {string} [first]
+   * @param {string} [second]
+   * @returns {Promise<T>}
    */
   #call(method, onValue, first, second) {
     try {
-      const result = this.#native[method](first, second)
+      const result = /** @type {any} */ (this.#native)[method](first, second)
       return result instanceof Promise ? result.then(onValue, rejectWithStoreError) : Promise.resolve(onValue(result))
     } catch (error) {
       return Promise.reject(toStoreError(error, 'STORE_INVALID_ARGUMENT'))
     }
   }
 
+  /** @param {string} id */
   get(id) {
     const bad = badId('id', id)
     if (bad) return invalidArgument(bad)
     return this.#call('get', parseConversation, id)
   }
 
+  /** @param {string} id @param {StoredConversation} conversation @returns {Promise<void>} */
   set(id, conversation) {
     const bad = badId('id', id)
     if (bad) return invalidArgument(bad)
@@ -218,12 +298,14 @@ class NativeBackedStore {
     return this.#call('set', toUndefined, id, json)
   }
 
+  /** @param {string} id @returns {Promise<void>} */
   delete(id) {
     const bad = badId('id', id)
     if (bad) return invalidArgument(bad)
     return this.#call('delete', toUndefined, id)
   }
 
+  /** @param {string} userId */
   listByUser(userId) {
     const bad = badId('userId', userId)
     if (bad) return invalidArgument(bad)
@@ -243,23 +325,41 @@ class NativeBackedStore {
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1).
 const MAX_BATCH = 16
 
+/**
+ * One call waiting in a batch: its arguments and how to settle it.
+ * @typedef {object} QueuedCall
+ * @property {string} first
+ * @property {string} [second]
+ * @property {(value: any) => void} resolve
+ * @property {(error: unknown) => void} reject
+ */
+
 class CallBatcher {
+  /** @type {(first: string, second?: string) => Promise<any>} */
   #runOne
+  /** @type {(calls: QueuedCall[]) => Promise<BatchReply>} */
   #runBatch
+  /** @type {QueuedCall[] | null} */
   #queue = null
 
+  /**
+   * @param {(first: string, second?: string) => Promise<any>} runOne
+   * @param {(calls: QueuedCall[]) => Promise<BatchReply>} runBatch
+   */
   constructor(runOne, runBatch) {
     this.#runOne = runOne
     this.#runBatch = runBatch
   }
 
+  /** @param {string} first @param {string} [second] @returns {Promise<any>} */
   call(first, second) {
     if (this.#queue === null) {
+      /** @type {QueuedCall[]} */
       const queue = []
       this.#queue = queue
       queueMicrotask(() => this.#flush(queue))
     }
-    const queue = this.#queue
+    const queue = /** @type {QueuedCall[]} */ (this.#queue)
     const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }))
     if (queue.length >= MAX_BATCH) this.#flush(queue)
     return settled
@@ -270,6 +370,7 @@ class CallBatcher {
     if (this.#queue !== null) this.#flush(this.#queue)
   }
 
+  /** @param {QueuedCall[]} queue */
   #flush(queue) {
     if (this.#queue !== queue) return
     this.#queue = null
@@ -281,7 +382,11 @@ class CallBatcher {
       }
       this.#runBatch(queue).then(
         ({ values, errors }) => {
-          queue.forEach((call, i) => (errors[i] == null ? call.resolve(values[i]) : call.reject(new Error(errors[i]))))
+          queue.forEach((call, i) => {
+            const error = errors[i]
+            if (error == null) call.resolve(values[i])
+            else call.reject(new Error(error))
+          })
         },
         (error) => queue.forEach((call) => call.reject(error)),
       )
@@ -291,15 +396,23 @@ class CallBatcher {
   }
 }
 
-/** The native Redis store with `get` and `set` batched per turn of the event loop. */
+/**
+ * The native Redis store with `get` and `set` batched per turn of the event loop.
+ * @param {import('./binding').NativeRedisStore} native
+ * @returns {NativeStore}
+ */
 function batchedRedisStore(native) {
   const gets = new CallBatcher(
     (id) => native.get(id),
     (calls) => native.getBatch(calls.map((call) => call.first)),
   )
   const sets = new CallBatcher(
-    (id, json) => native.set(id, json),
-    (calls) => native.setBatch(calls.map((call) => call.first), calls.map((call) => call.second)),
+    (id, json) => native.set(id, /** @type {string} */ (json)),
+    (calls) =>
+      native.setBatch(
+        calls.map((call) => call.first),
+        calls.map((call) => /** @type {string} */ (call.second)),
+      ),
   )
   return {
     get status() {
@@ -318,16 +431,21 @@ function batchedRedisStore(native) {
   }
 }
 
-/** `host:port` of a Redis store, for the factory's log line; no credentials. */
+/**
+ * `host:port` of a Redis store, for the factory's log line; no credentials.
+ * @type {(store: RedisConversationStore) => string}
+ */
 let addressOf
 
 class RedisConversationStore extends NativeBackedStore {
+  /** @type {import('./binding').NativeRedisStore} */
   #native
 
   static {
     addressOf = (store) => store.#native.address
   }
 
+  /** @param {string} url @param {import('./index').RedisStoreOptions} [options] */
   constructor(url, options) {
     if (typeof url !== 'string') {
       throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
@@ -345,6 +463,7 @@ class RedisConversationStore extends NativeBackedStore {
 }
 
 class InMemoryConversationStore extends NativeBackedStore {
+  /** @param {import('./index').InMemoryStoreOptions} [options] */
   constructor(options) {
     const { native } = splitOptions(options, COMMON_OPTIONS)
     super(constructNative(() => new NativeMemoryStore(native)))
@@ -355,7 +474,10 @@ class InMemoryConversationStore extends NativeBackedStore {
   }
 }
 
-/** A Redis store when `redisUrl` is a non-empty string, else an in-memory one. */
+/**
+ * A Redis store when `redisUrl` is a non-empty string, else an in-memory one.
+ * @param {import('./index').CreateConversationStoreOptions} [options]
+ */
 function createConversationStore(options = {}) {
   if (options === null || typeof options !== 'object') {
     throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object')

@@ -23,6 +23,11 @@ test('a strict consumer compiles, and every wrong shape it marks with @ts-expect
   assert.equal(result.status, 0, `tsc -p __test__/types failed:\n${result.stdout}${result.stderr}`);
 });
 
+test('the hand-written entry (index.js, // @ts-check) type-checks against the generated binding.d.ts', () => {
+  const result = tsc('-p', ROOT);
+  assert.equal(result.status, 0, `tsc -p . failed:\n${result.stdout}${result.stderr}`);
+});
+
 test('the example server compiles under strict TypeScript against the package by its name', () => {
   const result = tsc('-p', EXAMPLE_DIR, '--noEmit');
   assert.equal(result.status, 0, `tsc -p examples/express-server failed:\n${result.stdout}${result.stderr}`);
