@@ -1030,7 +1030,7 @@ fn mutated_conversations_never_panic_and_what_is_accepted_v8_reads_alike() {
         spacing(),
     )
         .prop_map(|(c, mutations, ws)| Doc(mutated(c, &mutations, &ws)));
-    run(1500, strategy, |Doc(doc)| {
+    run(1000, strategy, |Doc(doc)| {
         cases.set(cases.get() + 1);
         if check(&v8, &doc)? {
             accepted.set(accepted.get() + 1);
@@ -1063,7 +1063,7 @@ fn arbitrary_json_never_panics_and_what_is_accepted_v8_reads_alike() {
         spacing(),
     )
         .prop_map(|(json, ws)| Doc(json.render(&ws)));
-    run(2000, strategy, |Doc(doc)| check(&v8, &doc).map(|_| ()));
+    run(1000, strategy, |Doc(doc)| check(&v8, &doc).map(|_| ()));
 }
 
 #[test]
