@@ -5,6 +5,8 @@ mod conversation;
 mod timestamp;
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;
 
 use std::fmt;
