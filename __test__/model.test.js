@@ -25,12 +25,6 @@ const PATH = process.env.MODEL_PATH;
 // The `/*replayPath=...*/` of a counterexample: which of its commands ran.
 const REPLAY_PATH = process.env.MODEL_REPLAY_PATH;
 
-/**
- * Disagreements already reported and not fixed yet. Off: the test fails on them. On
- * (MODEL_KNOWN_DIFFERENCES=1), each is tolerated only in its own narrow form, listed here.
- */
-const KNOWN_DIFFERENCES = process.env.MODEL_KNOWN_DIFFERENCES === '1';
-
 function positiveInteger(name, fallback) {
   const value = process.env[name];
   if (value === undefined || value === '') return fallback;
@@ -143,40 +137,12 @@ async function outcome(call) {
 async function onBoth(real, describe, call) {
   const [memory, redis] = await Promise.all([outcome(() => call(real.memory)), outcome(() => call(real.redis))]);
   real.log.push(`${describe} -> ${show(memory)}`);
-  if (KNOWN_DIFFERENCES && tolerated(real, describe, memory, redis)) return memory;
   assert.deepStrictEqual(
     redis,
     memory,
     `Redis and memory disagree on ${describe}\nRedis:  ${show(redis)}\nmemory: ${show(memory)}\nsteps so far:\n  ${real.log.join('\n  ')}`,
   );
   return memory;
-}
-
-/**
- * KNOWN_DIFFERENCES, the one reported so far: Redis heals a user's index lazily. After one of
- * a user's conversations moved to another user (and maybe was deleted there), its stale entry
- * still takes a place in the old user's top `listLimit`, so Redis lists fewer than memory.
- * Tolerated only as that: Redis's list is memory's cut short by no more than the number of
- * this user's conversations that moved away.
- */
-function tolerated(real, describe, memory, redis) {
-  const user = describe.startsWith('listByUser') ? real.listed : undefined;
-  if (user === undefined || !memory.value || !redis.value) return false;
-  const movedAway = [...(real.everOwned.get(user) ?? [])].filter((id) => real.owner.get(id) !== user).length;
-  const missing = memory.value.length - redis.value.length;
-  const prefix = redis.value.every((item, i) => JSON.stringify(item) === JSON.stringify(memory.value[i]));
-  return missing > 0 && missing <= movedAway && prefix;
-}
-
-/** Who owns what, from the outcomes both stores agreed on (for `tolerated`). */
-function recordOwner(real, id, userId) {
-  if (userId === undefined) {
-    real.owner.delete(id);
-    return;
-  }
-  real.owner.set(id, userId);
-  if (!real.everOwned.has(userId)) real.everOwned.set(userId, new Set());
-  real.everOwned.get(userId).add(id);
 }
 
 /** The argument rules both stores keep: agreeing on a wrong answer is still wrong. */
@@ -203,7 +169,6 @@ class SetCommand {
     const result = await onBoth(real, describe, (store) => store.set(this.id, this.conversation));
     if (this.id !== this.conversation.externalId) assertRefused(result, 'the id is not the externalId', describe);
     if (!this.conversation.userId.isWellFormed()) assertRefused(result, 'the userId has a lone surrogate', describe);
-    if (!('code' in result)) recordOwner(real, this.id, this.conversation.userId);
   }
   toString() {
     return `set(${show(this.id)}, ${show(this.conversation)})`;
@@ -238,7 +203,6 @@ class DeleteCommand {
   async run(_model, real) {
     const describe = this.toString();
     const result = await onBoth(real, describe, (store) => store.delete(this.id));
-    if (!('code' in result)) recordOwner(real, this.id, undefined);
     const bad = badId(this.id);
     if (bad) assertRefused(result, `id is ${bad}`, describe);
   }
@@ -256,7 +220,6 @@ class ListCommand {
   }
   async run(_model, real) {
     const describe = this.toString();
-    real.listed = this.userId;
     const result = await onBoth(real, describe, (store) => store.listByUser(this.userId));
     const bad = badId(this.userId);
     if (bad) assertRefused(result, `userId is ${bad}`, describe);
@@ -314,7 +277,7 @@ test(
           });
           try {
             await redis.ready();
-            await fc.asyncModelRun(() => ({ model: {}, real: { memory, redis, log: [], owner: new Map(), everOwned: new Map(), listed: undefined } }), cmds);
+            await fc.asyncModelRun(() => ({ model: {}, real: { memory, redis, log: [] } }), cmds);
           } finally {
             await Promise.all([memory.close(), redis.close()]);
           }
