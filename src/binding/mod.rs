@@ -14,7 +14,7 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
-use crate::conn::{self, LogLevel, Logger, Supervisor};
+use crate::conn::{self, LogLevel, Logger};
 use crate::error::{StoreError, StoreResult};
 use crate::store::{Admitted, KeyLayout, MemoryStore, RedisStore};
 
@@ -33,13 +33,13 @@ pub enum StoreStatus {
     End,
 }
 
-impl From<conn::StoreStatus> for StoreStatus {
-    fn from(status: conn::StoreStatus) -> Self {
+impl From<conn::Status> for StoreStatus {
+    fn from(status: conn::Status) -> Self {
         match status {
-            conn::StoreStatus::Connecting => StoreStatus::Connecting,
-            conn::StoreStatus::Ready => StoreStatus::Ready,
-            conn::StoreStatus::Reconnecting => StoreStatus::Reconnecting,
-            conn::StoreStatus::End => StoreStatus::End,
+            conn::Status::Connecting => StoreStatus::Connecting,
+            conn::Status::Ready => StoreStatus::Ready,
+            conn::Status::Reconnecting => StoreStatus::Reconnecting,
+            conn::Status::End => StoreStatus::End,
         }
     }
 }
@@ -155,7 +155,7 @@ impl NativeRedisStore {
             let keys = KeyLayout::new(settings.key_prefix)?;
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
-            let supervisor = Supervisor::start(settings.connection, logger, &runtime)?;
+            let supervisor = conn::supervise(settings.connection, logger, &runtime)?;
             Ok(RedisStore::new(supervisor, keys, settings.store))
         };
         match std::panic::catch_unwind(AssertUnwindSafe(build)) {

@@ -53,7 +53,7 @@ pub struct NativeStoreOptions {
     pub cluster: Option<bool>,
 }
 
-pub struct RedisSettings {
+pub(crate) struct RedisSettings {
     pub connection: ConnectionSettings,
     pub store: StoreOptions,
     pub key_prefix: String,
@@ -82,7 +82,7 @@ impl NativeStoreOptions {
         .checked()
     }
 
-    pub fn redis_settings(&self, url: &str) -> StoreResult<RedisSettings> {
+    pub(crate) fn redis_settings(&self, url: &str) -> StoreResult<RedisSettings> {
         let tls = self
             .tls
             .as_ref()

@@ -6,7 +6,8 @@ use std::time::Duration;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::{
-    Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, TlsCertificates,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+    TlsCertificates,
 };
 
 use super::node_names::Routes;
@@ -69,6 +70,16 @@ pub fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     // Built once here so that a bad setting fails the constructor, not every attempt.
     cluster_client(settings, &target, None)?;
     Ok(RedisClient::Cluster(Box::new(target)))
+}
+
+/// How a standalone connection (and a cluster's seed) is opened. The supervisor bounds each
+/// attempt by `connectTimeoutMs`, which names the cause; each call runs under its own deadline
+/// (`Supervisor::call`), so the crate's 500 ms response default must not cut in first with a
+/// cause-less "timed out".
+pub fn connection_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(None)
+        .set_response_timeout(None)
 }
 
 fn tls_error(error: RedisError) -> StoreError {

@@ -10,7 +10,7 @@ use tokio::sync::Notify;
 
 use super::{check_id, check_record, check_stored, KeyLayout, StoreOptions};
 use super::{INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
-use crate::conn::{server_error, CallError, Connection, Logger, StoreStatus, Supervisor};
+use crate::conn::{server_error, CallError, Connection, Logger, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 
 /// The scripts the store sends, as the files in `scripts/` hold them.
@@ -65,7 +65,7 @@ impl Drop for Admitted {
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
 
 pub struct RedisStore {
-    pub(super) supervisor: Supervisor,
+    pub(super) supervisor: Supervisor<Connection>,
     gate: CallGate,
     pub(super) keys: KeyLayout,
     pub(super) options: StoreOptions,
@@ -103,7 +103,11 @@ pub(super) fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallErro
 }
 
 impl RedisStore {
-    pub fn new(supervisor: Supervisor, keys: KeyLayout, options: StoreOptions) -> Self {
+    pub(crate) fn new(
+        supervisor: Supervisor<Connection>,
+        keys: KeyLayout,
+        options: StoreOptions,
+    ) -> Self {
         RedisStore {
             supervisor,
             gate: CallGate::default(),
@@ -114,7 +118,7 @@ impl RedisStore {
         }
     }
 
-    pub fn status(&self) -> StoreStatus {
+    pub(crate) fn status(&self) -> Status {
         self.supervisor.status()
     }
 
