@@ -9,7 +9,7 @@
 //! call says of the connection (`classify`). What differs between a standalone server and a
 //! cluster sits behind two small traits (`parts`): a `Connector` makes a connection, a
 //! `Watcher` watches the one in use until it must be replaced (see `conn::standalone` and
-//! `conn::cluster`).
+//! `conn::cluster`). `tests` drive the core with a fake of both on a paused clock.
 
 mod classify;
 mod parts;
@@ -358,3 +358,6 @@ async fn run<C: Clone + Send + Sync + 'static>(core: Arc<Core<C>>) {
     core.set_status(Status::End);
     core.link.send_replace(Link::Closed);
 }
+
+#[cfg(test)]
+mod tests;
