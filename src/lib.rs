@@ -3,7 +3,6 @@
 // Without the binding only the tests call the store: dead code is reported with it on.
 #![cfg_attr(not(feature = "binding"), allow(dead_code))]
 
-pub mod config;
 pub mod conn;
 pub mod error;
 pub mod schema;

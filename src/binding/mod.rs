@@ -16,7 +16,7 @@ use napi_derive::napi;
 
 use crate::conn::{self, LogLevel, Logger};
 use crate::error::{StoreError, StoreResult};
-use crate::store::{Admitted, KeyLayout, MemoryStore, RedisStore};
+use crate::store::{Admitted, KeyLayout, MemoryStore, RedisSettings, RedisStore};
 
 pub use options::NativeStoreOptions;
 
@@ -151,12 +151,12 @@ impl NativeRedisStore {
     ) -> Result<Self> {
         let logger = js_logger(log)?;
         let build = || -> StoreResult<RedisStore> {
-            let settings = options.redis_settings(&url)?;
-            let keys = KeyLayout::new(settings.key_prefix)?;
+            let settings = RedisSettings::new(&url, &options.values())?;
+            let keys = KeyLayout::new(settings.options.key_prefix.clone())?;
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
-            let supervisor = conn::supervise(settings.connection, logger, &runtime)?;
-            Ok(RedisStore::new(supervisor, keys, settings.store))
+            let supervisor = conn::supervise(settings.connection(), logger, &runtime)?;
+            Ok(RedisStore::new(supervisor, keys, settings.options))
         };
         match std::panic::catch_unwind(AssertUnwindSafe(build)) {
             Ok(store) => Ok(NativeRedisStore {
@@ -280,7 +280,7 @@ pub struct NativeMemoryStore {
 impl NativeMemoryStore {
     #[napi(constructor)]
     pub fn new(options: NativeStoreOptions) -> Result<Self> {
-        let store = MemoryStore::new(options.store_options().map_err(js_error)?);
+        let store = MemoryStore::new(options.values().check().map_err(js_error)?);
         Ok(NativeMemoryStore { store })
     }
 

@@ -3,6 +3,7 @@
 pub mod keys;
 mod listing;
 pub mod memory;
+mod options;
 pub mod redis;
 
 use crate::error::{StoreError, StoreResult};
@@ -10,25 +11,8 @@ use crate::schema::{self, ConversationSummary};
 
 pub use keys::KeyLayout;
 pub use memory::MemoryStore;
+pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
-
-/// Options that apply to both stores.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    pub ttl_seconds: u64,
-    pub list_limit: usize,
-    pub max_record_bytes: usize,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            ttl_seconds: 86_400,
-            list_limit: 50,
-            max_record_bytes: 4 * 1024 * 1024,
-        }
-    }
-}
 
 /// The user index outlives its conversations by an hour, so no live conversation loses its entry.
 pub const INDEX_TTL_MARGIN_SECONDS: u64 = 3600;
@@ -44,24 +28,6 @@ pub const LIST_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 /// Rounds of `listLimit` index entries a list reads at most, when entries whose record is
 /// gone leave it short.
 pub const LIST_ROUNDS: usize = 4;
-
-/// The most one list may fetch in the worst case (`listLimit × maxRecordBytes`): a larger
-/// configuration is refused.
-pub const MAX_LIST_BYTES: u64 = 1024 * 1024 * 1024;
-
-impl StoreOptions {
-    /// Rules between options; each option's own range is checked where it is read.
-    pub fn checked(self) -> StoreResult<Self> {
-        let worst = self.list_limit as u64 * self.max_record_bytes as u64;
-        if worst > MAX_LIST_BYTES {
-            return Err(StoreError::invalid_config(format!(
-                "listLimit × maxRecordBytes: {worst} bytes, more than one list may fetch \
-                 ({MAX_LIST_BYTES}); lower one of them"
-            )));
-        }
-        Ok(self)
-    }
-}
 
 pub fn check_id(name: &str, id: &str) -> StoreResult<()> {
     if id.is_empty() {
