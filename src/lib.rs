@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod error;
+mod log;
 pub mod schema;
 pub mod store;
 

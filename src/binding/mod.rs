@@ -14,9 +14,8 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
-use crate::conn::{self, LogLevel, Logger};
 use crate::error::{StoreError, StoreResult};
-use crate::store::{Admitted, KeyLayout, MemoryStore, RedisSettings, RedisStore};
+use crate::store::{self, Admitted, LogLevel, Logger, MemoryStore, RedisSettings, RedisStore};
 
 pub use options::NativeStoreOptions;
 
@@ -33,13 +32,13 @@ pub enum StoreStatus {
     End,
 }
 
-impl From<conn::Status> for StoreStatus {
-    fn from(status: conn::Status) -> Self {
+impl From<store::StoreStatus> for StoreStatus {
+    fn from(status: store::StoreStatus) -> Self {
         match status {
-            conn::Status::Connecting => StoreStatus::Connecting,
-            conn::Status::Ready => StoreStatus::Ready,
-            conn::Status::Reconnecting => StoreStatus::Reconnecting,
-            conn::Status::End => StoreStatus::End,
+            store::StoreStatus::Connecting => StoreStatus::Connecting,
+            store::StoreStatus::Ready => StoreStatus::Ready,
+            store::StoreStatus::Reconnecting => StoreStatus::Reconnecting,
+            store::StoreStatus::End => StoreStatus::End,
         }
     }
 }
@@ -152,11 +151,9 @@ impl NativeRedisStore {
         let logger = js_logger(log)?;
         let build = || -> StoreResult<RedisStore> {
             let settings = RedisSettings::new(&url, &options.values())?;
-            let keys = KeyLayout::new(settings.options.key_prefix.clone())?;
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
-            let supervisor = conn::supervise(settings.connection(), logger, &runtime)?;
-            Ok(RedisStore::new(supervisor, keys, settings.options))
+            RedisStore::connect(settings, logger, &runtime)
         };
         match std::panic::catch_unwind(AssertUnwindSafe(build)) {
             Ok(store) => Ok(NativeRedisStore {
@@ -286,11 +283,7 @@ impl NativeMemoryStore {
 
     #[napi(getter)]
     pub fn status(&self) -> StoreStatus {
-        if self.store.is_closed() {
-            StoreStatus::End
-        } else {
-            StoreStatus::Ready
-        }
+        self.store.status().into()
     }
 
     #[napi(catch_unwind)]

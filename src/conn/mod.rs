@@ -8,7 +8,6 @@ mod client;
 mod cluster;
 mod connection;
 mod health;
-pub mod log;
 mod node_names;
 mod standalone;
 mod supervisor;
@@ -21,10 +20,10 @@ use std::time::Duration;
 use tokio::runtime::Handle;
 
 use crate::error::StoreResult;
+use crate::log::Logger;
 
 pub(crate) use backoff::Backoff;
 pub(crate) use connection::Connection;
-pub use log::{LogLevel, LogSink, Logger};
 pub(crate) use supervisor::{server_error, CallError, Status, Supervisor};
 pub(crate) use tls::TlsOptions;
 pub(crate) use url::ServerAddress;

@@ -9,10 +9,20 @@ pub mod redis;
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};
 
+pub use crate::log::{LogLevel, Logger};
 pub use keys::KeyLayout;
 pub use memory::MemoryStore;
 pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
+
+/// `status`, in ioredis' words; `Ready` means usable now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    Connecting,
+    Ready,
+    Reconnecting,
+    End,
+}
 
 /// The user index outlives its conversations by an hour, so no live conversation loses its entry.
 pub const INDEX_TTL_MARGIN_SECONDS: u64 = 3600;

@@ -41,9 +41,6 @@ impl<C> Core<C> {
     pub(super) fn classify(&self, error: RedisError, generation: u64, sent_ms: u64) -> StoreError {
         if let Some((code, detail)) = server_error(&error) {
             let refused = format!("Redis refused the command: {code} {detail}");
-            if code == "WRONGTYPE" {
-                return StoreError::corrupt_record(refused);
-            }
             // After a failover the old primary answers READONLY, and a connection that lost
             // its authentication answers NOAUTH: only a new connection helps. Any other
             // refusal (NOPERM, a script error) fails this call alone.

@@ -24,8 +24,9 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
-use super::{ConnectionSettings, Logger, ServerAddress};
+use super::{ConnectionSettings, ServerAddress};
 use crate::error::{StoreError, StoreResult};
+use crate::log::Logger;
 
 pub(crate) use classify::{server_error, CallError};
 pub(crate) use parts::{Connector, Pause, Watcher};

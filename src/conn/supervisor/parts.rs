@@ -9,7 +9,8 @@ use futures_util::future::BoxFuture;
 use tokio::time::{sleep, timeout};
 
 use super::{Core, Status};
-use crate::conn::{ConnectionSettings, Logger};
+use crate::conn::ConnectionSettings;
+use crate::log::Logger;
 
 /// Makes connections: to a standalone server, to a cluster, or a test's fake.
 pub(crate) trait Connector<C>: Send + Sync {

@@ -18,9 +18,9 @@ use tokio::time::{sleep, timeout, Instant};
 use super::{CallError, Connector, Core, Status, Supervisor};
 use crate::conn::health::Ping;
 use crate::conn::standalone::StandaloneWatcher;
-use crate::conn::Logger;
 use crate::conn::{Backoff, ConnectionSettings, ServerAddress, TlsOptions};
 use crate::error::ErrorCode;
+use crate::log::Logger;
 
 const BASE: Duration = Duration::from_millis(100);
 const MAX: Duration = Duration::from_millis(800);
