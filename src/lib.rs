@@ -1,13 +1,14 @@
 //! `@copilot-chat/redis-store`: chat conversations in Redis over TLS, as a Node.js addon.
 #![deny(clippy::all)]
-// Without the binding only the tests call the store: dead code is reported with it on.
-#![cfg_attr(not(feature = "binding"), allow(dead_code))]
+// Without the binding (`cargo test`) nothing calls the store's API: dead code and unused
+// imports are reported by the build with the binding on.
+#![cfg_attr(not(feature = "binding"), allow(dead_code, unused_imports))]
 
-pub mod conn;
-pub mod error;
+mod conn;
+mod error;
 mod log;
-pub mod schema;
-pub mod store;
+mod schema;
+mod store;
 
 #[cfg(feature = "binding")]
 mod binding;

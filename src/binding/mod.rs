@@ -54,7 +54,6 @@ fn js_logger(log: Function<FnArgs<(String, String)>, ()>) -> Result<Logger> {
         let level = match level {
             LogLevel::Info => "info",
             LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
         };
         log.call(
             FnArgs::from((level.to_owned(), message)),

@@ -11,8 +11,6 @@ use std::fmt;
 
 use serde::de::{Deserialize, IgnoredAny};
 
-pub use timestamp::parse_utc_timestamp;
-
 /// What the store needs to know of a valid conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConversationSummary {

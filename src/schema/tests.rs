@@ -272,6 +272,10 @@ fn timestamp_forms() {
     }
 }
 
+fn parse_utc_timestamp(s: &str) -> Option<i64> {
+    timestamp::parse_utc_bytes(s.as_bytes())
+}
+
 #[test]
 fn parse_utc_timestamp_values() {
     assert_eq!(parse_utc_timestamp("1970-01-01T00:00:00.000Z"), Some(0));
