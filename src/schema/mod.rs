@@ -2,6 +2,7 @@
 //! (see DESIGN.md, "StoredConversation"), in one pass without building a tree.
 
 mod conversation;
+mod literal;
 mod timestamp;
 
 #[cfg(test)]
