@@ -14,9 +14,8 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
-use crate::conn::{self, LogLevel, Logger, Supervisor};
 use crate::error::{StoreError, StoreResult};
-use crate::store::{Admitted, KeyLayout, MemoryStore, RedisStore};
+use crate::store::{self, Admitted, LogLevel, Logger, MemoryStore, RedisSettings, RedisStore};
 
 pub use options::NativeStoreOptions;
 
@@ -33,13 +32,13 @@ pub enum StoreStatus {
     End,
 }
 
-impl From<conn::StoreStatus> for StoreStatus {
-    fn from(status: conn::StoreStatus) -> Self {
+impl From<store::StoreStatus> for StoreStatus {
+    fn from(status: store::StoreStatus) -> Self {
         match status {
-            conn::StoreStatus::Connecting => StoreStatus::Connecting,
-            conn::StoreStatus::Ready => StoreStatus::Ready,
-            conn::StoreStatus::Reconnecting => StoreStatus::Reconnecting,
-            conn::StoreStatus::End => StoreStatus::End,
+            store::StoreStatus::Connecting => StoreStatus::Connecting,
+            store::StoreStatus::Ready => StoreStatus::Ready,
+            store::StoreStatus::Reconnecting => StoreStatus::Reconnecting,
+            store::StoreStatus::End => StoreStatus::End,
         }
     }
 }
@@ -55,7 +54,6 @@ fn js_logger(log: Function<FnArgs<(String, String)>, ()>) -> Result<Logger> {
         let level = match level {
             LogLevel::Info => "info",
             LogLevel::Warn => "warn",
-            LogLevel::Error => "error",
         };
         log.call(
             FnArgs::from((level.to_owned(), message)),
@@ -151,12 +149,10 @@ impl NativeRedisStore {
     ) -> Result<Self> {
         let logger = js_logger(log)?;
         let build = || -> StoreResult<RedisStore> {
-            let settings = options.redis_settings(&url)?;
-            let keys = KeyLayout::new(settings.key_prefix)?;
+            let settings = RedisSettings::new(&url, &options.values())?;
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
-            let supervisor = Supervisor::start(settings.connection, logger, &runtime)?;
-            Ok(RedisStore::new(supervisor, keys, settings.store))
+            RedisStore::connect(settings, logger, &runtime)
         };
         match std::panic::catch_unwind(AssertUnwindSafe(build)) {
             Ok(store) => Ok(NativeRedisStore {
@@ -280,17 +276,13 @@ pub struct NativeMemoryStore {
 impl NativeMemoryStore {
     #[napi(constructor)]
     pub fn new(options: NativeStoreOptions) -> Result<Self> {
-        let store = MemoryStore::new(options.store_options().map_err(js_error)?);
+        let store = MemoryStore::new(options.values().check().map_err(js_error)?);
         Ok(NativeMemoryStore { store })
     }
 
     #[napi(getter)]
     pub fn status(&self) -> StoreStatus {
-        if self.store.is_closed() {
-            StoreStatus::End
-        } else {
-            StoreStatus::Ready
-        }
+        self.store.status().into()
     }
 
     #[napi(catch_unwind)]

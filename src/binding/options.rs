@@ -1,12 +1,10 @@
-//! The options object as JavaScript passes it, turned into the store's settings.
+//! The options object as JavaScript passes it, mapped onto the store's `Options`: the store
+//! checks the values and applies the defaults.
 
 use napi::bindgen_prelude::{Buffer, Either};
 use napi_derive::napi;
 
-use crate::config::{backoff, milliseconds, whole_number};
-use crate::conn::{self, ConnectionSettings, ServerAddress};
-use crate::error::StoreResult;
-use crate::store::StoreOptions;
+use crate::store::Options;
 
 /// Extra trust and a client identity, as PEM text or Buffers.
 #[napi(object)]
@@ -53,12 +51,6 @@ pub struct NativeStoreOptions {
     pub cluster: Option<bool>,
 }
 
-pub struct RedisSettings {
-    pub connection: ConnectionSettings,
-    pub store: StoreOptions,
-    pub key_prefix: String,
-}
-
 fn pem(value: &Option<Either<String, Buffer>>) -> Option<Vec<u8>> {
     value.as_ref().map(|v| match v {
         Either::A(text) => text.as_bytes().to_vec(),
@@ -67,52 +59,24 @@ fn pem(value: &Option<Either<String, Buffer>>) -> Option<Vec<u8>> {
 }
 
 impl NativeStoreOptions {
-    pub fn store_options(&self) -> StoreResult<StoreOptions> {
-        StoreOptions {
-            ttl_seconds: whole_number("ttlSeconds", self.ttl_seconds, 86_400, 1, 315_360_000)?,
-            list_limit: whole_number("listLimit", self.list_limit, 50, 1, 10_000)? as usize,
-            max_record_bytes: whole_number(
-                "maxRecordBytes",
-                self.max_record_bytes,
-                4_194_304,
-                1,
-                536_870_912,
-            )? as usize,
-        }
-        .checked()
-    }
-
-    pub fn redis_settings(&self, url: &str) -> StoreResult<RedisSettings> {
-        let tls = self
-            .tls
-            .as_ref()
-            .map_or_else(conn::TlsOptions::default, |t| conn::TlsOptions {
-                ca: pem(&t.ca),
-                cert: pem(&t.cert),
-                key: pem(&t.key),
-            });
+    /// The values as given: the store checks them and applies the defaults.
+    pub(crate) fn values(&self) -> Options {
+        let tls = self.tls.as_ref();
         let retry = self.retry.as_ref();
-        let connection = ConnectionSettings {
-            address: ServerAddress::parse(url)?,
-            tls,
-            connect_timeout: milliseconds("connectTimeoutMs", self.connect_timeout_ms, 10_000, 1)?,
-            command_timeout: milliseconds("commandTimeoutMs", self.command_timeout_ms, 5_000, 1)?,
-            health_check_interval: milliseconds(
-                "healthCheckIntervalMs",
-                self.health_check_interval_ms,
-                1_000,
-                10,
-            )?,
-            backoff: backoff(
-                retry.and_then(|r| r.base_delay_ms),
-                retry.and_then(|r| r.max_delay_ms),
-            )?,
-            cluster: self.cluster.unwrap_or(false),
-        };
-        Ok(RedisSettings {
-            connection,
-            store: self.store_options()?,
-            key_prefix: self.key_prefix.clone().unwrap_or_default(),
-        })
+        Options {
+            ttl_seconds: self.ttl_seconds,
+            list_limit: self.list_limit,
+            max_record_bytes: self.max_record_bytes,
+            key_prefix: self.key_prefix.clone(),
+            command_timeout_ms: self.command_timeout_ms,
+            connect_timeout_ms: self.connect_timeout_ms,
+            health_check_interval_ms: self.health_check_interval_ms,
+            retry_base_delay_ms: retry.and_then(|r| r.base_delay_ms),
+            retry_max_delay_ms: retry.and_then(|r| r.max_delay_ms),
+            cluster: self.cluster,
+            tls_ca: tls.and_then(|t| pem(&t.ca)),
+            tls_cert: tls.and_then(|t| pem(&t.cert)),
+            tls_key: tls.and_then(|t| pem(&t.key)),
+        }
     }
 }

@@ -6,31 +6,32 @@ use std::time::Duration;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::io::tcp::{socket2::TcpKeepalive, TcpSettings};
 use redis::{
-    Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError, TlsCertificates,
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisError,
+    TlsCertificates,
 };
 
 use super::node_names::Routes;
 use super::ConnectionSettings;
 use crate::error::{describe_chain, StoreError, StoreResult};
 
-pub enum RedisClient {
+pub(super) enum RedisClient {
     Standalone(Box<Client>),
     Cluster(Box<ClusterTarget>),
 }
 
 /// What a cluster client is built from. A new one is built when nodes appear that the
 /// current one cannot verify (see `node_names`).
-pub struct ClusterTarget {
+pub(super) struct ClusterTarget {
     /// The seed alone, verified against its own name: it says which nodes to rename.
-    pub seed: Client,
+    pub(super) seed: Client,
     /// Nothing learned yet: what each `CLUSTER NODES` reply is read against.
-    pub routes: Routes,
+    pub(super) routes: Routes,
     certificates: TlsCertificates,
     tcp: TcpSettings,
 }
 
 /// Checks the settings (URL, TLS material) and builds the client; connects nothing yet.
-pub fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
+pub(super) fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     let address = &settings.address;
     let mut redis_settings = redis::RedisConnectionInfo::default().set_db(address.db);
     if let Some(username) = &address.username {
@@ -71,6 +72,16 @@ pub fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
     Ok(RedisClient::Cluster(Box::new(target)))
 }
 
+/// How a standalone connection (and a cluster's seed) is opened. The supervisor bounds each
+/// attempt by `connectTimeoutMs`, which names the cause; each call runs under its own deadline
+/// (`Supervisor::call`), so the crate's 500 ms response default must not cut in first with a
+/// cause-less "timed out".
+pub(super) fn connection_config() -> AsyncConnectionConfig {
+    AsyncConnectionConfig::new()
+        .set_connection_timeout(None)
+        .set_response_timeout(None)
+}
+
 fn tls_error(error: RedisError) -> StoreError {
     StoreError::invalid_config(format!("tls: {}", describe_chain(&error)))
 }
@@ -88,7 +99,7 @@ fn tls_connection_info(host: &str, port: u16) -> StoreResult<ConnectionInfo> {
 
 /// A cluster client that starts from the seed and from every primary that was up, and dials
 /// the nodes `routes` renames by the seed's name.
-pub fn cluster_client(
+pub(super) fn cluster_client(
     settings: &ConnectionSettings,
     target: &ClusterTarget,
     routes: Option<&Routes>,

@@ -8,7 +8,7 @@ use redis::cluster_routing::{
 use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
 
 #[derive(Clone)]
-pub enum Connection {
+pub(crate) enum Connection {
     /// One multiplexed connection to a standalone server.
     Standalone(MultiplexedConnection),
     /// One multiplexed connection per node; redis-rs routes each key to its slot's primary.
@@ -16,12 +16,12 @@ pub enum Connection {
 }
 
 impl Connection {
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self, Connection::Cluster(_))
     }
 
     /// PINGs the server, or every primary of a cluster.
-    pub async fn ping(&mut self) -> RedisResult<()> {
+    pub(super) async fn ping(&mut self) -> RedisResult<()> {
         match self {
             Connection::Standalone(connection) => redis::cmd("PING").query_async(connection).await,
             Connection::Cluster(connection) => {
@@ -40,7 +40,7 @@ impl Connection {
     /// PINGs one cluster node by the address redis-rs's slot map knows it by (a standalone
     /// connection: its server). Fails when the client holds no connection to that node, where
     /// a PING to every primary would skip it.
-    pub async fn ping_node(&mut self, host: &str, port: u16) -> RedisResult<()> {
+    pub(super) async fn ping_node(&mut self, host: &str, port: u16) -> RedisResult<()> {
         match self {
             Connection::Standalone(connection) => redis::cmd("PING").query_async(connection).await,
             Connection::Cluster(connection) => {
@@ -58,7 +58,7 @@ impl Connection {
 
     /// The primaries that serve slots, as `CLUSTER SLOTS` (the source of redis-rs's slot map)
     /// names them, from any one node. A primary without a usable endpoint is left out.
-    pub async fn slot_owners(&mut self) -> RedisResult<Vec<(String, u16)>> {
+    pub(super) async fn slot_owners(&mut self) -> RedisResult<Vec<(String, u16)>> {
         let reply = self
             .ask_any_node(redis::cmd("CLUSTER").arg("SLOTS"))
             .await?;
@@ -66,7 +66,7 @@ impl Connection {
     }
 
     /// `CLUSTER NODES` from any one node.
-    pub async fn cluster_nodes(&mut self) -> RedisResult<String> {
+    pub(super) async fn cluster_nodes(&mut self) -> RedisResult<String> {
         let reply = self
             .ask_any_node(redis::cmd("CLUSTER").arg("NODES"))
             .await?;

@@ -1,27 +1,36 @@
-//! The connection to Redis: URL and TLS settings, and the supervisor that keeps one
-//! multiplexed connection alive, replaces it when it fails, and drives `status`.
+//! The connection to Redis: URL and TLS settings, the clients, and the supervisor that keeps
+//! one multiplexed connection alive, replaces it when it fails, and drives its status. The
+//! supervisor's core is one module; a standalone server and a cluster each have their own
+//! connector and watcher.
 
 mod backoff;
 mod client;
+mod cluster;
 mod connection;
-pub mod log;
+mod health;
 mod node_names;
+mod standalone;
 mod supervisor;
-pub mod tls;
-pub mod url;
+mod tls;
+mod url;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use backoff::Backoff;
-pub use connection::Connection;
-pub use log::{LogLevel, LogSink, Logger};
-pub use supervisor::{server_error, CallError, StoreStatus, Supervisor};
-pub use tls::TlsOptions;
-pub use url::ServerAddress;
+use tokio::runtime::Handle;
+
+use crate::error::StoreResult;
+use crate::log::Logger;
+
+pub(crate) use backoff::Backoff;
+pub(crate) use connection::Connection;
+pub(crate) use supervisor::{server_error, CallError, Status, Supervisor};
+pub(crate) use tls::TlsOptions;
+pub(crate) use url::ServerAddress;
 
 /// Everything the supervisor needs to reach one Redis server.
 #[derive(Clone)]
-pub struct ConnectionSettings {
+pub(crate) struct ConnectionSettings {
     pub address: ServerAddress,
     pub tls: TlsOptions,
     pub connect_timeout: Duration,
@@ -30,4 +39,30 @@ pub struct ConnectionSettings {
     pub backoff: Backoff,
     /// Redis Cluster: the address is one seed node.
     pub cluster: bool,
+}
+
+/// Checks the settings (TLS material, a cluster's database), then starts connecting in the
+/// background on `runtime`, with the connector and watcher of a standalone server or of a
+/// cluster.
+pub(crate) fn supervise(
+    settings: ConnectionSettings,
+    logger: Logger,
+    runtime: &Handle,
+) -> StoreResult<Supervisor<Connection>> {
+    Ok(match client::build_client(&settings)? {
+        client::RedisClient::Standalone(client) => {
+            let connector = standalone::StandaloneConnector::new(client);
+            Supervisor::start(
+                settings,
+                logger,
+                connector,
+                Arc::new(standalone::StandaloneWatcher),
+                runtime,
+            )
+        }
+        client::RedisClient::Cluster(target) => {
+            let cluster = cluster::Cluster::new(target);
+            Supervisor::start(settings, logger, cluster.clone(), cluster, runtime)
+        }
+    })
 }

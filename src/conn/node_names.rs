@@ -19,18 +19,18 @@ use redis::RedisFuture;
 
 /// One reachable node as `CLUSTER NODES` announces it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announced {
-    pub host: String,
-    pub port: u16,
+pub(super) struct Announced {
+    pub(super) host: String,
+    pub(super) port: u16,
     /// A primary that serves slots and is not flagged as failing: a good place to start a
     /// new client from.
-    pub primary: bool,
+    pub(super) primary: bool,
 }
 
 /// The nodes of a `CLUSTER NODES` reply that can be dialled. Nodes in handshake, without an
 /// address, or flagged as failing are left out: a failed node may linger in the reply long
 /// after another took its port.
-pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
+pub(super) fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
@@ -59,7 +59,7 @@ pub fn parse_cluster_nodes(text: &str) -> Vec<Announced> {
 /// What one `CLUSTER NODES` reply says: how to rename the IP-announced nodes to the seed's
 /// host name, and where a new client can start.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Routes {
+pub(super) struct Routes {
     seed_host: Arc<str>,
     /// False when the seed is itself an IP address: then every node is verified against the
     /// address it announces, as the seed was, and nothing is renamed.
@@ -68,14 +68,14 @@ pub struct Routes {
     by_port: BTreeMap<u16, IpAddr>,
     /// Ports announced by two different ips: the seed's name cannot stand for both, so
     /// those nodes are verified against their own ip.
-    pub ambiguous: BTreeSet<u16>,
+    pub(super) ambiguous: BTreeSet<u16>,
     /// The primaries that were up, as announced: where a new client starts.
-    pub primaries: Vec<(String, u16)>,
+    pub(super) primaries: Vec<(String, u16)>,
 }
 
 impl Routes {
     /// Nothing learned yet, for a seed URL naming `seed_host`.
-    pub fn for_seed(seed_host: &str) -> Routes {
+    pub(super) fn for_seed(seed_host: &str) -> Routes {
         Routes {
             seed_host: seed_host.into(),
             renames: seed_host.parse::<IpAddr>().is_err(),
@@ -86,12 +86,12 @@ impl Routes {
     }
 
     /// Whether a client needs `address_map` and `resolver` at all.
-    pub fn renames(&self) -> bool {
+    pub(super) fn renames(&self) -> bool {
         self.renames
     }
 
     /// The renaming a reply's nodes call for, for the same seed.
-    pub fn learn(&self, nodes: &[Announced]) -> Routes {
+    pub(super) fn learn(&self, nodes: &[Announced]) -> Routes {
         let mut by_port = BTreeMap::new();
         let mut ambiguous = BTreeSet::new();
         for node in nodes.iter().filter(|_| self.renames) {
@@ -126,7 +126,7 @@ impl Routes {
     }
 
     /// Whether a client built with these routes reaches every node `newer` renames.
-    pub fn covers(&self, newer: &Routes) -> bool {
+    pub(super) fn covers(&self, newer: &Routes) -> bool {
         newer
             .by_port
             .iter()
@@ -134,7 +134,7 @@ impl Routes {
     }
 
     /// Announced address → the seed's name with the same port, for redis-rs.
-    pub fn address_map(&self) -> HashMap<NodeAddress, NodeAddress> {
+    pub(super) fn address_map(&self) -> HashMap<NodeAddress, NodeAddress> {
         self.by_port
             .iter()
             .map(|(port, ip)| {
@@ -147,7 +147,7 @@ impl Routes {
     }
 
     /// The resolver that goes with `address_map`.
-    pub fn resolver(&self) -> SeedNameResolver {
+    pub(super) fn resolver(&self) -> SeedNameResolver {
         SeedNameResolver(Arc::new(self.clone()))
     }
 
@@ -161,7 +161,7 @@ impl Routes {
 
 /// Resolves `<seed host>:port` to the ip the node on that port announced; any other name as
 /// the system would.
-pub struct SeedNameResolver(Arc<Routes>);
+pub(super) struct SeedNameResolver(Arc<Routes>);
 
 impl AsyncDNSResolver for SeedNameResolver {
     fn resolve<'a, 'b: 'a>(

@@ -11,7 +11,10 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
-use super::timestamp::parse_utc_bytes;
+use super::literal::{
+    is_non_empty_string, is_object, is_one_of, is_step, is_string, is_timestamp, is_uuid,
+    string_content, timestamp, well_formed_text,
+};
 use super::ConversationSummary;
 
 const STRING: &str = "expected a string";
@@ -216,119 +219,11 @@ fn short_name(name: &[u8]) -> String {
     short
 }
 
-/// The characters of a JSON string literal, None when `raw` is another type.
-fn string_content(raw: &str) -> Option<Cow<'_, [u8]>> {
-    let inner = string_inner(raw)?;
-    Some(if inner.contains('\\') {
-        Cow::Owned(unescape(raw))
-    } else {
-        Cow::Borrowed(inner.as_bytes())
-    })
-}
-
-/// The text between the quotes of a JSON string literal, escapes left as they are.
-fn string_inner(raw: &str) -> Option<&str> {
-    raw.strip_prefix('"')?.strip_suffix('"')
-}
-
-/// Decodes an already validated string literal; lone surrogates become WTF-8.
-fn unescape(raw: &str) -> Vec<u8> {
-    struct Bytes;
-    impl Visitor<'_> for Bytes {
-        type Value = Vec<u8>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
-            Ok(v.to_vec())
-        }
-    }
-    serde_json::Deserializer::from_str(raw)
-        .deserialize_bytes(Bytes)
-        .unwrap_or_default()
-}
-
-/// Applies an ASCII check to a string literal, unescaping only if the raw text fails it.
-fn check_str<T>(raw: &str, check: impl Fn(&[u8]) -> Option<T>) -> Option<T> {
-    let inner = string_inner(raw)?;
-    check(inner.as_bytes()).or_else(|| {
-        if inner.contains('\\') {
-            check(&unescape(raw))
-        } else {
-            None
-        }
-    })
-}
-
 fn want(ok: bool, expected: &'static str) -> Result<(), &'static str> {
     if ok {
         Ok(())
     } else {
         Err(expected)
-    }
-}
-
-fn is_uuid(raw: &str) -> bool {
-    check_str(raw, |b| {
-        (b.len() == 36
-            && b.iter().enumerate().all(|(i, &c)| match i {
-                8 | 13 | 18 | 23 => c == b'-',
-                _ => c.is_ascii_hexdigit(),
-            }))
-        .then_some(())
-    })
-    .is_some()
-}
-
-fn is_one_of(raw: &str, options: &[&str]) -> bool {
-    check_str(raw, |b| {
-        options.iter().any(|o| o.as_bytes() == b).then_some(())
-    })
-    .is_some()
-}
-
-fn timestamp(raw: &str) -> Option<i64> {
-    check_str(raw, parse_utc_bytes)
-}
-
-fn is_timestamp(raw: &str) -> bool {
-    timestamp(raw).is_some()
-}
-
-fn is_string(raw: &str) -> bool {
-    raw.starts_with('"')
-}
-
-/// `""` is the only spelling of the empty string; escapes always yield a character.
-fn is_non_empty_string(raw: &str) -> bool {
-    is_string(raw) && raw.len() > 2
-}
-
-fn is_object(raw: &str) -> bool {
-    raw.starts_with('{')
-}
-
-/// A safe integer >= 0, judged on the number JS would read (`3.0` is 3, `1e400` is Infinity).
-fn is_step(raw: &str) -> bool {
-    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
-    let starts_numeric = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit());
-    match raw.parse::<f64>() {
-        Ok(n) if starts_numeric => n.trunc() == n && (0.0..=MAX_SAFE_INTEGER).contains(&n),
-        _ => false,
-    }
-}
-
-/// The text of a non-empty string literal; `None` when it holds a lone surrogate, which has
-/// no Rust `String` (and could alias another id once replaced).
-fn well_formed_text(raw: &str) -> Option<String> {
-    let inner = string_inner(raw)?;
-    if inner.is_empty() {
-        return None;
-    }
-    if inner.contains('\\') {
-        String::from_utf8(unescape(raw)).ok()
-    } else {
-        Some(inner.to_owned())
     }
 }
 

@@ -2,6 +2,7 @@
 //! (see DESIGN.md, "StoredConversation"), in one pass without building a tree.
 
 mod conversation;
+mod literal;
 mod timestamp;
 
 #[cfg(test)]
@@ -12,8 +13,6 @@ mod tests;
 use std::fmt;
 
 use serde::de::{Deserialize, IgnoredAny};
-
-pub use timestamp::parse_utc_timestamp;
 
 /// What the store needs to know of a valid conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]

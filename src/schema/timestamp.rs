@@ -2,10 +2,6 @@
 
 /// Epoch milliseconds of `YYYY-MM-DDTHH:MM:SS[.f+]Z`, None when not of that
 /// form or not a real date/time. Fractional digits past milliseconds are cut.
-pub fn parse_utc_timestamp(s: &str) -> Option<i64> {
-    parse_utc_bytes(s.as_bytes())
-}
-
 pub(super) fn parse_utc_bytes(b: &[u8]) -> Option<i64> {
     if b.len() < 20
         || b[4] != b'-'

@@ -77,51 +77,50 @@ impl RedisStore {
         let index_key = self.keys.user_index_key(user_id);
         let limit = self.options.list_limit;
         let chunk = (LIST_CHUNK_BYTES / self.options.max_record_bytes).clamp(1, limit);
-        self.supervisor
-            .call(|mut connection, deadline| async move {
-                let mut records = Vec::with_capacity(limit);
-                let mut stale: Vec<(Entry, Stale)> = Vec::new();
-                // A set between two rounds shifts the offsets: an entry may come twice.
-                let mut seen: HashSet<Vec<u8>> = HashSet::new();
-                let mut offset = 0;
-                for _ in 0..LIST_ROUNDS {
-                    let reply: Value = redis::cmd("ZREVRANGEBYSCORE")
-                        .arg(&index_key)
-                        .arg("+inf")
-                        .arg("-inf")
-                        .arg("WITHSCORES")
-                        .arg("LIMIT")
-                        .arg(offset)
-                        .arg(limit)
-                        .query_async(&mut connection)
-                        .await
-                        .map_err(wrong_type_names(&index_key))?;
-                    let entries = parse_entries(reply);
-                    let read = entries.len();
-                    offset += read;
-                    let mut entries = entries.into_iter().peekable();
-                    while entries.peek().is_some() {
-                        let batch: Vec<Entry> = entries
-                            .by_ref()
-                            .filter(|entry| self.usable(entry, &index_key))
-                            .filter(|entry| seen.insert(entry.member.clone()))
-                            .take(chunk)
-                            .collect();
-                        self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
-                            .await?;
-                    }
-                    if records.len() >= limit || read < limit {
-                        break;
-                    }
+        self.call(|mut connection, deadline| async move {
+            let mut records = Vec::with_capacity(limit);
+            let mut stale: Vec<(Entry, Stale)> = Vec::new();
+            // A set between two rounds shifts the offsets: an entry may come twice.
+            let mut seen: HashSet<Vec<u8>> = HashSet::new();
+            let mut offset = 0;
+            for _ in 0..LIST_ROUNDS {
+                let reply: Value = redis::cmd("ZREVRANGEBYSCORE")
+                    .arg(&index_key)
+                    .arg("+inf")
+                    .arg("-inf")
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(offset)
+                    .arg(limit)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(wrong_type_names(&index_key))?;
+                let entries = parse_entries(reply);
+                let read = entries.len();
+                offset += read;
+                let mut entries = entries.into_iter().peekable();
+                while entries.peek().is_some() {
+                    let batch: Vec<Entry> = entries
+                        .by_ref()
+                        .filter(|entry| self.usable(entry, &index_key))
+                        .filter(|entry| seen.insert(entry.member.clone()))
+                        .take(chunk)
+                        .collect();
+                    self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
+                        .await?;
                 }
-                records.truncate(limit);
-                if !stale.is_empty() {
-                    self.heal_in_time(&mut connection, deadline, &index_key, user_id, &stale)
-                        .await;
+                if records.len() >= limit || read < limit {
+                    break;
                 }
-                Ok(json_array(records.iter().map(String::as_str)))
-            })
-            .await
+            }
+            records.truncate(limit);
+            if !stale.is_empty() {
+                self.heal_in_time(&mut connection, deadline, &index_key, user_id, &stale)
+                    .await;
+            }
+            Ok(json_array(records.iter().map(String::as_str)))
+        })
+        .await
     }
 
     /// A member that is not UTF-8 is another writer's: skipped with a warning, never sent on.

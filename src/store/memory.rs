@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{check_id, check_record, json_array, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
+use super::INDEX_TTL_MARGIN_SECONDS;
+use super::{check_id, check_record, json_array, StoreOptions, StoreStatus};
 use crate::error::{StoreError, StoreResult};
 
 struct Record {
@@ -49,6 +50,15 @@ impl MemoryStore {
 
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
+    }
+
+    /// Ready from the start; `End` once closed.
+    pub fn status(&self) -> StoreStatus {
+        if self.is_closed() {
+            StoreStatus::End
+        } else {
+            StoreStatus::Ready
+        }
     }
 
     pub fn close(&self) {

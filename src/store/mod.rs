@@ -1,69 +1,45 @@
 //! The two stores and what they share: options, key layout, argument rules.
 
-pub mod keys;
+mod keys;
 mod listing;
-pub mod memory;
-pub mod redis;
+mod memory;
+mod options;
+mod redis;
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};
 
-pub use keys::KeyLayout;
+pub use crate::log::{LogLevel, Logger};
+use keys::KeyLayout;
 pub use memory::MemoryStore;
+pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
 
-/// Options that apply to both stores.
-#[derive(Debug, Clone)]
-pub struct StoreOptions {
-    pub ttl_seconds: u64,
-    pub list_limit: usize,
-    pub max_record_bytes: usize,
-}
-
-impl Default for StoreOptions {
-    fn default() -> Self {
-        StoreOptions {
-            ttl_seconds: 86_400,
-            list_limit: 50,
-            max_record_bytes: 4 * 1024 * 1024,
-        }
-    }
+/// `status`, in ioredis' words; `Ready` means usable now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreStatus {
+    Connecting,
+    Ready,
+    Reconnecting,
+    End,
 }
 
 /// The user index outlives its conversations by an hour, so no live conversation loses its entry.
-pub const INDEX_TTL_MARGIN_SECONDS: u64 = 3600;
+const INDEX_TTL_MARGIN_SECONDS: u64 = 3600;
 
 /// A `set` into an index of more than `listLimit` entries checks this many of its oldest and
 /// drops those whose record is gone: the index of an active user stays bounded.
-pub const TRIM_BATCH: usize = 4;
+const TRIM_BATCH: usize = 4;
 
 /// One MGET of a list asks for at most this many bytes in the worst case (every record at
 /// `maxRecordBytes`), so no single reply holds the shared connection for long.
-pub const LIST_CHUNK_BYTES: usize = 64 * 1024 * 1024;
+const LIST_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 
 /// Rounds of `listLimit` index entries a list reads at most, when entries whose record is
 /// gone leave it short.
-pub const LIST_ROUNDS: usize = 4;
+const LIST_ROUNDS: usize = 4;
 
-/// The most one list may fetch in the worst case (`listLimit × maxRecordBytes`): a larger
-/// configuration is refused.
-pub const MAX_LIST_BYTES: u64 = 1024 * 1024 * 1024;
-
-impl StoreOptions {
-    /// Rules between options; each option's own range is checked where it is read.
-    pub fn checked(self) -> StoreResult<Self> {
-        let worst = self.list_limit as u64 * self.max_record_bytes as u64;
-        if worst > MAX_LIST_BYTES {
-            return Err(StoreError::invalid_config(format!(
-                "listLimit × maxRecordBytes: {worst} bytes, more than one list may fetch \
-                 ({MAX_LIST_BYTES}); lower one of them"
-            )));
-        }
-        Ok(self)
-    }
-}
-
-pub fn check_id(name: &str, id: &str) -> StoreResult<()> {
+fn check_id(name: &str, id: &str) -> StoreResult<()> {
     if id.is_empty() {
         return Err(StoreError::invalid_argument(format!(
             "{name}: expected a non-empty string"
@@ -73,11 +49,7 @@ pub fn check_id(name: &str, id: &str) -> StoreResult<()> {
 }
 
 /// Everything `set` checks before anything is written.
-pub fn check_record(
-    options: &StoreOptions,
-    id: &str,
-    json: &str,
-) -> StoreResult<ConversationSummary> {
+fn check_record(options: &StoreOptions, id: &str, json: &str) -> StoreResult<ConversationSummary> {
     check_id("id", id)?;
     if json.len() > options.max_record_bytes {
         return Err(StoreError::invalid_argument(format!(
@@ -104,7 +76,7 @@ pub fn check_record(
 }
 
 /// Validates a stored value on its way out; `key` names it in the error.
-pub fn check_stored(key: &str, bytes: Vec<u8>) -> StoreResult<(String, ConversationSummary)> {
+fn check_stored(key: &str, bytes: Vec<u8>) -> StoreResult<(String, ConversationSummary)> {
     let json = String::from_utf8(bytes)
         .map_err(|_| StoreError::corrupt_record(format!("{key}: not UTF-8 text")))?;
     match schema::validate_conversation(&json) {
@@ -114,7 +86,7 @@ pub fn check_stored(key: &str, bytes: Vec<u8>) -> StoreResult<(String, Conversat
 }
 
 /// Joins validated JSON records into one JSON array, so JavaScript parses a list in one call.
-pub fn json_array<'a>(records: impl IntoIterator<Item = &'a str>) -> String {
+fn json_array<'a>(records: impl IntoIterator<Item = &'a str>) -> String {
     let mut out = String::from("[");
     for (i, record) in records.into_iter().enumerate() {
         if i > 0 {

@@ -1,17 +1,22 @@
 //! The Redis store: each call is one supervised unit of round trips under one deadline.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::TryFutureExt;
 use redis::{RedisError, Script};
 use serde::Deserialize;
+use tokio::runtime::Handle;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use super::{check_id, check_record, check_stored, KeyLayout, StoreOptions};
-use super::{INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
-use crate::conn::{server_error, CallError, Connection, Logger, StoreStatus, Supervisor};
+use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
+use super::{StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
+use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
+use crate::log::Logger;
 
 /// The scripts the store sends, as the files in `scripts/` hold them.
 pub(super) struct Scripts {
@@ -65,7 +70,7 @@ impl Drop for Admitted {
 const CLOSE_SLACK: Duration = Duration::from_secs(1);
 
 pub struct RedisStore {
-    pub(super) supervisor: Supervisor,
+    pub(super) supervisor: Supervisor<Connection>,
     gate: CallGate,
     pub(super) keys: KeyLayout,
     pub(super) options: StoreOptions,
@@ -91,6 +96,30 @@ fn other_type(key: &str) -> CallError {
     )))
 }
 
+/// A `WRONGTYPE` refusal no step of the call named a key for: still a corrupt record.
+fn wrong_type_is_corrupt(error: CallError) -> CallError {
+    let CallError::Redis(redis_error) = &error else {
+        return error;
+    };
+    match server_error(redis_error) {
+        Some((code, detail)) if code == "WRONGTYPE" => CallError::Store(
+            StoreError::corrupt_record(format!("Redis refused the command: {code} {detail}")),
+        ),
+        _ => error,
+    }
+}
+
+impl From<Status> for StoreStatus {
+    fn from(status: Status) -> Self {
+        match status {
+            Status::Connecting => StoreStatus::Connecting,
+            Status::Ready => StoreStatus::Ready,
+            Status::Reconnecting => StoreStatus::Reconnecting,
+            Status::End => StoreStatus::End,
+        }
+    }
+}
+
 /// A key of another type is a corrupt record naming that key; anything else stays Redis's.
 pub(super) fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallError + '_ {
     move |error| {
@@ -103,19 +132,27 @@ pub(super) fn wrong_type_names(key: &str) -> impl FnOnce(RedisError) -> CallErro
 }
 
 impl RedisStore {
-    pub fn new(supervisor: Supervisor, keys: KeyLayout, options: StoreOptions) -> Self {
-        RedisStore {
+    /// Checks what only connecting can check (TLS material, a cluster's database), then
+    /// connects in the background on `runtime`.
+    pub fn connect(
+        settings: RedisSettings,
+        logger: Logger,
+        runtime: &Handle,
+    ) -> StoreResult<RedisStore> {
+        let keys = KeyLayout::new(settings.options.key_prefix.as_str())?;
+        let supervisor = conn::supervise(settings.connection(), logger, runtime)?;
+        Ok(RedisStore {
             supervisor,
             gate: CallGate::default(),
             keys,
-            options,
+            options: settings.options,
             scripts: Scripts::load(),
             heal_refusal_logged: AtomicBool::new(false),
-        }
+        })
     }
 
     pub fn status(&self) -> StoreStatus {
-        self.supervisor.status()
+        self.supervisor.status().into()
     }
 
     pub fn address(&self) -> String {
@@ -169,6 +206,16 @@ impl RedisStore {
         }
     }
 
+    /// One call under the supervisor, which turns what failed into the store's error.
+    pub(super) async fn call<T, F, Fut>(&self, call: F) -> StoreResult<T>
+    where
+        F: FnOnce(Connection, Instant) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
+        let call = |connection, deadline| call(connection, deadline).map_err(wrong_type_is_corrupt);
+        self.supervisor.call(call).await
+    }
+
     pub(super) fn ensure_open(&self) -> StoreResult<()> {
         if self.supervisor.is_closed() {
             return Err(StoreError::closed());
@@ -180,17 +227,16 @@ impl RedisStore {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
-        self.supervisor
-            .call(|mut connection, _| async move {
-                let stored = read_record(&mut connection, &key)
-                    .await
-                    .map_err(wrong_type_names(&key))?;
-                match stored {
-                    None => Ok(None),
-                    Some(bytes) => Ok(Some(check_stored(&key, bytes)?.0)),
-                }
-            })
-            .await
+        self.call(|mut connection, _| async move {
+            let stored = read_record(&mut connection, &key)
+                .await
+                .map_err(wrong_type_names(&key))?;
+            match stored {
+                None => Ok(None),
+                Some(bytes) => Ok(Some(check_stored(&key, bytes)?.0)),
+            }
+        })
+        .await
     }
 
     /// Standalone: one script writes the record, its entry and the index TTL, and trims the
@@ -206,72 +252,71 @@ impl RedisStore {
         let ttl = self.options.ttl_seconds;
         let index_ttl = ttl + INDEX_TTL_MARGIN_SECONDS;
         let keys = (record_key.as_str(), index_key.as_str());
-        self.supervisor
-            .call(|mut connection, deadline| async move {
-                let wrong_type = |error: RedisError| match server_error(&error) {
-                    Some((code, which)) if code == "WRONGTYPE" => {
-                        other_type(if which == "record" { keys.0 } else { keys.1 })
-                    }
-                    _ => CallError::Redis(error),
-                };
-                if !connection.is_cluster() {
-                    self.scripts
-                        .set
-                        .key(keys.0)
-                        .key(keys.1)
-                        .arg(json)
-                        .arg(ttl)
-                        .arg(summary.updated_at_ms)
-                        .arg(id)
-                        .arg(index_ttl)
-                        .arg(self.keys.conversation_key(""))
-                        .arg(self.options.list_limit)
-                        .arg(TRIM_BATCH)
-                        .invoke_async::<()>(&mut connection)
-                        .await
-                        .map_err(wrong_type)?;
-                    return Ok(());
+        self.call(|mut connection, deadline| async move {
+            let wrong_type = |error: RedisError| match server_error(&error) {
+                Some((code, which)) if code == "WRONGTYPE" => {
+                    other_type(if which == "record" { keys.0 } else { keys.1 })
                 }
-                // Nothing is written when the index holds another type, the record included.
-                let index_type: String = redis::cmd("TYPE")
-                    .arg(keys.1)
-                    .query_async(&mut connection)
-                    .await?;
-                if index_type != "none" && index_type != "zset" {
-                    return Err(other_type(keys.1));
-                }
+                _ => CallError::Redis(error),
+            };
+            if !connection.is_cluster() {
                 self.scripts
-                    .record_set
+                    .set
                     .key(keys.0)
+                    .key(keys.1)
                     .arg(json)
                     .arg(ttl)
-                    .invoke_async::<()>(&mut connection)
-                    .await
-                    .map_err(wrong_type)?;
-                let oldest: Vec<redis::Value> = self
-                    .scripts
-                    .index_add
-                    .key(keys.1)
                     .arg(summary.updated_at_ms)
                     .arg(id)
                     .arg(index_ttl)
+                    .arg(self.keys.conversation_key(""))
                     .arg(self.options.list_limit)
                     .arg(TRIM_BATCH)
-                    .invoke_async(&mut connection)
+                    .invoke_async::<()>(&mut connection)
                     .await
                     .map_err(wrong_type)?;
-                self.trim_cluster_index(
-                    &mut connection,
-                    deadline,
-                    keys.1,
-                    &summary.user_id,
-                    id,
-                    oldest,
-                )
-                .await;
-                Ok(())
-            })
-            .await
+                return Ok(());
+            }
+            // Nothing is written when the index holds another type, the record included.
+            let index_type: String = redis::cmd("TYPE")
+                .arg(keys.1)
+                .query_async(&mut connection)
+                .await?;
+            if index_type != "none" && index_type != "zset" {
+                return Err(other_type(keys.1));
+            }
+            self.scripts
+                .record_set
+                .key(keys.0)
+                .arg(json)
+                .arg(ttl)
+                .invoke_async::<()>(&mut connection)
+                .await
+                .map_err(wrong_type)?;
+            let oldest: Vec<redis::Value> = self
+                .scripts
+                .index_add
+                .key(keys.1)
+                .arg(summary.updated_at_ms)
+                .arg(id)
+                .arg(index_ttl)
+                .arg(self.options.list_limit)
+                .arg(TRIM_BATCH)
+                .invoke_async(&mut connection)
+                .await
+                .map_err(wrong_type)?;
+            self.trim_cluster_index(
+                &mut connection,
+                deadline,
+                keys.1,
+                &summary.user_id,
+                id,
+                oldest,
+            )
+            .await;
+            Ok(())
+        })
+        .await
     }
 
     /// Removes the conversation and its owner's index entry; a missing id is not an error.
@@ -279,45 +324,44 @@ impl RedisStore {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
-        self.supervisor
-            .call(|mut connection, _| async move {
-                // A key of another type is deleted too: it is in our namespace and unusable.
-                let stored = match read_record(&mut connection, &key).await {
-                    Err(error) if is_wrong_type(&error) => None,
-                    stored => stored?,
-                };
-                let owner = stored
-                    .as_deref()
-                    .and_then(|bytes| serde_json::from_slice::<Owner>(bytes).ok());
-                let mut record_delete = redis::cmd("DEL");
-                record_delete.arg(&key);
-                let Some(owner) = owner else {
-                    record_delete.query_async::<()>(&mut connection).await?;
-                    return Ok(());
-                };
-                let index_key = self.keys.user_index_key(&owner.user_id);
-                let mut index_remove = redis::cmd("ZREM");
-                index_remove.arg(&index_key).arg(id);
-                if connection.is_cluster() {
-                    // Record first: healing only removes entries whose record is really gone.
-                    record_delete.query_async::<()>(&mut connection).await?;
-                    index_remove
-                        .query_async::<()>(&mut connection)
-                        .await
-                        .map_err(wrong_type_names(&index_key))?;
-                } else {
-                    let mut transaction = redis::pipe();
-                    transaction.atomic();
-                    transaction.add_command(record_delete).ignore();
-                    transaction.add_command(index_remove).ignore();
-                    transaction
-                        .query_async::<()>(&mut connection)
-                        .await
-                        .map_err(wrong_type_names(&index_key))?;
-                }
-                Ok(())
-            })
-            .await
+        self.call(|mut connection, _| async move {
+            // A key of another type is deleted too: it is in our namespace and unusable.
+            let stored = match read_record(&mut connection, &key).await {
+                Err(error) if is_wrong_type(&error) => None,
+                stored => stored?,
+            };
+            let owner = stored
+                .as_deref()
+                .and_then(|bytes| serde_json::from_slice::<Owner>(bytes).ok());
+            let mut record_delete = redis::cmd("DEL");
+            record_delete.arg(&key);
+            let Some(owner) = owner else {
+                record_delete.query_async::<()>(&mut connection).await?;
+                return Ok(());
+            };
+            let index_key = self.keys.user_index_key(&owner.user_id);
+            let mut index_remove = redis::cmd("ZREM");
+            index_remove.arg(&index_key).arg(id);
+            if connection.is_cluster() {
+                // Record first: healing only removes entries whose record is really gone.
+                record_delete.query_async::<()>(&mut connection).await?;
+                index_remove
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(wrong_type_names(&index_key))?;
+            } else {
+                let mut transaction = redis::pipe();
+                transaction.atomic();
+                transaction.add_command(record_delete).ignore();
+                transaction.add_command(index_remove).ignore();
+                transaction
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(wrong_type_names(&index_key))?;
+            }
+            Ok(())
+        })
+        .await
     }
 }
 
@@ -326,4 +370,34 @@ pub(super) async fn read_record(
     key: &str,
 ) -> Result<Option<Vec<u8>>, RedisError> {
     redis::cmd("GET").arg(key).query_async(connection).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    fn refusal(code: &str) -> CallError {
+        CallError::Redis(redis::make_extension_error(
+            code.to_owned(),
+            Some("detail".to_owned()),
+        ))
+    }
+
+    #[test]
+    fn a_wrongtype_refusal_is_a_corrupt_record_and_other_refusals_stay_redis_errors() {
+        match wrong_type_is_corrupt(refusal("WRONGTYPE")) {
+            CallError::Store(error) => {
+                assert_eq!(error.code, ErrorCode::CorruptRecord);
+                assert_eq!(error.message, "Redis refused the command: WRONGTYPE detail");
+            }
+            CallError::Redis(error) => panic!("still a Redis error: {error}"),
+        }
+        for code in ["READONLY", "NOPERM"] {
+            assert!(matches!(
+                wrong_type_is_corrupt(refusal(code)),
+                CallError::Redis(_)
+            ));
+        }
+    }
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 pub enum LogLevel {
     Info,
     Warn,
-    Error,
 }
 
 pub type LogSink = Arc<dyn Fn(LogLevel, String) + Send + Sync>;
@@ -27,10 +26,6 @@ impl Logger {
 
     pub fn warn(&self, message: impl AsRef<str>) {
         self.log(LogLevel::Warn, message.as_ref());
-    }
-
-    pub fn error(&self, message: impl AsRef<str>) {
-        self.log(LogLevel::Error, message.as_ref());
     }
 
     fn log(&self, level: LogLevel, message: &str) {
