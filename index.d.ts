@@ -1,5 +1,5 @@
 // Types of `@copilot-chat/redis-store`. The native classes behind them are generated into
-// `binding.d.ts` by `napi build`; this file states the contract of DESIGN.md on top of them.
+// `binding.d.ts` by `napi build`; this file states the contract of docs/DESIGN.md on top of them.
 
 /** One message of a conversation. */
 export interface NormalizedMessage {

@@ -1,5 +1,5 @@
 'use strict';
-// The exact Redis layout of DESIGN.md ("Storage layout"), shared with the ioredis store this
+// The exact Redis layout of docs/DESIGN.md ("Storage layout"), shared with the ioredis store this
 // package replaces: inspected from a second connection with redis-cli, never through the store.
 
 const { test, before, after, afterEach } = require('node:test');

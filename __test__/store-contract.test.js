@@ -1,5 +1,5 @@
 'use strict';
-// The storage contract of DESIGN.md, one suite run against both stores: whatever the
+// The storage contract of docs/DESIGN.md, one suite run against both stores: whatever the
 // in-memory store does in development, the Redis store does in production.
 
 const { describe, test, before, after } = require('node:test');

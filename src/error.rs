@@ -1,4 +1,4 @@
-//! The one error type of the store, with the stable codes of DESIGN.md.
+//! The one error type of the store, with the stable codes of docs/DESIGN.md.
 
 use std::fmt;
 

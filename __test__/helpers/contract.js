@@ -1,5 +1,5 @@
 'use strict';
-// The storage contract of DESIGN.md as one suite, registered once per store (in memory,
+// The storage contract of docs/DESIGN.md as one suite, registered once per store (in memory,
 // standalone Redis, Redis Cluster): whatever one store does, the others do.
 
 const { describe, test, afterEach } = require('node:test');

@@ -1,5 +1,5 @@
 'use strict';
-// What every peer shares: the DESIGN.md key layout and its constants.
+// What every peer shares: the docs/DESIGN.md key layout and its constants.
 
 const TTL_SECONDS = 86_400;
 const INDEX_TTL_SECONDS = TTL_SECONDS + 3600;

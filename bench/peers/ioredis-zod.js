@@ -1,6 +1,6 @@
 'use strict';
 // The store this package replaces: ioredis over TLS with `commandTimeout`, SET + ZADD + EXPIRE
-// as one MULTI pipeline, and a Zod parse of every record read (DESIGN.md "StoredConversation").
+// as one MULTI pipeline, and a Zod parse of every record read (docs/DESIGN.md "StoredConversation").
 
 const Redis = require('ioredis');
 const { z } = require('zod');

@@ -1,5 +1,5 @@
 //! Validation of `StoredConversation` JSON, mirroring the server's Zod schema
-//! (see DESIGN.md, "StoredConversation"), in one pass without building a tree.
+//! (see docs/DESIGN.md, "StoredConversation"), in one pass without building a tree.
 
 mod conversation;
 mod literal;
