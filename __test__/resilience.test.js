@@ -10,7 +10,7 @@ const { RedisConversationStore } = require('..')
 const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis')
 const { startProxy } = require('./helpers/proxy')
 const { makeConversation } = require('./helpers/conversations')
-const { recordingLogger, waitForStatus, timed, startLoad, stopAllLoads, untilAcknowledged } = require('./helpers/observe')
+const { recordingLogger, waitForStatus, timed, startLoad, stopAllLoads, untilAcknowledged, stopAndVerify } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 500
 const HEALTH_CHECK_INTERVAL_MS = 200
@@ -41,31 +41,9 @@ async function openThroughProxy() {
   return { server, proxy, ...openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` }) }
 }
 
-/** Every call settled in time, every failure was STORE_UNAVAILABLE. */
-function assertSettledInTime(results) {
-  assert.ok(results.length > 0, 'the load made no calls')
-  for (const r of results) {
-    assert.ok(r.ms < SETTLE_CEILING_MS, `${r.op} took ${Math.round(r.ms)} ms`)
-    if (!r.ok) assert.equal(r.error.code, 'STORE_UNAVAILABLE', `${r.op}: ${r.error.code} ${r.error.message}`)
-  }
-}
-
-async function assertNoAcknowledgedWriteLost(store, acknowledged) {
-  assert.ok(acknowledged.size > 0, 'no write was acknowledged')
-  for (const [id, conversation] of acknowledged) {
-    const stored = await store.get(id)
-    assert.ok(stored, `acknowledged write ${id} is gone`)
-    assert.equal(stored.updatedAt, conversation.updatedAt)
-  }
-}
-
-
-/** Stops the load; every call settled in time, and no acknowledged write was lost. */
-async function stopLoadAndCheck(store, load) {
-  const { results, acknowledged } = await load.stop()
-  assertSettledInTime(results)
-  await assertNoAcknowledgedWriteLost(store, acknowledged)
-  return results
+/** Stops the load: every call settled in time, every read was right, no acknowledged write was lost. */
+function stopLoadAndCheck(load) {
+  return stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS })
 }
 
 /** Bounded polling with redis-cli PING until the server's reply shows the fault took hold. */
@@ -81,7 +59,7 @@ test('a paused server (SIGSTOP): calls reject in time, status goes reconnecting,
   const { store } = openStore(server)
   await withLogOnFailure(server, async () => {
     await store.ready()
-    const load = startLoad(store, makeConversation, { idPrefix: 'pause' })
+    const load = startLoad(store, { idPrefix: 'pause' })
     await untilAcknowledged(load, 20)
     server.pause()
     try {
@@ -95,7 +73,7 @@ test('a paused server (SIGSTOP): calls reject in time, status goes reconnecting,
     }
     await waitForStatus(store, 'ready')
     await untilAcknowledged(load, 20)
-    const results = await stopLoadAndCheck(store, load)
+    const results = await stopLoadAndCheck(load)
     assert.ok(results.some((r) => !r.ok), 'no call failed while the server was paused')
   })
   await store.close()
@@ -107,7 +85,7 @@ test('a killed server restarted on the same port: calls reject in time, the stor
   const { store, log } = openStore(server)
   await withLogOnFailure(server, async () => {
     await store.ready()
-    const load = startLoad(store, makeConversation, { idPrefix: 'kill' })
+    const load = startLoad(store, { idPrefix: 'kill' })
     await untilAcknowledged(load, 20)
     await server.kill()
     await waitForStatus(store, 'reconnecting')
@@ -119,7 +97,7 @@ test('a killed server restarted on the same port: calls reject in time, the stor
     await log.waitFor(/reconnected to 127\.0\.0\.1/)
     await waitForStatus(store, 'ready')
     await untilAcknowledged(load, 20)
-    await stopLoadAndCheck(store, load)
+    await stopLoadAndCheck(load)
   })
   await store.close()
 })
@@ -233,7 +211,7 @@ test('a half-open connection under load (bytes black-holed, no RST) is replaced 
   const { server, proxy, store, log } = await openThroughProxy()
   await withLogOnFailure(server, async () => {
     await store.ready()
-    const load = startLoad(store, makeConversation, { idPrefix: 'hole' })
+    const load = startLoad(store, { idPrefix: 'hole' })
     await untilAcknowledged(load, 20)
     const from = log.lines.length
     proxy.blackhole()
@@ -245,7 +223,7 @@ test('a half-open connection under load (bytes black-holed, no RST) is replaced 
     proxy.restore()
     await waitForStatus(store, 'ready')
     await untilAcknowledged(load, 20)
-    await stopLoadAndCheck(store, load)
+    await stopLoadAndCheck(load)
   })
   await store.close()
   await proxy.close()
