@@ -106,8 +106,13 @@ class WriteHistory {
     return version
   }
 
+  /** Marks how a write ended; once one is acknowledged, the versions before it no longer matter. */
   settle(version, ok) {
     version.state = ok ? 'acknowledged' : 'unknown'
+    version.settledAt = performance.now()
+    if (!ok) return
+    const entry = this.ids.get(version.expected.externalId)
+    entry.versions = entry.versions.slice(entry.versions.indexOf(version))
   }
 
   /**
@@ -192,8 +197,10 @@ async function stopAllLoads() {
  * - every `rewriteEvery`th write, and the retry after a rejected write, sets an id it wrote
  *   before, so a lost or stale overwrite shows;
  * - each write is read back at once, and the user listed every `listEvery` rounds.
- * ids: fresh UUIDs, or those `idsOf(w)` gives (written in turn, then rewritten).
+ * ids: fresh UUIDs (at most `maxIdsPerWorker`, then only rewrites), or those `idsOf(w)`
+ * gives (written in turn, then rewritten).
  * With `noRejections`, the first rejected call fails the load (see `untilAcknowledged`).
+ * `onCall(result)` sees every call's result; `keepResults: false` keeps none (a long soak).
  */
 function startLoad(store, {
   workers = 8,
@@ -203,7 +210,10 @@ function startLoad(store, {
   rewriteEvery = 3,
   listEvery = 4,
   listLimit = 50,
+  maxIdsPerWorker = Infinity,
   noRejections = false,
+  onCall,
+  keepResults = true,
 } = {}) {
   const history = new WriteHistory({ listLimit })
   const results = []
@@ -220,7 +230,9 @@ function startLoad(store, {
   const call = async (op, target, fn) => {
     const stage = currentStage
     const outcome = await timed(fn)
-    results.push({ op, target, stage, ok: outcome.ok, error: outcome.error, ms: outcome.ms })
+    const result = { op, target, stage, ok: outcome.ok, error: outcome.error, ms: outcome.ms }
+    if (keepResults) results.push(result)
+    onCall?.(result)
     if (!outcome.ok) {
       lastRejection = `${op} ${target}${stage ? ` (${stage})` : ''}: ${outcome.error?.code} ${outcome.error?.message}`
       if (noRejections && !failure) failure = new Error(`${lastRejection}\n(no call may be rejected here)`)
@@ -239,7 +251,8 @@ function startLoad(store, {
     for (let round = 0; running; round++) {
       let id = retry
       if (id === undefined) {
-        const rewrite = mine.length > 0 && (round % rewriteEvery === rewriteEvery - 1 || (pool && pool.length === 0))
+        const rewrite = mine.length > 0 &&
+          (round % rewriteEvery === rewriteEvery - 1 || (pool && pool.length === 0) || mine.length >= maxIdsPerWorker)
         if (rewrite) id = mine[(round * 7) % mine.length]
         else id = pool ? pool.shift() : uniqueId(`${idPrefix}-${w}`)
       }
