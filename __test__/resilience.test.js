@@ -66,7 +66,8 @@ function assertBackoffDoubles(log, from, { baseDelayMs, maxDelayMs, attempts }) 
     const step = Math.min(baseDelayMs * 2 ** (attempt - 1), maxDelayMs)
     assert.ok(ms >= step / 2 && ms <= step, `attempt ${attempt}: ${ms} ms outside [${step / 2}, ${step}]`)
     const next = log.lines.findIndex((line, i) => i > index && /reconnected to|connection failed/.test(line))
-    if (next >= 0) assert.ok(log.times[next] - at >= ms - 2, `attempt ${attempt} came ${Math.round(log.times[next] - at)} ms after a ${ms} ms delay`)
+    // Lines reach JavaScript late when its thread is busy, which can only shorten a gap: 15 ms of it.
+    if (next >= 0) assert.ok(log.times[next] - at >= ms - 15, `attempt ${attempt} came ${Math.round(log.times[next] - at)} ms after a ${ms} ms delay`)
   }
 }
 
