@@ -247,8 +247,8 @@ test('a half-open connection under load (bytes black-holed, no RST) is found by 
     assert.match(log.lines[from], new RegExp(`connection lost: no reply from Redis within ${COMMAND_TIMEOUT_MS} ms`))
     const detectedMs = at - lost
     t.diagnostic(`detected after ${Math.round(detectedMs)} ms`)
-    // A call sent at most a few ms before the black hole must have had its whole deadline.
-    assert.ok(detectedMs > COMMAND_TIMEOUT_MS - 50 && detectedMs < COMMAND_TIMEOUT_MS + DETECTION_SLACK_MS,
+    // The swallowed call was sent at most moments before the black hole, and had its whole deadline.
+    assert.ok(detectedMs > COMMAND_TIMEOUT_MS - 150 && detectedMs < COMMAND_TIMEOUT_MS + DETECTION_SLACK_MS,
       `detected after ${Math.round(detectedMs)} ms, expected about ${COMMAND_TIMEOUT_MS}`)
     await waitForStatus(store, 'reconnecting')
     proxy.restore()
