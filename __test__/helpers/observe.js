@@ -257,26 +257,26 @@ function startLoad(store, {
         else id = pool ? pool.shift() : uniqueId(`${idPrefix}-${w}`)
       }
       if (!mine.includes(id)) mine.push(id)
-      seq += 1
+      const number = ++seq
       const conversation = makeConversation({
-        seed: `${idPrefix}/${seq}`,
+        seed: `${idPrefix}/${number}`,
         externalId: id,
         userId,
-        updatedAt: isoAt(LOAD_CLOCK_START_MS + seq),
-        metadata: { load: idPrefix, seq },
+        updatedAt: isoAt(LOAD_CLOCK_START_MS + number),
+        metadata: { load: idPrefix, seq: number },
         // Never stored: a read must not return it.
-        sdkConversationRef: { live: true, seq },
+        sdkConversationRef: { live: true, seq: number },
       })
-      const version = history.attempt(seq, conversation)
+      const version = history.attempt(number, conversation)
       const write = await call('set', id, () => store.set(id, conversation))
       history.settle(version, write.ok)
       settledWrites += 1
       retry = write.ok ? undefined : id
       const read = await call('get', id, () => store.get(id))
-      if (read.ok) check(history.checkRead(id, read.value, `get after set seq ${seq} (${write.ok ? 'acknowledged' : 'rejected'})`))
+      if (read.ok) check(history.checkRead(id, read.value, `get after set seq ${number} (${write.ok ? 'acknowledged' : 'rejected'})`))
       if (round % listEvery === 0) {
         const list = await call('listByUser', userId, () => store.listByUser(userId))
-        if (list.ok) check(history.checkList(userId, list.value, `listByUser after set seq ${seq}`))
+        if (list.ok) check(history.checkList(userId, list.value, `listByUser after set seq ${number}`))
       }
       if (write.ok) acknowledgedWrites += 1
       changes.emit('change')
