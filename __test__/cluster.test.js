@@ -1,8 +1,9 @@
 'use strict'
 // Cluster mode on a local TLS Redis Cluster (3 primaries, a replica each): keys go to their
 // slots' primaries, lists gather records from every node, and under load the store rides
-// out a slot migration (ASK/MOVED), a manual failover and a killed primary: no call over
-// its deadline, every rejection STORE_UNAVAILABLE, every acknowledged write readable.
+// out a manual failover and a killed primary (no call over its deadline, every rejection
+// STORE_UNAVAILABLE) and the migration of a slot whose keys it is using (no rejection at
+// all); every value read, during and after, is one the load's writes allow.
 // The nodes announce 127.0.0.1 but their certificate names only localhost, as on Azure: the
 // store reaches them by the seed URL's host name, including a primary that joins later.
 
@@ -10,12 +11,12 @@ const { describe, it, before, after, afterEach } = require('node:test')
 const assert = require('node:assert/strict')
 
 const { RedisConversationStore } = require('..')
-const { startCluster, stopAllClusters } = require('./helpers/cluster')
+const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('./helpers/cluster')
 const { makeNameOnlyCerts } = require('./helpers/redis')
 const { startProxy } = require('./helpers/proxy')
 const { defineContractSuite, silentLogger } = require('./helpers/contract')
 const { makeConversation } = require('./helpers/conversations')
-const { recordingLogger, startLoad, stopAllLoads, untilAcknowledged, waitForStatus } = require('./helpers/observe')
+const { recordingLogger, startLoad, stopAllLoads, untilAcknowledged, untilWritten, waitForStatus, stopAndVerify, readBack } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 1500
 const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
@@ -120,40 +121,77 @@ describe('cluster mode', () => {
     }
   })
 
-  /** Runs `fault` under load; asserts deadlines, codes and that no acknowledged write was lost. */
+  /** Runs `fault` under load; asserts deadlines, codes, and every value read during and after. */
   async function underLoad(idPrefix, fault) {
-    const load = startLoad(store, makeConversation, { idPrefix, workers: 6 })
+    const load = startLoad(store, { idPrefix, workers: 6 })
     await untilAcknowledged(load, 30)
     await fault(load)
     await untilAcknowledged(load, 30)
-    const { results, acknowledged } = await load.stop()
-    for (const r of results) {
-      assert.ok(r.ms < SETTLE_CEILING_MS, `${r.op} took ${Math.round(r.ms)} ms`)
-      if (!r.ok) assert.equal(r.error.code, 'STORE_UNAVAILABLE', r.error.message)
-    }
-    for (const [id, conversation] of acknowledged) {
-      const stored = await store.get(id)
-      assert.ok(stored, `acknowledged write ${id} is gone`)
-      assert.equal(stored.updatedAt, conversation.updatedAt)
-    }
-    const users = new Set([...acknowledged.values()].map((c) => c.userId))
-    for (const userId of users) {
-      const listed = await store.listByUser(userId)
-      assert.ok(listed.every((c) => c.userId === userId))
-    }
-    return results
+    return stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS })
   }
 
-  it('keeps working while a slot holding live keys moves to another primary (ASK, then MOVED)', async () => {
-    await underLoad('migrate', async (load) => {
-      const [someId] = load.acknowledged.keys()
-      const slot = await cluster.slotForKey(`conv:${someId}`)
-      const from = await cluster.primaryForSlot(slot)
-      const primaries = await cluster.primaries()
-      const to = primaries.find((p) => p.port !== from.port)
-      await cluster.migrateSlot(slot, to.port, { batchSize: 2, afterBatch: () => untilAcknowledged(load, 3) })
-      assert.equal(await cluster.nodeForKey(`conv:${someId}`), to.port)
+  /**
+   * A load on one slot only: worker w writes user `<idPrefix><w>{<tag>}` (its index key is in
+   * the slot of `tag`) and `idsPerWorker` conversations whose record keys are in that slot too,
+   * rewriting them over and over. No call may be rejected.
+   */
+  async function slotLoad(idPrefix, tag, { workers = 4, idsPerWorker = 3 } = {}) {
+    const slot = keySlot(tag)
+    const ids = uuidsInSlot(slot, workers * idsPerWorker)
+    const userOf = (w) => `${idPrefix}${w}{${tag}}`
+    // The server counts slots as the search did.
+    assert.equal(await cluster.slotForKey(`conv:${ids[0]}`), slot)
+    assert.equal(await cluster.slotForKey(`user:${userOf(0)}:conversations`), slot)
+    const load = startLoad(store, {
+      idPrefix,
+      workers,
+      userOf,
+      idsOf: (w) => ids.slice(w * idsPerWorker, (w + 1) * idsPerWorker),
+      listEvery: 2,
+      noRejections: true,
     })
+    // Every key exists before the slot moves.
+    while (load.acknowledgedIds().length < ids.length) await untilAcknowledged(load, 1)
+    const keys = [...ids.map((id) => `conv:${id}`), ...Array.from({ length: workers }, (_, w) => `user:${userOf(w)}:conversations`)]
+    return { load, slot, ids, keys }
+  }
+
+  /**
+   * Moves `slot` to the primary on `toPort` key by key while `load` keeps using its keys, at
+   * the load's pace: some writes (and their reads and lists) settle at every stage, MIGRATING/
+   * IMPORTING with every key still on the source, after each key moved (ASK for the moved
+   * ones), all moved, and once the slot is assigned (MOVED, then the new slot map). Rejections
+   * do not stop it: `stopAndVerify` names every kind of them, by stage.
+   */
+  async function moveSlotUnderLoad(load, slot, toPort) {
+    const steps = await cluster.migrateSlotSteps(slot, toPort, { batchSize: 1 })
+    load.stage = `slot ${slot} MIGRATING/IMPORTING`
+    await steps.begin()
+    await untilWritten(load, 8)
+    let moved = 0
+    while ((await steps.moveBatch()) > 0) {
+      moved += 1
+      load.stage = `slot ${slot} MIGRATING, ${moved} keys moved`
+      await untilWritten(load, 4)
+    }
+    await untilWritten(load, 8)
+    load.stage = `slot ${slot} being assigned to :${toPort}`
+    await steps.finish()
+    load.stage = `slot ${slot} on :${toPort}`
+    await untilWritten(load, 8)
+    return moved
+  }
+
+  it('a slot whose keys the load reads and writes moves key by key (ASK, then MOVED): every value right, no call rejected', async () => {
+    const { load, slot, keys } = await slotLoad('mig', 'moving')
+    const from = await cluster.primaryForSlot(slot)
+    const to = (await cluster.primaries()).find((p) => p.port !== from.port)
+    assert.equal(await cluster.cli(from.port, 'EXISTS', ...keys), String(keys.length))
+    const moved = await moveSlotUnderLoad(load, slot, to.port)
+    assert.ok(moved >= keys.length, `${moved} keys moved one by one, fewer than the load's ${keys.length}`)
+    assert.equal(await cluster.nodeForKey(keys[0]), to.port)
+    assert.equal(await cluster.cli(to.port, 'EXISTS', ...keys), String(keys.length))
+    await stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS })
   })
 
   it('rides out a manual failover (CLUSTER FAILOVER) of a primary', async () => {
@@ -170,17 +208,15 @@ describe('cluster mode', () => {
     const victim = primaries.find((p) => p.port !== seedPort && p.replicaPorts.length > 0)
     // Replication is asynchronous: let the replica catch up first, so that what is asserted is
     // the store's behaviour, not Redis's window of writes lost in a crash.
-    const before = startLoad(store, makeConversation, { idPrefix: 'prekill', workers: 6 })
+    const before = startLoad(store, { idPrefix: 'prekill', workers: 6 })
     await untilAcknowledged(before, 30)
-    const { acknowledged: acknowledgedBefore } = await before.stop()
+    await stopAndVerify(before, { settleCeilingMs: SETTLE_CEILING_MS })
     await waitReplicated(cluster, victim.port)
     await underLoad('kill', async (load) => {
       await cluster.killPrimary(victim.port)
       await untilAcknowledged(load, 10)
     })
-    for (const [id, conversation] of acknowledgedBefore) {
-      assert.equal((await store.get(id))?.updatedAt, conversation.updatedAt, `write ${id} acknowledged before the kill is gone`)
-    }
+    assert.deepEqual((await readBack(before)).slice(0, 10), [], 'writes acknowledged before the kill')
     await waitForStatus(store, 'ready')
   })
 
@@ -219,17 +255,16 @@ describe('cluster mode', () => {
   })
 
   // Last: the new primary has no replica, which the failover tests above rely on.
-  it('verifies a primary that joins later by the seed name too, and serves the slot moved to it', async () => {
+  it('verifies a primary that joins later by the seed name too, and serves the slot moved to it: every value right, no call rejected', async () => {
     const from = log.lines.length
-    await underLoad('joined', async (load) => {
-      const port = await cluster.addPrimary()
-      await log.waitFor(/cluster client rebuilt/, { from })
-      const [someId] = load.acknowledged.keys()
-      const slot = await cluster.slotForKey(`conv:${someId}`)
-      await cluster.migrateSlot(slot, port, { batchSize: 5, afterBatch: () => untilAcknowledged(load, 3) })
-      assert.equal(await cluster.nodeForKey(`conv:${someId}`), port)
-      assert.ok(await store.get(someId), `${someId} is not readable on the new primary`)
-    })
+    const { load, slot, keys } = await slotLoad('joined', 'joining')
+    const port = await cluster.addPrimary()
+    await log.waitFor(/cluster client rebuilt/, { from })
+    await untilAcknowledged(load, 8)
+    await moveSlotUnderLoad(load, slot, port)
+    assert.equal(await cluster.nodeForKey(keys[0]), port)
+    assert.equal(await cluster.cli(port, 'EXISTS', ...keys), String(keys.length))
+    await stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS })
   })
 })
 

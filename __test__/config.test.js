@@ -109,8 +109,6 @@ describe('options', () => {
     ["keyPrefix 'app:x'", { keyPrefix: 'app:x' }],
     ['tls.ca that is not PEM', { tls: { ca: 'not a certificate' } }],
     ['tls.ca of the wrong type', { tls: { ca: 42 } }],
-    ['tls.cert without tls.key', { tls: { cert: '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n' } }],
-    ['tls.key without tls.cert', { tls: { key: '-----BEGIN PRIVATE KEY-----\nMIIB\n-----END PRIVATE KEY-----\n' } }],
     ['retry.maxDelayMs below retry.baseDelayMs', { retry: { baseDelayMs: 500, maxDelayMs: 100 } }],
     ['retry.baseDelayMs 0', { retry: { baseDelayMs: 0 } }],
     ["cluster 'yes' (not a boolean)", { cluster: 'yes' }],

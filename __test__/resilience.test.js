@@ -10,12 +10,15 @@ const { RedisConversationStore } = require('..')
 const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis')
 const { startProxy } = require('./helpers/proxy')
 const { makeConversation } = require('./helpers/conversations')
-const { recordingLogger, waitForStatus, timed, startLoad, stopAllLoads, untilAcknowledged } = require('./helpers/observe')
+const { recordingLogger, waitForStatus, timed, startLoad, stopAllLoads, untilAcknowledged, stopAndVerify } = require('./helpers/observe')
 
 const COMMAND_TIMEOUT_MS = 500
 const HEALTH_CHECK_INTERVAL_MS = 200
 // Hang detection, not a speed claim: a call must settle by its deadline plus slack.
 const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500
+// How late a dead connection may be found for a noisy machine, yet early enough that the
+// wrong mechanism (the 1000 ms default heartbeat, twice the deadline) misses the bound.
+const DETECTION_SLACK_MS = 450
 
 afterEach(stopAllLoads)
 after(stopAll)
@@ -35,37 +38,37 @@ function openStore(server, { url = server.url, ...options } = {}) {
 }
 
 /** A store that reaches its server through a proxy that can black-hole the connection. */
-async function openThroughProxy() {
+async function openThroughProxy(options = {}) {
   const server = await startRedis()
   const proxy = await startProxy({ targetPort: server.port })
-  return { server, proxy, ...openStore(server, { url: `rediss://127.0.0.1:${proxy.port}` }) }
+  return { server, proxy, ...openStore(server, { url: `rediss://127.0.0.1:${proxy.port}`, ...options }) }
 }
 
-/** Every call settled in time, every failure was STORE_UNAVAILABLE. */
-function assertSettledInTime(results) {
-  assert.ok(results.length > 0, 'the load made no calls')
-  for (const r of results) {
-    assert.ok(r.ms < SETTLE_CEILING_MS, `${r.op} took ${Math.round(r.ms)} ms`)
-    if (!r.ok) assert.equal(r.error.code, 'STORE_UNAVAILABLE', `${r.op}: ${r.error.code} ${r.error.message}`)
+/** Stops the load: every call settled in time, every read was right, no acknowledged write was lost. */
+function stopLoadAndCheck(load) {
+  return stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS })
+}
+
+/**
+ * The first `attempts` reconnect lines since `from` are attempts 1, 2, 3, … and each delay lies
+ * in its window of the doubling backoff, [step / 2, step] with step = min(base * 2^(n-1), max);
+ * the next connection came no sooner than the delay said.
+ */
+function assertBackoffDoubles(log, from, { baseDelayMs, maxDelayMs, attempts }) {
+  const reconnects = []
+  for (let i = from; i < log.lines.length; i++) {
+    const match = /^\[STORE\] reconnecting \(attempt (\d+)\) in (\d+) ms$/.exec(log.lines[i])
+    if (match) reconnects.push({ attempt: Number(match[1]), ms: Number(match[2]), at: log.times[i], index: i })
   }
-}
-
-async function assertNoAcknowledgedWriteLost(store, acknowledged) {
-  assert.ok(acknowledged.size > 0, 'no write was acknowledged')
-  for (const [id, conversation] of acknowledged) {
-    const stored = await store.get(id)
-    assert.ok(stored, `acknowledged write ${id} is gone`)
-    assert.equal(stored.updatedAt, conversation.updatedAt)
+  assert.deepEqual(reconnects.slice(0, attempts).map((r) => r.attempt), Array.from({ length: attempts }, (_, i) => i + 1),
+    `the attempts must count up, not start over:\n${log.lines.slice(from).join('\n')}`)
+  for (const { attempt, ms, at, index } of reconnects.slice(0, attempts)) {
+    const step = Math.min(baseDelayMs * 2 ** (attempt - 1), maxDelayMs)
+    assert.ok(ms >= step / 2 && ms <= step, `attempt ${attempt}: ${ms} ms outside [${step / 2}, ${step}]`)
+    const next = log.lines.findIndex((line, i) => i > index && /reconnected to|connection failed/.test(line))
+    // Lines reach JavaScript late when its thread is busy, which can only shorten a gap: 15 ms of it.
+    if (next >= 0) assert.ok(log.times[next] - at >= ms - 15, `attempt ${attempt} came ${Math.round(log.times[next] - at)} ms after a ${ms} ms delay`)
   }
-}
-
-
-/** Stops the load; every call settled in time, and no acknowledged write was lost. */
-async function stopLoadAndCheck(store, load) {
-  const { results, acknowledged } = await load.stop()
-  assertSettledInTime(results)
-  await assertNoAcknowledgedWriteLost(store, acknowledged)
-  return results
 }
 
 /** Bounded polling with redis-cli PING until the server's reply shows the fault took hold. */
@@ -81,7 +84,7 @@ test('a paused server (SIGSTOP): calls reject in time, status goes reconnecting,
   const { store } = openStore(server)
   await withLogOnFailure(server, async () => {
     await store.ready()
-    const load = startLoad(store, makeConversation, { idPrefix: 'pause' })
+    const load = startLoad(store, { idPrefix: 'pause' })
     await untilAcknowledged(load, 20)
     server.pause()
     try {
@@ -95,7 +98,7 @@ test('a paused server (SIGSTOP): calls reject in time, status goes reconnecting,
     }
     await waitForStatus(store, 'ready')
     await untilAcknowledged(load, 20)
-    const results = await stopLoadAndCheck(store, load)
+    const results = await stopLoadAndCheck(load)
     assert.ok(results.some((r) => !r.ok), 'no call failed while the server was paused')
   })
   await store.close()
@@ -107,7 +110,7 @@ test('a killed server restarted on the same port: calls reject in time, the stor
   const { store, log } = openStore(server)
   await withLogOnFailure(server, async () => {
     await store.ready()
-    const load = startLoad(store, makeConversation, { idPrefix: 'kill' })
+    const load = startLoad(store, { idPrefix: 'kill' })
     await untilAcknowledged(load, 20)
     await server.kill()
     await waitForStatus(store, 'reconnecting')
@@ -119,7 +122,7 @@ test('a killed server restarted on the same port: calls reject in time, the stor
     await log.waitFor(/reconnected to 127\.0\.0\.1/)
     await waitForStatus(store, 'ready')
     await untilAcknowledged(load, 20)
-    await stopLoadAndCheck(store, load)
+    await stopLoadAndCheck(load)
   })
   await store.close()
 })
@@ -189,7 +192,8 @@ test('READONLY (the old primary after a failover) rejects the write and forces a
       const again = await timed(() => store.set(another.externalId, another))
       assert.equal(again.error?.code, 'STORE_UNAVAILABLE')
     }
-    await log.waitFor(/reconnecting \(attempt 3\)/, { from })
+    await log.waitFor(/reconnecting \(attempt 4\)/, { from })
+    assertBackoffDoubles(log, from, { baseDelayMs: 20, maxDelayMs: 200, attempts: 4 })
     await server.cli('REPLICAOF', 'NO', 'ONE')
     await waitForStatus(store, 'ready')
     await store.set(refused.externalId, refused)
@@ -229,44 +233,65 @@ test('BUSY (a long script) and DEBUG SLEEP: calls reject in time and the store r
   await store.close()
 })
 
-test('a half-open connection under load (bytes black-holed, no RST) is replaced within about commandTimeoutMs', async () => {
-  const { server, proxy, store, log } = await openThroughProxy()
+test('a half-open connection under load (bytes black-holed, no RST) is found by a call\'s own deadline, within about commandTimeoutMs', async (t) => {
+  // A heartbeat far off: only the calls' deadlines can find the dead connection.
+  const { server, proxy, store, log } = await openThroughProxy({ healthCheckIntervalMs: 60_000 })
   await withLogOnFailure(server, async () => {
     await store.ready()
-    const load = startLoad(store, makeConversation, { idPrefix: 'hole' })
+    const load = startLoad(store, { idPrefix: 'hole' })
     await untilAcknowledged(load, 20)
     const from = log.lines.length
     proxy.blackhole()
-    const lost = Date.now()
-    // Whichever sees it first: a call past its deadline, or the heartbeat's PING.
-    await log.waitFor(/connection lost: (no reply from Redis|health check got no reply) within 500 ms/, { from })
-    assert.ok(Date.now() - lost < SETTLE_CEILING_MS, `detected after ${Date.now() - lost} ms`)
+    const lost = performance.now()
+    const { at } = await log.waitForEntry(/connection lost: /, { from, timeoutMs: 5000 })
+    assert.match(log.lines[from], new RegExp(`connection lost: no reply from Redis within ${COMMAND_TIMEOUT_MS} ms`))
+    const detectedMs = at - lost
+    t.diagnostic(`detected after ${Math.round(detectedMs)} ms`)
+    // The swallowed call was sent at most moments before the black hole, and had its whole deadline.
+    assert.ok(detectedMs > COMMAND_TIMEOUT_MS - 150 && detectedMs < COMMAND_TIMEOUT_MS + DETECTION_SLACK_MS,
+      `detected after ${Math.round(detectedMs)} ms, expected about ${COMMAND_TIMEOUT_MS}`)
     await waitForStatus(store, 'reconnecting')
     proxy.restore()
     await waitForStatus(store, 'ready')
     await untilAcknowledged(load, 20)
-    await stopLoadAndCheck(store, load)
+    await stopLoadAndCheck(load)
   })
   await store.close()
   await proxy.close()
 })
 
-test('an idle half-open connection is found by the heartbeat within healthCheckIntervalMs + commandTimeoutMs', async () => {
-  const { server, proxy, store, log } = await openThroughProxy()
+test('an idle half-open connection is found by the heartbeat within healthCheckIntervalMs + commandTimeoutMs', async (t) => {
+  // Far below the 1000 ms default, so a store that ignored the option would miss the bound.
+  const healthCheckIntervalMs = 150
+  const { server, proxy, store, log } = await openThroughProxy({ healthCheckIntervalMs })
   await withLogOnFailure(server, async () => {
     await store.ready()
     const from = log.lines.length
-    proxy.blackhole()
-    const lost = Date.now()
-    await log.waitFor(/connection lost: health check got no reply/, { from })
-    const detectedMs = Date.now() - lost
-    assert.ok(detectedMs < HEALTH_CHECK_INTERVAL_MS * 2 + COMMAND_TIMEOUT_MS + 1500, `detected after ${detectedMs} ms`)
+    // Idle, only heartbeats cross the proxy: go dark right after one reply has passed, so
+    // the next heartbeat is due one interval from now and gets no reply.
+    const lost = await new Promise((resolve, reject) => {
+      // Also what keeps the event loop alive meanwhile: the store's sockets do not.
+      const timer = setTimeout(() => reject(new Error('no heartbeat crossed the proxy within 5000 ms')), 5000)
+      proxy.events.once('reply', () => {
+        proxy.blackhole()
+        clearTimeout(timer)
+        resolve(performance.now())
+      })
+    })
+    const { at } = await log.waitForEntry(/connection lost: /, { from, timeoutMs: 5000 })
+    assert.match(log.lines[from], new RegExp(`connection lost: health check got no reply within ${COMMAND_TIMEOUT_MS} ms`))
+    const detectedMs = at - lost
+    t.diagnostic(`detected after ${Math.round(detectedMs)} ms`)
+    const expectedMs = healthCheckIntervalMs + COMMAND_TIMEOUT_MS
+    assert.ok(detectedMs > expectedMs - 10 && detectedMs < expectedMs + DETECTION_SLACK_MS,
+      `detected after ${Math.round(detectedMs)} ms, expected about ${expectedMs}`)
     // The line is logged once the store has stopped using the dead connection.
     assert.equal(store.status, 'reconnecting')
     proxy.restore()
     await waitForStatus(store, 'ready')
     const idle = makeConversation()
     await store.set(idle.externalId, idle)
+    assert.deepEqual(await store.get(idle.externalId), idle)
   })
   await store.close()
   await proxy.close()

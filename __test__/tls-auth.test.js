@@ -172,6 +172,23 @@ describe('TLS and authentication', { concurrency: true }, () => {
     });
   });
 
+  test('a client certificate without its key, or a key without its certificate, is refused at construction: STORE_INVALID_CONFIG', async () => {
+    // Real PEM, the very pair that works above: a refusal can only be for the missing half.
+    const { clientCertPem: cert, clientKeyPem: key } = mutualTls.certs;
+    const quiet = { info() {}, warn() {}, error() {} };
+    const build = (tls) => () => new RedisConversationStore(mutualTls.url, { tls: { ca: mutualTls.caPem, ...tls }, logger: quiet });
+    const both = build({ cert, key })();
+    await both.close();
+    for (const half of [{ cert }, { key }, { cert: Buffer.from(cert) }, { key: Buffer.from(key) }]) {
+      assert.throws(build(half), (error) => {
+        assert.equal(error.code, 'STORE_INVALID_CONFIG', error.message);
+        assert.match(error.message, /tls: cert and key must be given together/);
+        assert.ok(!error.message.includes('PRIVATE KEY'), 'the key must not be echoed');
+        return true;
+      }, `only ${Object.keys(half)[0]}`);
+    }
+  });
+
   test('mutual TLS: without a client certificate ready() rejects STORE_UNAVAILABLE', async (t) => {
     await withLogOnFailure(mutualTls, async () => {
       const store = openStore(t, mutualTls.url, { tls: { ca: mutualTls.caPem } });

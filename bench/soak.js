@@ -16,7 +16,7 @@ const { setTimeout: delay } = require('node:timers/promises');
 const { RedisConversationStore } = require('..');
 const { startRedis, stopAll } = require('../__test__/helpers/redis.js');
 const { startProxy } = require('../__test__/helpers/proxy.js');
-const { makeConversation, isoAt } = require('../__test__/helpers/conversations.js');
+const { makeConversation, isoAt, uuidFrom } = require('../__test__/helpers/conversations.js');
 const { prng } = require('./workload.js');
 
 const COMMAND_TIMEOUT_MS = 1000;
@@ -255,11 +255,12 @@ async function main() {
 
       if (op === 'set') {
         const fresh = live.length === 0 || (live.length < LIVE_IDS_PER_WORKER && rnd() < 0.5);
-        const id = fresh ? `soak-${w}-${nextId++}` : live[Math.floor(rnd() * live.length)];
+        // A conversation's id is its externalId, a UUID; from the seed, so a run repeats.
+        const id = fresh ? uuidFrom(`soak-${args.seed}-${w}-${nextId++}`) : live[Math.floor(rnd() * live.length)];
         const userId = fresh ? users[Math.floor(rnd() * users.length)] : acknowledged.get(id).userId;
         const ms = nextUpdatedAt();
         const conversation = makeConversation({
-          seed: id, userId, tenantId: 'soak-tenant', updatedAt: isoAt(ms), messages: 1 + Math.floor(rnd() * 6),
+          seed: id, externalId: id, userId, tenantId: 'soak-tenant', updatedAt: isoAt(ms), messages: 1 + Math.floor(rnd() * 6),
         });
         const res = await timedCall('set', () => store.set(id, conversation));
         ok = res.ok;

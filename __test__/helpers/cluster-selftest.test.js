@@ -4,7 +4,7 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { startCluster, stopAllClusters } = require('./cluster');
+const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('./cluster');
 const { stopAll } = require('./redis');
 
 let cluster;
@@ -63,6 +63,21 @@ test('a key set through clusterCli is readable, and lives on the node nodeForKey
   assert.equal(await cluster.cli(owner, 'CLUSTER', 'COUNTKEYSINSLOT', slot), '1');
   const other = (await cluster.primaries()).find((p) => p.port !== owner);
   await assert.rejects(cluster.cli(other.port, 'GET', 'selftest:conv:1'), new RegExp(`MOVED ${slot} ${cluster.node(owner).host.replaceAll('.', '\\.')}:${owner}`));
+});
+
+test('uuidsInSlot finds record keys in the slot a hash-tagged user index is in, as the server counts slots', async () => {
+  const slot = keySlot('t');
+  const uuids = uuidsInSlot(slot, 3);
+  assert.equal(new Set(uuids).size, 3);
+  for (const uuid of uuids) {
+    assert.match(uuid, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(await cluster.slotForKey(`conv:${uuid}`), slot);
+  }
+  assert.equal(await cluster.slotForKey('user:mig{t}:conversations'), slot);
+  const [prefixed] = uuidsInSlot(slot, 1, (uuid) => `app:conv:${uuid}`);
+  assert.equal(await cluster.slotForKey(`app:conv:${prefixed}`), slot);
+  // Not every key lands there: the search is what puts them in the slot.
+  assert.notEqual(await cluster.slotForKey('conv:00000000-0000-4000-8000-000000000000'), slot);
 });
 
 test('migrateSlot moves a slot and its keys, with ASK redirects while it migrates', async (t) => {

@@ -4,7 +4,9 @@
 // Nodes are started with startRedis, so redis.js's stopAll() and its exit
 // hooks also kill them; stopAllClusters() is the cluster-level equivalent.
 
+const { randomUUID } = require('node:crypto');
 const { setTimeout: delay } = require('node:timers/promises');
+const keySlot = require('cluster-key-slot');
 const { freePort, makeCerts, startRedis, redisCli, withLogOnFailure } = require('./redis');
 
 const HOST = '127.0.0.1';
@@ -356,9 +358,24 @@ async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, a
   }
 }
 
+/**
+ * `count` distinct UUIDs whose key `keyOf(uuid)` (by default the store's record key,
+ * `conv:<uuid>`) hashes to `slot`: random UUIDs tried until enough fit, about 16,384 tries
+ * each. A conversation's id is its UUID, so no hash tag can place a record.
+ */
+function uuidsInSlot(slot, count, keyOf = (uuid) => `conv:${uuid}`) {
+  const found = new Set();
+  for (let tries = 0; found.size < count; tries++) {
+    if (tries > count * SLOTS * 20) throw new Error(`no ${count} UUIDs found for slot ${slot}`);
+    const uuid = randomUUID();
+    if (keySlot(keyOf(uuid)) === slot) found.add(uuid);
+  }
+  return [...found];
+}
+
 /** Kills every node of every cluster this process started. */
 async function stopAllClusters() {
   await Promise.all([...clusters].map((c) => c.stop()));
 }
 
-module.exports = { startCluster, stopAllClusters, RedisCluster, parseNodes };
+module.exports = { startCluster, stopAllClusters, RedisCluster, parseNodes, keySlot, uuidsInSlot };

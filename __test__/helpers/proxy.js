@@ -2,13 +2,17 @@
 // A TCP proxy in front of a redis-server that can turn into a black hole:
 // a half-open connection as after a failover (no data, no FIN, no RST).
 
+const { EventEmitter, once } = require('node:events');
 const net = require('node:net');
 
 const HOST = '127.0.0.1';
 
 /**
- * startProxy({ targetPort, targetHost?, host? }) → { port, host, blackhole(), restore(), close(), connections, totalAccepted }
+ * startProxy({ targetPort, targetHost?, host? }) → { port, host, blackhole(), restore(), close(), connections, totalAccepted, events }
  * host: the loopback address it listens on (default 127.0.0.1).
+ * events: 'reply' (bytes from the server, just passed on to the client) and 'request' (the
+ * other way), each with the chunk's length, emitted synchronously: a listener that calls
+ * blackhole() stops everything after that chunk.
  *
  * blackhole(): every current connection goes dead for good (bytes both ways are
  * swallowed, sockets stay open, closes are not passed on); connections accepted
@@ -19,6 +23,7 @@ async function startProxy({ targetPort, targetHost = HOST, host = HOST }) {
   const connections = new Set(); // { client, upstream, dead } with at least one side open
   let blackholed = false;
   let totalAccepted = 0;
+  const events = new EventEmitter();
 
   const server = net.createServer((client) => {
     totalAccepted++;
@@ -46,8 +51,8 @@ async function startProxy({ targetPort, targetHost = HOST, host = HOST }) {
       if (!conn.dead) client.destroy();
       forget();
     });
-    forward(client, upstream, conn);
-    forward(upstream, client, conn);
+    forward(client, upstream, conn, (length) => events.emit('request', length));
+    forward(upstream, client, conn, (length) => events.emit('reply', length));
   });
   server.unref();
 
@@ -60,6 +65,7 @@ async function startProxy({ targetPort, targetHost = HOST, host = HOST }) {
     port: server.address().port,
     host,
     connections,
+    events,
     get totalAccepted() {
       return totalAccepted;
     },
@@ -75,24 +81,25 @@ async function startProxy({ targetPort, targetHost = HOST, host = HOST }) {
     restore() {
       blackholed = false;
     },
+    /** Destroys every connection, both sides, and resolves once all are closed and forgotten. */
     async close() {
-      for (const conn of connections) {
-        conn.client.destroy();
-        conn.upstream?.destroy();
-      }
-      connections.clear();
+      const sockets = [...connections].flatMap((conn) => [conn.client, conn.upstream]).filter(Boolean);
+      const closed = sockets.filter((socket) => !socket.closed).map((socket) => once(socket, 'close'));
+      for (const socket of sockets) socket.destroy();
+      await Promise.all(closed);
       await new Promise((resolve) => server.close(() => resolve()));
     },
   };
 }
 
-function forward(from, to, conn) {
+function forward(from, to, conn, passed) {
   from.on('data', (chunk) => {
     if (conn.dead) return; // swallowed
     if (!to.write(chunk)) {
       from.pause();
       to.once('drain', () => from.resume());
     }
+    passed(chunk.length);
   });
   // Half-close passes through while alive; a dead connection keeps silent.
   from.on('end', () => {
