@@ -5,7 +5,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
     MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
 };
-use redis::{Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{
+    Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
+};
 
 #[derive(Clone)]
 pub(crate) enum Connection {
@@ -89,7 +91,14 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Standalone(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => Box::pin(async move {
+                match connection.req_packed_command(cmd).await {
+                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+                        follow_ask(connection, cmd, &error).await
+                    }
+                    result => result,
+                }
+            }),
         }
     }
 
@@ -115,6 +124,56 @@ impl ConnectionLike for Connection {
             Connection::Cluster(connection) => connection.get_db(),
         }
     }
+}
+
+/// How many times one command follows an `ASK` itself before giving up.
+const ASK_FOLLOWS: usize = 3;
+
+/// Follows the `ASK` redis-rs gave up on. redis-rs sends `ASKING` and the command as two
+/// requests on the target's multiplexed connection, so under concurrency another call's
+/// command can slip in between and take the `ASKING`: the command is then bounced back
+/// (`MOVED`) and forth (`ASK`) until its retries run out, which happens to every busy key
+/// during live resharding. Sent as one two-command pipeline, nothing can come between them.
+async fn follow_ask(
+    connection: &mut ClusterConnection,
+    cmd: &Cmd,
+    error: &RedisError,
+) -> RedisResult<Value> {
+    let mut redirect = error.redirect_node().map(|(node, _)| node.to_owned());
+    let mut last = error.clone();
+    for _ in 0..ASK_FOLLOWS {
+        let Some((host, port)) = redirect
+            .as_deref()
+            .and_then(|node| node.rsplit_once(':'))
+            .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
+        else {
+            break;
+        };
+        let mut asking = redis::pipe();
+        asking.cmd("ASKING").add_command(cmd.clone());
+        let target = SingleNodeRoutingInfo::ByAddress { host, port };
+        let reply = connection
+            .route_pipeline(asking, 1, 1, target)
+            .await
+            .and_then(|mut replies| replies.pop().ok_or_else(no_reply))
+            .and_then(Value::extract_error);
+        match reply {
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
+                redirect = error.redirect_node().map(|(node, _)| node.to_owned());
+                last = error;
+            }
+            // A MOVED means the slot has moved on: redis-rs follows that one correctly.
+            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Moved) => {
+                return connection.req_packed_command(cmd).await;
+            }
+            reply => return reply,
+        }
+    }
+    Err(last)
+}
+
+fn no_reply() -> RedisError {
+    RedisError::from((ErrorKind::Client, "no reply to a command sent after ASKING"))
 }
 
 /// Each range of a `CLUSTER SLOTS` reply is `[start, end, [host, port, id, …], replicas…]`.

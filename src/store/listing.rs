@@ -4,8 +4,8 @@
 //! A list reads the index newest first, fetches the records, and leaves out entries whose
 //! record is gone or now another user's. When that leaves fewer than `listLimit`, it reads
 //! further down the index, for a bounded number of rounds, so it returns what the in-memory
-//! store returns. Records are fetched in MGETs of bounded worst-case size, so one list never
-//! asks for one reply larger than `LIST_CHUNK_BYTES`. Healing is best effort: it is skipped
+//! store returns. Records are fetched in batches of bounded worst-case size (one MGET each on
+//! a standalone server), so one list never asks for one reply larger than `LIST_CHUNK_BYTES`. Healing is best effort: it is skipped
 //! when it would outlast the call's deadline, and a refusal never fails the read.
 
 use std::collections::HashSet;
@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use redis::{RedisError, Value};
 use tokio::time::{timeout_at, Instant};
 
-use super::redis::{wrong_type_names, RedisStore};
+use super::redis::{eval_one_key, read_record, wrong_type_names, RedisStore, HEAL_CLUSTER};
 use super::{check_stored, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
 use crate::conn::{server_error, CallError, Connection};
 use crate::error::describe_chain;
@@ -67,6 +67,24 @@ fn parse_entries(reply: Value) -> Vec<Entry> {
         }
     }
     entries
+}
+
+/// The records of `keys`, in order. Standalone: one MGET. Cluster: one GET per key, in
+/// parallel. A multi-key MGET of keys that share a slot answers `TRYAGAIN` for as long as that
+/// slot is being migrated key by key (redis-rs then retries until the deadline), while a single
+/// GET is redirected with `ASK` and answered at once.
+async fn read_records(
+    connection: &mut Connection,
+    keys: &[String],
+) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
+    if !connection.is_cluster() {
+        return redis::cmd("MGET").arg(keys).query_async(connection).await;
+    }
+    let gets = keys.iter().map(|key| {
+        let mut connection = connection.clone();
+        async move { read_record(&mut connection, key).await }
+    });
+    join_all(gets).await.into_iter().collect()
 }
 
 impl RedisStore {
@@ -150,10 +168,7 @@ impl RedisStore {
             .iter()
             .map(|entry| self.keys.conversation_key(entry.id().unwrap_or_default()))
             .collect();
-        let stored: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(connection)
-            .await?;
+        let stored = read_records(connection, &keys).await?;
         for ((entry, key), value) in batch.into_iter().zip(&keys).zip(stored) {
             let Some(bytes) = value else {
                 stale.push((entry, Stale::Missing));
@@ -211,11 +226,11 @@ impl RedisStore {
         stale: &[(Entry, Stale)],
     ) -> Result<(), RedisError> {
         if connection.is_cluster() {
-            let mut invocation = self.scripts.heal_cluster.key(index_key);
+            let mut invocation = eval_one_key(HEAL_CLUSTER, index_key);
             for (entry, _) in stale {
                 invocation.arg(&entry.member).arg(&entry.score);
             }
-            let removed: i64 = invocation.invoke_async(connection).await?;
+            let removed: i64 = invocation.query_async(connection).await?;
             if removed > 0 {
                 self.restore_raced_entries(connection, index_key, user_id, stale)
                     .await?;
@@ -251,10 +266,7 @@ impl RedisStore {
             .iter()
             .map(|(entry, _)| self.keys.conversation_key(entry.id().unwrap_or_default()))
             .collect();
-        let records: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-            .arg(&keys)
-            .query_async(connection)
-            .await?;
+        let records = read_records(connection, &keys).await?;
         let mut restore = redis::cmd("ZADD");
         restore.arg(index_key);
         let mut any = false;

@@ -18,25 +18,33 @@ use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor}
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
 
-/// The scripts the store sends, as the files in `scripts/` hold them.
+/// The standalone scripts, sent by SHA (EVALSHA, loaded on first use).
 pub(super) struct Scripts {
     pub set: Script,
-    pub record_set: Script,
-    pub index_add: Script,
     pub heal: Script,
-    pub heal_cluster: Script,
 }
 
 impl Scripts {
     fn load() -> Self {
         Scripts {
             set: Script::new(include_str!("scripts/set.lua")),
-            record_set: Script::new(include_str!("scripts/record_set.lua")),
-            index_add: Script::new(include_str!("scripts/index_add.lua")),
             heal: Script::new(include_str!("scripts/heal.lua")),
-            heal_cluster: Script::new(include_str!("scripts/heal_cluster.lua")),
         }
     }
+}
+
+/// The cluster's one-key scripts, sent whole (EVAL). A primary that is importing a slot may
+/// serve no slot yet, so redis-rs never sends it `SCRIPT LOAD`, and an `EVALSHA` redirected
+/// there by `ASK` could only answer `NOSCRIPT`. Redis caches an EVAL'd script by its SHA too.
+pub(super) const RECORD_SET: &str = include_str!("scripts/record_set.lua");
+pub(super) const INDEX_ADD: &str = include_str!("scripts/index_add.lua");
+pub(super) const HEAL_CLUSTER: &str = include_str!("scripts/heal_cluster.lua");
+
+/// `EVAL script 1 key`: the start of a cluster script's command; its arguments follow.
+pub(super) fn eval_one_key(script: &str, key: &str) -> redis::Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(script).arg(1).arg(key);
+    command
 }
 
 /// Calls taken in and not settled yet, so `close()` can let them finish.
@@ -285,24 +293,19 @@ impl RedisStore {
             if index_type != "none" && index_type != "zset" {
                 return Err(other_type(keys.1));
             }
-            self.scripts
-                .record_set
-                .key(keys.0)
+            eval_one_key(RECORD_SET, keys.0)
                 .arg(json)
                 .arg(ttl)
-                .invoke_async::<()>(&mut connection)
+                .query_async::<()>(&mut connection)
                 .await
                 .map_err(wrong_type)?;
-            let oldest: Vec<redis::Value> = self
-                .scripts
-                .index_add
-                .key(keys.1)
+            let oldest: Vec<redis::Value> = eval_one_key(INDEX_ADD, keys.1)
                 .arg(summary.updated_at_ms)
                 .arg(id)
                 .arg(index_ttl)
                 .arg(self.options.list_limit)
                 .arg(TRIM_BATCH)
-                .invoke_async(&mut connection)
+                .query_async(&mut connection)
                 .await
                 .map_err(wrong_type)?;
             self.trim_cluster_index(
