@@ -69,6 +69,15 @@ function toStoreError(error, fallbackCode) {
   return new StoreError(fallbackCode, message)
 }
 
+/**
+ * `text` with control characters and the Unicode line separators escaped, as the native
+ * side does for its messages: one line, whatever the caller's data holds.
+ * @param {string} text
+ */
+function printable(text) {
+  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`)
+}
+
 /** @param {unknown} error @returns {never} */
 function rejectWithStoreError(error) {
   throw toStoreError(error, 'STORE_UNAVAILABLE')
@@ -110,6 +119,10 @@ function splitOptions(options, allowed) {
     }
   }
   const { logger = stderrLogger, ...native } = /** @type {Record<string, unknown>} */ (options)
+  if (typeof native.keyPrefix === 'string' && !native.keyPrefix.isWellFormed()) {
+    // Two prefixes napi would turn into the same one must not share keys.
+    throw new StoreError('STORE_INVALID_CONFIG', 'keyPrefix: expected a string without lone surrogates')
+  }
   checkNestedOption(native, 'tls', ['ca', 'cert', 'key'])
   checkNestedOption(native, 'retry', ['baseDelayMs', 'maxDelayMs'])
   const validLogger =
@@ -150,12 +163,17 @@ function checkNestedOption(options, name, fields) {
 function logSink(logger) {
   return (level, line) => {
     try {
-      logger[/** @type {LogLevel} */ (level)](line)
+      /** @type {unknown} */
+      const result = logger[/** @type {LogLevel} */ (level)](line)
+      // An async logger's rejection must not become an unhandled rejection.
+      if (result instanceof Promise) result.catch(ignore)
     } catch {
       // Nothing sensible to do with a logger that throws.
     }
   }
 }
+
+const ignore = () => {}
 
 /**
  * @template T
@@ -204,7 +222,7 @@ function serialize(conversation) {
   } catch (error) {
     if (error instanceof StoreError) throw error
     const reason = error instanceof Error ? error.message : String(error)
-    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${reason})`)
+    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${printable(reason)})`)
   }
 }
 
@@ -447,11 +465,15 @@ class RedisConversationStore extends NativeBackedStore {
 
   /** @param {string} url @param {import('./index').RedisStoreOptions} [options] */
   constructor(url, options) {
-    if (typeof url !== 'string') {
-      throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
-    }
-    const { native, logger } = splitOptions(options, REDIS_OPTIONS)
-    const store = constructNative(() => new NativeRedisStore(url, native, logSink(logger)))
+    const store = constructNative(() => {
+      if (typeof url !== 'string') {
+        throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
+      }
+      // napi would replace a lone surrogate (in a password) with U+FFFD.
+      if (!url.isWellFormed()) throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a string without lone surrogates')
+      const { native, logger } = splitOptions(options, REDIS_OPTIONS)
+      return new NativeRedisStore(url, native, logSink(logger))
+    })
     super(batchedRedisStore(store))
     this.#native = store
   }
@@ -465,8 +487,7 @@ class RedisConversationStore extends NativeBackedStore {
 class InMemoryConversationStore extends NativeBackedStore {
   /** @param {import('./index').InMemoryStoreOptions} [options] */
   constructor(options) {
-    const { native } = splitOptions(options, COMMON_OPTIONS)
-    super(constructNative(() => new NativeMemoryStore(native)))
+    super(constructNative(() => new NativeMemoryStore(splitOptions(options, COMMON_OPTIONS).native)))
   }
 
   ready() {
@@ -479,15 +500,17 @@ class InMemoryConversationStore extends NativeBackedStore {
  * @param {import('./index').CreateConversationStoreOptions} [options]
  */
 function createConversationStore(options = {}) {
-  if (options === null || typeof options !== 'object') {
-    throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object')
-  }
-  const { redisUrl, ...rest } = options
-  splitOptions(rest, REDIS_OPTIONS)
-  const logger = rest.logger ?? stderrLogger
-  if (redisUrl !== undefined && redisUrl !== null && typeof redisUrl !== 'string') {
-    throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
-  }
+  const { redisUrl, rest, logger } = constructNative(() => {
+    if (options === null || typeof options !== 'object') {
+      throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object')
+    }
+    const { redisUrl, ...rest } = options
+    const { logger } = splitOptions(rest, REDIS_OPTIONS)
+    if (redisUrl !== undefined && redisUrl !== null && typeof redisUrl !== 'string') {
+      throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
+    }
+    return { redisUrl, rest, logger }
+  })
   if (redisUrl) {
     const store = new RedisConversationStore(redisUrl, rest)
     logSink(logger)('info', `[STORE] using Redis at ${addressOf(store)}`)

@@ -257,3 +257,36 @@ describe('createConversationStore', () => {
     assert.equal((await store.listByUser('limit-user')).length, 2);
   });
 });
+
+describe('hostile option objects', () => {
+  const throwing = (what) => () => {
+    throw new Error(`${what} exploded`);
+  };
+  const cases = [
+    ['an option getter that throws', () => new RedisConversationStore('rediss://127.0.0.1:1', { get ttlSeconds() { return throwing('getter')(); } })],
+    ['a logger whose info getter throws', () => new RedisConversationStore('rediss://127.0.0.1:1', { logger: { get info() { return throwing('info')(); }, warn() {}, error() {} } })],
+    ['a Proxy whose ownKeys throws', () => new RedisConversationStore('rediss://127.0.0.1:1', new Proxy({}, { ownKeys: throwing('ownKeys') }))],
+    ['a factory option getter that throws', () => createConversationStore({ get redisUrl() { return throwing('redisUrl')(); } })],
+    ['an in-memory option getter that throws', () => new InMemoryConversationStore({ get listLimit() { return throwing('listLimit')(); } })],
+    ['a keyPrefix with a lone surrogate (napi would alias it)', () => new RedisConversationStore('rediss://127.0.0.1:1', { keyPrefix: 'a\uD800:' })],
+    ['a URL with a lone surrogate', () => new RedisConversationStore('rediss://:p\uD800@127.0.0.1:1')],
+  ];
+  for (const [what, construct] of cases) {
+    test(`${what}: the constructor throws STORE_INVALID_CONFIG`, () => {
+      assert.throws(build(construct), invalidConfig());
+    });
+  }
+
+  test('a logger that returns a rejected promise never becomes an unhandled rejection', async () => {
+    const { spawnSync } = require('node:child_process');
+    const script = `
+      const { createConversationStore } = require(${JSON.stringify(require.resolve('..'))});
+      const reject = async () => { throw new Error('async logger failed'); };
+      const store = createConversationStore({ logger: { info: reject, warn: reject, error: reject } });
+      setTimeout(() => store.close().then(() => console.log('survived')), 50);
+    `;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.status, 0, child.stderr);
+    assert.equal(child.stdout.trim(), 'survived');
+  });
+});
