@@ -92,7 +92,7 @@ describe('options', () => {
     ['listLimit 0', { listLimit: 0 }],
     ['listLimit -5', { listLimit: -5 }],
     ['maxRecordBytes 0', { maxRecordBytes: 0 }],
-    ['listLimit × maxRecordBytes over 1 GiB (one list could fetch more)', { listLimit: 257, maxRecordBytes: 4 * 1024 * 1024 }],
+    ['listLimit × maxRecordBytes over 256 MiB (one list could not cross into JavaScript)', { listLimit: 65, maxRecordBytes: 4 * 1024 * 1024 }],
     ['an unknown option name', { ttl: 60 }],
     ['a logger without methods', { logger: {} }],
     ['a logger missing error()', { logger: { info() {}, warn() {} } }],

@@ -705,3 +705,43 @@ it('a record another writer stored with sdkConversationRef comes back without it
   assert.deepEqual(listed, [conversation]);
   assert.equal(Object.hasOwn(listed[0], 'sdkConversationRef'), false);
 });
+
+it('lists that race another list\'s heal still return the newest conversations', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix, listLimit: 5 });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  const live = [];
+  for (let i = 0; i < 10; i++) {
+    const c = makeConversation({ userId, updatedAt: isoAt(i * 1000) });
+    await store.set(c.externalId, c);
+    live.push(c);
+  }
+  const expected = live.slice(5).reverse().map(persisted);
+  for (let round = 0; round < 150; round++) {
+    // Ghosts on top: each list reads a short first round, and one list's heal removes them
+    // while another reads its second round.
+    await server.cli('ZADD', indexKey, ...[1, 2, 3, 4, 5].flatMap((k) => [Date.parse(isoAt(1_000_000 + k)), `ghost-${k}`]));
+    const lists = await Promise.all([store.listByUser(userId), store.listByUser(userId), store.listByUser(userId)]);
+    for (const list of lists) assert.deepEqual(list, expected, `round ${round}`);
+  }
+});
+
+it('the index stays bounded when old live conversations sit below the ghosts', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix, listLimit: 3 });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  // More old live conversations than a set checks at the bottom of the index.
+  for (let i = 0; i < 6; i++) {
+    const c = makeConversation({ userId, updatedAt: isoAt(i) });
+    await store.set(c.externalId, c);
+  }
+  for (let i = 0; i < 10; i++) await server.cli('ZADD', indexKey, Date.parse(isoAt(100 + i)), `expired-${i}`);
+  for (let i = 0; i < 60; i++) {
+    const c = makeConversation({ userId, updatedAt: isoAt(1000 + i) });
+    await store.set(c.externalId, c);
+  }
+  const members = (await server.cli('ZRANGE', indexKey, 0, -1)).split('\n');
+  assert.deepEqual(members.filter((m) => m.startsWith('expired-')), [], `ghosts left among ${members.length} entries`);
+});

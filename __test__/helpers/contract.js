@@ -357,6 +357,15 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       await assert.rejects(store.listByUser(null), rejectsWith('STORE_INVALID_ARGUMENT', 'userId'));
     });
 
+    it('an id or userId over 64 KiB of UTF-8 is refused before anything is sent', async () => {
+      const store = await openStore();
+      const long = 'é'.repeat(40_000);
+      await assert.rejects(store.get(long), rejectsWith('STORE_INVALID_ARGUMENT', 'id'));
+      await assert.rejects(store.delete(long), rejectsWith('STORE_INVALID_ARGUMENT', 'id'));
+      await assert.rejects(store.listByUser(long), rejectsWith('STORE_INVALID_ARGUMENT', 'userId'));
+      assert.deepEqual(await store.listByUser('é'.repeat(30_000)), []);
+    });
+
     it('get, delete and listByUser reject an id with a lone surrogate: it never aliases the id napi would make of it', async () => {
       const store = await openStore();
       const conversation = makeConversation({ userId: 'user-\uFFFD' });

@@ -15,7 +15,9 @@ use futures_util::future::join_all;
 use redis::{RedisError, Value};
 use tokio::time::{timeout_at, Instant};
 
-use super::redis::{eval_one_key, read_record, wrong_type_names, RedisStore, HEAL_CLUSTER};
+use super::redis::{
+    eval_one_key, read_record, wrong_type_names, RedisStore, HEAL_CLUSTER, HEAL_CLUSTER_FINISH,
+};
 use super::{check_stored, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
 use crate::conn::{server_error, CallError, Connection};
 use crate::error::describe_chain;
@@ -38,8 +40,13 @@ impl Entry {
 /// (by the SHA-1 of the bytes read, so the heal removes it only if it is still that record).
 pub(super) enum Stale {
     Missing,
-    Foreign(String),
+    /// The SHA-1 (hex) and length of the foreign record.
+    Foreign(String, usize),
 }
+
+/// One heal hashes at most this many bytes of foreign records on Redis's thread; entries
+/// beyond it are left for a later list.
+const HEAL_FOREIGN_BYTES: usize = 8 * 1024 * 1024;
 
 /// Flat `member, score, …` (RESP2) or `[member, score]` pairs (RESP3).
 fn parse_entries(reply: Value) -> Vec<Entry> {
@@ -98,26 +105,34 @@ impl RedisStore {
         self.call(|mut connection, deadline| async move {
             let mut records = Vec::with_capacity(limit);
             let mut stale: Vec<(Entry, Stale)> = Vec::new();
-            // A set between two rounds shifts the offsets: an entry may come twice.
+            // Each round reads on from the lowest score the last one read, so entries removed or
+            // added above it meanwhile (a concurrent heal, delete or set) shift nothing. The
+            // entries already read at that score come again and are dropped by `seen`: the
+            // round asks for that many more.
             let mut seen: HashSet<Vec<u8>> = HashSet::new();
-            let mut offset = 0;
+            let mut max_score = b"+inf".to_vec();
+            let mut again = 0;
             for _ in 0..LIST_ROUNDS {
                 let reply: Value = redis::cmd("ZREVRANGEBYSCORE")
                     .arg(&index_key)
-                    .arg("+inf")
+                    .arg(&max_score)
                     .arg("-inf")
                     .arg("WITHSCORES")
                     .arg("LIMIT")
-                    .arg(offset)
-                    .arg(limit)
+                    .arg(0)
+                    .arg(limit + again)
                     .query_async(&mut connection)
                     .await
                     .map_err(wrong_type_names(&index_key))?;
                 let entries = parse_entries(reply);
-                let read = entries.len();
-                offset += read;
+                let exhausted = entries.len() < limit + again;
+                if let Some(last) = entries.last() {
+                    max_score = last.score.clone();
+                    again = entries.iter().rev().take_while(|e| e.score == max_score).count();
+                }
                 let mut entries = entries.into_iter().peekable();
-                while entries.peek().is_some() {
+                // Records past `listLimit` are not fetched: they would only be dropped.
+                while entries.peek().is_some() && records.len() < limit {
                     let batch: Vec<Entry> = entries
                         .by_ref()
                         .filter(|entry| self.usable(entry, &index_key))
@@ -127,7 +142,7 @@ impl RedisStore {
                     self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
                         .await?;
                 }
-                if records.len() >= limit || read < limit {
+                if records.len() >= limit || exhausted {
                     break;
                 }
             }
@@ -174,10 +189,12 @@ impl RedisStore {
                 stale.push((entry, Stale::Missing));
                 continue;
             };
-            let digest = sha1_smol::Sha1::from(&bytes).digest().to_string();
             match check_stored(key, bytes) {
                 Ok((json, summary)) if summary.user_id == user_id => records.push(json),
-                Ok(_) => stale.push((entry, Stale::Foreign(digest))),
+                Ok((json, _)) => {
+                    let digest = sha1_smol::Sha1::from(json.as_bytes()).digest().to_string();
+                    stale.push((entry, Stale::Foreign(digest, json.len())));
+                }
                 Err(error) => self
                     .logger()
                     .warn(format!("left a record out of a list: {}", error.message)),
@@ -226,63 +243,68 @@ impl RedisStore {
         stale: &[(Entry, Stale)],
     ) -> Result<(), RedisError> {
         if connection.is_cluster() {
-            let mut invocation = eval_one_key(HEAL_CLUSTER, index_key);
+            let mut mark = eval_one_key(HEAL_CLUSTER, index_key);
             for (entry, _) in stale {
-                invocation.arg(&entry.member).arg(&entry.score);
+                mark.arg(&entry.member).arg(&entry.score);
             }
-            let removed: i64 = invocation.query_async(connection).await?;
-            if removed > 0 {
-                self.restore_raced_entries(connection, index_key, user_id, stale)
+            let marked: Vec<Vec<u8>> = mark.query_async(connection).await?;
+            if !marked.is_empty() {
+                self.finish_cluster_heal(connection, index_key, user_id, marked)
                     .await?;
             }
             return Ok(());
         }
         let mut invocation = self.scripts.heal.key(index_key);
+        let mut foreign_bytes = 0;
         for (entry, why) in stale {
+            let seen = match why {
+                Stale::Missing => "",
+                Stale::Foreign(digest, len) => {
+                    foreign_bytes += len;
+                    if foreign_bytes > HEAL_FOREIGN_BYTES {
+                        continue;
+                    }
+                    digest.as_str()
+                }
+            };
             invocation
                 .key(self.keys.conversation_key(entry.id().unwrap_or_default()))
                 .arg(&entry.member)
                 .arg(&entry.score)
-                .arg(match why {
-                    Stale::Missing => "",
-                    Stale::Foreign(digest) => digest.as_str(),
-                });
+                .arg(seen);
         }
         invocation.invoke_async::<i64>(connection).await?;
         Ok(())
     }
 
-    /// In a cluster, a `set` of the same id and `updatedAt` can land between the list's MGET
-    /// and the heal (its ZADD a no-op, then removed): read the records again and put back the
-    /// entry of any that now exists for this user, in one ZADD.
-    async fn restore_raced_entries(
+    /// The second half of a cluster heal: reads the marked entries' records again (a `set` of
+    /// the same id and `updatedAt` may have landed between the list's read and the mark, its
+    /// ZADD a no-op) and removes each entry whose record is still gone or foreign, or puts back
+    /// the score of one that now belongs to this user.
+    async fn finish_cluster_heal(
         &self,
         connection: &mut Connection,
         index_key: &str,
         user_id: &str,
-        stale: &[(Entry, Stale)],
+        marked: Vec<Vec<u8>>,
     ) -> Result<(), RedisError> {
-        let keys: Vec<String> = stale
+        let keys: Vec<String> = marked
             .iter()
-            .map(|(entry, _)| self.keys.conversation_key(entry.id().unwrap_or_default()))
+            .map(|member| self.keys.conversation_key(&String::from_utf8_lossy(member)))
             .collect();
         let records = read_records(connection, &keys).await?;
-        let mut restore = redis::cmd("ZADD");
-        restore.arg(index_key);
-        let mut any = false;
-        for (((entry, _), key), record) in stale.iter().zip(&keys).zip(records) {
-            let Some(bytes) = record else { continue };
-            if let Ok((_, summary)) = check_stored(key, bytes) {
-                if summary.user_id == user_id {
-                    restore.arg(summary.updated_at_ms).arg(&entry.member);
-                    any = true;
-                }
-            }
+        let mut finish = eval_one_key(HEAL_CLUSTER_FINISH, index_key);
+        for ((member, key), record) in marked.iter().zip(&keys).zip(records) {
+            let owned = record
+                .and_then(|bytes| check_stored(key, bytes).ok())
+                .filter(|(_, summary)| summary.user_id == user_id);
+            finish.arg(member);
+            match owned {
+                Some((_, summary)) => finish.arg(summary.updated_at_ms),
+                None => finish.arg(""),
+            };
         }
-        if any {
-            restore.query_async::<()>(connection).await?;
-        }
-        Ok(())
+        finish.query_async::<()>(connection).await
     }
 
     /// After a cluster `set`: `oldest` is what the index script returned once the index grew
@@ -297,9 +319,11 @@ impl RedisStore {
         written_id: &str,
         oldest: Vec<Value>,
     ) {
+        let mut seen = HashSet::new();
         let candidates: Vec<Entry> = parse_entries(Value::Array(oldest))
             .into_iter()
             .filter(|entry| entry.id().is_some_and(|id| id != written_id))
+            .filter(|entry| seen.insert(entry.member.clone()))
             .collect();
         if candidates.is_empty() {
             return;

@@ -39,10 +39,20 @@ const LIST_CHUNK_BYTES: usize = 64 * 1024 * 1024;
 /// gone leave it short.
 const LIST_ROUNDS: usize = 4;
 
+/// The longest id or userId, in UTF-8 bytes. A key longer than the server's `proto-max-bulk-len`
+/// makes it close the shared connection, failing every caller's calls.
+const MAX_ID_BYTES: usize = 64 * 1024;
+
 fn check_id(name: &str, id: &str) -> StoreResult<()> {
     if id.is_empty() {
         return Err(StoreError::invalid_argument(format!(
             "{name}: expected a non-empty string"
+        )));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(StoreError::invalid_argument(format!(
+            "{name}: {} bytes of UTF-8, more than {MAX_ID_BYTES}",
+            id.len()
         )));
     }
     Ok(())

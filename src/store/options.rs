@@ -30,9 +30,10 @@ pub const MILLISECONDS_RANGE: RangeInclusive<u64> = 1..=86_400_000;
 /// A shorter interval would PING more than it finds.
 pub const HEALTH_CHECK_INTERVAL_MS_RANGE: RangeInclusive<u64> = 10..=86_400_000;
 
-/// The most one list may fetch in the worst case (`listLimit × maxRecordBytes`): a larger
-/// configuration is refused.
-pub const MAX_LIST_BYTES: u64 = 1024 * 1024 * 1024;
+/// The most one list may return in the worst case (`listLimit × maxRecordBytes`): a larger
+/// configuration is refused. The list crosses into JavaScript as one string, and V8's longest
+/// string is about 512 Mi characters.
+pub const MAX_LIST_BYTES: u64 = 256 * 1024 * 1024;
 
 /// The options as the caller gives them; `None` takes the default.
 #[derive(Debug, Default, Clone)]

@@ -39,6 +39,7 @@ impl Scripts {
 pub(super) const RECORD_SET: &str = include_str!("scripts/record_set.lua");
 pub(super) const INDEX_ADD: &str = include_str!("scripts/index_add.lua");
 pub(super) const HEAL_CLUSTER: &str = include_str!("scripts/heal_cluster.lua");
+pub(super) const HEAL_CLUSTER_FINISH: &str = include_str!("scripts/heal_cluster_finish.lua");
 
 /// `EVAL script 1 key`: the start of a cluster script's command; its arguments follow.
 pub(super) fn eval_one_key(script: &str, key: &str) -> redis::Cmd {
@@ -280,6 +281,7 @@ impl RedisStore {
                     .arg(self.keys.conversation_key(""))
                     .arg(self.options.list_limit)
                     .arg(TRIM_BATCH)
+                    .arg(random_rank())
                     .invoke_async::<()>(&mut connection)
                     .await
                     .map_err(wrong_type)?;
@@ -305,6 +307,7 @@ impl RedisStore {
                 .arg(index_ttl)
                 .arg(self.options.list_limit)
                 .arg(TRIM_BATCH)
+                .arg(random_rank())
                 .query_async(&mut connection)
                 .await
                 .map_err(wrong_type)?;
@@ -366,6 +369,15 @@ impl RedisStore {
         })
         .await
     }
+}
+
+/// Where the trim's random sample of the index starts (the scripts take it modulo the size).
+fn random_rank() -> u32 {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded randomly per instance: no generator needed for a sample point.
+    std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish() as u32
 }
 
 pub(super) async fn read_record(
