@@ -23,8 +23,8 @@ pub const DEFAULT_CLUSTER: bool = false;
 /// Ten years.
 pub const TTL_SECONDS_RANGE: RangeInclusive<u64> = 1..=315_360_000;
 pub const LIST_LIMIT_RANGE: RangeInclusive<u64> = 1..=10_000;
-/// Up to Redis's largest string.
-pub const MAX_RECORD_BYTES_RANGE: RangeInclusive<u64> = 1..=536_870_912;
+/// Up to what one list may return (a record crosses into JavaScript as one V8 string).
+pub const MAX_RECORD_BYTES_RANGE: RangeInclusive<u64> = 1..=268_435_456;
 /// `commandTimeoutMs`, `connectTimeoutMs`, `retry.baseDelayMs`, `retry.maxDelayMs`: up to a day.
 pub const MILLISECONDS_RANGE: RangeInclusive<u64> = 1..=86_400_000;
 /// A shorter interval would PING more than it finds.
@@ -354,8 +354,8 @@ mod tests {
             error.message
         );
         let options = Options {
-            list_limit: Some(10_000.0),
-            max_record_bytes: Some(536_870_912.0),
+            // One more record of the default size than the bound allows.
+            list_limit: Some(65.0),
             ..Options::default()
         };
         let error = refused(options.check());
