@@ -4,7 +4,7 @@
 // this file turns that into `error.code`. Conversations cross the boundary as JSON text:
 // V8's own JSON.stringify/JSON.parse are far faster than building objects through N-API.
 
-const { NativeRedisStore, NativeMemoryStore } = require('./binding.js')
+const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js')
 
 const STORE_ERROR_CODES = [
   'STORE_UNAVAILABLE',
