@@ -30,15 +30,13 @@ function loadFailures(cause) {
 }
 
 function missingBinaryError(cause) {
+  const key = platformKey()
   const failures = loadFailures(cause)
   if (failures.length > 0) {
-    const error = new Error(
-      `${name}: the native binary for ${platformKey()} was found but did not load: ${failures.join('; ')}`,
-    )
+    const error = new Error(`${name}: the native binary for ${key} was found but did not load: ${failures.join('; ')}`)
     error.cause = cause
     return error
   }
-  const key = platformKey()
   const libc = process.platform === 'linux' ? ` with ${key.endsWith('-musl') ? 'musl' : 'glibc'}` : ''
   const prebuilt = (napi?.targets ?? []).map(napiPlatformKey)
   const where = prebuilt.includes(key)
