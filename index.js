@@ -5,7 +5,7 @@
 // this file turns that into `error.code`. Conversations cross the boundary as JSON text:
 // V8's own JSON.stringify/JSON.parse are far faster than building objects through N-API.
 
-const { NativeRedisStore, NativeMemoryStore } = require('./binding.js')
+const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js')
 
 /** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
 /** @typedef {import('./index').StoreLogger} StoreLogger */
