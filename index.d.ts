@@ -3,41 +3,41 @@
 
 /** One message of a conversation. */
 export interface NormalizedMessage {
-  id: string
-  role: 'user' | 'agent'
-  type: 'text' | 'adaptiveCard' | 'typing' | 'error'
-  text?: string
-  cardPayload?: Record<string, unknown>
+  id: string;
+  role: 'user' | 'agent';
+  type: 'text' | 'adaptiveCard' | 'typing' | 'error';
+  text?: string;
+  cardPayload?: Record<string, unknown>;
   /** ISO 8601 UTC, e.g. 2026-02-22T10:00:00.000Z */
-  timestamp: string
+  timestamp: string;
 }
 
 /** A conversation as the server keeps it. */
 export interface StoredConversation {
   /** UUID */
-  externalId: string
+  externalId: string;
   /** The live SDK object: never persisted, undefined after a read. */
-  sdkConversationRef?: unknown
-  history: NormalizedMessage[]
+  sdkConversationRef?: unknown;
+  history: NormalizedMessage[];
   /** Non-empty. */
-  userId: string
+  userId: string;
   /** Non-empty. */
-  tenantId: string
+  tenantId: string;
   /** ISO 8601 UTC */
-  createdAt: string
+  createdAt: string;
   /** ISO 8601 UTC; its epoch milliseconds order `listByUser`. */
-  updatedAt: string
-  status: 'active' | 'completed' | 'abandoned'
+  updatedAt: string;
+  status: 'active' | 'completed' | 'abandoned';
   /** UUID */
-  workflowId?: string
+  workflowId?: string;
   /** >= 0 */
-  currentStep?: number
-  stepData?: Record<string, unknown>
-  metadata?: Record<string, unknown>
+  currentStep?: number;
+  stepData?: Record<string, unknown>;
+  metadata?: Record<string, unknown>;
 }
 
 /** In ioredis' words; `'ready'` means usable now. */
-export type StoreStatus = 'connecting' | 'ready' | 'reconnecting' | 'end'
+export type StoreStatus = 'connecting' | 'ready' | 'reconnecting' | 'end';
 
 /** The stable `code` of every rejection. */
 export type StoreErrorCode =
@@ -45,105 +45,105 @@ export type StoreErrorCode =
   | 'STORE_INVALID_ARGUMENT'
   | 'STORE_CORRUPT_RECORD'
   | 'STORE_INVALID_CONFIG'
-  | 'STORE_CLOSED'
+  | 'STORE_CLOSED';
 
-export declare const STORE_ERROR_CODES: readonly StoreErrorCode[]
+export declare const STORE_ERROR_CODES: readonly StoreErrorCode[];
 
 /** What every store rejects (or, in constructors, throws) with. */
 export declare class StoreError extends Error {
-  readonly code: StoreErrorCode
-  constructor(code: StoreErrorCode, message: string)
+  readonly code: StoreErrorCode;
+  constructor(code: StoreErrorCode, message: string);
 }
 
 /** The interface the server codes against. */
 export interface ConversationStore {
-  get(id: string): Promise<StoredConversation | undefined>
+  get(id: string): Promise<StoredConversation | undefined>;
   /** Idempotent: a `set` that timed out may be retried. */
-  set(id: string, conversation: StoredConversation): Promise<void>
+  set(id: string, conversation: StoredConversation): Promise<void>;
   /** Removes the conversation and its index entry; a missing id resolves. */
-  delete(id: string): Promise<void>
+  delete(id: string): Promise<void>;
   /** The user's newest conversations first, at most `listLimit`. */
-  listByUser(userId: string): Promise<StoredConversation[]>
-  readonly status: StoreStatus
-  close(): Promise<void>
+  listByUser(userId: string): Promise<StoredConversation[]>;
+  readonly status: StoreStatus;
+  close(): Promise<void>;
 }
 
 /** Where `[STORE]` lines go: console and pino fit. */
 export interface StoreLogger {
-  info(message: string): void
-  warn(message: string): void
-  error(message: string): void
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
 }
 
 /** PEM text or Buffers. */
 export interface StoreTlsOptions {
   /** An extra trusted CA, added to the system roots. */
-  ca?: string | Buffer
+  ca?: string | Buffer;
   /** Client certificate; needs `key`. */
-  cert?: string | Buffer
+  cert?: string | Buffer;
   /** Client private key; needs `cert`. */
-  key?: string | Buffer
+  key?: string | Buffer;
 }
 
 export interface RetryOptions {
   /** Default 100. */
-  baseDelayMs?: number
+  baseDelayMs?: number;
   /** Default 5000. */
-  maxDelayMs?: number
+  maxDelayMs?: number;
 }
 
 /** Options that make sense without Redis. */
 export interface InMemoryStoreOptions {
   /** TTL of a conversation, reset on every set. Default 86400. */
-  ttlSeconds?: number
+  ttlSeconds?: number;
   /** Most conversations `listByUser` returns. Default 50. */
-  listLimit?: number
+  listLimit?: number;
   /** A larger serialized conversation is rejected. Default 4194304. */
-  maxRecordBytes?: number
+  maxRecordBytes?: number;
   /** Default: stderr. */
-  logger?: StoreLogger
+  logger?: StoreLogger;
 }
 
 export interface RedisStoreOptions extends InMemoryStoreOptions {
   /** Deadline of one store call, all its round trips included. Default 5000. */
-  commandTimeoutMs?: number
+  commandTimeoutMs?: number;
   /** Deadline of one connection attempt. Default 10000. */
-  connectTimeoutMs?: number
+  connectTimeoutMs?: number;
   /** Prepended to every key. Default ''. */
-  keyPrefix?: string
+  keyPrefix?: string;
   /** Extra trusted CA and client certificate. Default: system roots. */
-  tls?: StoreTlsOptions
+  tls?: StoreTlsOptions;
   /** Reconnect backoff: exponential from base, capped, with jitter; retries forever. */
-  retry?: RetryOptions
+  retry?: RetryOptions;
   /** An idle connection is PINGed this often (cluster: the primary of every slot, busy or not). Default 1000. */
-  healthCheckIntervalMs?: number
+  healthCheckIntervalMs?: number;
   /**
    * Redis Cluster mode: the URL names one seed node, and database 0 only. When the URL names a
    * host, nodes that announce IP addresses are verified against that host name. Default false.
    */
-  cluster?: boolean
+  cluster?: boolean;
 }
 
 export interface CreateConversationStoreOptions extends RedisStoreOptions {
   /** `rediss://…`: a Redis store; empty or absent: the in-memory store. */
-  redisUrl?: string
+  redisUrl?: string;
 }
 
 /** Conversations in Redis over TLS (`rediss://`, Azure Cache for Redis on 6380). */
 export declare class RedisConversationStore {
   /** Validates synchronously (throws STORE_INVALID_CONFIG), then connects in the background. */
-  constructor(url: string, options?: RedisStoreOptions)
+  constructor(url: string, options?: RedisStoreOptions);
   /** Resolves when connected; rejects with STORE_UNAVAILABLE after `connectTimeoutMs`. */
-  ready(): Promise<void>
+  ready(): Promise<void>;
 }
 export interface RedisConversationStore extends ConversationStore {}
 
 /** The same semantics in memory, for development and tests. */
 export declare class InMemoryConversationStore {
-  constructor(options?: InMemoryStoreOptions)
-  ready(): Promise<void>
+  constructor(options?: InMemoryStoreOptions);
+  ready(): Promise<void>;
 }
 export interface InMemoryConversationStore extends ConversationStore {}
 
 /** A RedisConversationStore when `redisUrl` is a non-empty string, else in memory. */
-export declare function createConversationStore(options?: CreateConversationStoreOptions): ConversationStore
+export declare function createConversationStore(options?: CreateConversationStoreOptions): ConversationStore;

@@ -1,11 +1,11 @@
 // @ts-check
-'use strict'
+'use strict';
 // The package entry: a thin layer over the generated `binding.js`. napi-rs cannot put a
 // `code` on an async rejection, so the native side prefixes each message with its code and
 // this file turns that into `error.code`. Conversations cross the boundary as JSON text:
 // V8's own JSON.stringify/JSON.parse are far faster than building objects through N-API.
 
-const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js')
+const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
 
 /** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
 /** @typedef {import('./index').StoreLogger} StoreLogger */
@@ -32,8 +32,8 @@ const STORE_ERROR_CODES = Object.freeze([
   'STORE_CORRUPT_RECORD',
   'STORE_INVALID_CONFIG',
   'STORE_CLOSED',
-])
-const CODE_PREFIX = /^(STORE_[A-Z_]+): /
+]);
+const CODE_PREFIX = /^(STORE_[A-Z_]+): /;
 
 class StoreError extends Error {
   /**
@@ -41,15 +41,15 @@ class StoreError extends Error {
    * @param {string} message
    */
   constructor(code, message) {
-    super(message)
-    this.name = 'StoreError'
-    this.code = code
+    super(message);
+    this.name = 'StoreError';
+    this.code = code;
   }
 }
 
 /** @param {string} code @returns {code is StoreErrorCode} */
 function isStoreErrorCode(code) {
-  return /** @type {readonly string[]} */ (STORE_ERROR_CODES).includes(code)
+  return /** @type {readonly string[]} */ (STORE_ERROR_CODES).includes(code);
 }
 
 /**
@@ -60,13 +60,13 @@ function isStoreErrorCode(code) {
  * @param {StoreErrorCode} fallbackCode
  */
 function toStoreError(error, fallbackCode) {
-  if (error instanceof StoreError) return error
-  const message = error instanceof Error ? error.message : String(error)
-  const match = CODE_PREFIX.exec(message)
+  if (error instanceof StoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  const match = CODE_PREFIX.exec(message);
   if (match && isStoreErrorCode(match[1])) {
-    return new StoreError(match[1], message.slice(match[0].length))
+    return new StoreError(match[1], message.slice(match[0].length));
   }
-  return new StoreError(fallbackCode, message)
+  return new StoreError(fallbackCode, message);
 }
 
 /**
@@ -75,15 +75,15 @@ function toStoreError(error, fallbackCode) {
  * @param {string} text
  */
 function printable(text) {
-  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`)
+  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`);
 }
 
 /** @param {unknown} error @returns {never} */
 function rejectWithStoreError(error) {
-  throw toStoreError(error, 'STORE_UNAVAILABLE')
+  throw toStoreError(error, 'STORE_UNAVAILABLE');
 }
 
-const COMMON_OPTIONS = ['ttlSeconds', 'listLimit', 'maxRecordBytes', 'logger']
+const COMMON_OPTIONS = ['ttlSeconds', 'listLimit', 'maxRecordBytes', 'logger'];
 const REDIS_OPTIONS = [
   ...COMMON_OPTIONS,
   'commandTimeoutMs',
@@ -93,14 +93,14 @@ const REDIS_OPTIONS = [
   'retry',
   'healthCheckIntervalMs',
   'cluster',
-]
+];
 
 /** @param {string} line */
 const toStderr = (line) => {
-  process.stderr.write(line + '\n')
-}
+  process.stderr.write(`${line}\n`);
+};
 /** @type {StoreLogger} */
-const stderrLogger = { info: toStderr, warn: toStderr, error: toStderr }
+const stderrLogger = { info: toStderr, warn: toStderr, error: toStderr };
 
 /**
  * Checks the options object; returns what the native side takes and the logger.
@@ -109,31 +109,33 @@ const stderrLogger = { info: toStderr, warn: toStderr, error: toStderr }
  * @returns {{ native: NativeStoreOptions, logger: StoreLogger }}
  */
 function splitOptions(options, allowed) {
-  if (options === undefined || options === null) return { native: {}, logger: stderrLogger }
+  if (options === undefined || options === null) return { native: {}, logger: stderrLogger };
   if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object')
+    throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
   }
   for (const name of Object.keys(options)) {
     if (!allowed.includes(name)) {
-      throw new StoreError('STORE_INVALID_CONFIG', `options: unknown option '${name}'`)
+      throw new StoreError('STORE_INVALID_CONFIG', `options: unknown option '${name}'`);
     }
   }
-  const { logger = stderrLogger, ...native } = /** @type {Record<string, unknown>} */ (options)
+  const { logger = stderrLogger, ...native } = /** @type {Record<string, unknown>} */ (options);
   if (typeof native.keyPrefix === 'string' && !native.keyPrefix.isWellFormed()) {
     // Two prefixes napi would turn into the same one must not share keys.
-    throw new StoreError('STORE_INVALID_CONFIG', 'keyPrefix: expected a string without lone surrogates')
+    throw new StoreError('STORE_INVALID_CONFIG', 'keyPrefix: expected a string without lone surrogates');
   }
-  checkNestedOption(native, 'tls', ['ca', 'cert', 'key'])
-  checkNestedOption(native, 'retry', ['baseDelayMs', 'maxDelayMs'])
+  checkNestedOption(native, 'tls', ['ca', 'cert', 'key']);
+  checkNestedOption(native, 'retry', ['baseDelayMs', 'maxDelayMs']);
   const validLogger =
     logger !== null &&
     typeof logger === 'object' &&
-    ['info', 'warn', 'error'].every((level) => typeof (/** @type {Record<string, unknown>} */ (logger)[level]) === 'function')
+    ['info', 'warn', 'error'].every(
+      (level) => typeof (/** @type {Record<string, unknown>} */ (logger)[level]) === 'function',
+    );
   if (!validLogger) {
-    throw new StoreError('STORE_INVALID_CONFIG', 'logger: expected an object with info, warn and error methods')
+    throw new StoreError('STORE_INVALID_CONFIG', 'logger: expected an object with info, warn and error methods');
   }
   // napi checks each field's type as it reads it (a wrong one is STORE_INVALID_CONFIG).
-  return { native: /** @type {NativeStoreOptions} */ (native), logger: /** @type {StoreLogger} */ (logger) }
+  return { native: /** @type {NativeStoreOptions} */ (native), logger: /** @type {StoreLogger} */ (logger) };
 }
 
 /**
@@ -143,14 +145,14 @@ function splitOptions(options, allowed) {
  * @param {string[]} fields
  */
 function checkNestedOption(options, name, fields) {
-  const value = options[name]
-  if (value === undefined) return
+  const value = options[name];
+  if (value === undefined) return;
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new StoreError('STORE_INVALID_CONFIG', `${name}: expected an object with ${fields.join(', ')}`)
+    throw new StoreError('STORE_INVALID_CONFIG', `${name}: expected an object with ${fields.join(', ')}`);
   }
   for (const field of Object.keys(value)) {
     if (!fields.includes(field)) {
-      throw new StoreError('STORE_INVALID_CONFIG', `${name}: unknown field '${field}' (expected ${fields.join(', ')})`)
+      throw new StoreError('STORE_INVALID_CONFIG', `${name}: unknown field '${field}' (expected ${fields.join(', ')})`);
     }
   }
 }
@@ -164,16 +166,16 @@ function logSink(logger) {
   return (level, line) => {
     try {
       /** @type {unknown} */
-      const result = logger[/** @type {LogLevel} */ (level)](line)
+      const result = logger[/** @type {LogLevel} */ (level)](line);
       // An async logger's rejection must not become an unhandled rejection.
-      if (result instanceof Promise) result.catch(ignore)
+      if (result instanceof Promise) result.catch(ignore);
     } catch {
       // Nothing sensible to do with a logger that throws.
     }
-  }
+  };
 }
 
-const ignore = () => {}
+const ignore = () => {};
 
 /**
  * @template T
@@ -182,15 +184,15 @@ const ignore = () => {}
  */
 function constructNative(construct) {
   try {
-    return construct()
+    return construct();
   } catch (error) {
-    throw toStoreError(error, 'STORE_INVALID_CONFIG')
+    throw toStoreError(error, 'STORE_INVALID_CONFIG');
   }
 }
 
 /** @param {string} message @returns {Promise<never>} */
 function invalidArgument(message) {
-  return Promise.reject(new StoreError('STORE_INVALID_ARGUMENT', message))
+  return Promise.reject(new StoreError('STORE_INVALID_ARGUMENT', message));
 }
 
 /**
@@ -203,26 +205,26 @@ function invalidArgument(message) {
 function serialize(conversation) {
   try {
     /** @type {any} */
-    let value = conversation
-    if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON('')
+    let value = conversation;
+    if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON('');
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: expected an object')
+      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: expected an object');
     }
     if (value !== conversation || Object.hasOwn(value, 'sdkConversationRef')) {
-      const { sdkConversationRef: _live, ...rest } = value
+      const { sdkConversationRef: _live, ...rest } = value;
       // JSON.stringify calls toJSON once: the copy must not call an own one again.
-      if (typeof rest.toJSON === 'function') delete rest.toJSON
-      value = rest
+      if (typeof rest.toJSON === 'function') delete rest.toJSON;
+      value = rest;
     }
-    const json = JSON.stringify(value)
+    const json = JSON.stringify(value);
     if (typeof json !== 'string') {
-      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing')
+      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing');
     }
-    return json
+    return json;
   } catch (error) {
-    if (error instanceof StoreError) throw error
-    const reason = error instanceof Error ? error.message : String(error)
-    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${printable(reason)})`)
+    if (error instanceof StoreError) throw error;
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${printable(reason)})`);
   }
 }
 
@@ -231,23 +233,23 @@ function serialize(conversation) {
  * @param {StoredConversation} conversation
  */
 function withoutLiveRef(conversation) {
-  if (Object.hasOwn(conversation, 'sdkConversationRef')) delete conversation.sdkConversationRef
-  return conversation
+  if (Object.hasOwn(conversation, 'sdkConversationRef')) delete conversation.sdkConversationRef;
+  return conversation;
 }
 
-const toUndefined = () => undefined
+const toUndefined = () => undefined;
 
 /** @param {string | null} json @returns {StoredConversation | undefined} */
 function parseConversation(json) {
-  return json == null ? undefined : withoutLiveRef(JSON.parse(json))
+  return json == null ? undefined : withoutLiveRef(JSON.parse(json));
 }
 
 /** @param {string} json @returns {StoredConversation[]} */
 function parseConversations(json) {
   /** @type {StoredConversation[]} */
-  const conversations = JSON.parse(json)
-  for (const conversation of conversations) withoutLiveRef(conversation)
-  return conversations
+  const conversations = JSON.parse(json);
+  for (const conversation of conversations) withoutLiveRef(conversation);
+  return conversations;
 }
 
 /**
@@ -258,23 +260,23 @@ function parseConversations(json) {
  * @returns {string | undefined}
  */
 function badId(name, id) {
-  if (typeof id !== 'string' || id === '') return `${name}: expected a non-empty string`
-  if (!id.isWellFormed()) return `${name}: expected a string without lone surrogates`
-  return undefined
+  if (typeof id !== 'string' || id === '') return `${name}: expected a non-empty string`;
+  if (!id.isWellFormed()) return `${name}: expected a string without lone surrogates`;
+  return undefined;
 }
 
 /** What both stores do around their native half: argument shapes, JSON, errors. */
 class NativeBackedStore {
   /** @type {NativeStore} */
-  #native
+  #native;
 
   /** @param {NativeStore} native */
   constructor(native) {
-    this.#native = native
+    this.#native = native;
   }
 
   get status() {
-    return this.#native.status
+    return this.#native.status;
   }
 
   /**
@@ -289,49 +291,49 @@ class NativeBackedStore {
    */
   #call(method, onValue, first, second) {
     try {
-      const result = /** @type {any} */ (this.#native)[method](first, second)
-      return result instanceof Promise ? result.then(onValue, rejectWithStoreError) : Promise.resolve(onValue(result))
+      const result = /** @type {any} */ (this.#native)[method](first, second);
+      return result instanceof Promise ? result.then(onValue, rejectWithStoreError) : Promise.resolve(onValue(result));
     } catch (error) {
-      return Promise.reject(toStoreError(error, 'STORE_INVALID_ARGUMENT'))
+      return Promise.reject(toStoreError(error, 'STORE_INVALID_ARGUMENT'));
     }
   }
 
   /** @param {string} id */
   get(id) {
-    const bad = badId('id', id)
-    if (bad) return invalidArgument(bad)
-    return this.#call('get', parseConversation, id)
+    const bad = badId('id', id);
+    if (bad) return invalidArgument(bad);
+    return this.#call('get', parseConversation, id);
   }
 
   /** @param {string} id @param {StoredConversation} conversation @returns {Promise<void>} */
   set(id, conversation) {
-    const bad = badId('id', id)
-    if (bad) return invalidArgument(bad)
-    let json
+    const bad = badId('id', id);
+    if (bad) return invalidArgument(bad);
+    let json;
     try {
-      json = serialize(conversation)
+      json = serialize(conversation);
     } catch (error) {
-      return Promise.reject(error)
+      return Promise.reject(error);
     }
-    return this.#call('set', toUndefined, id, json)
+    return this.#call('set', toUndefined, id, json);
   }
 
   /** @param {string} id @returns {Promise<void>} */
   delete(id) {
-    const bad = badId('id', id)
-    if (bad) return invalidArgument(bad)
-    return this.#call('delete', toUndefined, id)
+    const bad = badId('id', id);
+    if (bad) return invalidArgument(bad);
+    return this.#call('delete', toUndefined, id);
   }
 
   /** @param {string} userId */
   listByUser(userId) {
-    const bad = badId('userId', userId)
-    if (bad) return invalidArgument(bad)
-    return this.#call('listByUser', parseConversations, userId)
+    const bad = badId('userId', userId);
+    if (bad) return invalidArgument(bad);
+    return this.#call('listByUser', parseConversations, userId);
   }
 
   close() {
-    return this.#call('close', toUndefined)
+    return this.#call('close', toUndefined);
   }
 }
 
@@ -341,7 +343,7 @@ class NativeBackedStore {
  */
 // Several batches in flight keep JSON work on the JS thread overlapping with Redis round
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1).
-const MAX_BATCH = 16
+const MAX_BATCH = 16;
 
 /**
  * One call waiting in a batch: its arguments and how to settle it.
@@ -354,62 +356,64 @@ const MAX_BATCH = 16
 
 class CallBatcher {
   /** @type {(first: string, second?: string) => Promise<any>} */
-  #runOne
+  #runOne;
   /** @type {(calls: QueuedCall[]) => Promise<BatchReply>} */
-  #runBatch
+  #runBatch;
   /** @type {QueuedCall[] | null} */
-  #queue = null
+  #queue = null;
 
   /**
    * @param {(first: string, second?: string) => Promise<any>} runOne
    * @param {(calls: QueuedCall[]) => Promise<BatchReply>} runBatch
    */
   constructor(runOne, runBatch) {
-    this.#runOne = runOne
-    this.#runBatch = runBatch
+    this.#runOne = runOne;
+    this.#runBatch = runBatch;
   }
 
   /** @param {string} first @param {string} [second] @returns {Promise<any>} */
   call(first, second) {
     if (this.#queue === null) {
       /** @type {QueuedCall[]} */
-      const queue = []
-      this.#queue = queue
-      queueMicrotask(() => this.#flush(queue))
+      const queue = [];
+      this.#queue = queue;
+      queueMicrotask(() => this.#flush(queue));
     }
-    const queue = /** @type {QueuedCall[]} */ (this.#queue)
-    const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }))
-    if (queue.length >= MAX_BATCH) this.#flush(queue)
-    return settled
+    const queue = /** @type {QueuedCall[]} */ (this.#queue);
+    const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }));
+    if (queue.length >= MAX_BATCH) this.#flush(queue);
+    return settled;
   }
 
   /** Sends what this turn gathered now, e.g. before `close()`. */
   flush() {
-    if (this.#queue !== null) this.#flush(this.#queue)
+    if (this.#queue !== null) this.#flush(this.#queue);
   }
 
   /** @param {QueuedCall[]} queue */
   #flush(queue) {
-    if (this.#queue !== queue) return
-    this.#queue = null
+    if (this.#queue !== queue) return;
+    this.#queue = null;
     try {
       if (queue.length === 1) {
-        const [only] = queue
-        this.#runOne(only.first, only.second).then(only.resolve, only.reject)
-        return
+        const [only] = queue;
+        this.#runOne(only.first, only.second).then(only.resolve, only.reject);
+        return;
       }
       this.#runBatch(queue).then(
         ({ values, errors }) => {
           queue.forEach((call, i) => {
-            const error = errors[i]
-            if (error == null) call.resolve(values[i])
-            else call.reject(new Error(error))
-          })
+            const error = errors[i];
+            if (error == null) call.resolve(values[i]);
+            else call.reject(new Error(error));
+          });
         },
-        (error) => queue.forEach((call) => call.reject(error)),
-      )
+        (error) => {
+          for (const call of queue) call.reject(error);
+        },
+      );
     } catch (error) {
-      queue.forEach((call) => call.reject(error))
+      for (const call of queue) call.reject(error);
     }
   }
 }
@@ -423,7 +427,7 @@ function batchedRedisStore(native) {
   const gets = new CallBatcher(
     (id) => native.get(id),
     (calls) => native.getBatch(calls.map((call) => call.first)),
-  )
+  );
   const sets = new CallBatcher(
     (id, json) => native.set(id, /** @type {string} */ (json)),
     (calls) =>
@@ -431,10 +435,10 @@ function batchedRedisStore(native) {
         calls.map((call) => call.first),
         calls.map((call) => /** @type {string} */ (call.second)),
       ),
-  )
+  );
   return {
     get status() {
-      return native.status
+      return native.status;
     },
     get: (id) => gets.call(id),
     set: (id, json) => sets.call(id, json),
@@ -442,56 +446,59 @@ function batchedRedisStore(native) {
     listByUser: (userId) => native.listByUser(userId),
     // Calls gathered in this turn were made before close(): they go out first and finish.
     close: () => {
-      gets.flush()
-      sets.flush()
-      return native.close()
+      gets.flush();
+      sets.flush();
+      return native.close();
     },
-  }
+  };
 }
 
 /**
  * `host:port` of a Redis store, for the factory's log line; no credentials.
  * @type {(store: RedisConversationStore) => string}
  */
-let addressOf
+let addressOf;
 
 class RedisConversationStore extends NativeBackedStore {
   /** @type {import('./binding').NativeRedisStore} */
-  #native
+  #native;
 
   static {
-    addressOf = (store) => store.#native.address
+    addressOf = (store) => store.#native.address;
   }
 
   /** @param {string} url @param {import('./index').RedisStoreOptions} [options] */
   constructor(url, options) {
     const store = constructNative(() => {
       if (typeof url !== 'string') {
-        throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
+        throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string');
       }
       // napi would replace a lone surrogate (in a password) with U+FFFD.
-      if (!url.isWellFormed()) throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a string without lone surrogates')
-      const { native, logger } = splitOptions(options, REDIS_OPTIONS)
-      return new NativeRedisStore(url, native, logSink(logger))
-    })
-    super(batchedRedisStore(store))
-    this.#native = store
+      if (!url.isWellFormed())
+        throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a string without lone surrogates');
+      const { native, logger } = splitOptions(options, REDIS_OPTIONS);
+      return new NativeRedisStore(url, native, logSink(logger));
+    });
+    super(batchedRedisStore(store));
+    this.#native = store;
   }
 
   /** Resolves once connected; rejects with STORE_UNAVAILABLE after connectTimeoutMs. */
   ready() {
-    return this.#native.ready().catch(rejectWithStoreError)
+    return this.#native.ready().catch(rejectWithStoreError);
   }
 }
 
 class InMemoryConversationStore extends NativeBackedStore {
   /** @param {import('./index').InMemoryStoreOptions} [options] */
   constructor(options) {
-    super(constructNative(() => new NativeMemoryStore(splitOptions(options, COMMON_OPTIONS).native)))
+    super(constructNative(() => new NativeMemoryStore(splitOptions(options, COMMON_OPTIONS).native)));
   }
 
   ready() {
-    return this.status === 'end' ? Promise.reject(new StoreError('STORE_CLOSED', 'the store is closed')) : Promise.resolve()
+    return this.status === 'end'
+      ? Promise.reject(new StoreError('STORE_CLOSED', 'the store is closed'))
+      : Promise.resolve();
   }
 }
 
@@ -502,24 +509,24 @@ class InMemoryConversationStore extends NativeBackedStore {
 function createConversationStore(options = {}) {
   const { redisUrl, rest, logger } = constructNative(() => {
     if (options === null || typeof options !== 'object') {
-      throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object')
+      throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
     }
-    const { redisUrl, ...rest } = options
-    const { logger } = splitOptions(rest, REDIS_OPTIONS)
+    const { redisUrl, ...rest } = options;
+    const { logger } = splitOptions(rest, REDIS_OPTIONS);
     if (redisUrl !== undefined && redisUrl !== null && typeof redisUrl !== 'string') {
-      throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string')
+      throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string');
     }
-    return { redisUrl, rest, logger }
-  })
+    return { redisUrl, rest, logger };
+  });
   if (redisUrl) {
-    const store = new RedisConversationStore(redisUrl, rest)
-    logSink(logger)('info', `[STORE] using Redis at ${addressOf(store)}`)
-    return store
+    const store = new RedisConversationStore(redisUrl, rest);
+    logSink(logger)('info', `[STORE] using Redis at ${addressOf(store)}`);
+    return store;
   }
-  const memoryOptions = Object.fromEntries(Object.entries(rest).filter(([name]) => COMMON_OPTIONS.includes(name)))
-  const store = new InMemoryConversationStore(memoryOptions)
-  logSink(logger)('info', '[STORE] using the in-memory store (no Redis URL configured)')
-  return store
+  const memoryOptions = Object.fromEntries(Object.entries(rest).filter(([name]) => COMMON_OPTIONS.includes(name)));
+  const store = new InMemoryConversationStore(memoryOptions);
+  logSink(logger)('info', '[STORE] using the in-memory store (no Redis URL configured)');
+  return store;
 }
 
 module.exports = {
@@ -528,4 +535,4 @@ module.exports = {
   createConversationStore,
   StoreError,
   STORE_ERROR_CODES,
-}
+};

@@ -61,24 +61,42 @@ describe('RedisConversationStore URL', () => {
   ];
   for (const [what, url] of badUrls) {
     test(`${what} throws STORE_INVALID_CONFIG without showing the password`, () => {
-      assert.throws(build(() => new RedisConversationStore(url, { logger: silentLogger })), invalidConfig(PASSWORD, 'hunter'));
+      assert.throws(
+        build(() => new RedisConversationStore(url, { logger: silentLogger })),
+        invalidConfig(PASSWORD, 'hunter'),
+      );
     });
   }
 
   test('a database other than 0 in cluster mode throws STORE_INVALID_CONFIG (a cluster has only database 0)', () => {
     const url = `rediss://:${PASSWORD}@cache.example:6380/2`;
-    assert.throws(build(() => new RedisConversationStore(url, { cluster: true, logger: silentLogger })), invalidConfig(PASSWORD));
-    assert.throws(build(() => new RedisConversationStore(url, { cluster: true, logger: silentLogger })), /database 0/);
+    assert.throws(
+      build(() => new RedisConversationStore(url, { cluster: true, logger: silentLogger })),
+      invalidConfig(PASSWORD),
+    );
+    assert.throws(
+      build(() => new RedisConversationStore(url, { cluster: true, logger: silentLogger })),
+      /database 0/,
+    );
   });
 
-  for (const [what, url] of [['undefined', undefined], ['a number', 6380], ['a URL object', new URL(VALID_URL)]]) {
+  for (const [what, url] of [
+    ['undefined', undefined],
+    ['a number', 6380],
+    ['a URL object', new URL(VALID_URL)],
+  ]) {
     test(`a URL that is ${what}, not a string, throws STORE_INVALID_CONFIG`, () => {
-      assert.throws(build(() => new RedisConversationStore(url, { logger: silentLogger })), invalidConfig());
+      assert.throws(
+        build(() => new RedisConversationStore(url, { logger: silentLogger })),
+        invalidConfig(),
+      );
     });
   }
 
   test('a valid rediss:// URL with credentials and a database builds a store that starts connecting', () => {
-    const store = build(() => new RedisConversationStore(`rediss://app:${PASSWORD}@127.0.0.1:1/2`, { logger: silentLogger }))();
+    const store = build(
+      () => new RedisConversationStore(`rediss://app:${PASSWORD}@127.0.0.1:1/2`, { logger: silentLogger }),
+    )();
     assert.equal(store.status, 'connecting');
   });
 });
@@ -92,7 +110,10 @@ describe('options', () => {
     ['listLimit 0', { listLimit: 0 }],
     ['listLimit -5', { listLimit: -5 }],
     ['maxRecordBytes 0', { maxRecordBytes: 0 }],
-    ['listLimit × maxRecordBytes over 256 MiB (one list could not cross into JavaScript)', { listLimit: 65, maxRecordBytes: 4 * 1024 * 1024 }],
+    [
+      'listLimit × maxRecordBytes over 256 MiB (one list could not cross into JavaScript)',
+      { listLimit: 65, maxRecordBytes: 4 * 1024 * 1024 },
+    ],
     ['an unknown option name', { ttl: 60 }],
     ['a logger without methods', { logger: {} }],
     ['a logger missing error()', { logger: { info() {}, warn() {} } }],
@@ -117,36 +138,54 @@ describe('options', () => {
   for (const [what, options] of [...badOptions, ...redisOnlyBadOptions]) {
     test(`RedisConversationStore: ${what} throws STORE_INVALID_CONFIG, with no password in the message`, () => {
       const url = `rediss://:${PASSWORD}@127.0.0.1:1`;
-      assert.throws(build(() => new RedisConversationStore(url, options)), invalidConfig(PASSWORD));
+      assert.throws(
+        build(() => new RedisConversationStore(url, options)),
+        invalidConfig(PASSWORD),
+      );
     });
   }
 
   for (const [what, options] of badOptions) {
     test(`InMemoryConversationStore: ${what} throws STORE_INVALID_CONFIG`, () => {
-      assert.throws(build(() => new InMemoryConversationStore(options)), invalidConfig());
+      assert.throws(
+        build(() => new InMemoryConversationStore(options)),
+        invalidConfig(),
+      );
     });
   }
 
   test('a bad value names its option in the message', () => {
-    assert.throws(build(() => new InMemoryConversationStore({ listLimit: 0 })), /listLimit/);
-    assert.throws(build(() => new RedisConversationStore(VALID_URL, { commandTimeoutMs: -1 })), /commandTimeoutMs/);
-    assert.throws(build(() => new RedisConversationStore(VALID_URL, { tls: { ca: 'junk' } })), /tls\.ca/);
-    assert.throws(build(() => new RedisConversationStore(VALID_URL, { retry: { baseDelayMs: 500, maxDelayMs: 100 } })), /retry\.maxDelayMs/);
+    assert.throws(
+      build(() => new InMemoryConversationStore({ listLimit: 0 })),
+      /listLimit/,
+    );
+    assert.throws(
+      build(() => new RedisConversationStore(VALID_URL, { commandTimeoutMs: -1 })),
+      /commandTimeoutMs/,
+    );
+    assert.throws(
+      build(() => new RedisConversationStore(VALID_URL, { tls: { ca: 'junk' } })),
+      /tls\.ca/,
+    );
+    assert.throws(
+      build(() => new RedisConversationStore(VALID_URL, { retry: { baseDelayMs: 500, maxDelayMs: 100 } })),
+      /retry\.maxDelayMs/,
+    );
   });
 
   const wrongShapes = [
     ["tls 'x' (not an object)", { tls: 'x' }],
     ['retry 5 (not an object)', { retry: 5 }],
-    ["a misspelt tls field (tls.caFile: the CA would be silently ignored)", { tls: { caFile: '/etc/ca.pem' } }],
+    ['a misspelt tls field (tls.caFile: the CA would be silently ignored)', { tls: { caFile: '/etc/ca.pem' } }],
     ['a misspelt retry field (retry.maxDelay)', { retry: { maxDelay: 100 } }],
   ];
   for (const [what, options] of wrongShapes) {
-    test(
-      `RedisConversationStore: ${what} throws STORE_INVALID_CONFIG`,
-      () => {
-        assert.throws(build(() => new RedisConversationStore(VALID_URL, { logger: silentLogger, ...options })), invalidConfig());
-      },
-    );
+    test(`RedisConversationStore: ${what} throws STORE_INVALID_CONFIG`, () => {
+      assert.throws(
+        build(() => new RedisConversationStore(VALID_URL, { logger: silentLogger, ...options })),
+        invalidConfig(),
+      );
+    });
   }
 
   test('every documented option with a valid value is accepted', async () => {
@@ -166,7 +205,10 @@ describe('options', () => {
     };
     assert.equal(build(() => new RedisConversationStore(VALID_URL, full))().status, 'connecting');
     const { ttlSeconds, listLimit, maxRecordBytes, logger } = full;
-    assert.equal(build(() => new InMemoryConversationStore({ ttlSeconds, listLimit, maxRecordBytes, logger }))().status, 'ready');
+    assert.equal(
+      build(() => new InMemoryConversationStore({ ttlSeconds, listLimit, maxRecordBytes, logger }))().status,
+      'ready',
+    );
   });
 });
 
@@ -196,7 +238,9 @@ describe('createConversationStore', () => {
 
   test('with a rediss:// URL it returns a RedisConversationStore and logs a [STORE] line without the password', () => {
     const log = recordingLogger();
-    const store = build(() => createConversationStore({ redisUrl: `rediss://:${PASSWORD}@127.0.0.1:1`, logger: log.logger }))();
+    const store = build(() =>
+      createConversationStore({ redisUrl: `rediss://:${PASSWORD}@127.0.0.1:1`, logger: log.logger }),
+    )();
     assert.ok(store instanceof RedisConversationStore);
     const line = log.lines.find((l) => /Redis/.test(l.line))?.line;
     assert.match(line, /^\[STORE\] .*127\.0\.0\.1:1/);
@@ -211,23 +255,41 @@ describe('createConversationStore', () => {
   ]) {
     test(`a bad redisUrl (${what}) throws STORE_INVALID_CONFIG and never falls back to memory`, () => {
       const log = recordingLogger();
-      assert.throws(build(() => createConversationStore({ redisUrl, logger: log.logger })), invalidConfig(PASSWORD));
-      assert.equal(log.lines.some((l) => /in-memory/.test(l.line)), false);
+      assert.throws(
+        build(() => createConversationStore({ redisUrl, logger: log.logger })),
+        invalidConfig(PASSWORD),
+      );
+      assert.equal(
+        log.lines.some((l) => /in-memory/.test(l.line)),
+        false,
+      );
     });
   }
 
-  test(
-    'a redisUrl with a bracketed host that is no IPv6 address throws STORE_INVALID_CONFIG',
-    () => {
-      assert.throws(build(() => createConversationStore({ redisUrl: 'rediss://[abc]:7000', logger: silentLogger })), invalidConfig());
-    },
-  );
+  test('a redisUrl with a bracketed host that is no IPv6 address throws STORE_INVALID_CONFIG', () => {
+    assert.throws(
+      build(() => createConversationStore({ redisUrl: 'rediss://[abc]:7000', logger: silentLogger })),
+      invalidConfig(),
+    );
+  });
 
   test('a bad option value throws STORE_INVALID_CONFIG with or without redisUrl', () => {
-    assert.throws(build(() => createConversationStore({ ttlSeconds: 0, logger: silentLogger })), invalidConfig());
-    assert.throws(build(() => createConversationStore({ redisUrl: VALID_URL, ttlSeconds: 0, logger: silentLogger })), invalidConfig());
-    assert.throws(build(() => createConversationStore({ ttl: 60, logger: silentLogger })), invalidConfig());
-    assert.throws(build(() => createConversationStore({ logger: {} })), invalidConfig());
+    assert.throws(
+      build(() => createConversationStore({ ttlSeconds: 0, logger: silentLogger })),
+      invalidConfig(),
+    );
+    assert.throws(
+      build(() => createConversationStore({ redisUrl: VALID_URL, ttlSeconds: 0, logger: silentLogger })),
+      invalidConfig(),
+    );
+    assert.throws(
+      build(() => createConversationStore({ ttl: 60, logger: silentLogger })),
+      invalidConfig(),
+    );
+    assert.throws(
+      build(() => createConversationStore({ logger: {} })),
+      invalidConfig(),
+    );
   });
 
   test('Redis-only options are accepted and ignored when it returns the in-memory store', () => {
@@ -263,12 +325,54 @@ describe('hostile option objects', () => {
     throw new Error(`${what} exploded`);
   };
   const cases = [
-    ['an option getter that throws', () => new RedisConversationStore('rediss://127.0.0.1:1', { get ttlSeconds() { return throwing('getter')(); } })],
-    ['a logger whose info getter throws', () => new RedisConversationStore('rediss://127.0.0.1:1', { logger: { get info() { return throwing('info')(); }, warn() {}, error() {} } })],
-    ['a Proxy whose ownKeys throws', () => new RedisConversationStore('rediss://127.0.0.1:1', new Proxy({}, { ownKeys: throwing('ownKeys') }))],
-    ['a factory option getter that throws', () => createConversationStore({ get redisUrl() { return throwing('redisUrl')(); } })],
-    ['an in-memory option getter that throws', () => new InMemoryConversationStore({ get listLimit() { return throwing('listLimit')(); } })],
-    ['a keyPrefix with a lone surrogate (napi would alias it)', () => new RedisConversationStore('rediss://127.0.0.1:1', { keyPrefix: 'a\uD800:' })],
+    [
+      'an option getter that throws',
+      () =>
+        new RedisConversationStore('rediss://127.0.0.1:1', {
+          get ttlSeconds() {
+            return throwing('getter')();
+          },
+        }),
+    ],
+    [
+      'a logger whose info getter throws',
+      () =>
+        new RedisConversationStore('rediss://127.0.0.1:1', {
+          logger: {
+            get info() {
+              return throwing('info')();
+            },
+            warn() {},
+            error() {},
+          },
+        }),
+    ],
+    [
+      'a Proxy whose ownKeys throws',
+      () => new RedisConversationStore('rediss://127.0.0.1:1', new Proxy({}, { ownKeys: throwing('ownKeys') })),
+    ],
+    [
+      'a factory option getter that throws',
+      () =>
+        createConversationStore({
+          get redisUrl() {
+            return throwing('redisUrl')();
+          },
+        }),
+    ],
+    [
+      'an in-memory option getter that throws',
+      () =>
+        new InMemoryConversationStore({
+          get listLimit() {
+            return throwing('listLimit')();
+          },
+        }),
+    ],
+    [
+      'a keyPrefix with a lone surrogate (napi would alias it)',
+      () => new RedisConversationStore('rediss://127.0.0.1:1', { keyPrefix: 'a\uD800:' }),
+    ],
     ['a URL with a lone surrogate', () => new RedisConversationStore('rediss://:p\uD800@127.0.0.1:1')],
   ];
   for (const [what, construct] of cases) {

@@ -16,7 +16,9 @@ function codeDefaults() {
   for (const [, name, value] of read('src/store/options.rs').matchAll(/pub const DEFAULT_(\w+): [\w&']+ = ([^;]+);/g)) {
     const option = name.toLowerCase().replace(/_(\w)/g, (_, c) => c.toUpperCase());
     const text = value.trim().replaceAll('_', '');
-    defaults[option] = /^[\d\s*]+$/.test(text) ? text.split('*').reduce((product, n) => product * Number(n), 1) : JSON.parse(text.replace(/^""$/, '""'));
+    defaults[option] = /^[\d\s*]+$/.test(text)
+      ? text.split('*').reduce((product, n) => product * Number(n), 1)
+      : JSON.parse(text.replace(/^""$/, '""'));
   }
   return defaults;
 }
@@ -33,7 +35,8 @@ function declaredDefaults(file) {
 
 function readmeDefaults() {
   const defaults = {};
-  for (const [, option, value] of read('README.md').matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)) defaults[option] = value.trim();
+  for (const [, option, value] of read('README.md').matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm))
+    defaults[option] = value.trim();
   return defaults;
 }
 
@@ -43,10 +46,16 @@ const retry = `{ baseDelayMs: ${code.retryBaseDelayMs}, maxDelayMs: ${code.retry
 const scalar = Object.entries(code).filter(([name]) => !name.startsWith('retry'));
 
 test('the code has a default for every documented scalar option', () => {
-  assert.deepEqual(
-    scalar.map(([name]) => name).sort(),
-    ['cluster', 'commandTimeoutMs', 'connectTimeoutMs', 'healthCheckIntervalMs', 'keyPrefix', 'listLimit', 'maxRecordBytes', 'ttlSeconds'],
-  );
+  assert.deepEqual(scalar.map(([name]) => name).sort(), [
+    'cluster',
+    'commandTimeoutMs',
+    'connectTimeoutMs',
+    'healthCheckIntervalMs',
+    'keyPrefix',
+    'listLimit',
+    'maxRecordBytes',
+    'ttlSeconds',
+  ]);
 });
 
 for (const file of ['index.d.ts', 'binding.d.ts']) {

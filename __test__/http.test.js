@@ -80,7 +80,10 @@ function stored({ sdkConversationRef: _live, ...rest }) {
  * An HS256 token for `sub`, signed with SECRET unless told otherwise. `exp` is epoch seconds;
  * `sub: undefined` or `exp: null` leave the claim out.
  */
-async function token(sub, { secret = SECRET, alg = 'HS256', exp = Math.floor(Date.now() / 1000) + 600, issuer, audience } = {}) {
+async function token(
+  sub,
+  { secret = SECRET, alg = 'HS256', exp = Math.floor(Date.now() / 1000) + 600, issuer, audience } = {},
+) {
   const jwt = new jose.SignJWT({}).setProtectedHeader({ alg, typ: 'JWT' }).setIssuedAt();
   if (sub !== undefined) jwt.setSubject(sub);
   if (exp !== null) jwt.setExpirationTime(exp);
@@ -119,7 +122,10 @@ async function serve(store, { redisConfigured, auth = { secret: SECRET }, logger
   }
   async function client(userId = `user-${randomUUID()}`) {
     const bearer = await token(userId);
-    return { userId, request: (method, urlPath, body, options) => request(method, urlPath, body, { ...options, token: bearer }) };
+    return {
+      userId,
+      request: (method, urlPath, body, options) => request(method, urlPath, body, { ...options, token: bearer }),
+    };
   }
   async function close() {
     server.closeAllConnections();
@@ -170,255 +176,324 @@ function conversationApiSuite(name, { redisConfigured, open }) {
     /** Runs a test body; on failure the redis-server log (if any) is appended. */
     const withLog = (fn) => () => (ctx.redis ? withLogOnFailure(ctx.redis, fn) : fn());
 
-    it(`GET /health needs no token and reports redis '${redisConfigured ? 'connected' : 'not-configured'}'`, withLog(async () => {
-      const res = await ctx.request('GET', '/health');
-      assert.equal(res.status, 200);
-      assert.deepEqual(res.body, { status: 'ok', redis: redisConfigured ? 'connected' : 'not-configured' });
-    }));
+    it(
+      `GET /health needs no token and reports redis '${redisConfigured ? 'connected' : 'not-configured'}'`,
+      withLog(async () => {
+        const res = await ctx.request('GET', '/health');
+        assert.equal(res.status, 200);
+        assert.deepEqual(res.body, { status: 'ok', redis: redisConfigured ? 'connected' : 'not-configured' });
+      }),
+    );
 
-    it('answers 401 with a Bearer challenge and a JSON body to a missing, bad or expired token, and writes nothing', withLog(async () => {
-      const userId = `user-${randomUUID()}`;
-      const now = Math.floor(Date.now() / 1000);
-      const valid = await token(userId);
-      const [header, , signature] = valid.split('.');
-      const cases = [
-        { label: 'no Authorization header', authorization: undefined, error: 'unauthorized' },
-        { label: 'Basic credentials', authorization: 'Basic dXNlcjpwYXNz', error: 'unauthorized' },
-        { label: 'Bearer without a token', authorization: 'Bearer', error: 'unauthorized' },
-        { label: 'not a JWT', authorization: 'Bearer not-a-jwt', error: 'invalid_token' },
-        { label: 'signed with another secret', token: await token(userId, { secret: randomBytes(32) }), error: 'invalid_token' },
-        { label: "another user's claims under this signature", token: `${header}.${base64url({ sub: `user-${randomUUID()}`, exp: now + 600 })}.${signature}`, error: 'invalid_token' },
-        { label: 'alg none', token: unsignedToken(userId), error: 'invalid_token' },
-        { label: 'HS512 with the right secret', token: await token(userId, { alg: 'HS512' }), error: 'invalid_token' },
-        { label: 'no sub', token: await token(undefined), error: 'invalid_token' },
-        { label: 'empty sub', token: await token(''), error: 'invalid_token' },
-        { label: 'no exp', token: await token(userId, { exp: null }), error: 'invalid_token' },
-        { label: 'expired', token: await token(userId, { exp: now - 120 }), error: 'invalid_token', message: /expired/ },
-      ];
-      const created = conversation({ userId });
-      const routes = [
-        ['GET', '/api/conversations'],
-        ['GET', `/api/conversations/${created.externalId}`],
-        ['POST', '/api/conversations', created],
-        ['DELETE', `/api/conversations/${created.externalId}`],
-        ['GET', '/no/such/route'],
-      ];
-      for (const { label, authorization, token: bearer, error, message } of cases) {
-        for (const [method, urlPath, body] of routes) {
-          const what = `${label}: ${method} ${urlPath}`;
-          const res = await ctx.request(method, urlPath, body, { authorization, token: bearer });
-          assert.equal(res.status, 401, what);
-          const challenge = res.headers.get('www-authenticate') ?? '';
-          assert.match(challenge, /^Bearer realm="[^"]+"/, what);
-          if (error === 'invalid_token') assert.match(challenge, /error="invalid_token"/, what);
-          assert.match(res.headers.get('content-type') ?? '', /^application\/json/, what);
-          assert.equal(res.body.error, error, what);
-          assert.equal(typeof res.body.message, 'string', what);
-          if (message) assert.match(res.body.message, message, what);
+    it(
+      'answers 401 with a Bearer challenge and a JSON body to a missing, bad or expired token, and writes nothing',
+      withLog(async () => {
+        const userId = `user-${randomUUID()}`;
+        const now = Math.floor(Date.now() / 1000);
+        const valid = await token(userId);
+        const [header, , signature] = valid.split('.');
+        const cases = [
+          { label: 'no Authorization header', authorization: undefined, error: 'unauthorized' },
+          { label: 'Basic credentials', authorization: 'Basic dXNlcjpwYXNz', error: 'unauthorized' },
+          { label: 'Bearer without a token', authorization: 'Bearer', error: 'unauthorized' },
+          { label: 'not a JWT', authorization: 'Bearer not-a-jwt', error: 'invalid_token' },
+          {
+            label: 'signed with another secret',
+            token: await token(userId, { secret: randomBytes(32) }),
+            error: 'invalid_token',
+          },
+          {
+            label: "another user's claims under this signature",
+            token: `${header}.${base64url({ sub: `user-${randomUUID()}`, exp: now + 600 })}.${signature}`,
+            error: 'invalid_token',
+          },
+          { label: 'alg none', token: unsignedToken(userId), error: 'invalid_token' },
+          {
+            label: 'HS512 with the right secret',
+            token: await token(userId, { alg: 'HS512' }),
+            error: 'invalid_token',
+          },
+          { label: 'no sub', token: await token(undefined), error: 'invalid_token' },
+          { label: 'empty sub', token: await token(''), error: 'invalid_token' },
+          { label: 'no exp', token: await token(userId, { exp: null }), error: 'invalid_token' },
+          {
+            label: 'expired',
+            token: await token(userId, { exp: now - 120 }),
+            error: 'invalid_token',
+            message: /expired/,
+          },
+        ];
+        const created = conversation({ userId });
+        const routes = [
+          ['GET', '/api/conversations'],
+          ['GET', `/api/conversations/${created.externalId}`],
+          ['POST', '/api/conversations', created],
+          ['DELETE', `/api/conversations/${created.externalId}`],
+          ['GET', '/no/such/route'],
+        ];
+        for (const { label, authorization, token: bearer, error, message } of cases) {
+          for (const [method, urlPath, body] of routes) {
+            const what = `${label}: ${method} ${urlPath}`;
+            const res = await ctx.request(method, urlPath, body, { authorization, token: bearer });
+            assert.equal(res.status, 401, what);
+            const challenge = res.headers.get('www-authenticate') ?? '';
+            assert.match(challenge, /^Bearer realm="[^"]+"/, what);
+            if (error === 'invalid_token') assert.match(challenge, /error="invalid_token"/, what);
+            assert.match(res.headers.get('content-type') ?? '', /^application\/json/, what);
+            assert.equal(res.body.error, error, what);
+            assert.equal(typeof res.body.message, 'string', what);
+            if (message) assert.match(res.body.message, message, what);
+          }
         }
-      }
-      assert.equal(await ctx.store.get(created.externalId), undefined, 'no refused POST was written');
-      assert.deepEqual(await ctx.store.listByUser(userId), []);
-      // The same requests with the valid token go through: the refusals above were the token's.
-      assert.equal((await ctx.request('POST', '/api/conversations', created, { token: valid })).status, 201);
-      assert.deepEqual(stored(await ctx.store.get(created.externalId)), created);
-    }));
+        assert.equal(await ctx.store.get(created.externalId), undefined, 'no refused POST was written');
+        assert.deepEqual(await ctx.store.listByUser(userId), []);
+        // The same requests with the valid token go through: the refusals above were the token's.
+        assert.equal((await ctx.request('POST', '/api/conversations', created, { token: valid })).status, 201);
+        assert.deepEqual(stored(await ctx.store.get(created.externalId)), created);
+      }),
+    );
 
-    it('creates, reads, replaces and deletes a conversation, read back through GET and the store', withLog(async () => {
-      const owner = await ctx.client();
-      const created = conversation({ userId: owner.userId, metadata: { channel: 'web' }, futureField: { kept: true } });
-      const post = await owner.request('POST', '/api/conversations', { ...created, sdkConversationRef: { live: 1 } });
-      assert.equal(post.status, 201);
-      assert.equal(post.headers.get('location'), `/api/conversations/${created.externalId}`);
+    it(
+      'creates, reads, replaces and deletes a conversation, read back through GET and the store',
+      withLog(async () => {
+        const owner = await ctx.client();
+        const created = conversation({
+          userId: owner.userId,
+          metadata: { channel: 'web' },
+          futureField: { kept: true },
+        });
+        const post = await owner.request('POST', '/api/conversations', { ...created, sdkConversationRef: { live: 1 } });
+        assert.equal(post.status, 201);
+        assert.equal(post.headers.get('location'), `/api/conversations/${created.externalId}`);
 
-      const get = await owner.request('GET', `/api/conversations/${created.externalId}`);
-      assert.equal(get.status, 200);
-      assert.deepEqual(get.body, created, 'stored exactly as sent, unknown fields kept, the live SDK ref dropped');
-      assert.deepEqual(await ctx.store.get(created.externalId), created, 'the store holds what was sent');
+        const get = await owner.request('GET', `/api/conversations/${created.externalId}`);
+        assert.equal(get.status, 200);
+        assert.deepEqual(get.body, created, 'stored exactly as sent, unknown fields kept, the live SDK ref dropped');
+        assert.deepEqual(await ctx.store.get(created.externalId), created, 'the store holds what was sent');
 
-      const replaced = { ...created, status: 'completed', updatedAt: '2026-02-22T11:00:00.000Z', metadata: { channel: 'teams' } };
-      assert.equal((await owner.request('POST', '/api/conversations', replaced)).status, 201);
-      assert.deepEqual((await owner.request('GET', `/api/conversations/${created.externalId}`)).body, replaced);
-      assert.deepEqual(await ctx.store.get(created.externalId), replaced);
-      assert.deepEqual((await owner.request('GET', '/api/conversations')).body, [replaced]);
+        const replaced = {
+          ...created,
+          status: 'completed',
+          updatedAt: '2026-02-22T11:00:00.000Z',
+          metadata: { channel: 'teams' },
+        };
+        assert.equal((await owner.request('POST', '/api/conversations', replaced)).status, 201);
+        assert.deepEqual((await owner.request('GET', `/api/conversations/${created.externalId}`)).body, replaced);
+        assert.deepEqual(await ctx.store.get(created.externalId), replaced);
+        assert.deepEqual((await owner.request('GET', '/api/conversations')).body, [replaced]);
 
-      const del = await owner.request('DELETE', `/api/conversations/${created.externalId}`);
-      assert.equal(del.status, 204);
-      assert.equal(del.body, undefined);
-      assert.equal(await ctx.store.get(created.externalId), undefined);
-      assert.equal((await owner.request('GET', `/api/conversations/${created.externalId}`)).status, 404);
-      assert.deepEqual((await owner.request('GET', '/api/conversations')).body, []);
-      const again = await owner.request('DELETE', `/api/conversations/${created.externalId}`);
-      assert.equal(again.status, 404, 'deleting a missing id');
-      assert.equal(again.body.error, 'not_found');
-    }));
+        const del = await owner.request('DELETE', `/api/conversations/${created.externalId}`);
+        assert.equal(del.status, 204);
+        assert.equal(del.body, undefined);
+        assert.equal(await ctx.store.get(created.externalId), undefined);
+        assert.equal((await owner.request('GET', `/api/conversations/${created.externalId}`)).status, 404);
+        assert.deepEqual((await owner.request('GET', '/api/conversations')).body, []);
+        const again = await owner.request('DELETE', `/api/conversations/${created.externalId}`);
+        assert.equal(again.status, 404, 'deleting a missing id');
+        assert.equal(again.body.error, 'not_found');
+      }),
+    );
 
-    it('GET of an unknown id is 404', withLog(async () => {
-      const res = await (await ctx.client()).request('GET', `/api/conversations/${randomUUID()}`);
-      assert.equal(res.status, 404);
-      assert.equal(res.body.error, 'not_found');
-    }));
+    it(
+      'GET of an unknown id is 404',
+      withLog(async () => {
+        const res = await (await ctx.client()).request('GET', `/api/conversations/${randomUUID()}`);
+        assert.equal(res.status, 404);
+        assert.equal(res.body.error, 'not_found');
+      }),
+    );
 
-    it("lists the caller's own conversations, newest updatedAt first", withLog(async () => {
-      const caller = await ctx.client();
-      const older = conversation({ userId: caller.userId, updatedAt: '2026-02-22T10:00:00.000Z' });
-      const newest = conversation({ userId: caller.userId, updatedAt: '2026-02-22T12:00:00Z' });
-      const middle = conversation({ userId: caller.userId, updatedAt: '2026-02-22T11:00:00.000Z' });
-      const other = await ctx.client();
-      const someoneElse = conversation({ userId: other.userId });
-      for (const c of [older, newest, middle]) {
-        assert.equal((await caller.request('POST', '/api/conversations', c)).status, 201);
-      }
-      assert.equal((await other.request('POST', '/api/conversations', someoneElse)).status, 201);
-      const list = await caller.request('GET', '/api/conversations');
-      assert.equal(list.status, 200);
-      assert.deepEqual(list.body, [newest, middle, older]);
-      const named = await caller.request('GET', `/api/conversations?userId=${encodeURIComponent(caller.userId)}`);
-      assert.deepEqual(named.body, [newest, middle, older], 'a userId in the query that is the caller is allowed');
-      assert.deepEqual((await (await ctx.client()).request('GET', '/api/conversations')).body, []);
-    }));
+    it(
+      "lists the caller's own conversations, newest updatedAt first",
+      withLog(async () => {
+        const caller = await ctx.client();
+        const older = conversation({ userId: caller.userId, updatedAt: '2026-02-22T10:00:00.000Z' });
+        const newest = conversation({ userId: caller.userId, updatedAt: '2026-02-22T12:00:00Z' });
+        const middle = conversation({ userId: caller.userId, updatedAt: '2026-02-22T11:00:00.000Z' });
+        const other = await ctx.client();
+        const someoneElse = conversation({ userId: other.userId });
+        for (const c of [older, newest, middle]) {
+          assert.equal((await caller.request('POST', '/api/conversations', c)).status, 201);
+        }
+        assert.equal((await other.request('POST', '/api/conversations', someoneElse)).status, 201);
+        const list = await caller.request('GET', '/api/conversations');
+        assert.equal(list.status, 200);
+        assert.deepEqual(list.body, [newest, middle, older]);
+        const named = await caller.request('GET', `/api/conversations?userId=${encodeURIComponent(caller.userId)}`);
+        assert.deepEqual(named.body, [newest, middle, older], 'a userId in the query that is the caller is allowed');
+        assert.deepEqual((await (await ctx.client()).request('GET', '/api/conversations')).body, []);
+      }),
+    );
 
-    it("keeps user B's conversation from user A: no read, list, overwrite or delete, and B's record is unchanged", withLog(async () => {
-      const a = await ctx.client();
-      const b = await ctx.client();
-      const mine = conversation({ userId: b.userId, metadata: { note: `only for ${b.userId}` } });
-      assert.equal((await b.request('POST', '/api/conversations', mine)).status, 201);
-      const id = mine.externalId;
-      const missingId = randomUUID();
-      const leaks = (res) => res.text.includes(b.userId) || res.text.includes('only for');
+    it(
+      "keeps user B's conversation from user A: no read, list, overwrite or delete, and B's record is unchanged",
+      withLog(async () => {
+        const a = await ctx.client();
+        const b = await ctx.client();
+        const mine = conversation({ userId: b.userId, metadata: { note: `only for ${b.userId}` } });
+        assert.equal((await b.request('POST', '/api/conversations', mine)).status, 201);
+        const id = mine.externalId;
+        const missingId = randomUUID();
+        const leaks = (res) => res.text.includes(b.userId) || res.text.includes('only for');
 
-      // Read: exactly the answer for an id that does not exist.
-      const read = await a.request('GET', `/api/conversations/${id}`);
-      const readMissing = await a.request('GET', `/api/conversations/${missingId}`);
-      assert.equal(read.status, 404);
-      assert.equal(read.status, readMissing.status);
-      assert.deepEqual(read.body, JSON.parse(readMissing.text.replace(missingId, id)));
-      assert.ok(!leaks(read), read.text);
+        // Read: exactly the answer for an id that does not exist.
+        const read = await a.request('GET', `/api/conversations/${id}`);
+        const readMissing = await a.request('GET', `/api/conversations/${missingId}`);
+        assert.equal(read.status, 404);
+        assert.equal(read.status, readMissing.status);
+        assert.deepEqual(read.body, JSON.parse(readMissing.text.replace(missingId, id)));
+        assert.ok(!leaks(read), read.text);
 
-      // List: A's list is A's; naming B in the query is refused.
-      const list = await a.request('GET', '/api/conversations');
-      assert.deepEqual(list.body, []);
-      const named = await a.request('GET', `/api/conversations?userId=${encodeURIComponent(b.userId)}`);
-      assert.equal(named.status, 403);
-      assert.equal(named.body.error, 'forbidden');
-      assert.ok(!named.text.includes('only for'), named.text);
+        // List: A's list is A's; naming B in the query is refused.
+        const list = await a.request('GET', '/api/conversations');
+        assert.deepEqual(list.body, []);
+        const named = await a.request('GET', `/api/conversations?userId=${encodeURIComponent(b.userId)}`);
+        assert.equal(named.status, 403);
+        assert.equal(named.body.error, 'forbidden');
+        assert.ok(!named.text.includes('only for'), named.text);
 
-      // Overwrite: with A as the owner, and with the body still naming B.
-      const takeover = { ...mine, userId: a.userId, status: 'abandoned', updatedAt: '2026-02-22T12:00:00.000Z', metadata: { note: 'A was here' } };
-      const overwrite = await a.request('POST', '/api/conversations', takeover);
-      assert.equal(overwrite.status, 403);
-      assert.equal(overwrite.body.error, 'forbidden');
-      assert.ok(!leaks(overwrite), overwrite.text);
-      const asB = await a.request('POST', '/api/conversations', { ...mine, status: 'abandoned' });
-      assert.equal(asB.status, 403);
-      assert.equal(asB.body.error, 'forbidden');
+        // Overwrite: with A as the owner, and with the body still naming B.
+        const takeover = {
+          ...mine,
+          userId: a.userId,
+          status: 'abandoned',
+          updatedAt: '2026-02-22T12:00:00.000Z',
+          metadata: { note: 'A was here' },
+        };
+        const overwrite = await a.request('POST', '/api/conversations', takeover);
+        assert.equal(overwrite.status, 403);
+        assert.equal(overwrite.body.error, 'forbidden');
+        assert.ok(!leaks(overwrite), overwrite.text);
+        const asB = await a.request('POST', '/api/conversations', { ...mine, status: 'abandoned' });
+        assert.equal(asB.status, 403);
+        assert.equal(asB.body.error, 'forbidden');
 
-      // Delete: exactly the answer for an id that does not exist.
-      const del = await a.request('DELETE', `/api/conversations/${id}`);
-      const delMissing = await a.request('DELETE', `/api/conversations/${missingId}`);
-      assert.equal(del.status, 404);
-      assert.equal(del.status, delMissing.status);
-      assert.deepEqual(del.body, JSON.parse(delMissing.text.replace(missingId, id)));
+        // Delete: exactly the answer for an id that does not exist.
+        const del = await a.request('DELETE', `/api/conversations/${id}`);
+        const delMissing = await a.request('DELETE', `/api/conversations/${missingId}`);
+        assert.equal(del.status, 404);
+        assert.equal(del.status, delMissing.status);
+        assert.deepEqual(del.body, JSON.parse(delMissing.text.replace(missingId, id)));
 
-      // B's record, read back through the store and by B: as B wrote it.
-      assert.deepEqual(await ctx.store.get(id), mine);
-      assert.deepEqual(await ctx.store.listByUser(b.userId), [mine]);
-      assert.deepEqual(await ctx.store.listByUser(a.userId), []);
-      assert.deepEqual((await b.request('GET', `/api/conversations/${id}`)).body, mine);
-      assert.deepEqual((await b.request('GET', '/api/conversations')).body, [mine]);
-    }));
+        // B's record, read back through the store and by B: as B wrote it.
+        assert.deepEqual(await ctx.store.get(id), mine);
+        assert.deepEqual(await ctx.store.listByUser(b.userId), [mine]);
+        assert.deepEqual(await ctx.store.listByUser(a.userId), []);
+        assert.deepEqual((await b.request('GET', `/api/conversations/${id}`)).body, mine);
+        assert.deepEqual((await b.request('GET', '/api/conversations')).body, [mine]);
+      }),
+    );
 
-    it("refuses with 403 a body whose userId is not the caller's, and writes nothing", withLog(async () => {
-      const a = await ctx.client();
-      const b = `user-${randomUUID()}`;
-      const forged = conversation({ userId: b });
-      const res = await a.request('POST', '/api/conversations', forged);
-      assert.equal(res.status, 403);
-      assert.equal(res.body.error, 'forbidden');
-      assert.match(res.body.message, /userId/);
-      assert.equal(await ctx.store.get(forged.externalId), undefined);
-      assert.deepEqual(await ctx.store.listByUser(b), []);
-      assert.deepEqual(await ctx.store.listByUser(a.userId), []);
-    }));
+    it(
+      "refuses with 403 a body whose userId is not the caller's, and writes nothing",
+      withLog(async () => {
+        const a = await ctx.client();
+        const b = `user-${randomUUID()}`;
+        const forged = conversation({ userId: b });
+        const res = await a.request('POST', '/api/conversations', forged);
+        assert.equal(res.status, 403);
+        assert.equal(res.body.error, 'forbidden');
+        assert.match(res.body.message, /userId/);
+        assert.equal(await ctx.store.get(forged.externalId), undefined);
+        assert.deepEqual(await ctx.store.listByUser(b), []);
+        assert.deepEqual(await ctx.store.listByUser(a.userId), []);
+      }),
+    );
 
-    it('answers 400 with the validation message on invalid input, and stores nothing', withLog(async () => {
-      const caller = await ctx.client();
-      const valid = conversation({ userId: caller.userId });
-      const { userId: _dropped, ...withoutUserId } = valid;
-      const cases = [
-        { label: 'missing userId', body: withoutUserId, message: /userId/ },
-        {
-          label: 'bad message role',
-          body: { ...valid, history: [{ ...valid.history[0], role: 'assistant' }] },
-          message: /history\[0\]\.role/,
-        },
-        { label: 'bad status', body: { ...valid, status: 'archived' }, message: /status/ },
-        { label: 'timestamp without a zone', body: { ...valid, updatedAt: '2026-02-22T10:00:00' }, message: /updatedAt/ },
-      ];
-      for (const { label, body, message } of cases) {
-        const res = await caller.request('POST', '/api/conversations', body);
-        assert.equal(res.status, 400, label);
-        assert.equal(res.body.error, 'STORE_INVALID_ARGUMENT', label);
-        assert.match(res.body.message, message, label);
-        assert.equal(await ctx.store.get(valid.externalId), undefined, `${label}: nothing stored`);
-      }
-      assert.deepEqual(await ctx.store.listByUser(caller.userId), []);
+    it(
+      'answers 400 with the validation message on invalid input, and stores nothing',
+      withLog(async () => {
+        const caller = await ctx.client();
+        const valid = conversation({ userId: caller.userId });
+        const { userId: _dropped, ...withoutUserId } = valid;
+        const cases = [
+          { label: 'missing userId', body: withoutUserId, message: /userId/ },
+          {
+            label: 'bad message role',
+            body: { ...valid, history: [{ ...valid.history[0], role: 'assistant' }] },
+            message: /history\[0\]\.role/,
+          },
+          { label: 'bad status', body: { ...valid, status: 'archived' }, message: /status/ },
+          {
+            label: 'timestamp without a zone',
+            body: { ...valid, updatedAt: '2026-02-22T10:00:00' },
+            message: /updatedAt/,
+          },
+        ];
+        for (const { label, body, message } of cases) {
+          const res = await caller.request('POST', '/api/conversations', body);
+          assert.equal(res.status, 400, label);
+          assert.equal(res.body.error, 'STORE_INVALID_ARGUMENT', label);
+          assert.match(res.body.message, message, label);
+          assert.equal(await ctx.store.get(valid.externalId), undefined, `${label}: nothing stored`);
+        }
+        assert.deepEqual(await ctx.store.listByUser(caller.userId), []);
 
-      const noExternalId = await caller.request('POST', '/api/conversations', { ...valid, externalId: undefined });
-      assert.equal(noExternalId.status, 400);
-      assert.equal(noExternalId.body.error, 'STORE_INVALID_ARGUMENT');
+        const noExternalId = await caller.request('POST', '/api/conversations', { ...valid, externalId: undefined });
+        assert.equal(noExternalId.status, 400);
+        assert.equal(noExternalId.body.error, 'STORE_INVALID_ARGUMENT');
 
-      const notAnObject = await caller.request('POST', '/api/conversations', [valid]);
-      assert.equal(notAnObject.status, 400);
-      assert.equal(notAnObject.body.error, 'invalid_request');
+        const notAnObject = await caller.request('POST', '/api/conversations', [valid]);
+        assert.equal(notAnObject.status, 400);
+        assert.equal(notAnObject.body.error, 'invalid_request');
 
-      const malformed = await caller.request('POST', '/api/conversations', undefined, { rawBody: '{"externalId": ' });
-      assert.equal(malformed.status, 400);
-      assert.equal(malformed.body.error, 'invalid_request');
-    }));
+        const malformed = await caller.request('POST', '/api/conversations', undefined, { rawBody: '{"externalId": ' });
+        assert.equal(malformed.status, 400);
+        assert.equal(malformed.body.error, 'invalid_request');
+      }),
+    );
 
-    it('answers 503 with Retry-After and a fixed message once the store is closed', withLog(async () => {
-      const { store } = await open();
-      const app = await serve(store, { redisConfigured });
-      try {
-        await store.close();
-        const caller = await app.client();
-        const res = await caller.request('GET', `/api/conversations/${randomUUID()}`);
-        assertOpaque503(res, { code: 'STORE_CLOSED' });
-        assert.ok(app.logger.lines.some((line) => line.includes('STORE_CLOSED')), 'the detail is logged');
-        const health = await app.request('GET', '/health');
-        assert.equal(health.body.redis, redisConfigured ? 'disconnected' : 'not-configured');
-      } finally {
-        await app.close();
-      }
-    }));
+    it(
+      'answers 503 with Retry-After and a fixed message once the store is closed',
+      withLog(async () => {
+        const { store } = await open();
+        const app = await serve(store, { redisConfigured });
+        try {
+          await store.close();
+          const caller = await app.client();
+          const res = await caller.request('GET', `/api/conversations/${randomUUID()}`);
+          assertOpaque503(res, { code: 'STORE_CLOSED' });
+          assert.ok(
+            app.logger.lines.some((line) => line.includes('STORE_CLOSED')),
+            'the detail is logged',
+          );
+          const health = await app.request('GET', '/health');
+          assert.equal(health.body.redis, redisConfigured ? 'disconnected' : 'not-configured');
+        } finally {
+          await app.close();
+        }
+      }),
+    );
 
     if (redisConfigured) {
-      it('answers 503 + Retry-After while Redis is paused, reports disconnected, and recovers on resume', withLog(async () => {
-        const caller = await ctx.client();
-        const kept = conversation({ userId: caller.userId });
-        assert.equal((await caller.request('POST', '/api/conversations', kept)).status, 201);
-        assert.equal((await ctx.request('GET', '/health')).body.redis, 'connected');
+      it(
+        'answers 503 + Retry-After while Redis is paused, reports disconnected, and recovers on resume',
+        withLog(async () => {
+          const caller = await ctx.client();
+          const kept = conversation({ userId: caller.userId });
+          assert.equal((await caller.request('POST', '/api/conversations', kept)).status, 201);
+          assert.equal((await ctx.request('GET', '/health')).body.redis, 'connected');
 
-        ctx.redis.pause();
-        try {
-          const started = performance.now();
+          ctx.redis.pause();
+          try {
+            const started = performance.now();
+            const res = await caller.request('GET', `/api/conversations/${kept.externalId}`);
+            const elapsedMs = performance.now() - started;
+            assertOpaque503(res, { redisPort: ctx.redis.port });
+            assert.ok(elapsedMs < OUTAGE_RESPONSE_CEILING_MS, `503 after ${Math.round(elapsedMs)} ms`);
+
+            const health = await healthBecomes(ctx.request, 'disconnected');
+            assert.deepEqual(health, { status: 'ok', redis: 'disconnected' });
+          } finally {
+            ctx.redis.resume();
+          }
+
+          assert.deepEqual(await healthBecomes(ctx.request, 'connected'), { status: 'ok', redis: 'connected' });
           const res = await caller.request('GET', `/api/conversations/${kept.externalId}`);
-          const elapsedMs = performance.now() - started;
-          assertOpaque503(res, { redisPort: ctx.redis.port });
-          assert.ok(elapsedMs < OUTAGE_RESPONSE_CEILING_MS, `503 after ${Math.round(elapsedMs)} ms`);
-
-          const health = await healthBecomes(ctx.request, 'disconnected');
-          assert.deepEqual(health, { status: 'ok', redis: 'disconnected' });
-        } finally {
-          ctx.redis.resume();
-        }
-
-        assert.deepEqual(await healthBecomes(ctx.request, 'connected'), { status: 'ok', redis: 'connected' });
-        const res = await caller.request('GET', `/api/conversations/${kept.externalId}`);
-        assert.equal(res.status, 200);
-        assert.deepEqual(res.body, kept);
-      }));
+          assert.equal(res.status, 200);
+          assert.deepEqual(res.body, kept);
+        }),
+      );
 
       it('answers 503 bodies without host, port or the store message once Redis is gone, and logs the detail', async () => {
         const redis = await startRedis();
@@ -457,23 +532,34 @@ function conversationApiSuite(name, { redisConfigured, open }) {
         }
       });
 
-      it('answers 500 STORE_CORRUPT_RECORD without the record or its key for a corrupt record', withLog(async () => {
-        const caller = await ctx.client();
-        const id = randomUUID();
-        const content = `record-content-${randomUUID()}`;
-        await ctx.redis.cli('SET', `conv:${id}`, JSON.stringify({ externalId: id, userId: caller.userId, history: content }));
-        await assert.rejects(ctx.store.get(id), { code: 'STORE_CORRUPT_RECORD' }, 'the record is corrupt to the store');
+      it(
+        'answers 500 STORE_CORRUPT_RECORD without the record or its key for a corrupt record',
+        withLog(async () => {
+          const caller = await ctx.client();
+          const id = randomUUID();
+          const content = `record-content-${randomUUID()}`;
+          await ctx.redis.cli(
+            'SET',
+            `conv:${id}`,
+            JSON.stringify({ externalId: id, userId: caller.userId, history: content }),
+          );
+          await assert.rejects(
+            ctx.store.get(id),
+            { code: 'STORE_CORRUPT_RECORD' },
+            'the record is corrupt to the store',
+          );
 
-        ctx.logger.lines.length = 0;
-        const res = await caller.request('GET', `/api/conversations/${id}`);
-        assert.equal(res.status, 500);
-        assert.deepEqual(Object.keys(res.body).sort(), ['error', 'message']);
-        assert.equal(res.body.error, 'STORE_CORRUPT_RECORD');
-        for (const internal of [content, `conv:${id}`, 'history']) {
-          assert.ok(!res.text.includes(internal), `the 500 body carries '${internal}': ${res.text}`);
-        }
-        assert.match(ctx.logger.lines.join('\n'), /^error .*STORE_CORRUPT_RECORD/m, 'the detail is logged');
-      }));
+          ctx.logger.lines.length = 0;
+          const res = await caller.request('GET', `/api/conversations/${id}`);
+          assert.equal(res.status, 500);
+          assert.deepEqual(Object.keys(res.body).sort(), ['error', 'message']);
+          assert.equal(res.body.error, 'STORE_CORRUPT_RECORD');
+          for (const internal of [content, `conv:${id}`, 'history']) {
+            assert.ok(!res.text.includes(internal), `the 500 body carries '${internal}': ${res.text}`);
+          }
+          assert.match(ctx.logger.lines.join('\n'), /^error .*STORE_CORRUPT_RECORD/m, 'the detail is logged');
+        }),
+      );
     }
   });
 }
@@ -526,7 +612,10 @@ describe('example server error handler', () => {
 describe('example server token settings', () => {
   it('refuses an HS256 secret shorter than 32 bytes', () => {
     const store = new InMemoryConversationStore({ logger: quietLogger });
-    assert.throws(() => createApp(store, { redisConfigured: false, auth: { secret: randomBytes(31) } }), /at least 32 bytes/);
+    assert.throws(
+      () => createApp(store, { redisConfigured: false, auth: { secret: randomBytes(31) } }),
+      /at least 32 bytes/,
+    );
     assert.doesNotThrow(() => createApp(store, { redisConfigured: false, auth: { secret: randomBytes(32) } }));
   });
 
@@ -536,7 +625,8 @@ describe('example server token settings', () => {
     const store = new InMemoryConversationStore({ logger: quietLogger });
     const app = await serve(store, { redisConfigured: false, auth: { secret: SECRET, issuer, audience } });
     try {
-      const list = async (options) => (await app.request('GET', '/api/conversations', undefined, { token: await token('user-1', options) })).status;
+      const list = async (options) =>
+        (await app.request('GET', '/api/conversations', undefined, { token: await token('user-1', options) })).status;
       assert.equal(await list({ issuer, audience }), 200);
       assert.equal(await list({ audience }), 401, 'no iss');
       assert.equal(await list({ issuer: 'https://other.example.test/', audience }), 401, 'another iss');
@@ -553,7 +643,11 @@ function startProcess(args, env) {
   const cleanEnv = Object.fromEntries(
     Object.entries(process.env).filter(([name]) => !/^(AUTH_|REDIS_|PORT$|NODE_TEST_CONTEXT$)/.test(name)),
   );
-  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...cleanEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, args, {
+    cwd: ROOT,
+    env: { ...cleanEnv, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines = [];
   const output = new EventEmitter();
   for (const stream of [child.stdout, child.stderr]) {
@@ -579,7 +673,10 @@ function startProcess(args, env) {
         resolve(line);
       };
       const onClose = () => fail(`ended before printing ${pattern}`);
-      const timer = setTimeout(() => fail(`no line matching ${pattern} within ${DEMO_START_CEILING_MS} ms`), DEMO_START_CEILING_MS);
+      const timer = setTimeout(
+        () => fail(`no line matching ${pattern} within ${DEMO_START_CEILING_MS} ms`),
+        DEMO_START_CEILING_MS,
+      );
       function cleanup() {
         clearTimeout(timer);
         output.off('line', onLine);
@@ -635,7 +732,10 @@ describe('example server start-up', () => {
       const base = listening.replace('Listening on ', '');
       const tokenLine = await demo.lineMatching(/curl -s -X POST .*Bearer [\w-]+\.[\w-]+\.[\w-]+/);
       const devToken = /Bearer ([\w-]+\.[\w-]+\.[\w-]+)/.exec(tokenLine)[1];
-      assert.ok(demo.lines.some((l) => /DEVELOPMENT ONLY/.test(l)), 'labelled as development only');
+      assert.ok(
+        demo.lines.some((l) => /DEVELOPMENT ONLY/.test(l)),
+        'labelled as development only',
+      );
       assert.equal(jose.decodeJwt(devToken).sub, 'demo-user');
 
       const list = await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${devToken}` } });
@@ -650,7 +750,10 @@ describe('example server start-up', () => {
       assert.equal(post.status, 201, 'the printed POST works as printed');
       assert.equal((await fetch(`${base}/api/conversations`)).status, 401, 'no token, no access');
       const forged = await token('demo-user'); // signed with a secret the demo does not know
-      assert.equal((await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${forged}` } })).status, 401);
+      assert.equal(
+        (await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${forged}` } })).status,
+        401,
+      );
     } finally {
       await demo.stop();
     }
@@ -666,9 +769,15 @@ describe('example server start-up', () => {
       assert.doesNotMatch(output, /DEVELOPMENT ONLY|Bearer ey/);
       assert.ok(!output.includes(secret), 'the secret is printed');
       const signed = await token('user-1', { secret: new TextEncoder().encode(secret) });
-      assert.equal((await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${signed}` } })).status, 200);
+      assert.equal(
+        (await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${signed}` } })).status,
+        200,
+      );
       const other = await token('user-1', { secret: randomBytes(32) });
-      assert.equal((await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${other}` } })).status, 401);
+      assert.equal(
+        (await fetch(`${base}/api/conversations`, { headers: { authorization: `Bearer ${other}` } })).status,
+        401,
+      );
     } finally {
       await demo.stop();
     }

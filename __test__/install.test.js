@@ -59,10 +59,11 @@ function libcName() {
   return process.report.getReport().header.glibcVersionRuntime ? 'glibc' : 'musl';
 }
 
-test('with no binary installed, the error names the platform, the missing package and the fixes', (t) => {
+test('with no binary installed, the error names the platform, the missing package and the fixes', (_t) => {
   const { project } = projectWithoutBinary('missing');
   const { message, cause } = requireError(project);
-  const key = process.platform === 'linux' ? `${PLATFORM_KEY}-${libcName() === 'glibc' ? 'gnu' : 'musl'}` : PLATFORM_KEY;
+  const key =
+    process.platform === 'linux' ? `${PLATFORM_KEY}-${libcName() === 'glibc' ? 'gnu' : 'musl'}` : PLATFORM_KEY;
   if (process.platform === 'linux') {
     assert.match(message, new RegExp(`no native binary for linux ${process.arch} with ${libcName()} \\(${key}\\)`));
   }
@@ -70,7 +71,7 @@ test('with no binary installed, the error names the platform, the missing packag
   assert.ok(message.includes('`npm install --include=optional`'), message);
   assert.ok(message.includes('`npm run build`'), message);
   assert.ok(message.includes('Rust'), message);
-  assert.match(cause, /Cannot find native binding/, 'the generated loader\'s error stays attached as the cause');
+  assert.match(cause, /Cannot find native binding/, "the generated loader's error stays attached as the cause");
 });
 
 test('on a platform with no prebuilt package, the error says so and lists the prebuilt ones', () => {
@@ -84,7 +85,9 @@ test('on a platform with no prebuilt package, the error says so and lists the pr
   assert.ok(!message.includes('--include=optional'), 'installing optional dependencies cannot help here');
 });
 
-test('a binary that is present but does not load is reported as such, with the reason', { skip: process.platform !== 'linux' }, () => {
+test('a binary that is present but does not load is reported as such, with the reason', {
+  skip: process.platform !== 'linux',
+}, () => {
   const { project, installed } = projectWithoutBinary('broken');
   const key = `${PLATFORM_KEY}-${libcName() === 'glibc' ? 'gnu' : 'musl'}`;
   fs.writeFileSync(path.join(installed, `${pkg.napi.binaryName}.${key}.node`), 'not an ELF file');

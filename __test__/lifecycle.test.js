@@ -68,7 +68,14 @@ function runChild(script, env = {}) {
     child.once('error', reject);
     child.once('close', (code, signal) => {
       clearTimeout(ceiling);
-      resolve({ code, signal, stdout, stderr, exitedByItself: !killedAtCeiling, elapsedMs: performance.now() - started });
+      resolve({
+        code,
+        signal,
+        stdout,
+        stderr,
+        exitedByItself: !killedAtCeiling,
+        elapsedMs: performance.now() - started,
+      });
     });
   });
 }
@@ -76,7 +83,10 @@ function runChild(script, env = {}) {
 /** The child printed one JSON line and exited by itself with status 0; returns that JSON. */
 function assertExitedCleanly(result) {
   const details = `stdout: ${result.stdout}\nstderr: ${result.stderr}`;
-  assert.ok(result.exitedByItself, `the child was still running after ${CHILD_EXIT_CEILING_MS} ms: something keeps the event loop alive\n${details}`);
+  assert.ok(
+    result.exitedByItself,
+    `the child was still running after ${CHILD_EXIT_CEILING_MS} ms: something keeps the event loop alive\n${details}`,
+  );
   assert.equal(result.code, 0, details);
   return JSON.parse(result.stdout);
 }
@@ -119,7 +129,10 @@ describe('status', () => {
     });
     t.after(() => store.close());
     const started = performance.now();
-    const error = await store.get(uniqueId()).then(() => assert.fail('get should reject'), (e) => e);
+    const error = await store.get(uniqueId()).then(
+      () => assert.fail('get should reject'),
+      (e) => e,
+    );
     const elapsedMs = performance.now() - started;
     assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
     assert.ok(elapsedMs < COMMAND_TIMEOUT_MS + SLACK_MS, `get took ${elapsedMs} ms`);
@@ -164,8 +177,15 @@ describe('close', () => {
 
   test('a call waiting for a connection rejects STORE_CLOSED as soon as the store closes, not at its deadline', async () => {
     const url = `rediss://127.0.0.1:${await unusedPort()}`;
-    const store = new RedisConversationStore(url, { tls: { ca: server.caPem }, commandTimeoutMs: 30_000, logger: silentLogger });
-    const waiting = store.get('x').then(() => assert.fail('get should reject'), (e) => e);
+    const store = new RedisConversationStore(url, {
+      tls: { ca: server.caPem },
+      commandTimeoutMs: 30_000,
+      logger: silentLogger,
+    });
+    const waiting = store.get('x').then(
+      () => assert.fail('get should reject'),
+      (e) => e,
+    );
     const started = performance.now();
     await store.close();
     const error = await waiting;

@@ -29,7 +29,8 @@ function positiveInteger(name, fallback) {
   const value = process.env[name];
   if (value === undefined || value === '') return fallback;
   const number = Number(value);
-  if (!Number.isSafeInteger(number) || number < 1) throw new Error(`${name}: expected a positive integer, got ${value}`);
+  if (!Number.isSafeInteger(number) || number < 1)
+    throw new Error(`${name}: expected a positive integer, got ${value}`);
   return number;
 }
 
@@ -39,7 +40,25 @@ const TEN_KB = 'x'.repeat(10 * 1024);
 const LONE_SURROGATES = ['\uD800', 'a\uDFFF', '\uDE00\uD83D', 'user\uDBFF'];
 
 /** Strings no store may trip over: key syntax, JSON syntax, control characters, size. */
-const ODD = [':', '{}', '*', 'user:1:conversations', '{user}:*', 'line\nbreak', '\r\n', '😀', '\u0000', 'nul\u0000byte', TEN_KB, ' ', '"', '\\', '\u2028', '\uFEFF', 'é'];
+const ODD = [
+  ':',
+  '{}',
+  '*',
+  'user:1:conversations',
+  '{user}:*',
+  'line\nbreak',
+  '\r\n',
+  '😀',
+  '\u0000',
+  'nul\u0000byte',
+  TEN_KB,
+  ' ',
+  '"',
+  '\\',
+  '\u2028',
+  '\uFEFF',
+  'é',
+];
 
 /** A few conversation ids, so that sets overwrite, gets find and deletes remove. */
 const IDS = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((i) => uuidFrom(`model-${i}`));
@@ -48,7 +67,19 @@ IDS.push(IDS[0].toUpperCase());
 
 /** Most records go to a few users, so their lists fill past listLimit. */
 const FREQUENT_USERS = ['u1', '{user}:*'];
-const USERS = ['u2', TEN_KB, ':', '{}', '*', 'user:1:conversations', 'line\nbreak', '\r\n', 'nul\u0000byte', '😀', '\u0000'];
+const USERS = [
+  'u2',
+  TEN_KB,
+  ':',
+  '{}',
+  '*',
+  'user:1:conversations',
+  'line\nbreak',
+  '\r\n',
+  'nul\u0000byte',
+  '😀',
+  '\u0000',
+];
 
 const loneSurrogate = fc.oneof(
   fc.constantFrom(...LONE_SURROGATES),
@@ -265,23 +296,27 @@ test(
   () =>
     withLogOnFailure(server, () =>
       fc.assert(
-        fc.asyncProperty(fc.record({ listLimit: fc.integer({ min: 3, max: 5 }) }), commands, async ({ listLimit }, cmds) => {
-          runs += 1;
-          // A small maxRecordBytes: a few 10 KB texts make a record both must refuse.
-          const options = { listLimit, maxRecordBytes: 32 * 1024, logger: silentLogger };
-          const memory = new InMemoryConversationStore(options);
-          const redis = new RedisConversationStore(server.url, {
-            ...options,
-            tls: { ca: server.caPem },
-            keyPrefix: `model-${process.pid}-${runs}:`,
-          });
-          try {
-            await redis.ready();
-            await fc.asyncModelRun(() => ({ model: {}, real: { memory, redis, log: [] } }), cmds);
-          } finally {
-            await Promise.all([memory.close(), redis.close()]);
-          }
-        }),
+        fc.asyncProperty(
+          fc.record({ listLimit: fc.integer({ min: 3, max: 5 }) }),
+          commands,
+          async ({ listLimit }, cmds) => {
+            runs += 1;
+            // A small maxRecordBytes: a few 10 KB texts make a record both must refuse.
+            const options = { listLimit, maxRecordBytes: 32 * 1024, logger: silentLogger };
+            const memory = new InMemoryConversationStore(options);
+            const redis = new RedisConversationStore(server.url, {
+              ...options,
+              tls: { ca: server.caPem },
+              keyPrefix: `model-${process.pid}-${runs}:`,
+            });
+            try {
+              await redis.ready();
+              await fc.asyncModelRun(() => ({ model: {}, real: { memory, redis, log: [] } }), cmds);
+            } finally {
+              await Promise.all([memory.close(), redis.close()]);
+            }
+          },
+        ),
         { numRuns: RUNS, seed: SEED, path: PATH, endOnFailure: PATH !== undefined, includeErrorInReport: true },
       ),
     ),

@@ -50,7 +50,11 @@ function run(command, args, cwd) {
     env: { ...process.env, npm_config_update_notifier: 'false' },
   });
   assert.equal(result.error, undefined, `${command} ${args.join(' ')}: ${result.error}`);
-  assert.equal(result.status, 0, `${command} ${args.join(' ')} exited ${result.status}:\n${result.stdout}${result.stderr}`);
+  assert.equal(
+    result.status,
+    0,
+    `${command} ${args.join(' ')} exited ${result.status}:\n${result.stdout}${result.stderr}`,
+  );
   return result.stdout;
 }
 
@@ -82,8 +86,16 @@ function stageRelease() {
   // pre-publish reads the release commit from git, as it does in the workflow.
   run('git', ['init', '-q'], stage);
   run('git', ['add', '-A'], stage);
-  run('git', ['-c', 'user.name=release', '-c', 'user.email=release@localhost', 'commit', '-q', '-m', pkg.version], stage);
-  run(path.join(ROOT, 'node_modules', '.bin', 'napi'), ['pre-publish', '--skip-optional-publish', '--tag-style', 'npm'], stage);
+  run(
+    'git',
+    ['-c', 'user.name=release', '-c', 'user.email=release@localhost', 'commit', '-q', '-m', pkg.version],
+    stage,
+  );
+  run(
+    path.join(ROOT, 'node_modules', '.bin', 'napi'),
+    ['pre-publish', '--skip-optional-publish', '--tag-style', 'npm'],
+    stage,
+  );
   return stage;
 }
 
@@ -109,11 +121,19 @@ test('the root tarball holds the JS entry and no binary; each platform tarball h
   for (const required of ['package.json', ...pkg.files]) {
     assert.ok(root.files.includes(required), `${required} missing from the tarball: ${root.files.join(', ')}`);
   }
-  assert.deepEqual(root.files.filter((f) => f.endsWith('.node')), [], 'binaries travel in the platform packages');
+  assert.deepEqual(
+    root.files.filter((f) => f.endsWith('.node')),
+    [],
+    'binaries travel in the platform packages',
+  );
   const stray = root.files.filter((f) => /^(src|target|__test__|examples|bench|npm)\//.test(f));
   assert.deepEqual(stray, [], 'sources, build output, tests and platform dirs stay out of the tarball');
   for (const [platform, tarball] of platformTarballs) {
-    assert.deepEqual(tarball.files, ['README.md', 'package.json', `${pkg.napi.binaryName}.${platform}.node`].sort(), platform);
+    assert.deepEqual(
+      tarball.files,
+      ['README.md', 'package.json', `${pkg.napi.binaryName}.${platform}.node`].sort(),
+      platform,
+    );
   }
 });
 
@@ -122,12 +142,20 @@ test('installed offline into an empty project, only the matching binary lands, a
   const consumerDir = path.join(workDir, 'consumer');
   fs.mkdirSync(consumerDir);
   // The platform packages come from the tarballs instead of the registry, as npm would fetch them.
-  const overrides = Object.fromEntries([...platformTarballs].map(([platform, t]) => [`${pkg.name}-${platform}`, `file:${t.file}`]));
-  fs.writeFileSync(path.join(consumerDir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, overrides }));
+  const overrides = Object.fromEntries(
+    [...platformTarballs].map(([platform, t]) => [`${pkg.name}-${platform}`, `file:${t.file}`]),
+  );
+  fs.writeFileSync(
+    path.join(consumerDir, 'package.json'),
+    JSON.stringify({ name: 'consumer', private: true, overrides }),
+  );
   run('npm', ['install', '--offline', '--no-audit', '--no-fund', root.file], consumerDir);
 
   const modules = path.join(fs.realpathSync(consumerDir), 'node_modules');
-  const installedAddons = fs.readdirSync(modules, { recursive: true }).filter((f) => f.endsWith('.node')).sort();
+  const installedAddons = fs
+    .readdirSync(modules, { recursive: true })
+    .filter((f) => f.endsWith('.node'))
+    .sort();
   assert.deepEqual(installedAddons, [path.join(...`${pkg.name}-${HOST}`.split('/'), HOST_ADDON)]);
 
   const server = await startRedis();
@@ -147,12 +175,26 @@ test('installed offline into an empty project, only the matching binary lands, a
     })().catch((error) => { console.error(error); process.exit(1); });
   `;
   await withLogOnFailure(server, async () => {
-    const env = { ...process.env, REDIS_URL: server.url, REDIS_CA: server.caPem, CONVERSATION: JSON.stringify(conversation) };
+    const env = {
+      ...process.env,
+      REDIS_URL: server.url,
+      REDIS_CA: server.caPem,
+      CONVERSATION: JSON.stringify(conversation),
+    };
     delete env.NODE_PATH;
-    const child = spawnSync(process.execPath, ['-e', script], { cwd: consumerDir, env, encoding: 'utf8', timeout: 30_000 });
+    const child = spawnSync(process.execPath, ['-e', script], {
+      cwd: consumerDir,
+      env,
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(child.status, 0, `consumer failed:\n${child.stdout}${child.stderr}`);
     const { entry, read } = JSON.parse(child.stdout);
-    assert.equal(entry, path.join(modules, ...pkg.name.split('/'), 'index.js'), 'the installed copy ran, not the checkout');
+    assert.equal(
+      entry,
+      path.join(modules, ...pkg.name.split('/'), 'index.js'),
+      'the installed copy ran, not the checkout',
+    );
     assert.deepEqual(read, persisted(conversation));
   });
 });

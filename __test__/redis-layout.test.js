@@ -44,7 +44,11 @@ function recordingLogger() {
       return new Promise((resolve, reject) => {
         const timer = setTimeout(() => {
           waiters.delete(waiter);
-          reject(new Error(`no ${level} line matching ${pattern} within ${LOG_WAIT_MS} ms; got:\n${lines.map((l) => l.line).join('\n')}`));
+          reject(
+            new Error(
+              `no ${level} line matching ${pattern} within ${LOG_WAIT_MS} ms; got:\n${lines.map((l) => l.line).join('\n')}`,
+            ),
+          );
         }, LOG_WAIT_MS);
         const waiter = (lineLevel, line) => {
           if (lineLevel === level && pattern.test(line)) {
@@ -113,9 +117,19 @@ it('by default conv:<id> expires in 86400 s and the user index in 86400 + 3600 s
   const conversation = makeConversation({ userId: uniqueId('user') });
   const id = conversation.externalId;
   await store.set(id, conversation);
-  assertWithin(await server.cli('TTL', `conv:${id}`), DEFAULT_TTL_SECONDS - 5, DEFAULT_TTL_SECONDS, 'TTL of the conversation');
+  assertWithin(
+    await server.cli('TTL', `conv:${id}`),
+    DEFAULT_TTL_SECONDS - 5,
+    DEFAULT_TTL_SECONDS,
+    'TTL of the conversation',
+  );
   const indexTtl = DEFAULT_TTL_SECONDS + INDEX_TTL_MARGIN_SECONDS;
-  assertWithin(await server.cli('TTL', `user:${conversation.userId}:conversations`), indexTtl - 5, indexTtl, 'TTL of the index');
+  assertWithin(
+    await server.cli('TTL', `user:${conversation.userId}:conversations`),
+    indexTtl - 5,
+    indexTtl,
+    'TTL of the index',
+  );
 });
 
 it('keyPrefix goes in front of both keys, and a store with another prefix sees nothing', async () => {
@@ -193,7 +207,12 @@ it('ttlSeconds sets both TTLs, and a second set resets both', async () => {
   await server.cli('EXPIRE', conversationKey, 100);
   await server.cli('EXPIRE', indexKey, 100);
   await store.set(id, conversation);
-  assertWithin(await server.cli('TTL', conversationKey), ttlSeconds - 5, ttlSeconds, 'TTL of the conversation after a second set');
+  assertWithin(
+    await server.cli('TTL', conversationKey),
+    ttlSeconds - 5,
+    ttlSeconds,
+    'TTL of the conversation after a second set',
+  );
   assertWithin(await server.cli('TTL', indexKey), indexTtl - 5, indexTtl, 'TTL of the index after a second set');
 });
 
@@ -211,10 +230,14 @@ it('set is one round trip: scripts/set.lua runs SET … EX, ZADD and EXPIRE insi
   const monitor = await startMonitor();
   try {
     await store.set(id, conversation);
-    const evalLine = await monitor.waitFor((line) => commandOf(line) === 'EVALSHA' && monitor.sawKey(`${prefix}conv:${id}`));
+    const evalLine = await monitor.waitFor(
+      (line) => commandOf(line) === 'EVALSHA' && monitor.sawKey(`${prefix}conv:${id}`),
+    );
     assert.ok(evalLine.includes(`"${scriptSha('set.lua')}"`), evalLine);
     const client = clientOf(evalLine);
-    await monitor.waitFor((line) => line.includes(' lua] ') && commandOf(line) === 'EXPIRE' && line.includes(`"${prefix}user:`));
+    await monitor.waitFor(
+      (line) => line.includes(' lua] ') && commandOf(line) === 'EXPIRE' && line.includes(`"${prefix}user:`),
+    );
     const after = monitor.lines.slice(monitor.lines.indexOf(evalLine) + 1);
     const fromScript = after.slice(0, after.findIndex((line) => !line.includes(' lua] ')) >>> 0).map(commandOf);
     assert.deepEqual(fromScript.slice(0, 5), ['TYPE', 'TYPE', 'SET', 'ZADD', 'EXPIRE'], fromScript.join(' '));
@@ -287,14 +310,26 @@ it('healing is compare-and-remove: an entry whose score or record changed since 
 
   const own = makeConversation({ userId, updatedAt: isoAt(1000) });
   await store.set(own.externalId, own);
-  assert.equal(await heal(own.externalId, Date.parse(isoAt(1000))), '0', "the user's own live record (seen missing): kept");
+  assert.equal(
+    await heal(own.externalId, Date.parse(isoAt(1000))),
+    '0',
+    "the user's own live record (seen missing): kept",
+  );
 
   const foreign = makeConversation({ userId: uniqueId('other'), updatedAt: isoAt(2000) });
   await store.set(foreign.externalId, foreign);
   const foreignSha = createHash('sha1').update(JSON.stringify(foreign)).digest('hex');
   await server.cli('ZADD', indexKey, 300, foreign.externalId);
-  assert.equal(await heal(foreign.externalId, 250, foreignSha), '0', 'score changed: kept even though the record is foreign');
-  assert.equal(await heal(foreign.externalId, 300, 'f'.repeat(40)), '0', 'the record changed since the list read it: kept');
+  assert.equal(
+    await heal(foreign.externalId, 250, foreignSha),
+    '0',
+    'score changed: kept even though the record is foreign',
+  );
+  assert.equal(
+    await heal(foreign.externalId, 300, 'f'.repeat(40)),
+    '0',
+    'the record changed since the list read it: kept',
+  );
   assert.equal(await heal(foreign.externalId, 300, foreignSha), '1', 'same score, same foreign record: removed');
   assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), own.externalId);
 });
@@ -377,7 +412,7 @@ it('a conversation written by another writer in the ioredis layout (SET EX + ZAD
   assert.deepEqual(await store.listByUser(userId), [written]);
 });
 
-it('delete removes the conversation key and its entry in the owner\'s index, and leaves the other entries', async () => {
+it("delete removes the conversation key and its entry in the owner's index, and leaves the other entries", async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
   const userId = uniqueId('user');
@@ -412,8 +447,20 @@ async function startMonitor() {
   const { certs } = server;
   const child = spawn(
     'redis-cli',
-    ['--tls', '--cacert', certs.caFile, '--cert', certs.clientCertFile, '--key', certs.clientKeyFile,
-      '-h', server.host, '-p', String(server.port), 'MONITOR'],
+    [
+      '--tls',
+      '--cacert',
+      certs.caFile,
+      '--cert',
+      certs.clientCertFile,
+      '--key',
+      certs.clientKeyFile,
+      '-h',
+      server.host,
+      '-p',
+      String(server.port),
+      'MONITOR',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   const lines = [];
@@ -482,14 +529,21 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
     ...good.map(({ id, conversation }) => store.set(id, conversation)),
     store.set(badIndex.externalId, badIndex),
   ]);
-  assert.deepEqual(writes.slice(0, -1).map((w) => w.status), good.map(() => 'fulfilled'));
+  assert.deepEqual(
+    writes.slice(0, -1).map((w) => w.status),
+    good.map(() => 'fulfilled'),
+  );
   assert.equal(writes.at(-1).status, 'rejected');
   assert.equal(writes.at(-1).reason.code, 'STORE_CORRUPT_RECORD');
 
   const corruptId = uniqueId('corrupt');
   await server.cli('SET', `${prefix}conv:${corruptId}`, 'not json');
-  const reads = await Promise.allSettled([...good.map(({ id }) => store.get(id)), store.get(corruptId), store.get(uniqueId('missing'))]);
-  good.forEach(({ conversation }, i) => assert.deepEqual(reads[i].value, persisted(conversation)));
+  const reads = await Promise.allSettled([
+    ...good.map(({ id }) => store.get(id)),
+    store.get(corruptId),
+    store.get(uniqueId('missing')),
+  ]);
+  for (const [i, { conversation }] of good.entries()) assert.deepEqual(reads[i].value, persisted(conversation));
   assert.equal(reads.at(-2).status, 'rejected');
   assert.ok(corruptRecord(`${prefix}conv:${corruptId}`)(reads.at(-2).reason));
   assert.deepEqual(reads.at(-1), { status: 'fulfilled', value: undefined });
@@ -500,7 +554,13 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
 /** A raw client for what redis-cli cannot send: bytes that are not UTF-8. */
 async function rawClient() {
   const Redis = require('ioredis');
-  const client = new Redis({ host: server.host, port: server.port, tls: { ca: server.caPem }, lazyConnect: true, maxRetriesPerRequest: 0 });
+  const client = new Redis({
+    host: server.host,
+    port: server.port,
+    tls: { ca: server.caPem },
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+  });
   await client.connect();
   return client;
 }
@@ -544,11 +604,15 @@ it('the index stays bounded: a set past listLimit drops the oldest entries whose
     await store.set(c.externalId, c);
   }
   const members = (await server.cli('ZRANGE', indexKey, 0, -1)).split('\n');
-  assert.deepEqual(members.filter((m) => m.startsWith('expired-')), [], `ghosts left: ${members.join(' ')}`);
+  assert.deepEqual(
+    members.filter((m) => m.startsWith('expired-')),
+    [],
+    `ghosts left: ${members.join(' ')}`,
+  );
   assert.deepEqual(new Set(members), new Set([...oldLive, ...newer].map((c) => c.externalId)));
 });
 
-it('an active user\'s index does not grow with every conversation they ever had', async () => {
+it("an active user's index does not grow with every conversation they ever had", async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix, listLimit: 5 });
   const userId = uniqueId('user');
@@ -607,7 +671,11 @@ it('a heal refused by an ACL (NOPERM) does not fail the list nor touch the conne
   const log = recordingLogger();
   const store = await openStore({ keyPrefix: prefix, logger: log.logger });
   const limitedUrl = server.url.replace('rediss://', `rediss://${user}:secret-pass@`);
-  const limited = new RedisConversationStore(limitedUrl, { tls: { ca: server.caPem }, keyPrefix: prefix, logger: log.logger });
+  const limited = new RedisConversationStore(limitedUrl, {
+    tls: { ca: server.caPem },
+    keyPrefix: prefix,
+    logger: log.logger,
+  });
   opened.push(limited);
   await limited.ready();
   const userId = uniqueId('user');
@@ -682,7 +750,10 @@ it('ids and keys in log lines and messages are escaped: a newline cannot forge a
   } finally {
     raw.disconnect();
   }
-  const error = await store.get(evilId).then(() => assert.fail('get should reject'), (e) => e);
+  const error = await store.get(evilId).then(
+    () => assert.fail('get should reject'),
+    (e) => e,
+  );
   assert.equal(error.code, 'STORE_CORRUPT_RECORD');
   assert.ok(!/[\n\r]/.test(error.message), JSON.stringify(error.message));
   assert.match(error.message, /evil\\n\[STORE\] forged line/);
@@ -696,8 +767,17 @@ it('a record another writer stored with sdkConversationRef comes back without it
   const store = await openStore({ keyPrefix: prefix });
   const userId = uniqueId('user');
   const conversation = makeConversation({ userId });
-  await server.cli('SET', `${prefix}conv:${conversation.externalId}`, JSON.stringify({ ...conversation, sdkConversationRef: { activity: 'a-1' } }));
-  await server.cli('ZADD', `${prefix}user:${userId}:conversations`, Date.parse(conversation.updatedAt), conversation.externalId);
+  await server.cli(
+    'SET',
+    `${prefix}conv:${conversation.externalId}`,
+    JSON.stringify({ ...conversation, sdkConversationRef: { activity: 'a-1' } }),
+  );
+  await server.cli(
+    'ZADD',
+    `${prefix}user:${userId}:conversations`,
+    Date.parse(conversation.updatedAt),
+    conversation.externalId,
+  );
   const got = await store.get(conversation.externalId);
   assert.equal(Object.hasOwn(got, 'sdkConversationRef'), false);
   assert.deepEqual(got, conversation);
@@ -706,7 +786,7 @@ it('a record another writer stored with sdkConversationRef comes back without it
   assert.equal(Object.hasOwn(listed[0], 'sdkConversationRef'), false);
 });
 
-it('lists that race another list\'s heal still return the newest conversations', async () => {
+it("lists that race another list's heal still return the newest conversations", async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix, listLimit: 5 });
   const userId = uniqueId('user');
@@ -721,7 +801,11 @@ it('lists that race another list\'s heal still return the newest conversations',
   for (let round = 0; round < 150; round++) {
     // Ghosts on top: each list reads a short first round, and one list's heal removes them
     // while another reads its second round.
-    await server.cli('ZADD', indexKey, ...[1, 2, 3, 4, 5].flatMap((k) => [Date.parse(isoAt(1_000_000 + k)), `ghost-${k}`]));
+    await server.cli(
+      'ZADD',
+      indexKey,
+      ...[1, 2, 3, 4, 5].flatMap((k) => [Date.parse(isoAt(1_000_000 + k)), `ghost-${k}`]),
+    );
     const lists = await Promise.all([store.listByUser(userId), store.listByUser(userId), store.listByUser(userId)]);
     for (const list of lists) assert.deepEqual(list, expected, `round ${round}`);
   }
@@ -743,5 +827,9 @@ it('the index stays bounded when old live conversations sit below the ghosts', a
     await store.set(c.externalId, c);
   }
   const members = (await server.cli('ZRANGE', indexKey, 0, -1)).split('\n');
-  assert.deepEqual(members.filter((m) => m.startsWith('expired-')), [], `ghosts left among ${members.length} entries`);
+  assert.deepEqual(
+    members.filter((m) => m.startsWith('expired-')),
+    [],
+    `ghosts left among ${members.length} entries`,
+  );
 });

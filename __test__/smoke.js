@@ -26,10 +26,18 @@ async function exercise(store, label) {
   await store.set(newer.externalId, newer);
   assert.deepEqual(await store.get(newer.externalId), persisted(newer), `${label}: get`);
   const listed = await store.listByUser(userId);
-  assert.deepEqual(listed.map((c) => c.externalId), [newer.externalId, older.externalId], `${label}: listByUser, newest first`);
+  assert.deepEqual(
+    listed.map((c) => c.externalId),
+    [newer.externalId, older.externalId],
+    `${label}: listByUser, newest first`,
+  );
   await store.delete(newer.externalId);
   assert.equal(await store.get(newer.externalId), undefined, `${label}: get after delete`);
-  assert.deepEqual((await store.listByUser(userId)).map((c) => c.externalId), [older.externalId], `${label}: listByUser after delete`);
+  assert.deepEqual(
+    (await store.listByUser(userId)).map((c) => c.externalId),
+    [older.externalId],
+    `${label}: listByUser after delete`,
+  );
   await store.delete(older.externalId);
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   console.log(`ok ${label}: set, get, listByUser, delete (${ms.toFixed(0)} ms)`);
@@ -39,7 +47,9 @@ async function main() {
   const loadStarted = process.hrtime.bigint();
   const { RedisConversationStore, InMemoryConversationStore } = require(target);
   const loadMs = Number(process.hrtime.bigint() - loadStarted) / 1e6;
-  console.log(`loaded ${require.resolve(target)} on ${process.platform}-${process.arch}, Node ${process.version} (${loadMs.toFixed(0)} ms)`);
+  console.log(
+    `loaded ${require.resolve(target)} on ${process.platform}-${process.arch}, Node ${process.version} (${loadMs.toFixed(0)} ms)`,
+  );
 
   if (!process.argv.includes('--memory')) {
     let url = process.env.REDIS_URL;

@@ -8,7 +8,7 @@ const { setTimeout: delay } = require('node:timers/promises');
 
 const { InMemoryConversationStore, RedisConversationStore } = require('..');
 const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { makeConversation, persisted, uniqueId } = require('./helpers/conversations');
+const { makeConversation, persisted } = require('./helpers/conversations');
 const { defineContractSuite, silentLogger } = require('./helpers/contract');
 
 let server;
@@ -19,8 +19,10 @@ before(async () => {
 });
 after(stopAll);
 
-defineContractSuite('InMemoryConversationStore', async (options) =>
-  new InMemoryConversationStore({ logger: silentLogger, ...options }));
+defineContractSuite(
+  'InMemoryConversationStore',
+  async (options) => new InMemoryConversationStore({ logger: silentLogger, ...options }),
+);
 
 defineContractSuite(
   'RedisConversationStore',

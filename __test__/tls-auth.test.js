@@ -132,15 +132,12 @@ describe('TLS and authentication', { concurrency: true }, () => {
     });
   });
 
-  test(
-    'no password for a server that requires one: ready() rejects STORE_UNAVAILABLE rather than report ready',
-    async (t) => {
-      await withLogOnFailure(withPassword, async () => {
-        const store = openStore(t, `rediss://127.0.0.1:${withPassword.port}`, { tls: { ca: withPassword.caPem } });
-        await assertRefused(store, /auth/i);
-      });
-    },
-  );
+  test('no password for a server that requires one: ready() rejects STORE_UNAVAILABLE rather than report ready', async (t) => {
+    await withLogOnFailure(withPassword, async () => {
+      const store = openStore(t, `rediss://127.0.0.1:${withPassword.port}`, { tls: { ca: withPassword.caPem } });
+      await assertRefused(store, /auth/i);
+    });
+  });
 
   test('an ACL user name and password in the URL authenticate as that user', async (t) => {
     await withLogOnFailure(withPassword, async () => {
@@ -176,16 +173,21 @@ describe('TLS and authentication', { concurrency: true }, () => {
     // Real PEM, the very pair that works above: a refusal can only be for the missing half.
     const { clientCertPem: cert, clientKeyPem: key } = mutualTls.certs;
     const quiet = { info() {}, warn() {}, error() {} };
-    const build = (tls) => () => new RedisConversationStore(mutualTls.url, { tls: { ca: mutualTls.caPem, ...tls }, logger: quiet });
+    const build = (tls) => () =>
+      new RedisConversationStore(mutualTls.url, { tls: { ca: mutualTls.caPem, ...tls }, logger: quiet });
     const both = build({ cert, key })();
     await both.close();
     for (const half of [{ cert }, { key }, { cert: Buffer.from(cert) }, { key: Buffer.from(key) }]) {
-      assert.throws(build(half), (error) => {
-        assert.equal(error.code, 'STORE_INVALID_CONFIG', error.message);
-        assert.match(error.message, /tls: cert and key must be given together/);
-        assert.ok(!error.message.includes('PRIVATE KEY'), 'the key must not be echoed');
-        return true;
-      }, `only ${Object.keys(half)[0]}`);
+      assert.throws(
+        build(half),
+        (error) => {
+          assert.equal(error.code, 'STORE_INVALID_CONFIG', error.message);
+          assert.match(error.message, /tls: cert and key must be given together/);
+          assert.ok(!error.message.includes('PRIVATE KEY'), 'the key must not be echoed');
+          return true;
+        },
+        `only ${Object.keys(half)[0]}`,
+      );
     }
   });
 

@@ -20,10 +20,14 @@ test('release.yml is a valid workflow', () => {
 
 test('the validator reports what it should: a misspelt key and a job that needs a missing job', () => {
   const source = fs.readFileSync(WORKFLOW, 'utf8');
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub Actions expression, not a template
   const misspelt = validateWorkflow(source.replace('runs-on: ${{ matrix.host }}', 'run-on: ${{ matrix.host }}'));
   assert.ok(misspelt.errors.length > 0, 'a misspelt runs-on passed');
   const dangling = validateWorkflow(source.replace('needs: build', 'needs: biuld'));
-  assert.ok(dangling.errors.some((e) => e.code === 'unresolved_job'), JSON.stringify(dangling.errors));
+  assert.ok(
+    dangling.errors.some((e) => e.code === 'unresolved_job'),
+    JSON.stringify(dangling.errors),
+  );
 });
 
 test('the workflow builds and tests every napi target, and publishes with napi pre-publish', () => {
@@ -33,7 +37,9 @@ test('the workflow builds and tests every napi target, and publishes with napi p
   for (const entry of jobs.build.strategy.matrix.include) {
     assert.ok(entry.build.includes(`--target ${entry.target}`), `${entry.target} builds ${entry.build}`);
   }
-  const tested = [jobs['test-linux'], jobs['test-macos-windows']].flatMap((job) => job.strategy.matrix.include.map((e) => e.target));
+  const tested = [jobs['test-linux'], jobs['test-macos-windows']].flatMap((job) =>
+    job.strategy.matrix.include.map((e) => e.target),
+  );
   assert.deepEqual(tested.sort(), [...napi.targets].sort());
   const publishSteps = jobs.publish.steps.map((step) => step.run ?? '').join('\n');
   assert.match(publishSteps, /napi pre-publish/);

@@ -52,7 +52,8 @@ function startLoad(store, workers) {
       tally.calls++;
       if (!result.ok) {
         tally.rejected++;
-        if (result.error?.code !== 'STORE_UNAVAILABLE') tally.wrongCode.push(`${result.op}: ${result.error?.code} ${result.error?.message}`);
+        if (result.error?.code !== 'STORE_UNAVAILABLE')
+          tally.wrongCode.push(`${result.op}: ${result.error?.code} ${result.error?.message}`);
       }
       if (result.ms > OVER_DEADLINE_MS) tally.overDeadline.push(`${result.op} took ${Math.round(result.ms)} ms`);
     },
@@ -113,7 +114,10 @@ async function main() {
   let lostInWindow = 0;
   const lostDetails = [];
   for (const [id, { versions }] of load.history.ids) {
-    const read = await store.get(id).then((value) => ({ value }), (error) => ({ error }));
+    const read = await store.get(id).then(
+      (value) => ({ value }),
+      (error) => ({ error }),
+    );
     const problem = read.error
       ? `get ${id} after the load: ${read.error.code} ${read.error.message}`
       : load.history.checkRead(id, read.value, 'get after the load');
@@ -129,12 +133,15 @@ async function main() {
   await stopAllClusters();
 
   const { tally, wrongResults } = load;
-  console.log(`calls ${tally.calls}, rejected ${tally.rejected}; over deadline ${tally.overDeadline.length}, ` +
-    `wrong code ${tally.wrongCode.length}, wrong result ${wrongResults.length}; ` +
-    `ids written ${load.history.ids.size}, acknowledged writes ${load.load.acknowledgedWrites}, ` +
-    `lost ${lost}, lost within ${REPLICATION_WINDOW_MS} ms before a kill ${lostInWindow}; ` +
-    `${warnings.length} warnings logged`);
-  for (const line of [...tally.overDeadline, ...tally.wrongCode, ...wrongResults, ...lostDetails].slice(0, 20)) console.log(`  ${line}`);
+  console.log(
+    `calls ${tally.calls}, rejected ${tally.rejected}; over deadline ${tally.overDeadline.length}, ` +
+      `wrong code ${tally.wrongCode.length}, wrong result ${wrongResults.length}; ` +
+      `ids written ${load.history.ids.size}, acknowledged writes ${load.load.acknowledgedWrites}, ` +
+      `lost ${lost}, lost within ${REPLICATION_WINDOW_MS} ms before a kill ${lostInWindow}; ` +
+      `${warnings.length} warnings logged`,
+  );
+  for (const line of [...tally.overDeadline, ...tally.wrongCode, ...wrongResults, ...lostDetails].slice(0, 20))
+    console.log(`  ${line}`);
   const failed = tally.overDeadline.length + tally.wrongCode.length + wrongResults.length + lost > 0;
   console.log(failed ? 'cluster soak: FAILED' : 'cluster soak: passed');
   return failed ? 1 : 0;

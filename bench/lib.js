@@ -67,9 +67,23 @@ function cpuBetween(a, b, seconds) {
 async function startServer() {
   const redis = await startRedis();
   const server = { host: redis.host, port: redis.port, url: redis.url, caPem: redis.caPem, caFile: redis.certs.caFile };
-  const admin = new Redis({ host: server.host, port: server.port, tls: { ca: server.caPem }, commandTimeout: 10_000, lazyConnect: true });
+  const admin = new Redis({
+    host: server.host,
+    port: server.port,
+    tls: { ca: server.caPem },
+    commandTimeout: 10_000,
+    lazyConnect: true,
+  });
   await admin.connect();
-  return { redis, server, admin, stop: async () => { admin.disconnect(); await stopAll(); } };
+  return {
+    redis,
+    server,
+    admin,
+    stop: async () => {
+      admin.disconnect();
+      await stopAll();
+    },
+  };
 }
 
 /** A monotonic clock for updatedAt: every set writes a newer timestamp than any before it. */
@@ -102,8 +116,16 @@ const OPS = {
     const t0 = process.hrtime.bigint();
     const got = await ctx.peer.get(item.id);
     const t1 = process.hrtime.bigint();
-    if (!got || got.externalId !== item.id || got.userId !== item.userId || !Array.isArray(got.history) || got.history.length !== 20) {
-      throw new Error(`get ${item.id}: wrong result (${got ? `externalId ${got.externalId}, userId ${got.userId}` : got})`);
+    if (
+      !got ||
+      got.externalId !== item.id ||
+      got.userId !== item.userId ||
+      !Array.isArray(got.history) ||
+      got.history.length !== 20
+    ) {
+      throw new Error(
+        `get ${item.id}: wrong result (${got ? `externalId ${got.externalId}, userId ${got.userId}` : got})`,
+      );
     }
     return [t0, t1];
   },
@@ -130,7 +152,8 @@ const OPS = {
         .exists(conversationKey(item.id))
         .zscore(userIndexKey(item.userId), item.id)
         .exec();
-      if (exists !== 0 || score !== null) throw new Error(`delete ${item.id}: still there (exists ${exists}, score ${score})`);
+      if (exists !== 0 || score !== null)
+        throw new Error(`delete ${item.id}: still there (exists ${exists}, score ${score})`);
     }
     await ctx.peer.set(item.id, item.conversation);
     return [t0, t1];
@@ -144,11 +167,13 @@ function pick(conversations, k) {
 
 function checkList(userId, list) {
   if (!Array.isArray(list) || list.length !== LIST_LIMIT) {
-    throw new Error(`listByUser ${userId}: ${Array.isArray(list) ? list.length : typeof list} items, expected ${LIST_LIMIT}`);
+    throw new Error(
+      `listByUser ${userId}: ${Array.isArray(list) ? list.length : typeof list} items, expected ${LIST_LIMIT}`,
+    );
   }
   let previous = Infinity;
   for (const c of list) {
-    if (!c || c.userId !== userId) throw new Error(`listByUser ${userId}: an item of user ${c && c.userId}`);
+    if (!c || c.userId !== userId) throw new Error(`listByUser ${userId}: an item of user ${c?.userId}`);
     const t = Date.parse(c.updatedAt);
     if (!(t <= previous)) throw new Error(`listByUser ${userId}: not sorted by updatedAt desc (${c.updatedAt})`);
     previous = t;
@@ -191,7 +216,7 @@ async function runCell({ op, concurrency, warmupMs, measureMs, ctx, keyBase = 0,
         record(t1, t0);
       } catch (error) {
         state.failures++;
-        if (state.samples.length < 5) state.samples.push(String(error && error.message ? error.message : error).slice(0, 300));
+        if (state.samples.length < 5) state.samples.push(String(error?.message ? error.message : error).slice(0, 300));
       }
     }
   }
@@ -243,10 +268,13 @@ async function verifyState(admin, data, expected) {
   for (const userId of data.userIds) pipeline.zrange(userIndexKey(userId), 0, -1, 'WITHSCORES');
   const replies = await pipeline.exec();
   const seen = new Map();
-  replies.forEach(([error, flat], u) => {
-    if (error) return problems.push(`ZRANGE ${data.userIds[u]}: ${error.message}`);
+  for (const [u, [error, flat]] of replies.entries()) {
+    if (error) {
+      problems.push(`ZRANGE ${data.userIds[u]}: ${error.message}`);
+      continue;
+    }
     for (let i = 0; i < flat.length; i += 2) seen.set(flat[i], { userId: data.userIds[u], score: Number(flat[i + 1]) });
-  });
+  }
   for (const item of data.conversations) {
     const entry = seen.get(item.id);
     const want = expected.get(item.id);
@@ -255,7 +283,8 @@ async function verifyState(admin, data, expected) {
     else if (entry.score !== want) problems.push(`${item.id}: score ${entry.score}, expected ${want}`);
     if (problems.length > 10) break;
   }
-  if (seen.size !== data.conversations.length) problems.push(`${seen.size} index entries, expected ${data.conversations.length}`);
+  if (seen.size !== data.conversations.length)
+    problems.push(`${seen.size} index entries, expected ${data.conversations.length}`);
   return problems;
 }
 
@@ -282,4 +311,20 @@ function mb(bytes) {
   return Math.round((bytes / 1048576) * 10) / 10;
 }
 
-module.exports = { PEERS, OPS, cpuTicks, cpuBetween, waitForQuiet, startServer, runCell, verifyState, load, percentiles, gc, sleep, mb, checkList, pick };
+module.exports = {
+  PEERS,
+  OPS,
+  cpuTicks,
+  cpuBetween,
+  waitForQuiet,
+  startServer,
+  runCell,
+  verifyState,
+  load,
+  percentiles,
+  gc,
+  sleep,
+  mb,
+  checkList,
+  pick,
+};

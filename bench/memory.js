@@ -20,8 +20,9 @@ const LIMIT_MB = 50;
 async function listWhileWriting(ctx, k) {
   const userId = ctx.data.userIds[k % ctx.data.userIds.length];
   const list = await ctx.peer.listByUser(userId);
-  if (!Array.isArray(list) || list.length < 40 || list.length > 50) throw new Error(`listByUser ${userId}: ${list && list.length} items`);
-  for (const c of list) if (!c || c.userId !== userId) throw new Error(`listByUser ${userId}: an item of ${c && c.userId}`);
+  if (!Array.isArray(list) || list.length < 40 || list.length > 50)
+    throw new Error(`listByUser ${userId}: ${list?.length} items`);
+  for (const c of list) if (!c || c.userId !== userId) throw new Error(`listByUser ${userId}: an item of ${c?.userId}`);
 }
 
 const OPS = { ...CHECKED_OPS, listByUser: listWhileWriting };
@@ -54,10 +55,13 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   process.once('SIGINT', () => process.exit(130));
   const deadline = Date.now() + args.maxSeconds * 1000;
-  const hardStop = setTimeout(() => {
-    console.error(`memory: still running after ${args.maxSeconds + 60} s; giving up`);
-    process.exit(2);
-  }, (args.maxSeconds + 60) * 1000);
+  const hardStop = setTimeout(
+    () => {
+      console.error(`memory: still running after ${args.maxSeconds + 60} s; giving up`);
+      process.exit(2);
+    },
+    (args.maxSeconds + 60) * 1000,
+  );
   hardStop.unref();
 
   const { server, admin, stop } = await startServer();
@@ -67,7 +71,9 @@ async function main() {
   await load(ours, data, expected);
   gc();
   const baseline = process.memoryUsage().rss;
-  console.log(`memory: ${args.ops.toLocaleString('en-US')} mixed operations at concurrency ${args.concurrency}; RSS after loading ${mb(baseline)} MB`);
+  console.log(
+    `memory: ${args.ops.toLocaleString('en-US')} mixed operations at concurrency ${args.concurrency}; RSS after loading ${mb(baseline)} MB`,
+  );
 
   const ctx = { peer: ours, data, admin, expected, checkEvery: 1000 };
   const warmup = Math.max(1000, Math.floor(args.ops * 0.02));
@@ -86,9 +92,17 @@ async function main() {
   const sample = (label) => {
     const m = process.memoryUsage();
     maxRss = Math.max(maxRss, m.rss);
-    const s = { ops: done, rssMb: mb(m.rss), heapUsedMb: mb(m.heapUsed), externalMb: mb(m.external), seconds: (Date.now() - t0) / 1000 };
+    const s = {
+      ops: done,
+      rssMb: mb(m.rss),
+      heapUsedMb: mb(m.heapUsed),
+      externalMb: mb(m.external),
+      seconds: (Date.now() - t0) / 1000,
+    };
     samples.push(s);
-    console.log(`  ${label.padEnd(8)} ${String(s.ops).padStart(8)} ops  RSS ${String(s.rssMb).padStart(6)} MB  heap ${String(s.heapUsedMb).padStart(6)} MB  external ${String(s.externalMb).padStart(5)} MB  ${s.seconds.toFixed(1)} s`);
+    console.log(
+      `  ${label.padEnd(8)} ${String(s.ops).padStart(8)} ops  RSS ${String(s.rssMb).padStart(6)} MB  heap ${String(s.heapUsedMb).padStart(6)} MB  external ${String(s.externalMb).padStart(5)} MB  ${s.seconds.toFixed(1)} s`,
+    );
   };
 
   async function worker() {
@@ -108,7 +122,7 @@ async function main() {
         await OPS[op](ctx, k);
       } catch (error) {
         failures++;
-        if (failureSamples.length < 5) failureSamples.push(`${op}: ${error && error.message}`);
+        if (failureSamples.length < 5) failureSamples.push(`${op}: ${error?.message}`);
       }
       counts[op]++;
       done++;
@@ -137,9 +151,16 @@ async function main() {
 
   const growthMb = mb(endRss - startRss);
   console.log('');
-  console.log(`operations: ${done.toLocaleString('en-US')} (${calls.toLocaleString('en-US')} store calls) in ${seconds.toFixed(1)} s (${Math.round(done / seconds).toLocaleString('en-US')}/s): ` +
-    Object.entries(counts).map(([op, n]) => `${op} ${n}`).join(', ') + ` (each delete also re-sets)`);
-  console.log(`RSS: start ${mb(startRss)} MB (after ${warmup} warm-up ops), end ${mb(endRss)} MB, max ${mb(maxRss)} MB, growth ${growthMb} MB (limit < ${LIMIT_MB} MB)`);
+  console.log(
+    `operations: ${done.toLocaleString('en-US')} (${calls.toLocaleString('en-US')} store calls) in ${seconds.toFixed(1)} s (${Math.round(done / seconds).toLocaleString('en-US')}/s): ` +
+      Object.entries(counts)
+        .map(([op, n]) => `${op} ${n}`)
+        .join(', ') +
+      ` (each delete also re-sets)`,
+  );
+  console.log(
+    `RSS: start ${mb(startRss)} MB (after ${warmup} warm-up ops), end ${mb(endRss)} MB, max ${mb(maxRss)} MB, growth ${growthMb} MB (limit < ${LIMIT_MB} MB)`,
+  );
   let status = 0;
   if (failures) {
     console.error(`memory: ${failures} CHECK FAILURES: ${failureSamples.join(' | ')}`);
@@ -157,6 +178,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  console.error(error && error.stack ? error.stack : error);
+  console.error(error?.stack ? error.stack : error);
   process.exit(1);
 });

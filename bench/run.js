@@ -17,7 +17,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { PEERS, startServer, runCell, verifyState, load, gc, sleep, mb, waitForQuiet } = require('./lib');
+const { PEERS, startServer, runCell, verifyState, load, gc, mb, waitForQuiet } = require('./lib');
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
 
@@ -28,31 +28,71 @@ const BASELINE = 'ioredis-zod';
 const NOISY_CORES = 0.2; // other processes using more than this during a cell make it suspect
 
 function parseArgs(argv) {
-  const args = { quietWaitSeconds: 600, retries: 2, seconds: 3, warmup: 1, concurrency: [1, 64, 256], ops: OPS, peers: PEERS, out: 'latest', write: true, redisBenchmark: true, quick: false };
+  const args = {
+    quietWaitSeconds: 600,
+    retries: 2,
+    seconds: 3,
+    warmup: 1,
+    concurrency: [1, 64, 256],
+    ops: OPS,
+    peers: PEERS,
+    out: 'latest',
+    write: true,
+    redisBenchmark: true,
+    quick: false,
+  };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
       if (i + 1 >= argv.length) throw new Error(`${a}: needs a value`);
       return argv[++i];
     };
-    const list = (v) => v.split(',').map((s) => s.trim()).filter(Boolean);
+    const list = (v) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     switch (a) {
-      case '--seconds': args.seconds = Number(value()); break;
-      case '--warmup': args.warmup = Number(value()); break;
-      case '--quick': args.quick = true; break;
-      case '--concurrency': args.concurrency = list(value()).map(Number); break;
-      case '--ops': args.ops = list(value()); break;
-      case '--peers': args.peers = list(value()); break;
-      case '--out': args.out = value(); break;
-      case '--no-write': args.write = false; break;
-      case '--no-redis-benchmark': args.redisBenchmark = false; break;
-      case '--quiet-wait': args.quietWaitSeconds = Number(value()); break;
-      case '--retries': args.retries = Number(value()); break;
-      case '-h': case '--help':
+      case '--seconds':
+        args.seconds = Number(value());
+        break;
+      case '--warmup':
+        args.warmup = Number(value());
+        break;
+      case '--quick':
+        args.quick = true;
+        break;
+      case '--concurrency':
+        args.concurrency = list(value()).map(Number);
+        break;
+      case '--ops':
+        args.ops = list(value());
+        break;
+      case '--peers':
+        args.peers = list(value());
+        break;
+      case '--out':
+        args.out = value();
+        break;
+      case '--no-write':
+        args.write = false;
+        break;
+      case '--no-redis-benchmark':
+        args.redisBenchmark = false;
+        break;
+      case '--quiet-wait':
+        args.quietWaitSeconds = Number(value());
+        break;
+      case '--retries':
+        args.retries = Number(value());
+        break;
+      case '-h':
+      case '--help':
         console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 16).join('\n'));
         process.exit(0);
         break;
-      default: throw new Error(`unknown argument ${a}`);
+      default:
+        throw new Error(`unknown argument ${a}`);
     }
   }
   if (args.quick) {
@@ -68,19 +108,29 @@ function parseArgs(argv) {
   bad('--peers', args.peers, PEERS);
   if (!(args.seconds > 0 && args.seconds <= 60)) throw new Error('--seconds: expected 0 < N <= 60');
   if (!(args.warmup >= 0 && args.warmup <= 30)) throw new Error('--warmup: expected 0 <= N <= 30');
-  if (!(args.quietWaitSeconds >= 0 && args.quietWaitSeconds <= 3600)) throw new Error('--quiet-wait: expected 0..3600 seconds');
-  if (!(Number.isInteger(args.retries) && args.retries >= 0 && args.retries <= 5)) throw new Error('--retries: expected 0..5');
-  if (!args.concurrency.every((c) => Number.isInteger(c) && c >= 1 && c <= 1024)) throw new Error('--concurrency: integers 1..1024');
+  if (!(args.quietWaitSeconds >= 0 && args.quietWaitSeconds <= 3600))
+    throw new Error('--quiet-wait: expected 0..3600 seconds');
+  if (!(Number.isInteger(args.retries) && args.retries >= 0 && args.retries <= 5))
+    throw new Error('--retries: expected 0..5');
+  if (!args.concurrency.every((c) => Number.isInteger(c) && c >= 1 && c <= 1024))
+    throw new Error('--concurrency: integers 1..1024');
   return args;
 }
 
 /** The commit measured, and whether the working tree differs from it (the store's files). */
 function gitState() {
   const { execFileSync } = require('node:child_process');
-  const git = (...a) => execFileSync('git', a, { cwd: path.join(__dirname, '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+  const git = (...a) =>
+    execFileSync('git', a, {
+      cwd: path.join(__dirname, '..'),
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+      timeout: 5000,
+    }).trim();
   try {
     const commit = git('rev-parse', '--short', 'HEAD');
-    const dirty = git('status', '--porcelain', '--', 'src', 'index.js', 'binding.js', 'Cargo.toml', 'Cargo.lock') !== '';
+    const dirty =
+      git('status', '--porcelain', '--', 'src', 'index.js', 'binding.js', 'Cargo.toml', 'Cargo.lock') !== '';
     const addon = fs.readdirSync(path.join(__dirname, '..')).find((f) => f.endsWith('.node'));
     const addonBuilt = addon ? fs.statSync(path.join(__dirname, '..', addon)).mtime.toISOString() : undefined;
     return { commit, dirty, addonBuilt };
@@ -93,9 +143,24 @@ function gitState() {
 function redisBenchmark(server, { concurrency, valueBytes }) {
   const requests = concurrency === 1 ? 20_000 : 100_000;
   const args = [
-    '-h', server.host, '-p', String(server.port), '--tls', '--cacert', server.caFile,
-    '--dbnum', '1', '-c', String(concurrency), '-n', String(requests), '-d', String(valueBytes),
-    '-t', 'set,get', '--csv',
+    '-h',
+    server.host,
+    '-p',
+    String(server.port),
+    '--tls',
+    '--cacert',
+    server.caFile,
+    '--dbnum',
+    '1',
+    '-c',
+    String(concurrency),
+    '-n',
+    String(requests),
+    '-d',
+    String(valueBytes),
+    '-t',
+    'set,get',
+    '--csv',
   ];
   return new Promise((resolve) => {
     execFile('redis-benchmark', args, { timeout: 120_000, encoding: 'utf8' }, (error, stdout, stderr) => {
@@ -103,7 +168,11 @@ function redisBenchmark(server, { concurrency, valueBytes }) {
       for (const line of stdout.split('\n')) {
         const cells = line.split(',').map((s) => s.replace(/^"|"$/g, ''));
         if (cells.length >= 5 && (cells[0] === 'SET' || cells[0] === 'GET')) {
-          rows[cells[0].toLowerCase()] = { opsPerSec: Number(cells[1]), p50Ms: Number(cells[4]), p99Ms: Number(cells[6]) };
+          rows[cells[0].toLowerCase()] = {
+            opsPerSec: Number(cells[1]),
+            p50Ms: Number(cells[4]),
+            p99Ms: Number(cells[6]),
+          };
         }
       }
       if (!rows.get || !rows.set) {
@@ -133,13 +202,21 @@ function judgeGoals(results) {
     const b = peer(name, op, c);
     if (!a || !b) return;
     const ratio = a.opsPerSec / b.opsPerSec;
-    goals.push({ goal: `${op} c=${c}: ours ≥ ${factor}× ${PEER_LABEL[name]} ops/s`, measured: `${fmtInt(a.opsPerSec)} vs ${fmtInt(b.opsPerSec)} = ${fmtRatio(ratio)}`, met: ratio >= factor });
+    goals.push({
+      goal: `${op} c=${c}: ours ≥ ${factor}× ${PEER_LABEL[name]} ops/s`,
+      measured: `${fmtInt(a.opsPerSec)} vs ${fmtInt(b.opsPerSec)} = ${fmtRatio(ratio)}`,
+      met: ratio >= factor,
+    });
   };
   const latency = (op) => {
     const a = ours(op, 1);
     const b = peer(BASELINE, op, 1);
     if (!a || !b) return;
-    goals.push({ goal: `${op} c=1: ours p50 ≤ ${PEER_LABEL[BASELINE]} p50`, measured: `${fmtMs(a.p50Ms)} ms vs ${fmtMs(b.p50Ms)} ms`, met: a.p50Ms <= b.p50Ms });
+    goals.push({
+      goal: `${op} c=1: ours p50 ≤ ${PEER_LABEL[BASELINE]} p50`,
+      measured: `${fmtMs(a.p50Ms)} ms vs ${fmtMs(b.p50Ms)} ms`,
+      met: a.p50Ms <= b.p50Ms,
+    });
   };
   throughput('get', 64, 'ioredis-zod', 1.5);
   throughput('get', 64, 'glide', 1);
@@ -159,23 +236,49 @@ function tableRows(results, args, rb) {
       for (const peer of args.peers) {
         const r = cellOf(results, peer, op, c);
         if (!r) continue;
-        const floor = rb && rb[c] && rb[c][op];
+        const floor = rb?.[c]?.[op];
         rows.push([
-          OP_LABEL[op], String(c), PEER_LABEL[peer], fmtInt(r.opsPerSec), fmtMs(r.p50Ms), fmtMs(r.p99Ms), fmtMs(r.p999Ms),
+          OP_LABEL[op],
+          String(c),
+          PEER_LABEL[peer],
+          fmtInt(r.opsPerSec),
+          fmtMs(r.p50Ms),
+          fmtMs(r.p99Ms),
+          fmtMs(r.p999Ms),
           peer === 'ours' || !ours ? '' : fmtRatio(ours.opsPerSec / r.opsPerSec),
-          floor && floor.opsPerSec ? `${Math.round((100 * r.opsPerSec) / floor.opsPerSec)}%` : '',
+          floor?.opsPerSec ? `${Math.round((100 * r.opsPerSec) / floor.opsPerSec)}%` : '',
         ]);
       }
-      const floor = rb && rb[c] && rb[c][op];
-      if (floor && floor.opsPerSec) {
-        rows.push([OP_LABEL[op], String(c), 'redis-benchmark', fmtInt(floor.opsPerSec), fmtMs(floor.p50Ms), fmtMs(floor.p99Ms), '', '', '100%']);
+      const floor = rb?.[c]?.[op];
+      if (floor?.opsPerSec) {
+        rows.push([
+          OP_LABEL[op],
+          String(c),
+          'redis-benchmark',
+          fmtInt(floor.opsPerSec),
+          fmtMs(floor.p50Ms),
+          fmtMs(floor.p99Ms),
+          '',
+          '',
+          '100%',
+        ]);
       }
     }
   }
   return rows;
 }
 
-const HEADER = ['op', 'c', 'peer', 'ops/s', 'p50 ms', 'p99 ms', 'p99.9 ms', 'ours ÷ peer (ops/s)', 'of redis-benchmark'];
+const HEADER = [
+  'op',
+  'c',
+  'peer',
+  'ops/s',
+  'p50 ms',
+  'p99 ms',
+  'p99.9 ms',
+  'ours ÷ peer (ops/s)',
+  'of redis-benchmark',
+];
 
 function consoleTable(rows) {
   const all = [HEADER, ...rows];
@@ -197,7 +300,9 @@ function consoleTable(rows) {
 function noiseOf(results) {
   const others = results.filter((r) => r.cpuCores).map((r) => r.cpuCores.others);
   if (others.length === 0) return { known: false };
-  const noisy = results.filter((r) => r.cpuCores && r.cpuCores.others > NOISY_CORES).map((r) => `${r.op} c=${r.concurrency} ${r.peer} (${r.cpuCores.others})`);
+  const noisy = results
+    .filter((r) => r.cpuCores && r.cpuCores.others > NOISY_CORES)
+    .map((r) => `${r.op} c=${r.concurrency} ${r.peer} (${r.cpuCores.others})`);
   return {
     known: true,
     meanOtherCores: Math.round((others.reduce((a, b) => a + b, 0) / others.length) * 100) / 100,
@@ -213,13 +318,18 @@ function markdown(report, rows) {
   md.push('');
   md.push(
     `${e.cpus}× ${e.cpuModel}, ${e.platform}, Node ${e.node}, redis-server ${e.redisVersion} (TLS, loopback, same machine)` +
-      (e.git ? `, commit ${e.git.commit}${e.git.dirty ? ' + local changes' : ''} (addon built ${e.git.addonBuilt})` : '') + '; ' +
+      (e.git
+        ? `, commit ${e.git.commit}${e.git.dirty ? ' + local changes' : ''} (addon built ${e.git.addonBuilt})`
+        : '') +
+      '; ' +
       `load average ${e.loadBefore.map((x) => x.toFixed(2)).join(' ')} before, ${e.loadAfter.map((x) => x.toFixed(2)).join(' ')} after. ` +
       `${report.workload.conversations} conversations of ~${report.workload.averageBytes} B JSON over ${report.workload.users} users; ` +
       `closed-loop workers, ${report.settings.warmupSeconds} s warm-up + ${report.settings.seconds} s per cell; every result checked (${report.checks.failures} failures). ` +
       (report.noise.known
         ? `Other processes used ${report.noise.meanOtherCores} cores on average during the cells (max ${report.noise.maxOtherCores})` +
-          (report.noise.noisyCells.length ? `; noisy cells (> ${NOISY_CORES}): ${report.noise.noisyCells.join(', ')}.` : '.')
+          (report.noise.noisyCells.length
+            ? `; noisy cells (> ${NOISY_CORES}): ${report.noise.noisyCells.join(', ')}.`
+            : '.')
         : ''),
   );
   md.push('');
@@ -227,7 +337,9 @@ function markdown(report, rows) {
   md.push(`|${HEADER.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`);
   for (const r of rows) md.push(`| ${r.join(' | ')} |`);
   md.push('');
-  md.push('`delete (+re-set)`: the latency is the delete alone; each worker then puts the conversation back, so its ops/s counts delete + set pairs.');
+  md.push(
+    '`delete (+re-set)`: the latency is the delete alone; each worker then puts the conversation back, so its ops/s counts delete + set pairs.',
+  );
   if (report.goals.length) {
     md.push('');
     md.push('| goal (issue 5) | measured | met |');
@@ -235,8 +347,10 @@ function markdown(report, rows) {
     for (const g of report.goals) md.push(`| ${g.goal} | ${g.measured} | ${g.met ? 'yes' : '**no**'} |`);
   }
   md.push('');
-  md.push(`RSS of the bench process: ${report.rss.startMb} MB at start, ${report.rss.afterLoadMb} MB after loading, ${report.rss.endMb} MB at the end (all peers in one process).`);
-  return md.join('\n') + '\n';
+  md.push(
+    `RSS of the bench process: ${report.rss.startMb} MB at start, ${report.rss.afterLoadMb} MB after loading, ${report.rss.endMb} MB at the end (all peers in one process).`,
+  );
+  return `${md.join('\n')}\n`;
 }
 
 async function main() {
@@ -244,7 +358,8 @@ async function main() {
   const command = `node bench/run.js ${process.argv.slice(2).join(' ')}`.trim();
   const cells = args.ops.length * args.concurrency.length * args.peers.length;
   // Everything stops by itself: a hard deadline well beyond the planned time.
-  const budgetMs = (cells * (1 + args.retries) * (args.warmup + args.seconds + 15) + args.quietWaitSeconds + 300) * 1000;
+  const budgetMs =
+    (cells * (1 + args.retries) * (args.warmup + args.seconds + 15) + args.quietWaitSeconds + 300) * 1000;
   setTimeout(() => {
     console.error(`bench: over its time budget (${Math.round(budgetMs / 1000)} s); giving up`);
     process.exit(2);
@@ -254,12 +369,16 @@ async function main() {
   const git = gitState(); // at the start: the addon and index.js are loaded from this tree now
   const loadBefore = os.loadavg();
   const rssStart = process.memoryUsage().rss;
-  console.log(`bench: ${cells} cells × (${args.warmup} s warm-up + ${args.seconds} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `bench: ${cells} cells × (${args.warmup} s warm-up + ${args.seconds} s); load average ${loadBefore.map((x) => x.toFixed(2)).join(' ')}`,
+  );
 
   const { server, admin, redis, stop } = await startServer();
   const redisVersion = (await admin.info('server')).match(/redis_version:(\S+)/)[1];
   const data = makeWorkload();
-  console.log(`bench: redis-server ${redisVersion} TLS on ${server.host}:${server.port}; ${data.conversations.length} conversations, ~${data.averageBytes} B JSON each`);
+  console.log(
+    `bench: redis-server ${redisVersion} TLS on ${server.host}:${server.port}; ${data.conversations.length} conversations, ~${data.averageBytes} B JSON each`,
+  );
 
   const peers = {};
   for (const name of args.peers) peers[name] = await require(`./peers/${name}`).create(server);
@@ -288,7 +407,15 @@ async function main() {
           const wait = await waitForQuiet({ redisPid: redis.pid, maxMs: Math.min(quietBudgetMs, 120_000) });
           quietWaitedMs += wait.waitedMs;
           const ctx = { peer: peers[name], data, admin, expected, checkEvery: 8 };
-          r = await runCell({ op, concurrency: c, warmupMs: args.warmup * 1000, measureMs: args.seconds * 1000, ctx, keyBase, redisPid: redis.pid });
+          r = await runCell({
+            op,
+            concurrency: c,
+            warmupMs: args.warmup * 1000,
+            measureMs: args.seconds * 1000,
+            ctx,
+            keyBase,
+            redisPid: redis.pid,
+          });
           keyBase += r.keysUsed;
           if (op === 'set' || op === 'delete') {
             const problems = await verifyState(admin, data, expected);
@@ -300,7 +427,9 @@ async function main() {
           r.attempts = attempt + 1;
           const noisy = r.cpuCores && r.cpuCores.others > NOISY_CORES;
           if (!noisy || r.failures || attempt >= args.retries || quietWaitedMs >= args.quietWaitSeconds * 1000) break;
-          console.log(`  (${OP_LABEL[op]} c=${c} ${PEER_LABEL[name]}: other processes used ${r.cpuCores.others} cores; running the cell again)`);
+          console.log(
+            `  (${OP_LABEL[op]} c=${c} ${PEER_LABEL[name]}: other processes used ${r.cpuCores.others} cores; running the cell again)`,
+          );
         }
         r.peer = name;
         r.rssMb = mb(process.memoryUsage().rss);
@@ -309,7 +438,9 @@ async function main() {
         console.log(
           `  ${OP_LABEL[op].padEnd(16)} c=${String(c).padEnd(3)} ${PEER_LABEL[name].padEnd(12)} ${fmtInt(r.opsPerSec).padStart(7)} ops/s` +
             `  p50 ${fmtMs(r.p50Ms)}  p99 ${fmtMs(r.p99Ms)}  p99.9 ${fmtMs(r.p999Ms)} ms` +
-            (r.cpuCores ? `  cores: node ${r.cpuCores.node.toFixed(2)} redis ${r.cpuCores.redis.toFixed(2)} others ${r.cpuCores.others.toFixed(2)}` : '') +
+            (r.cpuCores
+              ? `  cores: node ${r.cpuCores.node.toFixed(2)} redis ${r.cpuCores.redis.toFixed(2)} others ${r.cpuCores.others.toFixed(2)}`
+              : '') +
             (r.failures ? `  FAILURES ${r.failures}: ${r.failureSamples[0]}` : ''),
         );
       }
@@ -323,7 +454,11 @@ async function main() {
       quietWaitedMs += (await waitForQuiet({ redisPid: redis.pid, maxMs: Math.min(quietBudgetMs, 60_000) })).waitedMs;
       rb[c] = await redisBenchmark(server, { concurrency: c, valueBytes: data.averageBytes });
       const r = rb[c];
-      console.log(r.error ? `  redis-benchmark c=${c}: ${r.error}` : `  redis-benchmark c=${c}: GET ${fmtInt(r.get.opsPerSec)}/s, SET ${fmtInt(r.set.opsPerSec)}/s`);
+      console.log(
+        r.error
+          ? `  redis-benchmark c=${c}: ${r.error}`
+          : `  redis-benchmark c=${c}: GET ${fmtInt(r.get.opsPerSec)}/s, SET ${fmtInt(r.set.opsPerSec)}/s`,
+      );
     }
   }
 
@@ -346,11 +481,28 @@ async function main() {
       loadBefore,
       loadAfter,
     },
-    settings: { quietWaitSeconds: args.quietWaitSeconds, retries: args.retries, seconds: args.seconds, warmupSeconds: args.warmup, concurrency: args.concurrency, ops: args.ops, peers: args.peers },
-    workload: { conversations: data.conversations.length, users: data.userIds.length, messagesPerConversation: 20, averageBytes: data.averageBytes },
+    settings: {
+      quietWaitSeconds: args.quietWaitSeconds,
+      retries: args.retries,
+      seconds: args.seconds,
+      warmupSeconds: args.warmup,
+      concurrency: args.concurrency,
+      ops: args.ops,
+      peers: args.peers,
+    },
+    workload: {
+      conversations: data.conversations.length,
+      users: data.userIds.length,
+      messagesPerConversation: 20,
+      averageBytes: data.averageBytes,
+    },
     rss: { startMb: mb(rssStart), afterLoadMb: mb(rssAfterLoad), endMb: mb(rssEnd) },
     checks: { failures },
-    noise: { ...noiseOf(results), waitedForQuietSeconds: Math.round(quietWaitedMs / 1000), reruns: results.reduce((a, r) => a + r.attempts - 1, 0) },
+    noise: {
+      ...noiseOf(results),
+      waitedForQuietSeconds: Math.round(quietWaitedMs / 1000),
+      reruns: results.reduce((a, r) => a + r.attempts - 1, 0),
+    },
     redisBenchmark: rb,
     results,
     goals: judgeGoals(results),
@@ -362,16 +514,23 @@ async function main() {
   console.log('');
   for (const g of report.goals) console.log(`${g.met ? 'MET   ' : 'NOT MET'}  ${g.goal}: ${g.measured}`);
   if (report.noise.known) {
-    console.log(`noise: other processes used ${report.noise.meanOtherCores} cores on average during the cells, max ${report.noise.maxOtherCores}; waited ${report.noise.waitedForQuietSeconds} s for quiet, ${report.noise.reruns} cells rerun`);
-    if (report.noise.noisyCells.length) console.log(`WARNING: noisy cells (others > ${NOISY_CORES} cores): ${report.noise.noisyCells.join(', ')} — rerun on a quiet machine`);
+    console.log(
+      `noise: other processes used ${report.noise.meanOtherCores} cores on average during the cells, max ${report.noise.maxOtherCores}; waited ${report.noise.waitedForQuietSeconds} s for quiet, ${report.noise.reruns} cells rerun`,
+    );
+    if (report.noise.noisyCells.length)
+      console.log(
+        `WARNING: noisy cells (others > ${NOISY_CORES} cores): ${report.noise.noisyCells.join(', ')} — rerun on a quiet machine`,
+      );
   }
-  console.log(`RSS: ${report.rss.startMb} MB at start, ${report.rss.afterLoadMb} MB after load, ${report.rss.endMb} MB at end; load average after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
+  console.log(
+    `RSS: ${report.rss.startMb} MB at start, ${report.rss.afterLoadMb} MB after load, ${report.rss.endMb} MB at end; load average after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`,
+  );
 
   if (args.write) {
     const dir = path.join(__dirname, 'results');
     fs.mkdirSync(dir, { recursive: true });
     const base = path.join(dir, args.out);
-    fs.writeFileSync(`${base}.json`, JSON.stringify(report, null, 2) + '\n');
+    fs.writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
     fs.writeFileSync(`${base}.md`, markdown(report, rows));
     fs.writeFileSync(`${base}.svg`, renderSvg(report, { opLabel: OP_LABEL, peerLabel: PEER_LABEL }));
     console.log(`wrote ${path.relative(process.cwd(), base)}.{json,md,svg}`);
@@ -379,13 +538,14 @@ async function main() {
 
   if (failures > 0) {
     console.error(`\nbench: ${failures} CHECK FAILURES — these numbers are not valid:`);
-    for (const r of results.filter((x) => x.failures)) console.error(`  ${r.op} c=${r.concurrency} ${r.peer}: ${r.failures}: ${r.failureSamples.join(' | ')}`);
+    for (const r of results.filter((x) => x.failures))
+      console.error(`  ${r.op} c=${r.concurrency} ${r.peer}: ${r.failures}: ${r.failureSamples.join(' | ')}`);
     process.exit(1);
   }
   process.exit(0);
 }
 
 main().catch((error) => {
-  console.error(error && error.stack ? error.stack : error);
+  console.error(error?.stack ? error.stack : error);
   process.exit(1);
 });

@@ -27,7 +27,12 @@ const SLACK_MS = 1000;
 const OVER_DEADLINE_MS = COMMAND_TIMEOUT_MS + SLACK_MS;
 const LIST_LIMIT = 50; // the store's default listLimit
 
-const MIX = [['set', 0.40], ['get', 0.40], ['listByUser', 0.15], ['delete', 0.05]];
+const MIX = [
+  ['set', 0.4],
+  ['get', 0.4],
+  ['listByUser', 0.15],
+  ['delete', 0.05],
+];
 const MIX_CUMULATIVE = MIX.map(([op], i) => [op, MIX.slice(0, i + 1).reduce((sum, [, p]) => sum + p, 0)]);
 const USERS_PER_WORKER = 4;
 /** Live ids per worker: keeps the script's memory and Redis' dataset bounded; ~100 per user. */
@@ -54,14 +59,22 @@ function parseArgs(argv) {
       return Number(argv[++i]);
     };
     switch (a) {
-      case '--minutes': args.minutes = value(); break;
-      case '--seed': args.seed = value(); break;
-      case '--workers': args.workers = value(); break;
-      case '-h': case '--help':
+      case '--minutes':
+        args.minutes = value();
+        break;
+      case '--seed':
+        args.seed = value();
+        break;
+      case '--workers':
+        args.workers = value();
+        break;
+      case '-h':
+      case '--help':
         console.log(require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 11).join('\n'));
         process.exit(0);
         break;
-      default: throw new Error(`unknown argument ${a}`);
+      default:
+        throw new Error(`unknown argument ${a}`);
     }
   }
   if (!(args.minutes > 0 && args.minutes <= 24 * 60)) throw new Error('--minutes: expected a number in (0, 1440]');
@@ -89,14 +102,29 @@ const t0 = performance.now();
 const now = () => performance.now() - t0;
 const secs = (ms) => `${(ms / 1000).toFixed(1)}s`;
 const mb = (bytes) => `${(bytes / 1048576).toFixed(1)} MB`;
-const inc = (obj, key, by = 1) => { obj[key] = (obj[key] ?? 0) + by; };
+const inc = (obj, key, by = 1) => {
+  obj[key] = (obj[key] ?? 0) + by;
+};
 /** A log line or error message with its variable parts masked, to count by kind. */
-const kindOf = (text) => text.replace(/^\[STORE\] /, '').replace(/\d+/g, 'N').slice(0, 110);
+const kindOf = (text) =>
+  text
+    .replace(/^\[STORE\] /, '')
+    .replace(/\d+/g, 'N')
+    .slice(0, 110);
 
 const HIST_BOUNDS = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 1500, 2000, Infinity];
 
 function newOpStats() {
-  return { calls: 0, ok: 0, rejected: {}, wrong: 0, maxMs: 0, overTimeout: 0, overDeadline: 0, hist: HIST_BOUNDS.map(() => 0) };
+  return {
+    calls: 0,
+    ok: 0,
+    rejected: {},
+    wrong: 0,
+    maxMs: 0,
+    overTimeout: 0,
+    overDeadline: 0,
+    hist: HIST_BOUNDS.map(() => 0),
+  };
 }
 
 function percentile(stats, p) {
@@ -115,15 +143,20 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const durationMs = args.minutes * 60_000;
   // Self-stopping whatever happens: the load, the final checks and the teardown are bounded.
-  const watchdog = setTimeout(() => {
-    console.error(`soak: still running ${secs(durationMs + 5 * 60_000)} after start; giving up`);
-    process.exit(2);
-  }, durationMs + 5 * 60_000);
+  const watchdog = setTimeout(
+    () => {
+      console.error(`soak: still running ${secs(durationMs + 5 * 60_000)} after start; giving up`);
+      process.exit(2);
+    },
+    durationMs + 5 * 60_000,
+  );
   watchdog.unref();
 
-  console.log(`soak: ${args.minutes} min, seed ${args.seed}, ${args.workers} workers, ` +
-    `commandTimeoutMs ${COMMAND_TIMEOUT_MS}, healthCheckIntervalMs ${HEALTH_CHECK_INTERVAL_MS}, ` +
-    `retry ${JSON.stringify(RETRY)}; over deadline = slower than ${OVER_DEADLINE_MS} ms`);
+  console.log(
+    `soak: ${args.minutes} min, seed ${args.seed}, ${args.workers} workers, ` +
+      `commandTimeoutMs ${COMMAND_TIMEOUT_MS}, healthCheckIntervalMs ${HEALTH_CHECK_INTERVAL_MS}, ` +
+      `retry ${JSON.stringify(RETRY)}; over deadline = slower than ${OVER_DEADLINE_MS} ms`,
+  );
 
   const server = await startRedis({
     args: ['--appendonly', 'yes', '--appendfsync', 'always', '--enable-debug-command', 'yes'],
@@ -180,7 +213,7 @@ async function main() {
   const slowCalls = []; // first few over-deadline calls, with details
   const rejectionKinds = {};
   const faults = []; // { kind, start, end, ms, resumedAfterMs }
-  let currentFault = null;
+  let _currentFault = null;
   let awaitingResume = null; // the last fault, until a write is acknowledged after its end
   let clock = 0; // every set writes a newer updatedAt than any before it
   let running = true;
@@ -189,13 +222,18 @@ async function main() {
   const nextUpdatedAt = () => UPDATED_BASE + ++clock;
 
   function faultAround(start, end) {
-    return faults.filter((f) => f.start <= end && (f.end ?? Infinity) >= start - 2000)
-      .map((f) => `${f.kind}@${secs(f.start)}-${f.end === undefined ? '…' : secs(f.end)}`).join(', ') || 'none';
+    return (
+      faults
+        .filter((f) => f.start <= end && (f.end ?? Infinity) >= start - 2000)
+        .map((f) => `${f.kind}@${secs(f.start)}-${f.end === undefined ? '…' : secs(f.end)}`)
+        .join(', ') || 'none'
+    );
   }
 
   function noteWrong(op, what, detail) {
     stats[op].wrong++;
-    if (wrongResults.length < 20) wrongResults.push(`${secs(now())} ${op}: ${what} ${detail} (faults: ${faultAround(now() - 3000, now())})`);
+    if (wrongResults.length < 20)
+      wrongResults.push(`${secs(now())} ${op}: ${what} ${detail} (faults: ${faultAround(now() - 3000, now())})`);
   }
 
   /** Runs one timed call; `{ ok, value, error, ms }`. */
@@ -226,8 +264,10 @@ async function main() {
       s.overDeadline++;
       if (slowCalls.length < 20) {
         const how = outcome.ok ? 'resolved' : `rejected ${outcome.error?.code}: ${outcome.error?.message}`;
-        slowCalls.push(`${op} started ${secs(start - t0)} took ${Math.round(ms)} ms, ${how}; ` +
-          `status now ${store.status}; faults: ${faultAround(start - t0, end - t0)}; event loop delay max so far ${Math.round(loopDelay.max / 1e6)} ms`);
+        slowCalls.push(
+          `${op} started ${secs(start - t0)} took ${Math.round(ms)} ms, ${how}; ` +
+            `status now ${store.status}; faults: ${faultAround(start - t0, end - t0)}; event loop delay max so far ${Math.round(loopDelay.max / 1e6)} ms`,
+        );
       }
     }
     return outcome;
@@ -237,11 +277,17 @@ async function main() {
     const rnd = prng(streamSeed(args.seed, 1000 + w));
     const live = []; // this worker's acknowledged ids: only this worker writes them or their users
     const pos = new Map();
-    const addLive = (id) => { pos.set(id, live.length); live.push(id); };
+    const addLive = (id) => {
+      pos.set(id, live.length);
+      live.push(id);
+    };
     const dropLive = (id) => {
       const i = pos.get(id);
       const last = live.pop();
-      if (last !== id) { live[i] = last; pos.set(last, i); }
+      if (last !== id) {
+        live[i] = last;
+        pos.set(last, i);
+      }
       pos.delete(id);
     };
     const users = Array.from({ length: USERS_PER_WORKER }, (_, u) => `soak-u${w}-${u}`);
@@ -260,7 +306,12 @@ async function main() {
         const userId = fresh ? users[Math.floor(rnd() * users.length)] : acknowledged.get(id).userId;
         const ms = nextUpdatedAt();
         const conversation = makeConversation({
-          seed: id, externalId: id, userId, tenantId: 'soak-tenant', updatedAt: isoAt(ms), messages: 1 + Math.floor(rnd() * 6),
+          seed: id,
+          externalId: id,
+          userId,
+          tenantId: 'soak-tenant',
+          updatedAt: isoAt(ms),
+          messages: 1 + Math.floor(rnd() * 6),
         });
         const res = await timedCall('set', () => store.set(id, conversation));
         ok = res.ok;
@@ -282,9 +333,14 @@ async function main() {
         ok = res.ok;
         if (res.ok) {
           const got = res.value;
-          if (got === undefined) noteWrong('get', 'missing', `${id} (acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)})`);
+          if (got === undefined)
+            noteWrong('get', 'missing', `${id} (acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)})`);
           else if (Date.parse(got.updatedAt) < want.ms) {
-            noteWrong('get', 'stale', `${id}: ${got.updatedAt} < acknowledged ${isoAt(want.ms)} (acknowledged at ${secs(want.ackAt)})`);
+            noteWrong(
+              'get',
+              'stale',
+              `${id}: ${got.updatedAt} < acknowledged ${isoAt(want.ms)} (acknowledged at ${secs(want.ackAt)})`,
+            );
           } else if (got.userId !== want.userId) noteWrong('get', 'wrong user', `${id}: ${got.userId}`);
         }
       } else if (op === 'listByUser') {
@@ -298,7 +354,12 @@ async function main() {
           else if (list.some((c) => c.userId !== userId)) noteWrong('listByUser', 'foreign item', userId);
           else {
             const bad = list.findIndex((c, i) => i > 0 && Date.parse(c.updatedAt) > Date.parse(list[i - 1].updatedAt));
-            if (bad > 0) noteWrong('listByUser', 'not sorted', `${userId}: [${bad - 1}] ${list[bad - 1].updatedAt} < [${bad}] ${list[bad].updatedAt}`);
+            if (bad > 0)
+              noteWrong(
+                'listByUser',
+                'not sorted',
+                `${userId}: [${bad - 1}] ${list[bad - 1].updatedAt} < [${bad}] ${list[bad].updatedAt}`,
+              );
           }
         }
       } else {
@@ -355,7 +416,11 @@ async function main() {
     switch (kind) {
       case 'pause':
         server.pause();
-        try { await delay(ms); } finally { server.resume(); }
+        try {
+          await delay(ms);
+        } finally {
+          server.resume();
+        }
         break;
       case 'kill':
         await server.kill();
@@ -364,7 +429,11 @@ async function main() {
         break;
       case 'blackhole':
         proxy.blackhole();
-        try { await delay(ms); } finally { proxy.restore(); }
+        try {
+          await delay(ms);
+        } finally {
+          proxy.restore();
+        }
         reapDeadConnections();
         break;
       case 'clientKill':
@@ -372,14 +441,19 @@ async function main() {
         break;
       case 'readonly':
         await cliUntilOk(['REPLICAOF', '127.0.0.1', '1']);
-        try { await delay(ms); } finally { await cliUntilOk(['REPLICAOF', 'NO', 'ONE']); }
+        try {
+          await delay(ms);
+        } finally {
+          await cliUntilOk(['REPLICAOF', 'NO', 'ONE']);
+        }
         break;
       case 'debugSleep': {
         const res = await server.tryCli(['DEBUG', 'SLEEP', String(DEBUG_SLEEP_S)], { timeoutMs: 15_000 });
         if (res.code !== 0) throw new Error(`DEBUG SLEEP failed: ${(res.stderr + res.stdout).trim()}`);
         break;
       }
-      default: throw new Error(`unknown fault ${kind}`);
+      default:
+        throw new Error(`unknown fault ${kind}`);
     }
   }
 
@@ -394,12 +468,14 @@ async function main() {
       await sleepFor(normalMs);
       if (stopFaults) break;
       if (awaitingResume) {
-        console.log(`${secs(now()).padStart(7)}   no write acknowledged since ${awaitingResume.kind} ended ${secs(now() - awaitingResume.end)} ago`);
+        console.log(
+          `${secs(now()).padStart(7)}   no write acknowledged since ${awaitingResume.kind} ended ${secs(now() - awaitingResume.end)} ago`,
+        );
         awaitingResume = null;
       }
       const fault = { kind, start: now(), ms: faultMs };
       faults.push(fault);
-      currentFault = fault;
+      _currentFault = fault;
       const statusBefore = store.status;
       try {
         await inject(kind, faultMs);
@@ -408,10 +484,12 @@ async function main() {
         console.log(`${secs(now()).padStart(7)}   fault ${kind} failed: ${error.message}`);
       }
       fault.end = now();
-      currentFault = null;
+      _currentFault = null;
       awaitingResume = fault;
-      console.log(`${secs(fault.start).padStart(7)} fault ${kind.padEnd(10)} ${secs(fault.end - fault.start).padStart(5)} ` +
-        `(status before ${statusBefore}, after ${store.status}; ${stats.set.ok} writes acknowledged so far)`);
+      console.log(
+        `${secs(fault.start).padStart(7)} fault ${kind.padEnd(10)} ${secs(fault.end - fault.start).padStart(5)} ` +
+          `(status before ${statusBefore}, after ${store.status}; ${stats.set.ok} writes acknowledged so far)`,
+      );
     }
   }
 
@@ -423,8 +501,10 @@ async function main() {
     const rejected = Object.values(stats).reduce((n, s) => n + s.calls - s.ok, 0);
     const r = process.memoryUsage.rss();
     rss.perMinute.push(r);
-    console.log(`${secs(now()).padStart(7)} progress: ${calls} calls (${rejected} rejected), ` +
-      `${acknowledged.size} acknowledged live ids, RSS ${mb(r)}, status ${store.status}`);
+    console.log(
+      `${secs(now()).padStart(7)} progress: ${calls} calls (${rejected} rejected), ` +
+        `${acknowledged.size} acknowledged live ids, RSS ${mb(r)}, status ${store.status}`,
+    );
   }, 60_000);
 
   while (now() < loadEnd) await delay(Math.min(500, loadEnd - now()));
@@ -450,7 +530,16 @@ async function main() {
   const readyAfterMs = now() - readyWaitStart;
   const readyAtEnd = store.status === 'ready';
 
-  const verify = { checked: 0, ok: 0, missing: 0, older: 0, olderFromRejectedWrite: 0, wrongUser: 0, unverifiable: 0, details: [] };
+  const verify = {
+    checked: 0,
+    ok: 0,
+    missing: 0,
+    older: 0,
+    olderFromRejectedWrite: 0,
+    wrongUser: 0,
+    unverifiable: 0,
+    details: [],
+  };
   const entries = [...acknowledged];
   let next = 0;
   const verifier = async () => {
@@ -470,19 +559,36 @@ async function main() {
       }
       verify.checked++;
       const detail = (what) => {
-        if (verify.details.length < 20) verify.details.push(`${id}: ${what}; acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)} (faults: ${faultAround(want.ackAt - 3000, want.ackAt + 3000)})`);
+        if (verify.details.length < 20)
+          verify.details.push(
+            `${id}: ${what}; acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)} (faults: ${faultAround(want.ackAt - 3000, want.ackAt + 3000)})`,
+          );
       };
-      if (!done) { verify.unverifiable++; detail(`get kept failing: ${lastError?.code} ${lastError?.message}`); continue; }
-      if (got === undefined) { verify.missing++; detail('missing'); continue; }
+      if (!done) {
+        verify.unverifiable++;
+        detail(`get kept failing: ${lastError?.code} ${lastError?.message}`);
+        continue;
+      }
+      if (got === undefined) {
+        verify.missing++;
+        detail('missing');
+        continue;
+      }
       const gotMs = Date.parse(got.updatedAt);
       if (gotMs < want.ms) {
         verify.older++;
         // A rejected update may still have been applied, even late: telling that apart.
         if (want.rejectedMs !== undefined && gotMs <= want.rejectedMs) verify.olderFromRejectedWrite++;
-        detail(`stored ${got.updatedAt} is older${want.rejectedMs !== undefined ? ` (newest rejected update ${isoAt(want.rejectedMs)})` : ''}`);
+        detail(
+          `stored ${got.updatedAt} is older${want.rejectedMs !== undefined ? ` (newest rejected update ${isoAt(want.rejectedMs)})` : ''}`,
+        );
         continue;
       }
-      if (got.userId !== want.userId) { verify.wrongUser++; detail(`stored userId ${got.userId}`); continue; }
+      if (got.userId !== want.userId) {
+        verify.wrongUser++;
+        detail(`stored userId ${got.userId}`);
+        continue;
+      }
       verify.ok++;
     }
   };
@@ -506,62 +612,100 @@ async function main() {
   // ---------------------------------------------------------------- the report
 
   const lost = verify.missing + verify.older + verify.wrongUser;
-  const totals = Object.values(stats).reduce((t, s) => ({
-    calls: t.calls + s.calls, ok: t.ok + s.ok, wrong: t.wrong + s.wrong,
-    overDeadline: t.overDeadline + s.overDeadline, overTimeout: t.overTimeout + s.overTimeout,
-  }), { calls: 0, ok: 0, wrong: 0, overDeadline: 0, overTimeout: 0 });
+  const totals = Object.values(stats).reduce(
+    (t, s) => ({
+      calls: t.calls + s.calls,
+      ok: t.ok + s.ok,
+      wrong: t.wrong + s.wrong,
+      overDeadline: t.overDeadline + s.overDeadline,
+      overTimeout: t.overTimeout + s.overTimeout,
+    }),
+    { calls: 0, ok: 0, wrong: 0, overDeadline: 0, overTimeout: 0 },
+  );
   const rejectedByCode = {};
-  for (const s of Object.values(stats)) for (const [code, n] of Object.entries(s.rejected)) inc(rejectedByCode, code, n);
-  const codeless = Object.entries(rejectedByCode).filter(([code]) => !code.startsWith('STORE_')).reduce((n, [, c]) => n + c, 0);
+  for (const s of Object.values(stats))
+    for (const [code, n] of Object.entries(s.rejected)) inc(rejectedByCode, code, n);
+  const codeless = Object.entries(rejectedByCode)
+    .filter(([code]) => !code.startsWith('STORE_'))
+    .reduce((n, [, c]) => n + c, 0);
   const faultsByKind = {};
   const resumeByKind = {};
   for (const f of faults) {
     inc(faultsByKind, f.kind);
-    const r = (resumeByKind[f.kind] ??= { max: 0, sum: 0, n: 0, never: 0 });
+    resumeByKind[f.kind] ??= { max: 0, sum: 0, n: 0, never: 0 };
+    const r = resumeByKind[f.kind];
     if (f.resumedAfterMs === undefined) r.never++;
-    else { r.n++; r.sum += f.resumedAfterMs; r.max = Math.max(r.max, f.resumedAfterMs); }
+    else {
+      r.n++;
+      r.sum += f.resumedAfterMs;
+      r.max = Math.max(r.max, f.resumedAfterMs);
+    }
   }
   if (lastResumeFault) resumeByKind[lastResumeFault.kind].never--; // the run ended before the next write, not a failure
 
   const out = [];
   const p = (line = '') => out.push(line);
-  const fmtCounts = (obj) => Object.entries(obj).sort((a, b) => b[1] - a[1]).map(([k, v]) => `${k} ${v}`).join(', ') || 'none';
+  const fmtCounts = (obj) =>
+    Object.entries(obj)
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ') || 'none';
   p('');
   p('================ soak summary ================');
-  p(`minutes: ${args.minutes} (load ran ${secs(loadMs)}), seed ${args.seed}, ${args.workers} workers, commandTimeoutMs ${COMMAND_TIMEOUT_MS}`);
-  p(`calls made: ${totals.calls} (${Math.round(totals.calls / (loadMs / 1000))}/s), resolved ${totals.ok}, rejected ${totals.calls - totals.ok}`);
+  p(
+    `minutes: ${args.minutes} (load ran ${secs(loadMs)}), seed ${args.seed}, ${args.workers} workers, commandTimeoutMs ${COMMAND_TIMEOUT_MS}`,
+  );
+  p(
+    `calls made: ${totals.calls} (${Math.round(totals.calls / (loadMs / 1000))}/s), resolved ${totals.ok}, rejected ${totals.calls - totals.ok}`,
+  );
   p(`calls rejected by code: ${fmtCounts(rejectedByCode)}`);
   p('calls by op and outcome:');
   for (const [op, s] of Object.entries(stats)) {
-    p(`  ${op.padEnd(10)} ${String(s.calls).padStart(8)} calls: ok ${s.ok}, rejected ${fmtCounts(s.rejected)}; ` +
-      `wrong results ${s.wrong}; p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${Math.round(s.maxMs)} ms, ` +
-      `> ${COMMAND_TIMEOUT_MS} ms: ${s.overTimeout}`);
+    p(
+      `  ${op.padEnd(10)} ${String(s.calls).padStart(8)} calls: ok ${s.ok}, rejected ${fmtCounts(s.rejected)}; ` +
+        `wrong results ${s.wrong}; p50 ${percentile(s, 0.5)} ms, p99 ${percentile(s, 0.99)} ms, max ${Math.round(s.maxMs)} ms, ` +
+        `> ${COMMAND_TIMEOUT_MS} ms: ${s.overTimeout}`,
+    );
   }
   p('rejections by message (kind, top 8):');
-  for (const [k, v] of Object.entries(rejectionKinds).sort((a, b) => b[1] - a[1]).slice(0, 8)) p(`  ${String(v).padStart(7)}  ${k}`);
+  for (const [k, v] of Object.entries(rejectionKinds)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 8))
+    p(`  ${String(v).padStart(7)}  ${k}`);
   p(`calls over deadline (> ${OVER_DEADLINE_MS} ms = commandTimeoutMs + ${SLACK_MS} ms slack): ${totals.overDeadline}`);
   for (const line of slowCalls) p(`  ${line}`);
   p(`calls slower than commandTimeoutMs but within slack: ${totals.overTimeout - totals.overDeadline}`);
   p(`wrong results (get stale/missing, list too long/unsorted/foreign): ${totals.wrong}`);
   for (const line of wrongResults) p(`  ${line}`);
-  p(`acknowledged writes lost: ${lost} (of ${verify.checked} verified: missing ${verify.missing}, older ${verify.older}` +
-    ` [of which overwritten by a rejected update ${verify.olderFromRejectedWrite}], wrong user ${verify.wrongUser}; unverifiable ${verify.unverifiable})`);
+  p(
+    `acknowledged writes lost: ${lost} (of ${verify.checked} verified: missing ${verify.missing}, older ${verify.older}` +
+      ` [of which overwritten by a rejected update ${verify.olderFromRejectedWrite}], wrong user ${verify.wrongUser}; unverifiable ${verify.unverifiable})`,
+  );
   for (const line of verify.details) p(`  ${line}`);
   p(`deletes rejected (ids uncertain, not counted): ${uncertain.size}`);
   p(`faults injected: ${faults.length} — ${fmtCounts(faultsByKind)}`);
   if (faultErrors.length) for (const e of faultErrors) p(`  fault error: ${e}`);
   p('writes acknowledged again after each fault ended (mean / max):');
   for (const [kind, r] of Object.entries(resumeByKind)) {
-    p(`  ${kind.padEnd(10)} ${r.n ? `${Math.round(r.sum / r.n)} / ${Math.round(r.max)} ms` : '-'}${r.never > 0 ? `, ${r.never} never before the next fault` : ''}`);
+    p(
+      `  ${kind.padEnd(10)} ${r.n ? `${Math.round(r.sum / r.n)} / ${Math.round(r.max)} ms` : '-'}${r.never > 0 ? `, ${r.never} never before the next fault` : ''}`,
+    );
   }
   p(`status transitions observed (polled every 50 ms): ${fmtCounts(transitions)}`);
   p(`status ready at the end: ${readyAtEnd} (${Math.round(readyAfterMs)} ms after the load stopped)`);
-  p(`RSS: start ${mb(rss.start)}, end ${mb(rss.end)}, max ${mb(rss.max)}; per minute: ${rss.perMinute.map((r) => (r / 1048576).toFixed(0)).join(' ') || '-'} MB; ` +
-    `JS heap used: start ${mb(rss.heapStart)}, end ${mb(rss.heapEnd)} (${acknowledged.size} ids tracked)`);
-  p(`event loop delay: p99 ${Math.round(loopDelay.percentile(99) / 1e6)} ms, max ${Math.round(loopDelay.max / 1e6)} ms`);
+  p(
+    `RSS: start ${mb(rss.start)}, end ${mb(rss.end)}, max ${mb(rss.max)}; per minute: ${rss.perMinute.map((r) => (r / 1048576).toFixed(0)).join(' ') || '-'} MB; ` +
+      `JS heap used: start ${mb(rss.heapStart)}, end ${mb(rss.heapEnd)} (${acknowledged.size} ids tracked)`,
+  );
+  p(
+    `event loop delay: p99 ${Math.round(loopDelay.percentile(99) / 1e6)} ms, max ${Math.round(loopDelay.max / 1e6)} ms`,
+  );
   p(`redis at the end: ${dbsize} keys, used_memory ${redisUsed}`);
   p(`logger lines: ${log.total} (${fmtCounts(log.byLevel)}); by kind:`);
-  for (const [k, v] of Object.entries(log.byKind).sort((a, b) => b[1] - a[1]).slice(0, 15)) p(`  ${String(v).padStart(7)}  ${k}`);
+  for (const [k, v] of Object.entries(log.byKind)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 15))
+    p(`  ${String(v).padStart(7)}  ${k}`);
   p('last log lines:');
   for (const line of logTail) p(`  ${line}`);
 

@@ -35,9 +35,13 @@ function renderSvg(report, { opLabel, peerLabel }) {
   const width = margin.left * 2 + cols * panelW;
   const height = margin.top + rows * panelH + 20;
   const out = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`);
-  out.push(`<text x="${margin.left}" y="24" font-size="16" font-weight="bold">ops/s by operation and concurrency (higher is better)</text>`);
+  out.push(
+    `<text x="${margin.left}" y="24" font-size="16" font-weight="bold">ops/s by operation and concurrency (higher is better)</text>`,
+  );
   const e = report.environment;
   out.push(
     `<text x="${margin.left}" y="42" fill="#555">${esc(`${e.cpus} cores shared by redis-server ${e.redisVersion} (TLS) and Node ${e.node}; ~${report.workload.averageBytes} B documents; load ${e.loadBefore[0].toFixed(2)}; ${report.date.slice(0, 10)}`)}</text>`,
@@ -45,9 +49,15 @@ function renderSvg(report, { opLabel, peerLabel }) {
   // Legend.
   let lx = margin.left;
   const hasFloor = Object.values(report.redisBenchmark || {}).some((rb) => rb && (rb.get || rb.set));
-  const legend = [...peers.map((p) => [peerLabel[p], COLORS[p], false]), ...(hasFloor ? [['redis-benchmark GET/SET', '#d62728', true]] : [])];
+  const legend = [
+    ...peers.map((p) => [peerLabel[p], COLORS[p], false]),
+    ...(hasFloor ? [['redis-benchmark GET/SET', '#d62728', true]] : []),
+  ];
   for (const [label, color, dashed] of legend) {
-    if (dashed) out.push(`<line x1="${lx}" y1="56" x2="${lx + 14}" y2="56" stroke="${color}" stroke-width="2" stroke-dasharray="4 2"/>`);
+    if (dashed)
+      out.push(
+        `<line x1="${lx}" y1="56" x2="${lx + 14}" y2="56" stroke="${color}" stroke-width="2" stroke-dasharray="4 2"/>`,
+      );
     else out.push(`<rect x="${lx}" y="50" width="14" height="12" fill="${color}"/>`);
     out.push(`<text x="${lx + 19}" y="60">${esc(label)}</text>`);
     lx += 30 + label.length * 7;
@@ -60,17 +70,23 @@ function renderSvg(report, { opLabel, peerLabel }) {
     const innerH = panelH - plot.top - plot.bottom;
     const cells = report.results.filter((r) => r.op === op);
     const floors = concurrency.map((c) => {
-      const rb = report.redisBenchmark && report.redisBenchmark[c];
-      return rb && rb[op] ? rb[op].opsPerSec : undefined;
+      const rb = report.redisBenchmark?.[c];
+      return rb?.[op] ? rb[op].opsPerSec : undefined;
     });
     const max = Math.max(...cells.map((r) => r.opsPerSec), ...floors.filter(Boolean), 1);
     const { top, step } = niceScale(max);
     const y = (v) => y0 + plot.top + innerH - (v / top) * innerH;
     out.push(`<g>`);
-    out.push(`<text x="${x0 + plot.left}" y="${y0 + 20}" font-size="14" font-weight="bold">${esc(opLabel[op] || op)}</text>`);
+    out.push(
+      `<text x="${x0 + plot.left}" y="${y0 + 20}" font-size="14" font-weight="bold">${esc(opLabel[op] || op)}</text>`,
+    );
     for (let v = 0; v <= top + 1e-9; v += step) {
-      out.push(`<line x1="${x0 + plot.left}" y1="${y(v).toFixed(1)}" x2="${x0 + panelW - plot.right}" y2="${y(v).toFixed(1)}" stroke="#e3e3e3"/>`);
-      out.push(`<text x="${x0 + plot.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${short(v)}</text>`);
+      out.push(
+        `<line x1="${x0 + plot.left}" y1="${y(v).toFixed(1)}" x2="${x0 + panelW - plot.right}" y2="${y(v).toFixed(1)}" stroke="#e3e3e3"/>`,
+      );
+      out.push(
+        `<text x="${x0 + plot.left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end" fill="#555">${short(v)}</text>`,
+      );
     }
     const groupW = innerW / concurrency.length;
     const barW = Math.min(34, (groupW * 0.8) / peers.length);
@@ -85,19 +101,27 @@ function renderSvg(report, { opLabel, peerLabel }) {
         out.push(
           `<rect x="${bx.toFixed(1)}" y="${by.toFixed(1)}" width="${(barW - 2).toFixed(1)}" height="${(y0 + plot.top + innerH - by).toFixed(1)}" fill="${COLORS[peer]}"><title>${esc(`${peerLabel[peer]} ${op} c=${c}: ${Math.round(r.opsPerSec)} ops/s, p50 ${r.p50Ms.toFixed(2)} ms, p99 ${r.p99Ms.toFixed(2)} ms`)}</title></rect>`,
         );
-        out.push(`<text x="${(bx + (barW - 2) / 2).toFixed(1)}" y="${(by - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#333">${short(r.opsPerSec)}</text>`);
+        out.push(
+          `<text x="${(bx + (barW - 2) / 2).toFixed(1)}" y="${(by - 3).toFixed(1)}" text-anchor="middle" font-size="9" fill="#333">${short(r.opsPerSec)}</text>`,
+        );
       });
       if (floors[g]) {
         const fy = y(floors[g]).toFixed(1);
-        out.push(`<line x1="${(gx + 4).toFixed(1)}" y1="${fy}" x2="${(gx + groupW - 4).toFixed(1)}" y2="${fy}" stroke="#d62728" stroke-width="2" stroke-dasharray="4 2"><title>redis-benchmark ${op.toUpperCase()} -c ${c}: ${Math.round(floors[g])}/s</title></line>`);
+        out.push(
+          `<line x1="${(gx + 4).toFixed(1)}" y1="${fy}" x2="${(gx + groupW - 4).toFixed(1)}" y2="${fy}" stroke="#d62728" stroke-width="2" stroke-dasharray="4 2"><title>redis-benchmark ${op.toUpperCase()} -c ${c}: ${Math.round(floors[g])}/s</title></line>`,
+        );
       }
-      out.push(`<text x="${(gx + groupW / 2).toFixed(1)}" y="${y0 + plot.top + innerH + 16}" text-anchor="middle">c=${c}</text>`);
+      out.push(
+        `<text x="${(gx + groupW / 2).toFixed(1)}" y="${y0 + plot.top + innerH + 16}" text-anchor="middle">c=${c}</text>`,
+      );
     });
-    out.push(`<line x1="${x0 + plot.left}" y1="${y0 + plot.top + innerH}" x2="${x0 + panelW - plot.right}" y2="${y0 + plot.top + innerH}" stroke="#333"/>`);
+    out.push(
+      `<line x1="${x0 + plot.left}" y1="${y0 + plot.top + innerH}" x2="${x0 + panelW - plot.right}" y2="${y0 + plot.top + innerH}" stroke="#333"/>`,
+    );
     out.push(`</g>`);
   });
   out.push('</svg>');
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 module.exports = { renderSvg };

@@ -53,10 +53,10 @@ function sentence(rand, minChars) {
   let out = '';
   while (out.length < minChars) {
     const word = WORDS[Math.floor(rand() * WORDS.length)];
-    out += out.length === 0 ? word[0].toUpperCase() + word.slice(1) : ' ' + word;
+    out += out.length === 0 ? word[0].toUpperCase() + word.slice(1) : ` ${word}`;
     if (rand() < 0.08) out += rand() < 0.5 ? ',' : '.';
   }
-  return out + '.';
+  return `${out}.`;
 }
 
 function iso(ms) {
@@ -119,9 +119,21 @@ function makeWorkload(options = {}) {
       const role = m % 2 === 0 ? 'user' : 'agent';
       const timestamp = iso(created + m * 1500);
       if (m % 5 === 4) {
-        history.push({ id: `msg-${i}-${m}`, role: 'agent', type: 'adaptiveCard', cardPayload: adaptiveCard(rand, i * 100 + m), timestamp });
+        history.push({
+          id: `msg-${i}-${m}`,
+          role: 'agent',
+          type: 'adaptiveCard',
+          cardPayload: adaptiveCard(rand, i * 100 + m),
+          timestamp,
+        });
       } else {
-        history.push({ id: `msg-${i}-${m}`, role, type: 'text', text: sentence(rand, 190 + Math.floor(rand() * 40)), timestamp });
+        history.push({
+          id: `msg-${i}-${m}`,
+          role,
+          type: 'text',
+          text: sentence(rand, 190 + Math.floor(rand() * 40)),
+          timestamp,
+        });
       }
     }
     const conversation = {

@@ -11,7 +11,8 @@ const GLIBC_FLOOR = '2.17';
 const BINARY = require('../package.json').napi.binaryName;
 const MACHINES = { x64: 'Advanced Micro Devices X86-64', arm64: 'AArch64' };
 // What a gnu build may link: glibc's own libraries (libgcc_s comes with every glibc system).
-const GLIBC_LIBS = /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libgcc_s\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$/;
+const GLIBC_LIBS =
+  /^(libc\.so\.6|libm\.so\.6|libpthread\.so\.0|libdl\.so\.2|librt\.so\.1|libgcc_s\.so\.1|ld-linux-(x86-64|aarch64)\.so\.[12])$/;
 // musl's loader answers to any of these names itself.
 const MUSL_LIBS = /^(libc\.so|libc\.musl-(x86_64|aarch64)\.so\.1|ld-musl-(x86_64|aarch64)\.so\.1)$/;
 
@@ -41,7 +42,8 @@ function check(file, arch, libc) {
     problems.push(...needed.filter((lib) => !MUSL_LIBS.test(lib)).map((lib) => `links ${lib}, not musl's libc`));
     if (glibcVersions.length > 0) problems.push(`refers to glibc symbol versions: ${glibcVersions.join(', ')}`);
   }
-  const summary = `${path.basename(file)}: ${machine}; links ${needed.join(', ')}` +
+  const summary =
+    `${path.basename(file)}: ${machine}; links ${needed.join(', ')}` +
     (libc === 'gnu' ? `; newest glibc symbol GLIBC_${newest}` : '');
   return { summary, problems };
 }

@@ -48,7 +48,10 @@ test('three primaries with a replica each, and every node reports cluster_state 
   const served = primaries.flatMap((p) => p.slots).reduce((sum, [a, b]) => sum + b - a + 1, 0);
   assert.equal(served, 16384);
   assert.match(cluster.seedUrl, /^rediss:\/\/127\.0\.0\.1:\d+$/);
-  assert.ok(primaries.some((p) => p.port === Number(new URL(cluster.seedUrl).port)), 'the seed is a primary');
+  assert.ok(
+    primaries.some((p) => p.port === Number(new URL(cluster.seedUrl).port)),
+    'the seed is a primary',
+  );
   assert.match(cluster.caPem, /BEGIN CERTIFICATE/);
   await assertEveryNodeOk();
 });
@@ -62,7 +65,10 @@ test('a key set through clusterCli is readable, and lives on the node nodeForKey
   assert.equal(await cluster.cli(owner, 'GET', 'selftest:conv:1'), 'hello');
   assert.equal(await cluster.cli(owner, 'CLUSTER', 'COUNTKEYSINSLOT', slot), '1');
   const other = (await cluster.primaries()).find((p) => p.port !== owner);
-  await assert.rejects(cluster.cli(other.port, 'GET', 'selftest:conv:1'), new RegExp(`MOVED ${slot} ${cluster.node(owner).host.replaceAll('.', '\\.')}:${owner}`));
+  await assert.rejects(
+    cluster.cli(other.port, 'GET', 'selftest:conv:1'),
+    new RegExp(`MOVED ${slot} ${cluster.node(owner).host.replaceAll('.', '\\.')}:${owner}`),
+  );
 });
 
 test('uuidsInSlot finds record keys in the slot a hash-tagged user index is in, as the server counts slots', async () => {
@@ -88,17 +94,19 @@ test('migrateSlot moves a slot and its keys, with ASK redirects while it migrate
   const to = (await cluster.primaries()).find((p) => p.port !== from).port;
 
   let asks = 0;
-  await timed(t, 'migrateSlot (3 keys, 1 per batch)', () => cluster.migrateSlot(slot, to, {
-    batchSize: 1,
-    afterBatch: async () => {
-      // Mid-migration: the source ASKs for keys it has handed over; -c still finds every key.
-      for (const k of keys) {
-        const res = await cluster.node(from).tryCli(['GET', k]);
-        if (/ASK \d+ /.test(res.stderr + res.stdout)) asks++;
-        assert.equal(await cluster.clusterCli('GET', k), `v-${k}`);
-      }
-    },
-  }));
+  await timed(t, 'migrateSlot (3 keys, 1 per batch)', () =>
+    cluster.migrateSlot(slot, to, {
+      batchSize: 1,
+      afterBatch: async () => {
+        // Mid-migration: the source ASKs for keys it has handed over; -c still finds every key.
+        for (const k of keys) {
+          const res = await cluster.node(from).tryCli(['GET', k]);
+          if (/ASK \d+ /.test(res.stderr + res.stdout)) asks++;
+          assert.equal(await cluster.clusterCli('GET', k), `v-${k}`);
+        }
+      },
+    }),
+  );
   assert.ok(asks > 0, 'the source should answer ASK for a migrated key');
 
   assert.equal(await cluster.nodeForKey(keys[0]), to);

@@ -19,27 +19,31 @@ const CREATE_TIMEOUT_MS = 60_000;
 
 const clusters = new Set();
 
-
 /** Parses `CLUSTER NODES`; `slots` holds owned ranges only. */
 function parseNodes(text) {
-  return text.split('\n').filter((l) => l.trim()).map((line) => {
-    const [id, addr, flagList, master, , , , link, ...slots] = line.trim().split(' ');
-    const flags = flagList.split(',');
-    return {
-      id,
-      port: Number(addr.split('@')[0].split(':').pop()),
-      myself: flags.includes('myself'),
-      primary: flags.includes('master'),
-      failed: flags.some((f) => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr'),
-      masterId: master === '-' ? undefined : master,
-      link,
-      // "[slot->-id]" / "[slot-<-id]" mark a migration in progress, not ownership.
-      slots: slots.filter((s) => !s.startsWith('[')).map((s) => {
-        const [start, end = start] = s.split('-').map(Number);
-        return [start, end];
-      }),
-    };
-  });
+  return text
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((line) => {
+      const [id, addr, flagList, master, , , , link, ...slots] = line.trim().split(' ');
+      const flags = flagList.split(',');
+      return {
+        id,
+        port: Number(addr.split('@')[0].split(':').pop()),
+        myself: flags.includes('myself'),
+        primary: flags.includes('master'),
+        failed: flags.some((f) => f === 'fail' || f === 'fail?' || f === 'handshake' || f === 'noaddr'),
+        masterId: master === '-' ? undefined : master,
+        link,
+        // "[slot->-id]" / "[slot-<-id]" mark a migration in progress, not ownership.
+        slots: slots
+          .filter((s) => !s.startsWith('['))
+          .map((s) => {
+            const [start, end = start] = s.split('-').map(Number);
+            return [start, end];
+          }),
+      };
+    });
 }
 
 const owns = (node, slot) => node.slots.some(([a, b]) => a <= slot && slot <= b);
@@ -49,9 +53,11 @@ function topology(view) {
   const portOf = new Map(view.map((n) => [n.id, n.port]));
   return view
     .filter((n) => !n.failed)
-    .map((n) => (n.primary
-      ? `${n.port} primary ${n.slots.map((r) => r.join('-')).join(',')}`
-      : `${n.port} replica-of ${portOf.get(n.masterId)}`))
+    .map((n) =>
+      n.primary
+        ? `${n.port} primary ${n.slots.map((r) => r.join('-')).join(',')}`
+        : `${n.port} replica-of ${portOf.get(n.masterId)}`,
+    )
     .sort()
     .join('\n');
 }
@@ -102,7 +108,10 @@ class RedisCluster {
   /** `redis-cli -c` against a live node: follows MOVED/ASK, so any key can be inspected. */
   async clusterCli(...args) {
     const live = this.liveNode();
-    const res = await redisCli({ host: live.host, port: live.port, certs: this.certs, password: this.password }, ['-c', ...args]);
+    const res = await redisCli({ host: live.host, port: live.port, certs: this.certs, password: this.password }, [
+      '-c',
+      ...args,
+    ]);
     if (res.code !== 0 || res.timedOut) {
       const why = res.timedOut ? 'timed out' : `exited ${res.code}`;
       throw new Error(`redis-cli -c ${args.join(' ')} ${why}: ${(res.stderr + res.stdout).trim()}`);
@@ -117,12 +126,14 @@ class RedisCluster {
   /** Healthy primaries as one live node sees them: [{ id, port, slots, replicaPorts }]. */
   async primaries() {
     const view = await this.view();
-    return view.filter((n) => n.primary && !n.failed).map((p) => ({
-      id: p.id,
-      port: p.port,
-      slots: p.slots,
-      replicaPorts: view.filter((r) => r.masterId === p.id && !r.failed).map((r) => r.port),
-    }));
+    return view
+      .filter((n) => n.primary && !n.failed)
+      .map((p) => ({
+        id: p.id,
+        port: p.port,
+        slots: p.slots,
+        replicaPorts: view.filter((r) => r.masterId === p.id && !r.failed).map((r) => r.port),
+      }));
   }
 
   async slotForKey(key) {
@@ -165,7 +176,19 @@ class RedisCluster {
       moveBatch: async () => {
         const out = await this.cli(src.port, 'CLUSTER', 'GETKEYSINSLOT', slot, batchSize);
         const keys = out ? out.split('\n') : [];
-        if (keys.length) await this.cli(src.port, 'MIGRATE', this.node(dst.port).host, dst.port, '', 0, 5000, ...auth, 'KEYS', ...keys);
+        if (keys.length)
+          await this.cli(
+            src.port,
+            'MIGRATE',
+            this.node(dst.port).host,
+            dst.port,
+            '',
+            0,
+            5000,
+            ...auth,
+            'KEYS',
+            ...keys,
+          );
         return keys.length;
       },
       finish: async () => {
@@ -181,7 +204,7 @@ class RedisCluster {
   async migrateSlot(slot, toPort, { batchSize, afterBatch } = {}) {
     const steps = await this.migrateSlotSteps(slot, toPort, { batchSize });
     await steps.begin();
-    for (let moved; (moved = await steps.moveBatch()) > 0;) await afterBatch?.(moved);
+    for (let moved = await steps.moveBatch(); moved > 0; moved = await steps.moveBatch()) await afterBatch?.(moved);
     await steps.finish();
   }
 
@@ -192,7 +215,8 @@ class RedisCluster {
     const [replica] = primary.replicaPorts;
     await this.cli(replica, 'CLUSTER', 'FAILOVER');
     await this.waitFor(`${replica} to become primary`, async () =>
-      ((await this.cli(replica, 'ROLE')).split('\n')[0] === 'master' ? undefined : 'still a replica'));
+      (await this.cli(replica, 'ROLE')).split('\n')[0] === 'master' ? undefined : 'still a replica',
+    );
     await this.waitReady();
     return replica;
   }
@@ -240,7 +264,7 @@ class RedisCluster {
     const ask = (args) => Promise.all(live.map((n) => n.cli(...args).catch((err) => `error: ${err.message}`)));
 
     const infos = await ask(['CLUSTER', 'INFO']);
-    const notOk = live.findIndex((n, i) => !/^cluster_state:ok/m.test(infos[i]));
+    const notOk = live.findIndex((_n, i) => !/^cluster_state:ok/m.test(infos[i]));
     if (notOk >= 0) return `:${live[notOk].port} ${infos[notOk].split('\n')[0]}`;
 
     const views = (await ask(['CLUSTER', 'NODES'])).map(parseNodes);
@@ -256,9 +280,9 @@ class RedisCluster {
       }
     }
 
-    const replicas = live.filter((n, i) => !views[i].find((v) => v.myself)?.primary);
+    const replicas = live.filter((_n, i) => !views[i].find((v) => v.myself)?.primary);
     const links = await Promise.all(replicas.map((n) => n.cli('INFO', 'replication').catch(() => '')));
-    const down = replicas.findIndex((n, i) => !/^master_link_status:up/m.test(links[i]));
+    const down = replicas.findIndex((_n, i) => !/^master_link_status:up/m.test(links[i]));
     if (down >= 0) return `replica :${replicas[down].port} master_link_status not up`;
     return undefined;
   }
@@ -294,17 +318,31 @@ async function startNode({ certs, password, tlsAuthClients, args, host }) {
     // An explicit bus port: the default (port + 10000) can exceed 65535 for ephemeral ports.
     const busPort = await freePort();
     const nodeArgs = [
-      '--cluster-enabled', 'yes', '--cluster-port', String(busPort),
+      '--cluster-enabled',
+      'yes',
+      '--cluster-port',
+      String(busPort),
       // Relative to the node's own --dir, so every node has its own nodes.conf.
-      '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(NODE_TIMEOUT_MS),
+      '--cluster-config-file',
+      'nodes.conf',
+      '--cluster-node-timeout',
+      String(NODE_TIMEOUT_MS),
       // Loopback connections leave from 127.0.0.1 unless told otherwise, and peers would take
       // that for the node's address.
-      '--cluster-announce-ip', host, '--bind-source-addr', host,
+      '--cluster-announce-ip',
+      host,
+      '--bind-source-addr',
+      host,
       // Protected mode counts only 127.0.0.1 and ::1 as loopback; every node is on loopback.
-      '--protected-mode', 'no',
-      '--tls-cluster', 'yes', '--tls-replication', 'yes',
+      '--protected-mode',
+      'no',
+      '--tls-cluster',
+      'yes',
+      '--tls-replication',
+      'yes',
       // The default waits 5 s for more replicas before a full sync: slow start and rejoin.
-      '--repl-diskless-sync-delay', '0',
+      '--repl-diskless-sync-delay',
+      '0',
       ...(password ? ['--masterauth', password] : []),
       ...args,
     ];
@@ -325,7 +363,15 @@ async function startNode({ certs, password, tlsAuthClients, args, host }) {
  * seedHost, 127.0.0.1 unless told otherwise.
  * opts: { primaries?, replicasPerPrimary?, password?, args?, certs?, tlsAuthClients?, seedHost? }
  */
-async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, args = [], certs, tlsAuthClients = false, seedHost } = {}) {
+async function startCluster({
+  primaries = 3,
+  replicasPerPrimary = 1,
+  password,
+  args = [],
+  certs,
+  tlsAuthClients = false,
+  seedHost,
+} = {}) {
   certs ??= await makeCerts();
   const cluster = new RedisCluster({ certs, password, seedHost });
   cluster.nodeOptions = { certs, password, tlsAuthClients, args };
@@ -334,17 +380,23 @@ async function startCluster({ primaries = 3, replicasPerPrimary = 1, password, a
     const count = primaries * (1 + replicasPerPrimary);
     // allSettled: the nodes that did start must be in `nodes` for stop() to kill them.
     const started = await Promise.allSettled(
-      Array.from({ length: count }, (_, i) => startNode({ certs, password, tlsAuthClients, args, host: nodeHost(i) })));
+      Array.from({ length: count }, (_, i) => startNode({ certs, password, tlsAuthClients, args, host: nodeHost(i) })),
+    );
     cluster.nodes = started.filter((r) => r.status === 'fulfilled').map((r) => r.value);
     const failed = started.find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
-    const res = await redisCli(
-      { port: cluster.nodes[0].port, certs, password, timeoutMs: CREATE_TIMEOUT_MS },
-      ['--cluster', 'create', ...cluster.nodes.map((n) => `${n.host}:${n.port}`),
-        '--cluster-replicas', replicasPerPrimary, '--cluster-yes'],
-    );
+    const res = await redisCli({ port: cluster.nodes[0].port, certs, password, timeoutMs: CREATE_TIMEOUT_MS }, [
+      '--cluster',
+      'create',
+      ...cluster.nodes.map((n) => `${n.host}:${n.port}`),
+      '--cluster-replicas',
+      replicasPerPrimary,
+      '--cluster-yes',
+    ]);
     if (res.code !== 0 || res.timedOut) {
-      throw new Error(`redis-cli --cluster create failed (${res.timedOut ? 'timeout' : res.code}):\n${res.stdout}${res.stderr}`);
+      throw new Error(
+        `redis-cli --cluster create failed (${res.timedOut ? 'timeout' : res.code}):\n${res.stdout}${res.stderr}`,
+      );
     }
     await cluster.waitReady();
     // The seed is the primary on 127.0.0.1, so that seedHost 'localhost' names it.

@@ -53,37 +53,83 @@ function withMessage(conversation, index, fields) {
  */
 const SET_VALIDATION_RULES = [
   { rule: 'an empty id', path: 'id', id: '', bad: (c) => newer(c) },
-  { rule: 'a toJSON that serializes to nothing', path: 'conversation', bad: (c) => ({ ...newer(c), toJSON: () => undefined }) },
+  {
+    rule: 'a toJSON that serializes to nothing',
+    path: 'conversation',
+    bad: (c) => ({ ...newer(c), toJSON: () => undefined }),
+  },
   { rule: 'a non-string id', path: 'id', id: 42, bad: (c) => newer(c) },
-  { rule: "an id that is not the conversation's externalId", path: 'id', id: '0e8c1f3a-5b7d-4c9e-8f2a-1b3c5d7e9f00', bad: (c) => newer(c) },
+  {
+    rule: "an id that is not the conversation's externalId",
+    path: 'id',
+    id: '0e8c1f3a-5b7d-4c9e-8f2a-1b3c5d7e9f00',
+    bad: (c) => newer(c),
+  },
   { rule: 'an id with a lone surrogate', path: 'id', id: 'a\uD800', bad: (c) => newer(c) },
   {
     rule: 'a getter that throws while serializing',
     path: 'conversation',
-    bad: (c) => Object.defineProperty(newer(c), 'tenantId', { enumerable: true, get: () => { throw new Error('getter failed'); } }),
+    bad: (c) =>
+      Object.defineProperty(newer(c), 'tenantId', {
+        enumerable: true,
+        get: () => {
+          throw new Error('getter failed');
+        },
+      }),
   },
   {
     rule: 'an sdkConversationRef getter that throws',
     path: 'conversation',
-    bad: (c) => Object.defineProperty(newer(c), 'sdkConversationRef', { enumerable: true, get: () => { throw new Error('live ref gone'); } }),
+    bad: (c) =>
+      Object.defineProperty(newer(c), 'sdkConversationRef', {
+        enumerable: true,
+        get: () => {
+          throw new Error('live ref gone');
+        },
+      }),
   },
-  { rule: 'a toJSON that throws', path: 'conversation', bad: (c) => ({ ...newer(c), toJSON: () => { throw new Error('toJSON failed'); } }) },
+  {
+    rule: 'a toJSON that throws',
+    path: 'conversation',
+    bad: (c) => ({
+      ...newer(c),
+      toJSON: () => {
+        throw new Error('toJSON failed');
+      },
+    }),
+  },
   { rule: 'a missing userId', path: 'userId', bad: (c) => newer(c, { userId: undefined }) },
   { rule: 'an empty userId', path: 'userId', bad: (c) => newer(c, { userId: '' }) },
   { rule: 'an empty tenantId', path: 'tenantId', bad: (c) => newer(c, { tenantId: '' }) },
   { rule: 'an externalId that is not a UUID', path: 'externalId', bad: (c) => newer(c, { externalId: 'conv-123' }) },
-  { rule: 'a message role outside user | agent', path: 'history[1].role', bad: (c) => withMessage(newer(c), 1, { role: 'bot' }) },
-  { rule: 'a message type outside the four types', path: 'history[0].type', bad: (c) => withMessage(newer(c), 0, { type: 'image' }) },
+  {
+    rule: 'a message role outside user | agent',
+    path: 'history[1].role',
+    bad: (c) => withMessage(newer(c), 1, { role: 'bot' }),
+  },
+  {
+    rule: 'a message type outside the four types',
+    path: 'history[0].type',
+    bad: (c) => withMessage(newer(c), 0, { type: 'image' }),
+  },
   {
     rule: 'a message timestamp with an offset instead of Z',
     path: 'history[1].timestamp',
     bad: (c) => withMessage(newer(c), 1, { timestamp: '2026-02-22T11:00:01.000+01:00' }),
   },
-  { rule: 'an updatedAt with an offset instead of Z', path: 'updatedAt', bad: (c) => newer(c, { updatedAt: '2026-02-22T11:00:00+01:00' }) },
+  {
+    rule: 'an updatedAt with an offset instead of Z',
+    path: 'updatedAt',
+    bad: (c) => newer(c, { updatedAt: '2026-02-22T11:00:00+01:00' }),
+  },
   { rule: 'a negative currentStep', path: 'currentStep', bad: (c) => newer(c, { currentStep: -1 }) },
   { rule: 'a fractional currentStep', path: 'currentStep', bad: (c) => newer(c, { currentStep: 1.5 }) },
   { rule: 'metadata that is an array', path: 'metadata', bad: (c) => newer(c, { metadata: ['a'] }) },
-  { rule: "a status outside active | completed | abandoned ('closed')", path: 'status', bad: (c) => newer(c, { status: 'closed' }) },
+  {
+    rule: "a status outside active | completed | abandoned ('closed')",
+    path: 'status',
+    bad: (c) => newer(c, { status: 'closed' }),
+  },
   { rule: 'a history that is not an array', path: 'history', bad: (c) => newer(c, { history: {} }) },
   { rule: 'null instead of a conversation', path: 'conversation', bad: () => null },
   { rule: 'a string instead of a conversation', path: 'conversation', bad: (c) => JSON.stringify(newer(c)) },
@@ -154,7 +200,11 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
         metadata: { channel: 'web', locale: 'fr-FR' },
         messages: [
           { text: 'Grüße, "quoted", back\\slash, new\nline, \u2028, emoji 🎉, 日本語' },
-          { type: 'adaptiveCard', text: undefined, cardPayload: { type: 'AdaptiveCard', body: [{ type: 'TextBlock' }] } },
+          {
+            type: 'adaptiveCard',
+            text: undefined,
+            cardPayload: { type: 'AdaptiveCard', body: [{ type: 'TextBlock' }] },
+          },
           { role: 'agent', type: 'typing', text: undefined, timestamp: '2026-02-22T10:00:02Z' },
           { role: 'agent', type: 'error', text: 'upstream failed', timestamp: '2026-02-22T10:00:03.123456Z' },
         ],
@@ -172,7 +222,11 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
         nullField: null,
         schemaVersion: 7,
       });
-      const conversation = withMessage(base, 1, { reactions: ['👍'], editedAt: '2026-02-22T10:05:00.000Z', score: 0.25 });
+      const conversation = withMessage(base, 1, {
+        reactions: ['👍'],
+        editedAt: '2026-02-22T10:05:00.000Z',
+        score: 0.25,
+      });
       const id = conversation.externalId;
       await store.set(id, conversation);
       assert.deepEqual(await store.get(id), conversation);
@@ -260,7 +314,10 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const store = await openStore();
       const alice = uniqueId('alice');
       const bob = uniqueId('bob');
-      const [aliceNewestFirst, bobNewestFirst] = await Promise.all([seedUser(store, alice, 4), seedUser(store, bob, 3)]);
+      const [aliceNewestFirst, bobNewestFirst] = await Promise.all([
+        seedUser(store, alice, 4),
+        seedUser(store, bob, 3),
+      ]);
       assert.deepEqual(await store.listByUser(alice), aliceNewestFirst);
       assert.deepEqual(await store.listByUser(bob), bobNewestFirst);
       assert.deepEqual(await store.listByUser(uniqueId('nobody')), []);
@@ -285,7 +342,7 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
 
     // ------------------------------------------------------------ delete
 
-    it('delete removes the conversation from get and from its user\'s list, and nothing else', async () => {
+    it("delete removes the conversation from get and from its user's list, and nothing else", async () => {
       const store = await openStore();
       const userId = uniqueId('user');
       const kept = makeConversation({ userId, updatedAt: isoAt(1000) });
@@ -399,7 +456,10 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const read = store.get(conversations[0].externalId);
       const closed = store.close();
       const outcomes = await Promise.allSettled([...writes, read]);
-      assert.deepEqual(outcomes.map((o) => o.reason?.code ?? o.status), ['fulfilled', 'fulfilled', 'fulfilled']);
+      assert.deepEqual(
+        outcomes.map((o) => o.reason?.code ?? o.status),
+        ['fulfilled', 'fulfilled', 'fulfilled'],
+      );
       await closed;
       assert.equal(store.status, 'end');
       await assert.rejects(store.get(conversations[0].externalId), rejectsWith('STORE_CLOSED'));

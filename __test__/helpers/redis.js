@@ -17,8 +17,7 @@ const BIND_TRIES = 5;
 const RESTART_BIND_TRIES = 20; // the old socket may linger briefly after a kill
 const CLI_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 5_000;
-const INSTALL_HINT =
-  'redis-server not found: install it (on Debian/Ubuntu: apt-get install -y redis-server)';
+const INSTALL_HINT = 'redis-server not found: install it (on Debian/Ubuntu: apt-get install -y redis-server)';
 
 // Everything this process started, so a failed test leaves no orphan behind.
 const servers = new Set();
@@ -32,8 +31,8 @@ function run(file, args, { timeoutMs } = {}) {
         if (err.code === 'ENOENT' && /redis/.test(file)) return reject(new Error(INSTALL_HINT));
         return reject(err);
       }
-      const timedOut = Boolean(err && err.killed && timeoutMs);
-      resolve({ code: err ? err.code ?? null : 0, signal: err ? err.signal : null, stdout, stderr, timedOut });
+      const timedOut = Boolean(err?.killed && timeoutMs);
+      resolve({ code: err ? (err.code ?? null) : 0, signal: err ? err.signal : null, stdout, stderr, timedOut });
     });
   });
 }
@@ -52,7 +51,7 @@ async function openssl(args) {
 }
 
 function randomSerial() {
-  return '0x' + require('node:crypto').randomBytes(8).toString('hex');
+  return `0x${require('node:crypto').randomBytes(8).toString('hex')}`;
 }
 
 // EC P-256: much faster to generate than RSA, and rustls accepts it.
@@ -62,10 +61,21 @@ async function makeCa(dir, name) {
   const keyFile = path.join(dir, `${name}.key`);
   const certFile = path.join(dir, `${name}.crt`);
   await openssl([
-    'req', '-x509', ...EC_KEY, '-keyout', keyFile, '-out', certFile, '-days', '2',
-    '-subj', `/CN=redis-store test ${name}`,
-    '-addext', 'basicConstraints=critical,CA:TRUE',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-keyout',
+    keyFile,
+    '-out',
+    certFile,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=redis-store test ${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   return { keyFile, certFile };
 }
@@ -75,11 +85,25 @@ async function makeLeaf(dir, name, ca, extensions) {
   const csrFile = path.join(dir, `${name}.csr`);
   const certFile = path.join(dir, `${name}.crt`);
   const extFile = path.join(dir, `${name}.ext`);
-  await fsp.writeFile(extFile, extensions.join('\n') + '\n');
+  await fsp.writeFile(extFile, `${extensions.join('\n')}\n`);
   await openssl(['req', '-new', ...EC_KEY, '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${name}`]);
   await openssl([
-    'x509', '-req', '-in', csrFile, '-CA', ca.certFile, '-CAkey', ca.keyFile,
-    '-set_serial', randomSerial(), '-days', '2', '-out', certFile, '-extfile', extFile,
+    'x509',
+    '-req',
+    '-in',
+    csrFile,
+    '-CA',
+    ca.certFile,
+    '-CAkey',
+    ca.keyFile,
+    '-set_serial',
+    randomSerial(),
+    '-days',
+    '2',
+    '-out',
+    certFile,
+    '-extfile',
+    extFile,
   ]);
   return { keyFile, certFile };
 }
@@ -185,7 +209,10 @@ async function freePort() {
 }
 
 function tail(text, lines) {
-  return text.split('\n').slice(-lines - 1).join('\n');
+  return text
+    .split('\n')
+    .slice(-lines - 1)
+    .join('\n');
 }
 
 class RedisServer {
@@ -222,10 +249,28 @@ class RedisServer {
     const c = this.certs;
     const auth = this.tlsAuthClients === 'optional' ? 'optional' : this.tlsAuthClients ? 'yes' : 'no';
     const args = [
-      '--port', '0', '--tls-port', String(port), '--bind', this.host,
-      '--tls-cert-file', c.certFile, '--tls-key-file', c.keyFile, '--tls-ca-cert-file', c.caFile,
-      '--tls-auth-clients', auth,
-      '--save', '', '--appendonly', 'no', '--dir', this.dir, '--logfile', this.logFile,
+      '--port',
+      '0',
+      '--tls-port',
+      String(port),
+      '--bind',
+      this.host,
+      '--tls-cert-file',
+      c.certFile,
+      '--tls-key-file',
+      c.keyFile,
+      '--tls-ca-cert-file',
+      c.caFile,
+      '--tls-auth-clients',
+      auth,
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--dir',
+      this.dir,
+      '--logfile',
+      this.logFile,
     ];
     if (this.password) args.push('--requirepass', this.password);
     return [...args, ...this.extraArgs];
@@ -251,7 +296,9 @@ class RedisServer {
       child.once('error', (err) => reject(err.code === 'ENOENT' ? new Error(INSTALL_HINT) : err));
     });
     let spawnError;
-    this.exited.catch((err) => { spawnError = err; }); // also keeps the rejection handled
+    this.exited.catch((err) => {
+      spawnError = err;
+    }); // also keeps the rejection handled
     child.unref(); // the exit hook kills it; it must not keep a finished test file alive
 
     for (let i = 0; i < READY_TRIES; i++) {
@@ -262,7 +309,10 @@ class RedisServer {
         if (/Address already in use|Failed listening/i.test(log)) return false;
         throw new Error(`redis-server exited at startup (port ${port}):\n${tail(log, 50)}`);
       }
-      const res = await redisCli({ host: this.host, port, certs: this.certs, password: this.password, timeoutMs: 2000 }, ['PING']);
+      const res = await redisCli(
+        { host: this.host, port, certs: this.certs, password: this.password, timeoutMs: 2000 },
+        ['PING'],
+      );
       if (res.code === 0 && res.stdout.trim() === 'PONG') return true;
     }
     await this.kill();
@@ -421,9 +471,7 @@ async function withLogOnFailure(server, fn) {
     err.message = `${oldMessage}\n${logs}`;
     // The runner prints the stack, which embedded the old message when it was captured.
     if (typeof err.stack === 'string') {
-      err.stack = err.stack.includes(oldMessage)
-        ? err.stack.replace(oldMessage, err.message)
-        : `${err.stack}\n${logs}`;
+      err.stack = err.stack.includes(oldMessage) ? err.stack.replace(oldMessage, err.message) : `${err.stack}\n${logs}`;
     }
     throw err;
   }

@@ -20,7 +20,9 @@ afterEach(stopAllLoads);
 /** `promise`, or a rejection naming `what` after `ms`. */
 async function within(promise, ms, what) {
   let timer;
-  const late = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms); });
+  const late = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no ${what} within ${ms} ms`)), ms);
+  });
   try {
     return await Promise.race([promise, late]);
   } finally {
@@ -118,8 +120,12 @@ test('the proxy forwards, and once blackholed swallows bytes on new and open con
     assert.equal(String((await once(socket, 'data'))[0]), '+PONG\r\n');
     assert.ok(replies.length > 0, 'the reply event fired for the PONG');
     let heard = false;
-    socket.on('data', () => { heard = true; });
-    socket.on('close', () => { heard = true; });
+    socket.on('data', () => {
+      heard = true;
+    });
+    socket.on('close', () => {
+      heard = true;
+    });
 
     proxy.blackhole();
     const res = await viaProxy(1000);
@@ -143,7 +149,8 @@ test('the proxy forwards, and once blackholed swallows bytes on new and open con
 test('close() ends every connection through the proxy, both sides, and stops listening', async () => {
   const server = await startRedis();
   const proxy = await startProxy({ targetPort: server.port });
-  const clientsVia = async () => (await server.cli('CLIENT', 'LIST')).split('\n').filter((line) => / name=via-proxy /.test(line));
+  const clientsVia = async () =>
+    (await server.cli('CLIENT', 'LIST')).split('\n').filter((line) => / name=via-proxy /.test(line));
   // One live connection and one black-holed one, both still open on the server's side.
   const open = async () => {
     const socket = tls.connect({ host: '127.0.0.1', port: proxy.port, ca: server.caPem });
@@ -181,7 +188,6 @@ test('close() ends every connection through the proxy, both sides, and stops lis
 // ---------------------------------------------------------------- the load verifier
 // Run against a real in-memory store, broken on purpose one way at a time: each break must be
 // caught, and the unbroken store must pass, so the resilience and cluster loads can fail.
-
 
 const quiet = { info() {}, warn() {}, error() {} };
 
@@ -225,46 +231,93 @@ test('the load verifier passes a store that works, having checked reads, rewrite
   await untilAcknowledged(load, 40);
   const results = await stopAndVerify(load, { settleCeilingMs: 1000 });
   const count = (op) => results.filter((r) => r.op === op).length;
-  assert.ok(count('set') >= 40 && count('get') >= 40 && count('listByUser') >= 10, JSON.stringify({ set: count('set'), list: count('listByUser') }));
+  assert.ok(
+    count('set') >= 40 && count('get') >= 40 && count('listByUser') >= 10,
+    JSON.stringify({ set: count('set'), list: count('listByUser') }),
+  );
   const versions = [...store.written.values()];
-  assert.ok(versions.some((written) => written.length > 1), 'no id was written twice');
+  assert.ok(
+    versions.some((written) => written.length > 1),
+    'no id was written twice',
+  );
   const all = versions.flat();
   assert.equal(new Set(all.map((c) => c.metadata.seq)).size, all.length, 'every write carries its own seq');
   assert.equal(new Set(all.map((c) => c.updatedAt)).size, all.length, 'every write carries its own updatedAt');
 });
 
 const breaks = [
-  ['a get right after an acknowledged set finds nothing', {
-    get: (s, n) => (n === 30 ? Promise.resolve(undefined) : undefined),
-  }, /is missing/],
-  ['a get right after an acknowledged rewrite returns the version before it', {
-    get: (s, n, id) => (n > 30 && s.stale(id) ? Promise.resolve(s.stale(id)) : undefined),
-  }, /read seq \d+/],
-  ['an acknowledged rewrite is not applied (a lost overwrite)', {
-    set: (s, n, id) => (n > 30 && s.written.get(id).length > 1 ? Promise.resolve() : undefined),
-  }, /read seq \d+/],
-  ['a get returns sdkConversationRef', {
-    get: (s, n, id) => (n === 30 ? s.inner.get(id).then((c) => c && { ...c, sdkConversationRef: {} }) : undefined),
-  }, /content differs/],
-  ['listByUser returns an empty list', {
-    listByUser: () => Promise.resolve([]),
-  }, /0 listed, expected/],
-  ['listByUser leaves out one record', {
-    listByUser: (s, n, userId) => s.inner.listByUser(userId).then((list) => list.slice(0, -1)),
-  }, /not listed|listed, expected/],
-  ['listByUser returns an old version of one record', {
-    listByUser: (s, n, userId) => s.inner.listByUser(userId).then((list) => list.map((c) => s.stale(c.externalId) ?? c)),
-  }, /read seq \d+/],
-  ['listByUser returns oldest first', {
-    listByUser: (s, n, userId) => s.inner.listByUser(userId).then((list) => list.reverse()),
-  }, /seq order/],
-  ['a set rejects with another code than STORE_UNAVAILABLE', {
-    set: (s, n) => (n === 30 ? Promise.reject(storeError('STORE_CORRUPT_RECORD', 'boom')) : undefined),
-  }, /another code than STORE_UNAVAILABLE/],
-  ['a get settles after the ceiling', {
-    get: (s, n) => (n === 30 ? delay(300).then(() => undefined) : undefined),
-    settleCeilingMs: 250,
-  }, /calls took 250 ms or more/],
+  [
+    'a get right after an acknowledged set finds nothing',
+    {
+      get: (_s, n) => (n === 30 ? Promise.resolve(undefined) : undefined),
+    },
+    /is missing/,
+  ],
+  [
+    'a get right after an acknowledged rewrite returns the version before it',
+    {
+      get: (s, n, id) => (n > 30 && s.stale(id) ? Promise.resolve(s.stale(id)) : undefined),
+    },
+    /read seq \d+/,
+  ],
+  [
+    'an acknowledged rewrite is not applied (a lost overwrite)',
+    {
+      set: (s, n, id) => (n > 30 && s.written.get(id).length > 1 ? Promise.resolve() : undefined),
+    },
+    /read seq \d+/,
+  ],
+  [
+    'a get returns sdkConversationRef',
+    {
+      get: (s, n, id) => (n === 30 ? s.inner.get(id).then((c) => c && { ...c, sdkConversationRef: {} }) : undefined),
+    },
+    /content differs/,
+  ],
+  [
+    'listByUser returns an empty list',
+    {
+      listByUser: () => Promise.resolve([]),
+    },
+    /0 listed, expected/,
+  ],
+  [
+    'listByUser leaves out one record',
+    {
+      listByUser: (s, _n, userId) => s.inner.listByUser(userId).then((list) => list.slice(0, -1)),
+    },
+    /not listed|listed, expected/,
+  ],
+  [
+    'listByUser returns an old version of one record',
+    {
+      listByUser: (s, _n, userId) =>
+        s.inner.listByUser(userId).then((list) => list.map((c) => s.stale(c.externalId) ?? c)),
+    },
+    /read seq \d+/,
+  ],
+  [
+    'listByUser returns oldest first',
+    {
+      listByUser: (s, _n, userId) => s.inner.listByUser(userId).then((list) => list.reverse()),
+    },
+    /seq order/,
+  ],
+  [
+    'a set rejects with another code than STORE_UNAVAILABLE',
+    {
+      set: (_s, n) => (n === 30 ? Promise.reject(storeError('STORE_CORRUPT_RECORD', 'boom')) : undefined),
+    },
+    /another code than STORE_UNAVAILABLE/,
+  ],
+  [
+    'a get settles after the ceiling',
+    {
+      get: (_s, n) => (n === 30 ? delay(300).then(() => undefined) : undefined),
+      settleCeilingMs: 250,
+    },
+    /calls took 250 ms or more/,
+  ],
 ];
 
 for (const [what, { settleCeilingMs, ...faults }, caught] of breaks) {
@@ -282,16 +335,26 @@ test('the load verifier catches a stale overwrite that lands after the load', as
   const [id] = [...store.written].find(([, versions]) => versions.length > 1);
   await store.inner.set(id, store.stale(id));
   const problems = await readBack(load);
-  assert.ok(problems.some((p) => p.startsWith(`get after the load: ${id}: read seq`)), problems.join('\n'));
-  assert.ok(problems.some((p) => p.startsWith('listByUser after the load')), problems.join('\n'));
+  assert.ok(
+    problems.some((p) => p.startsWith(`get after the load: ${id}: read seq`)),
+    problems.join('\n'),
+  );
+  assert.ok(
+    problems.some((p) => p.startsWith('listByUser after the load')),
+    problems.join('\n'),
+  );
 });
 
 test('under noRejections the first rejection fails the wait at once, naming the call', async () => {
   const store = brokenStore({
-    set: (s, n) => (n > 10 ? Promise.reject(storeError('STORE_UNAVAILABLE', 'Redis refused the command: ASK 1 x:1')) : undefined),
+    set: (_s, n) =>
+      n > 10 ? Promise.reject(storeError('STORE_UNAVAILABLE', 'Redis refused the command: ASK 1 x:1')) : undefined,
   });
   const load = startLoad(store, { workers: 2, idPrefix: 'verifier', noRejections: true });
   const started = performance.now();
-  await assert.rejects(untilAcknowledged(load, 1_000_000, 20_000), /set [0-9a-f-]+: STORE_UNAVAILABLE Redis refused the command: ASK 1 x:1/);
+  await assert.rejects(
+    untilAcknowledged(load, 1_000_000, 20_000),
+    /set [0-9a-f-]+: STORE_UNAVAILABLE Redis refused the command: ASK 1 x:1/,
+  );
   assert.ok(performance.now() - started < 5000, 'the wait ended with the rejection, not at its timeout');
 });

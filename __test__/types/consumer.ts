@@ -1,19 +1,20 @@
 // Compiled by `tsc -p __test__/types` (strict, no emit): the package's types as the server
 // sees them. Every `@ts-expect-error` below must be an error, or tsc fails ("unused directive").
-import {
-  createConversationStore,
-  InMemoryConversationStore,
-  RedisConversationStore,
-  StoreError,
-  STORE_ERROR_CODES,
-} from '@copilot-chat/redis-store';
+
 import type {
   ConversationStore,
   NormalizedMessage,
   RedisStoreOptions,
-  StoreErrorCode,
   StoredConversation,
+  StoreErrorCode,
   StoreStatus,
+} from '@copilot-chat/redis-store';
+import {
+  createConversationStore,
+  InMemoryConversationStore,
+  RedisConversationStore,
+  STORE_ERROR_CODES,
+  StoreError,
 } from '@copilot-chat/redis-store';
 
 // Both classes and the factory give the interface the server codes against.
@@ -35,7 +36,10 @@ const chosen: ConversationStore = createConversationStore({ redisUrl: process.en
 const stores: ConversationStore[] = [redis, memory, chosen, createConversationStore()];
 
 // ready() exists on both classes, not on the interface.
-const readiness: Promise<void>[] = [new InMemoryConversationStore().ready(), new RedisConversationStore('rediss://h:6380').ready()];
+const readiness: Promise<void>[] = [
+  new InMemoryConversationStore().ready(),
+  new RedisConversationStore('rediss://h:6380').ready(),
+];
 
 const message: NormalizedMessage = {
   id: 'm1',
@@ -107,6 +111,18 @@ const misspelledUrl = createConversationStore({ redisURL: 'rediss://h:6380' });
 const badCode: StoreErrorCode = 'STORE_TIMEOUT';
 
 export const used = [
-  stores, readiness, roundTrip, errorCode, codes, options, badStatus, missingUserId, badRole,
-  badStoreStatus, unknownOption, memoryWithRedisOption, misspelledUrl, badCode,
+  stores,
+  readiness,
+  roundTrip,
+  errorCode,
+  codes,
+  options,
+  badStatus,
+  missingUserId,
+  badRole,
+  badStoreStatus,
+  unknownOption,
+  memoryWithRedisOption,
+  misspelledUrl,
+  badCode,
 ];

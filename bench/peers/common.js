@@ -16,4 +16,12 @@ function serialize(conversation) {
   return JSON.stringify(rest);
 }
 
-module.exports = { TTL_SECONDS, INDEX_TTL_SECONDS, LIST_LIMIT, COMMAND_TIMEOUT_MS, conversationKey, userIndexKey, serialize };
+module.exports = {
+  TTL_SECONDS,
+  INDEX_TTL_SECONDS,
+  LIST_LIMIT,
+  COMMAND_TIMEOUT_MS,
+  conversationKey,
+  userIndexKey,
+  serialize,
+};

@@ -3,7 +3,15 @@
 // root, the same layout, and JSON.parse without Zod.
 
 const { GlideClient, Batch, TimeUnit, InfBoundary } = require('@valkey/valkey-glide');
-const { TTL_SECONDS, INDEX_TTL_SECONDS, LIST_LIMIT, COMMAND_TIMEOUT_MS, conversationKey, userIndexKey, serialize } = require('./common');
+const {
+  TTL_SECONDS,
+  INDEX_TTL_SECONDS,
+  LIST_LIMIT,
+  COMMAND_TIMEOUT_MS,
+  conversationKey,
+  userIndexKey,
+  serialize,
+} = require('./common');
 
 const NEWEST_FIRST = {
   type: 'byScore',

@@ -4,7 +4,15 @@
 
 const Redis = require('ioredis');
 const { z } = require('zod');
-const { TTL_SECONDS, INDEX_TTL_SECONDS, LIST_LIMIT, COMMAND_TIMEOUT_MS, conversationKey, userIndexKey, serialize } = require('./common');
+const {
+  TTL_SECONDS,
+  INDEX_TTL_SECONDS,
+  LIST_LIMIT,
+  COMMAND_TIMEOUT_MS,
+  conversationKey,
+  userIndexKey,
+  serialize,
+} = require('./common');
 
 const isoUtc = z.string().datetime(); // UTC with `Z`, fractional seconds optional
 const record = z.record(z.string(), z.unknown());

@@ -4,7 +4,11 @@
 // BENCH_STORE_MODULE=/path/to/a/checkout compares another build (e.g. one with symbols for perf).
 const { RedisConversationStore } = require(process.env.BENCH_STORE_MODULE || '../..');
 
-const quiet = { info() {}, warn: (line) => process.stderr.write(line + '\n'), error: (line) => process.stderr.write(line + '\n') };
+const quiet = {
+  info() {},
+  warn: (line) => process.stderr.write(`${line}\n`),
+  error: (line) => process.stderr.write(`${line}\n`),
+};
 
 async function create({ url, caPem }) {
   const store = new RedisConversationStore(url, { tls: { ca: caPem }, logger: quiet });

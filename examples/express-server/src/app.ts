@@ -2,9 +2,10 @@
 // Every route but /health answers only an authenticated caller (auth.ts), and only about the
 // caller's own conversations. Validation is the store's: the app passes the body through and maps
 // the store's error codes to HTTP, so development (in memory) and production (Redis) answer alike.
-import express, { type ErrorRequestHandler, type Express, type Response } from 'express';
+
 import type { ConversationStore, StoredConversation, StoreErrorCode } from '@copilot-chat/redis-store';
-import { authenticate, callerOf, type AuthOptions } from './auth.js';
+import express, { type ErrorRequestHandler, type Express, type Response } from 'express';
+import { type AuthOptions, authenticate, callerOf } from './auth.js';
 
 /** Where the app logs what it does not tell the client (console, pino). */
 export interface AppLogger {

@@ -4,11 +4,11 @@
 // AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { createConversationStore } from '@copilot-chat/redis-store';
 import type { ConversationStore, CreateConversationStoreOptions } from '@copilot-chat/redis-store';
+import { createConversationStore } from '@copilot-chat/redis-store';
 import { createApp } from './app.js';
-import { MIN_SECRET_BYTES, type AuthOptions } from './auth.js';
-import { developmentIdentity, type DevelopmentIdentity } from './dev-identity.js';
+import { type AuthOptions, MIN_SECRET_BYTES } from './auth.js';
+import { type DevelopmentIdentity, developmentIdentity } from './dev-identity.js';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -50,7 +50,9 @@ function storeOptionsFromEnv(): CreateConversationStoreOptions {
 }
 
 /** AUTH_JWT_SECRET's bytes (UTF-8) are the HS256 key; the value itself never reaches a message. */
-async function authFromEnv(allowDevelopmentIdentity: boolean): Promise<{ auth: AuthOptions; development?: DevelopmentIdentity }> {
+async function authFromEnv(
+  allowDevelopmentIdentity: boolean,
+): Promise<{ auth: AuthOptions; development?: DevelopmentIdentity }> {
   const issuer = stringFromEnv('AUTH_JWT_ISSUER');
   const audience = stringFromEnv('AUTH_JWT_AUDIENCE');
   const secretText = stringFromEnv('AUTH_JWT_SECRET');
