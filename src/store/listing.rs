@@ -128,7 +128,11 @@ impl RedisStore {
                 let exhausted = entries.len() < limit + again;
                 if let Some(last) = entries.last() {
                     max_score = last.score.clone();
-                    again = entries.iter().rev().take_while(|e| e.score == max_score).count();
+                    again = entries
+                        .iter()
+                        .rev()
+                        .take_while(|e| e.score == max_score)
+                        .count();
                 }
                 let mut entries = entries.into_iter().peekable();
                 // Records past `listLimit` are not fetched: they would only be dropped.
