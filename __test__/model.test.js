@@ -206,57 +206,24 @@ class SetCommand {
   }
 }
 
-class GetCommand {
-  constructor(id) {
-    this.id = id;
+/** get, delete or listByUser of one id (or userId): both stores must agree, and refuse a bad one. */
+class OneArgumentCommand {
+  constructor(method, argument, name) {
+    this.method = method;
+    this.argument = argument;
+    this.name = name;
   }
   check() {
     return true;
   }
   async run(_model, real) {
     const describe = this.toString();
-    const result = await onBoth(real, describe, (store) => store.get(this.id));
-    const bad = badId(this.id);
-    if (bad) assertRefused(result, `id is ${bad}`, describe);
+    const result = await onBoth(real, describe, (store) => store[this.method](this.argument));
+    const bad = badId(this.argument);
+    if (bad) assertRefused(result, `${this.name} is ${bad}`, describe);
   }
   toString() {
-    return `get(${show(this.id)})`;
-  }
-}
-
-class DeleteCommand {
-  constructor(id) {
-    this.id = id;
-  }
-  check() {
-    return true;
-  }
-  async run(_model, real) {
-    const describe = this.toString();
-    const result = await onBoth(real, describe, (store) => store.delete(this.id));
-    const bad = badId(this.id);
-    if (bad) assertRefused(result, `id is ${bad}`, describe);
-  }
-  toString() {
-    return `delete(${show(this.id)})`;
-  }
-}
-
-class ListCommand {
-  constructor(userId) {
-    this.userId = userId;
-  }
-  check() {
-    return true;
-  }
-  async run(_model, real) {
-    const describe = this.toString();
-    const result = await onBoth(real, describe, (store) => store.listByUser(this.userId));
-    const bad = badId(this.userId);
-    if (bad) assertRefused(result, `userId is ${bad}`, describe);
-  }
-  toString() {
-    return `listByUser(${show(this.userId)})`;
+    return `${this.method}(${show(this.argument)})`;
   }
 }
 
@@ -272,10 +239,10 @@ const commands = fc.commands(
     setCommand,
     setCommand,
     setCommand,
-    anyId.map((id) => new GetCommand(id)),
-    anyId.map((id) => new DeleteCommand(id)),
-    userId.map((user) => new ListCommand(user)),
-    userId.map((user) => new ListCommand(user)),
+    anyId.map((id) => new OneArgumentCommand('get', id, 'id')),
+    anyId.map((id) => new OneArgumentCommand('delete', id, 'id')),
+    userId.map((user) => new OneArgumentCommand('listByUser', user, 'userId')),
+    userId.map((user) => new OneArgumentCommand('listByUser', user, 'userId')),
   ],
   { maxCommands: 80, size: 'large', replayPath: REPLAY_PATH },
 );

@@ -378,16 +378,6 @@ it('a user index holding another type: listByUser rejects STORE_CORRUPT_RECORD n
   await assert.rejects(store.listByUser(userId), corruptRecord(`${prefix}user:${userId}:conversations`));
 });
 
-it('set into a user index holding another type rejects STORE_CORRUPT_RECORD naming the key', async () => {
-  const prefix = uniquePrefix();
-  const store = await openStore({ keyPrefix: prefix });
-  const userId = uniqueId('user');
-  const indexKey = `${prefix}user:${userId}:conversations`;
-  await server.cli('HSET', indexKey, 'a', 'b');
-  const conversation = makeConversation({ userId });
-  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(indexKey));
-});
-
 it('a conversation written by another writer in the ioredis layout (SET EX + ZADD) is read and listed', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
