@@ -11,11 +11,11 @@ const { describe, it, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { RedisConversationStore } = require('..');
-const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('./helpers/cluster');
-const { makeNameOnlyCerts } = require('./helpers/redis');
-const { startProxy } = require('./helpers/proxy');
-const { defineContractSuite, silentLogger } = require('./helpers/contract');
-const { makeConversation } = require('./helpers/conversations');
+const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
+const { makeNameOnlyCerts } = require('../support/redis');
+const { startProxy } = require('../support/proxy');
+const { defineContractSuite, silentLogger } = require('../support/contract');
+const { makeConversation } = require('../support/conversations');
 const {
   recordingLogger,
   startLoad,
@@ -25,7 +25,7 @@ const {
   waitForStatus,
   stopAndVerify,
   readBack,
-} = require('./helpers/observe');
+} = require('../support/observe');
 
 const COMMAND_TIMEOUT_MS = 1500;
 const SETTLE_CEILING_MS = COMMAND_TIMEOUT_MS + 1500;

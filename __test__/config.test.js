@@ -7,14 +7,14 @@ const { describe, test, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { RedisConversationStore, InMemoryConversationStore, createConversationStore } = require('..');
-const { makeCerts } = require('./helpers/redis');
-const { makeConversation, isoAt } = require('./helpers/conversations');
+const { makeCerts } = require('../support/redis');
+const { makeConversation, isoAt } = require('../support/conversations');
+const { recordingLogger, silentLogger } = require('../support/observe');
 
 // Nothing listens on port 1: a store that gets built only retries in the background until closed.
 const VALID_URL = 'rediss://127.0.0.1:1';
 const PASSWORD = 'hunter2';
 
-const silentLogger = { info() {}, warn() {}, error() {} };
 const opened = [];
 afterEach(() => Promise.all(opened.splice(0).map((store) => store.close())));
 
@@ -36,12 +36,6 @@ function invalidConfig(...mustNotContain) {
     }
     return true;
   };
-}
-
-function recordingLogger() {
-  const lines = [];
-  const record = (level) => (line) => lines.push({ level, line });
-  return { lines, logger: { info: record('info'), warn: record('warn'), error: record('error') } };
 }
 
 describe('RedisConversationStore URL', () => {
@@ -218,7 +212,7 @@ describe('createConversationStore', () => {
     const store = build(() => createConversationStore({ logger: log.logger }))();
     assert.ok(store instanceof InMemoryConversationStore);
     assert.equal(log.lines.length, 1);
-    assert.match(log.lines[0].line, /^\[STORE\] .*in-memory/);
+    assert.match(log.lines[0], /^\[STORE\] .*in-memory/);
   });
 
   test("with redisUrl '' it returns an InMemoryConversationStore", () => {
@@ -242,9 +236,9 @@ describe('createConversationStore', () => {
       createConversationStore({ redisUrl: `rediss://:${PASSWORD}@127.0.0.1:1`, logger: log.logger }),
     )();
     assert.ok(store instanceof RedisConversationStore);
-    const line = log.lines.find((l) => /Redis/.test(l.line))?.line;
+    const line = log.lines.find((l) => /Redis/.test(l));
     assert.match(line, /^\[STORE\] .*127\.0\.0\.1:1/);
-    for (const { line: any } of log.lines) assert.ok(!any.includes(PASSWORD), any);
+    for (const any of log.lines) assert.ok(!any.includes(PASSWORD), any);
   });
 
   for (const [what, redisUrl] of [
@@ -260,7 +254,7 @@ describe('createConversationStore', () => {
         invalidConfig(PASSWORD),
       );
       assert.equal(
-        log.lines.some((l) => /in-memory/.test(l.line)),
+        log.lines.some((l) => /in-memory/.test(l)),
         false,
       );
     });

@@ -17,7 +17,7 @@ const { setTimeout: delay } = require('node:timers/promises');
 
 const { InMemoryConversationStore, RedisConversationStore } = require('..');
 const { ROOT, EXAMPLE_DIR, ensureExampleDeps, compileExample } = require('../examples/setup.js');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
 
 const REQUEST_TIMEOUT_MS = 10_000;
 const OUTAGE_RESPONSE_CEILING_MS = 5_000; // commandTimeoutMs is 500: generous slack
@@ -37,7 +37,7 @@ before(() => {
 });
 after(stopAll);
 
-const quietLogger = { info() {}, warn() {}, error() {} };
+const { silentLogger: quietLogger } = require('../support/observe');
 
 /** The app's logger: keeps every line, so a test can check what went to the log and not to the client. */
 function captureLogger() {

@@ -9,9 +9,9 @@ const net = require('node:net');
 const path = require('node:path');
 
 const { RedisConversationStore, InMemoryConversationStore } = require('..');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { makeConversation, persisted, uniqueId } = require('./helpers/conversations');
-const { recordingLogger } = require('./helpers/observe');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { makeConversation, persisted, uniqueId } = require('../support/conversations');
+const { recordingLogger, silentLogger } = require('../support/observe');
 
 const PACKAGE_DIR = path.resolve(__dirname, '..');
 const CHILD_EXIT_CEILING_MS = 15_000;
@@ -24,8 +24,6 @@ before(async () => {
   server = await startRedis();
 });
 after(stopAll);
-
-const silentLogger = { info() {}, warn() {}, error() {} };
 
 function redisStore(t, options = {}) {
   const store = new RedisConversationStore(server.url, { tls: { ca: server.caPem }, logger: silentLogger, ...options });

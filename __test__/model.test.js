@@ -15,9 +15,9 @@ const assert = require('node:assert/strict');
 const fc = require('fast-check');
 
 const { InMemoryConversationStore, RedisConversationStore } = require('..');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { isoAt, uuidFrom } = require('./helpers/conversations');
-const { silentLogger } = require('./helpers/contract');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { isoAt, uuidFrom } = require('../support/conversations');
+const { silentLogger } = require('../support/contract');
 
 const RUNS = positiveInteger('MODEL_RUNS', 150);
 const SEED = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);

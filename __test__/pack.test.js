@@ -10,8 +10,8 @@ const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { makeConversation, persisted } = require('./helpers/conversations');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { makeConversation, persisted } = require('../support/conversations');
 
 const ROOT = path.resolve(__dirname, '..');
 const pkg = require('../package.json');

@@ -10,8 +10,9 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const { RedisConversationStore } = require('..');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { makeConversation, persisted, isoAt, uniqueId } = require('./helpers/conversations');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { makeConversation, persisted, isoAt, uniqueId } = require('../support/conversations');
+const { recordingLogger, silentLogger } = require('../support/observe');
 
 const DEFAULT_TTL_SECONDS = 86_400;
 const INDEX_TTL_MARGIN_SECONDS = 3600;
@@ -26,47 +27,10 @@ before(async () => {
 afterEach(() => Promise.all(opened.splice(0).map((store) => store.close())));
 after(stopAll);
 
-/** Log lines as they arrive, and a way to await one. */
-function recordingLogger() {
-  const lines = [];
-  const waiters = new Set();
-  const record = (level) => (line) => {
-    lines.push({ level, line });
-    for (const waiter of waiters) waiter(level, line);
-  };
-  return {
-    lines,
-    logger: { info: record('info'), warn: record('warn'), error: record('error') },
-    /** Resolves with the first line of `level` matching `pattern`, seen or still to come. */
-    waitFor(level, pattern) {
-      const seen = lines.find((l) => l.level === level && pattern.test(l.line));
-      if (seen) return Promise.resolve(seen.line);
-      return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => {
-          waiters.delete(waiter);
-          reject(
-            new Error(
-              `no ${level} line matching ${pattern} within ${LOG_WAIT_MS} ms; got:\n${lines.map((l) => l.line).join('\n')}`,
-            ),
-          );
-        }, LOG_WAIT_MS);
-        const waiter = (lineLevel, line) => {
-          if (lineLevel === level && pattern.test(line)) {
-            clearTimeout(timer);
-            waiters.delete(waiter);
-            resolve(line);
-          }
-        };
-        waiters.add(waiter);
-      });
-    },
-  };
-}
-
 async function openStore(options = {}) {
   const store = new RedisConversationStore(server.url, {
     tls: { ca: server.caPem },
-    logger: { info() {}, warn() {}, error() {} },
+    logger: silentLogger,
     ...options,
   });
   opened.push(store);
@@ -675,10 +639,10 @@ it('a heal refused by an ACL (NOPERM) does not fail the list nor touch the conne
   for (let i = 0; i < 3; i++) assert.deepEqual(await limited.listByUser(userId), [persisted(live)]);
   assert.equal(limited.status, 'ready');
   assert.deepEqual(await limited.get(live.externalId), persisted(live));
-  const warnings = log.lines.filter((l) => l.level === 'warn').map((l) => l.line);
+  const warnings = log.entries.filter((l) => l.level === 'warn').map((l) => l.line);
   assert.equal(warnings.filter((line) => /could not heal/.test(line)).length, 1, warnings.join('\n'));
   assert.ok(!warnings.some((line) => /connection lost/.test(line)), warnings.join('\n'));
-  assert.ok(!log.lines.some((l) => l.line.includes('secret-pass')), 'a password reached a log line');
+  assert.ok(!log.lines.some((line) => line.includes('secret-pass')), 'a password reached a log line');
 });
 
 it('an index member that is not UTF-8 (another writer) is skipped, and the connection stays', async () => {
@@ -696,7 +660,7 @@ it('an index member that is not UTF-8 (another writer) is skipped, and the conne
   }
   for (let i = 0; i < 3; i++) assert.deepEqual(await store.listByUser(userId), [persisted(live)]);
   assert.equal(store.status, 'ready');
-  assert.ok(!log.lines.some((l) => /connection lost|reconnect/.test(l.line)), log.lines.map((l) => l.line).join('\n'));
+  assert.ok(!log.lines.some((line) => /connection lost|reconnect/.test(line)), log.lines.join('\n'));
   await log.waitFor('warn', /not UTF-8/);
 });
 

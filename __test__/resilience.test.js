@@ -7,9 +7,9 @@ const { test, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { RedisConversationStore } = require('..');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { startProxy } = require('./helpers/proxy');
-const { makeConversation } = require('./helpers/conversations');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { startProxy } = require('../support/proxy');
+const { makeConversation } = require('../support/conversations');
 const {
   recordingLogger,
   waitForStatus,
@@ -18,7 +18,7 @@ const {
   stopAllLoads,
   untilAcknowledged,
   stopAndVerify,
-} = require('./helpers/observe');
+} = require('../support/observe');
 
 const COMMAND_TIMEOUT_MS = 500;
 const HEALTH_CHECK_INTERVAL_MS = 200;

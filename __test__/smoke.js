@@ -3,7 +3,7 @@
 // (the release workflow's test jobs, `npm run test:arm64` under qemu-user):
 // set, get, listByUser and delete on a TLS Redis, then the same on the in-memory store.
 //
-//   node __test__/smoke.js              starts its own TLS redis-server (helpers/redis.js)
+//   node __test__/smoke.js              starts its own TLS redis-server (support/redis.js)
 //   REDIS_URL=rediss://… REDIS_CA_FILE=ca.pem node __test__/smoke.js    uses that Redis
 //   node __test__/smoke.js --memory     the in-memory store only (no redis-server here)
 // SMOKE_PACKAGE names what to require (default: this checkout).
@@ -11,7 +11,7 @@
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
-const { makeConversation, persisted } = require('./helpers/conversations');
+const { makeConversation, persisted } = require('../support/conversations');
 
 const target = process.env.SMOKE_PACKAGE || path.join(__dirname, '..');
 const silent = { info() {}, warn() {}, error() {} };
@@ -56,7 +56,7 @@ async function main() {
     let ca = process.env.REDIS_CA_FILE && fs.readFileSync(process.env.REDIS_CA_FILE, 'utf8');
     let harness;
     if (!url) {
-      harness = require('./helpers/redis');
+      harness = require('../support/redis');
       const server = await harness.startRedis();
       url = server.url;
       ca = server.caPem;

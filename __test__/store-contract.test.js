@@ -7,9 +7,9 @@ const assert = require('node:assert/strict');
 const { setTimeout: delay } = require('node:timers/promises');
 
 const { InMemoryConversationStore, RedisConversationStore } = require('..');
-const { startRedis, stopAll, withLogOnFailure } = require('./helpers/redis');
-const { makeConversation, persisted } = require('./helpers/conversations');
-const { defineContractSuite, silentLogger } = require('./helpers/contract');
+const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { makeConversation, persisted } = require('../support/conversations');
+const { defineContractSuite, silentLogger } = require('../support/contract');
 
 let server;
 let prefixes = 0;

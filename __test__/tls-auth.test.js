@@ -6,8 +6,9 @@ const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { RedisConversationStore } = require('..');
-const { startRedis, stopAll, makeUntrustedCa, withLogOnFailure } = require('./helpers/redis');
-const { makeConversation, persisted, uniqueId } = require('./helpers/conversations');
+const { startRedis, stopAll, makeUntrustedCa, withLogOnFailure } = require('../support/redis');
+const { makeConversation, persisted, uniqueId } = require('../support/conversations');
+const { recordingLogger, silentLogger } = require('../support/observe');
 
 const PASSWORD = 'c0rrect-h0rse-battery';
 const WRONG_PASSWORD = 'wr0ng-p4ssw0rd-staple';
@@ -31,18 +32,12 @@ before(async () => {
 });
 after(stopAll);
 
-function recordingLogger() {
-  const lines = [];
-  const record = (line) => lines.push(line);
-  return { lines, logger: { info: record, warn: record, error: record } };
-}
-
 /** A store closed when test `t` ends (the tests run concurrently: no shared cleanup list). */
 function openStore(t, url, options) {
   const store = new RedisConversationStore(url, {
     connectTimeoutMs: CONNECT_TIMEOUT_MS,
     commandTimeoutMs: COMMAND_TIMEOUT_MS,
-    logger: { info() {}, warn() {}, error() {} },
+    logger: silentLogger,
     ...options,
   });
   t.after(() => store.close());
@@ -172,9 +167,8 @@ describe('TLS and authentication', { concurrency: true }, () => {
   test('a client certificate without its key, or a key without its certificate, is refused at construction: STORE_INVALID_CONFIG', async () => {
     // Real PEM, the very pair that works above: a refusal can only be for the missing half.
     const { clientCertPem: cert, clientKeyPem: key } = mutualTls.certs;
-    const quiet = { info() {}, warn() {}, error() {} };
     const build = (tls) => () =>
-      new RedisConversationStore(mutualTls.url, { tls: { ca: mutualTls.caPem, ...tls }, logger: quiet });
+      new RedisConversationStore(mutualTls.url, { tls: { ca: mutualTls.caPem, ...tls }, logger: silentLogger });
     const both = build({ cert, key })();
     await both.close();
     for (const half of [{ cert }, { key }, { cert: Buffer.from(cert) }, { key: Buffer.from(key) }]) {

@@ -18,9 +18,9 @@ const { performance } = require('node:perf_hooks');
 const { setTimeout: delay } = require('node:timers/promises');
 
 const { RedisConversationStore } = require('..');
-const { startCluster, stopAllClusters } = require('../__test__/helpers/cluster.js');
-const { makeNameOnlyCerts } = require('../__test__/helpers/redis.js');
-const { startLoad: startCheckedLoad } = require('../__test__/helpers/observe.js');
+const { startCluster, stopAllClusters } = require('../support/cluster.js');
+const { makeNameOnlyCerts } = require('../support/redis.js');
+const { startLoad: startCheckedLoad } = require('../support/observe.js');
 
 const COMMAND_TIMEOUT_MS = 1000;
 const OVER_DEADLINE_MS = COMMAND_TIMEOUT_MS + 1000;

@@ -5,7 +5,7 @@
 const v8 = require('node:v8');
 const vm = require('node:vm');
 const Redis = require('ioredis');
-const { startRedis, stopAll } = require('../__test__/helpers/redis.js');
+const { startRedis, stopAll } = require('../support/redis.js');
 const { iso } = require('./workload');
 const { conversationKey, userIndexKey, LIST_LIMIT } = require('./peers/common');
 

@@ -14,9 +14,9 @@ const { performance, monitorEventLoopDelay } = require('node:perf_hooks');
 const { setTimeout: delay } = require('node:timers/promises');
 
 const { RedisConversationStore } = require('..');
-const { startRedis, stopAll } = require('../__test__/helpers/redis.js');
-const { startProxy } = require('../__test__/helpers/proxy.js');
-const { makeConversation, isoAt, uuidFrom } = require('../__test__/helpers/conversations.js');
+const { startRedis, stopAll } = require('../support/redis.js');
+const { startProxy } = require('../support/proxy.js');
+const { makeConversation, isoAt, uuidFrom } = require('../support/conversations.js');
 const { prng } = require('./workload.js');
 
 const COMMAND_TIMEOUT_MS = 1000;

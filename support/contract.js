@@ -7,7 +7,7 @@ const assert = require('node:assert/strict');
 
 const { makeConversation, persisted, isoAt, uniqueId } = require('./conversations');
 
-const silentLogger = { info() {}, warn() {}, error() {} };
+const { silentLogger } = require('./observe');
 
 /** An assert.rejects predicate: the error has `code`, and its message names `path` if given. */
 function rejectsWith(code, path) {

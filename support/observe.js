@@ -9,27 +9,40 @@ const { setTimeout: delay } = require('node:timers/promises');
 
 const { makeConversation, isoAt, uniqueId, persisted } = require('./conversations');
 
-/** A `logger` option that records lines (and when each came) and lets a test await one. */
+/** A `logger` option that drops every line. */
+const silentLogger = { info() {}, warn() {}, error() {} };
+
+/**
+ * A `logger` option that records lines (and when each came) and lets a test await one.
+ * `lines` are the texts; `entries` the texts with their level. `waitFor(pattern, options)`
+ * takes any line, `waitFor(level, pattern, options)` one of that level.
+ */
 function recordingLogger() {
   const lines = [];
+  const entries = [];
   const times = []; // performance.now() of each line, same index
   const events = new EventEmitter();
-  const record = (line) => {
+  const record = (level) => (line) => {
     lines.push(line);
+    entries.push({ level, line });
     times.push(performance.now());
     events.emit('line', lines.length - 1);
   };
-  /** Resolves with the index of the first line (already logged since `from`, or next) matching `pattern`. */
-  const waitForIndex = (pattern, { from = 0, timeoutMs = 15_000 } = {}) => {
-    const seen = lines.findIndex((line, i) => i >= from && pattern.test(line));
-    if (seen >= 0) return Promise.resolve(seen);
+  /** Resolves with the index of the first line (since `from`, or next) of `level` matching `pattern`. */
+  const waitForIndex = (level, pattern, { from = 0, timeoutMs = 15_000 } = {}) => {
+    const matches = (i) => (level === undefined || entries[i].level === level) && pattern.test(lines[i]);
+    for (let i = from; i < lines.length; i++) if (matches(i)) return Promise.resolve(i);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         events.off('line', onLine);
-        reject(new Error(`no log line matching ${pattern} within ${timeoutMs} ms; lines:\n${lines.join('\n')}`));
+        reject(
+          new Error(
+            `no ${level ?? 'log'} line matching ${pattern} within ${timeoutMs} ms; lines:\n${lines.join('\n')}`,
+          ),
+        );
       }, timeoutMs);
       const onLine = (i) => {
-        if (!pattern.test(lines[i])) return;
+        if (!matches(i)) return;
         clearTimeout(timer);
         events.off('line', onLine);
         resolve(i);
@@ -37,17 +50,19 @@ function recordingLogger() {
       events.on('line', onLine);
     });
   };
+  const withLevel = (args) => (typeof args[0] === 'string' ? args : [undefined, ...args]);
   return {
-    logger: { info: record, warn: record, error: record },
+    logger: { info: record('info'), warn: record('warn'), error: record('error') },
     lines,
+    entries,
     times,
-    /** Resolves with the first line (already logged since `from`, or next) matching `pattern`. */
-    async waitFor(pattern, options) {
-      return lines[await waitForIndex(pattern, options)];
+    /** Resolves with the first line (already logged since `from`, or next) matching. */
+    async waitFor(...args) {
+      return lines[await waitForIndex(...withLevel(args))];
     },
     /** Like waitFor, with the performance.now() at which the line was logged: `{ line, at }`. */
-    async waitForEntry(pattern, options) {
-      const i = await waitForIndex(pattern, options);
+    async waitForEntry(...args) {
+      const i = await waitForIndex(...withLevel(args));
       return { line: lines[i], at: times[i] };
     },
   };
@@ -470,6 +485,7 @@ async function stopAndVerify(load, { settleCeilingMs, noRejections = load.noReje
 }
 
 module.exports = {
+  silentLogger,
   recordingLogger,
   waitForStatus,
   timed,

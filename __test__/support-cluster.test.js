@@ -4,8 +4,8 @@
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('./cluster');
-const { stopAll } = require('./redis');
+const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
+const { stopAll } = require('../support/redis');
 
 let cluster;
 let startMs;

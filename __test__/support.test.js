@@ -8,11 +8,18 @@ const tls = require('node:tls');
 const { once } = require('node:events');
 const { setTimeout: delay } = require('node:timers/promises');
 
-const { makeCerts, makeUntrustedCa, startRedis, stopAll, redisCli, withLogOnFailure } = require('./redis');
-const { startProxy } = require('./proxy');
-const { InMemoryConversationStore } = require('../..');
-const { persisted } = require('./conversations');
-const { startLoad, stopAndVerify, untilAcknowledged, readBack, stopAllLoads } = require('./observe');
+const { makeCerts, makeUntrustedCa, startRedis, stopAll, redisCli, withLogOnFailure } = require('../support/redis');
+const { startProxy } = require('../support/proxy');
+const { InMemoryConversationStore } = require('..');
+const { persisted } = require('../support/conversations');
+const {
+  startLoad,
+  stopAndVerify,
+  untilAcknowledged,
+  readBack,
+  stopAllLoads,
+  silentLogger,
+} = require('../support/observe');
 
 after(stopAll);
 afterEach(stopAllLoads);
@@ -189,15 +196,13 @@ test('close() ends every connection through the proxy, both sides, and stops lis
 // Run against a real in-memory store, broken on purpose one way at a time: each break must be
 // caught, and the unbroken store must pass, so the resilience and cluster loads can fail.
 
-const quiet = { info() {}, warn() {}, error() {} };
-
 /**
  * The in-memory store, broken by `faults`: `{ get, set, listByUser }`, each called as
  * (broken, n, ...args) with n counting all calls, returning a promise to use instead of the
  * real call's, or undefined to make the real call.
  */
 function brokenStore(faults = {}) {
-  const inner = new InMemoryConversationStore({ logger: quiet });
+  const inner = new InMemoryConversationStore({ logger: silentLogger });
   const written = new Map(); // id → every conversation set, as stored, in order
   const broken = { inner, written, stale: (id) => written.get(id)?.at(-2) };
   let calls = 0;
