@@ -139,25 +139,11 @@ function percentile(stats, p) {
 
 // ------------------------------------------------------------------ main
 
-async function main() {
-  const args = parseArgs(process.argv.slice(2));
-  const durationMs = args.minutes * 60_000;
-  // Self-stopping whatever happens: the load, the final checks and the teardown are bounded.
-  const watchdog = setTimeout(
-    () => {
-      console.error(`soak: still running ${secs(durationMs + 5 * 60_000)} after start; giving up`);
-      process.exit(2);
-    },
-    durationMs + 5 * 60_000,
-  );
-  watchdog.unref();
-
-  console.log(
-    `soak: ${args.minutes} min, seed ${args.seed}, ${args.workers} workers, ` +
-      `commandTimeoutMs ${COMMAND_TIMEOUT_MS}, healthCheckIntervalMs ${HEALTH_CHECK_INTERVAL_MS}, ` +
-      `retry ${JSON.stringify(RETRY)}; over deadline = slower than ${OVER_DEADLINE_MS} ms`,
-  );
-
+/**
+ * The rig: a TLS redis-server (AOF, fsync always) behind a black-hole proxy, and the store
+ * under test, its log lines counted and its status and RSS polled.
+ */
+async function startRig() {
   const server = await startRedis({
     args: ['--appendonly', 'yes', '--appendfsync', 'always', '--enable-debug-command', 'yes'],
   });
@@ -202,9 +188,21 @@ async function main() {
   rss.heapStart = process.memoryUsage().heapUsed;
   rss.max = rss.start;
   console.log(`soak: store ready, RSS ${mb(rss.start)}; load and faults start`);
+  return { server, proxy, log, store, transitions, rss, poller, loopDelay };
+}
 
-  // ---------------------------------------------------------------- the load
+/** The faults around a moment, for a report line. */
+function faultAround(faults, start, end) {
+  return (
+    faults
+      .filter((f) => f.start <= end && (f.end ?? Infinity) >= start - 2000)
+      .map((f) => `${f.kind}@${secs(f.start)}-${f.end === undefined ? '…' : secs(f.end)}`)
+      .join(', ') || 'none'
+  );
+}
 
+/** What the workload, the fault injector, the verifier and the report share. */
+function newRun(args, rig) {
   const stats = Object.fromEntries(MIX.map(([op]) => [op, newOpStats()]));
   /** id → { ms: acknowledged updatedAt (epoch ms), userId, ackAt, rejectedMs: newest rejected update } */
   const acknowledged = new Map();
@@ -213,27 +211,38 @@ async function main() {
   const slowCalls = []; // first few over-deadline calls, with details
   const rejectionKinds = {};
   const faults = []; // { kind, start, end, ms, resumedAfterMs }
-  let _currentFault = null;
-  let awaitingResume = null; // the last fault, until a write is acknowledged after its end
-  let clock = 0; // every set writes a newer updatedAt than any before it
-  let running = true;
+  return {
+    args,
+    ...rig,
+    stats,
+    acknowledged,
+    uncertain,
+    wrongResults,
+    slowCalls,
+    rejectionKinds,
+    faults,
+    faultErrors: [],
+    /** The last fault, until a write is acknowledged after its end. */
+    awaitingResume: null,
+    running: true,
+    stopFaults: false,
+  };
+}
 
+/** The workload: closed-loop workers of set, get, listByUser and delete, each call timed and checked. */
+function startWorkload(ctx) {
+  const { args, store, stats, acknowledged, uncertain, wrongResults, slowCalls, rejectionKinds, faults, loopDelay } =
+    ctx;
+  let clock = 0; // every set writes a newer updatedAt than any before it
   const UPDATED_BASE = 24 * 3600_000; // one day after the fixtures' createdAt
   const nextUpdatedAt = () => UPDATED_BASE + ++clock;
-
-  function faultAround(start, end) {
-    return (
-      faults
-        .filter((f) => f.start <= end && (f.end ?? Infinity) >= start - 2000)
-        .map((f) => `${f.kind}@${secs(f.start)}-${f.end === undefined ? '…' : secs(f.end)}`)
-        .join(', ') || 'none'
-    );
-  }
 
   function noteWrong(op, what, detail) {
     stats[op].wrong++;
     if (wrongResults.length < 20)
-      wrongResults.push(`${secs(now())} ${op}: ${what} ${detail} (faults: ${faultAround(now() - 3000, now())})`);
+      wrongResults.push(
+        `${secs(now())} ${op}: ${what} ${detail} (faults: ${faultAround(faults, now() - 3000, now())})`,
+      );
   }
 
   /** Runs one timed call; `{ ok, value, error, ms }`. */
@@ -266,7 +275,7 @@ async function main() {
         const how = outcome.ok ? 'resolved' : `rejected ${outcome.error?.code}: ${outcome.error?.message}`;
         slowCalls.push(
           `${op} started ${secs(start - t0)} took ${Math.round(ms)} ms, ${how}; ` +
-            `status now ${store.status}; faults: ${faultAround(start - t0, end - t0)}; event loop delay max so far ${Math.round(loopDelay.max / 1e6)} ms`,
+            `status now ${store.status}; faults: ${faultAround(faults, start - t0, end - t0)}; event loop delay max so far ${Math.round(loopDelay.max / 1e6)} ms`,
         );
       }
     }
@@ -293,7 +302,7 @@ async function main() {
     const users = Array.from({ length: USERS_PER_WORKER }, (_, u) => `soak-u${w}-${u}`);
     let nextId = 0;
 
-    while (running) {
+    while (ctx.running) {
       const r = rnd();
       let op = MIX_CUMULATIVE.find(([, upTo]) => r < upTo)?.[0] ?? 'set';
       if ((op === 'get' || op === 'delete') && live.length === 0) op = 'set';
@@ -318,9 +327,9 @@ async function main() {
         if (res.ok) {
           acknowledged.set(id, { ms, userId, ackAt: now(), rejectedMs: acknowledged.get(id)?.rejectedMs });
           if (fresh) addLive(id);
-          if (awaitingResume && now() > awaitingResume.end) {
-            awaitingResume.resumedAfterMs = now() - awaitingResume.end;
-            awaitingResume = null;
+          if (ctx.awaitingResume && now() > ctx.awaitingResume.end) {
+            ctx.awaitingResume.resumedAfterMs = now() - ctx.awaitingResume.end;
+            ctx.awaitingResume = null;
           }
         } else if (!fresh) {
           const entry = acknowledged.get(id);
@@ -378,16 +387,17 @@ async function main() {
     }
   }
 
-  const workersDone = Promise.all(Array.from({ length: args.workers }, (_, w) => worker(w)));
+  return Promise.all(Array.from({ length: args.workers }, (_, w) => worker(w)));
+}
 
-  // ---------------------------------------------------------------- the faults
+/** The fault injector: a random fault of each kind in turn, until `loadEnd` ms after start. */
+function startFaults(ctx, loadEnd) {
+  const { args, server, proxy, store, stats, faults, faultErrors } = ctx;
 
-  const loadEnd = durationMs;
-  let stopFaults = false;
   /** Sleeps until `ms` from start or until the run ends, whichever is first. */
   const sleepFor = async (ms) => {
     const until = now() + ms;
-    while (!stopFaults && now() < until) await delay(Math.min(250, until - now()));
+    while (!ctx.stopFaults && now() < until) await delay(Math.min(250, until - now()));
   };
 
   async function cliUntilOk(cliArgs) {
@@ -457,25 +467,23 @@ async function main() {
     }
   }
 
-  const faultErrors = [];
   async function faultLoop() {
     const rnd = prng(streamSeed(args.seed, 1));
-    while (!stopFaults) {
+    while (!ctx.stopFaults) {
       const normalMs = between(rnd, NORMAL_MS);
       const kind = FAULT_KINDS[Math.floor(rnd() * FAULT_KINDS.length)];
       const faultMs = kind === 'clientKill' ? 0 : kind === 'debugSleep' ? DEBUG_SLEEP_S * 1000 : between(rnd, FAULT_MS);
       if (now() + normalMs + faultMs + TAIL_MS > loadEnd) break;
       await sleepFor(normalMs);
-      if (stopFaults) break;
-      if (awaitingResume) {
+      if (ctx.stopFaults) break;
+      if (ctx.awaitingResume) {
         console.log(
-          `${secs(now()).padStart(7)}   no write acknowledged since ${awaitingResume.kind} ended ${secs(now() - awaitingResume.end)} ago`,
+          `${secs(now()).padStart(7)}   no write acknowledged since ${ctx.awaitingResume.kind} ended ${secs(now() - ctx.awaitingResume.end)} ago`,
         );
-        awaitingResume = null;
+        ctx.awaitingResume = null;
       }
       const fault = { kind, start: now(), ms: faultMs };
       faults.push(fault);
-      _currentFault = fault;
       const statusBefore = store.status;
       try {
         await inject(kind, faultMs);
@@ -484,8 +492,7 @@ async function main() {
         console.log(`${secs(now()).padStart(7)}   fault ${kind} failed: ${error.message}`);
       }
       fault.end = now();
-      _currentFault = null;
-      awaitingResume = fault;
+      ctx.awaitingResume = fault;
       console.log(
         `${secs(fault.start).padStart(7)} fault ${kind.padEnd(10)} ${secs(fault.end - fault.start).padStart(5)} ` +
           `(status before ${statusBefore}, after ${store.status}; ${stats.set.ok} writes acknowledged so far)`,
@@ -493,37 +500,19 @@ async function main() {
     }
   }
 
-  const faultsDone = faultLoop();
+  return faultLoop();
+}
 
-  // Progress, once a minute.
-  const progress = setInterval(() => {
-    const calls = Object.values(stats).reduce((n, s) => n + s.calls, 0);
-    const rejected = Object.values(stats).reduce((n, s) => n + s.calls - s.ok, 0);
-    const r = process.memoryUsage.rss();
-    rss.perMinute.push(r);
-    console.log(
-      `${secs(now()).padStart(7)} progress: ${calls} calls (${rejected} rejected), ` +
-        `${acknowledged.size} acknowledged live ids, RSS ${mb(r)}, status ${store.status}`,
-    );
-  }, 60_000);
-
-  while (now() < loadEnd) await delay(Math.min(500, loadEnd - now()));
-  const loadMs = now();
-  stopFaults = true;
-  running = false;
-  clearInterval(progress);
-  await faultsDone;
-  await workersDone;
-  const lastResumeFault = awaitingResume;
-
-  // ---------------------------------------------------------------- the end: heal, verify
+/** The verifier: undoes what a fault left, waits for the store, and reads back every acknowledged write. */
+async function verifyAcknowledged(ctx) {
+  const { server, proxy, store, acknowledged, faults } = ctx;
 
   // Whatever a fault left behind (none should be active now), undo it.
   if (!server.running) await server.restart();
   server.resume();
   proxy.restore();
   const role = await server.cli('ROLE').catch((e) => `? ${e.message}`);
-  if (!role.startsWith('master')) await cliUntilOk(['REPLICAOF', 'NO', 'ONE']);
+  if (!role.startsWith('master')) await server.cli('REPLICAOF', 'NO', 'ONE');
 
   const readyWaitStart = now();
   while (store.status !== 'ready' && now() - readyWaitStart < RECOVERY_TIMEOUT_MS) await delay(50);
@@ -561,7 +550,7 @@ async function main() {
       const detail = (what) => {
         if (verify.details.length < 20)
           verify.details.push(
-            `${id}: ${what}; acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)} (faults: ${faultAround(want.ackAt - 3000, want.ackAt + 3000)})`,
+            `${id}: ${what}; acknowledged ${isoAt(want.ms)} at ${secs(want.ackAt)} (faults: ${faultAround(faults, want.ackAt - 3000, want.ackAt + 3000)})`,
           );
       };
       if (!done) {
@@ -594,22 +583,27 @@ async function main() {
   };
   if (readyAtEnd) await Promise.all(Array.from({ length: VERIFY_CONCURRENCY }, verifier));
   else verify.unverifiable = entries.length;
+  return { verify, readyAtEnd, readyAfterMs };
+}
 
-  clearInterval(poller);
-  loopDelay.disable();
-  rss.end = process.memoryUsage.rss();
-  rss.heapEnd = process.memoryUsage().heapUsed;
-  rss.max = Math.max(rss.max, rss.end);
-  const logTail = log.last.slice(-8);
-  const redisInfo = await server.cli('INFO', 'memory').catch(() => '');
-  const redisUsed = /used_memory_human:(\S+)/.exec(redisInfo)?.[1] ?? '?';
-  const dbsize = await server.cli('DBSIZE').catch(() => '?');
-
-  await store.close();
-  await proxy.close();
-  await stopAll();
-
-  // ---------------------------------------------------------------- the report
+/** The report: the summary, and PASS or FAIL. Returns the exit code. */
+function report(ctx, end) {
+  const {
+    args,
+    stats,
+    rejectionKinds,
+    slowCalls,
+    wrongResults,
+    uncertain,
+    faults,
+    faultErrors,
+    transitions,
+    rss,
+    loopDelay,
+    log,
+    acknowledged,
+  } = ctx;
+  const { verify, readyAtEnd, readyAfterMs, loadMs, lastResumeFault, logTail, redisUsed, dbsize } = end;
 
   const lost = verify.missing + verify.older + verify.wrongUser;
   const totals = Object.values(stats).reduce(
@@ -720,6 +714,70 @@ async function main() {
   p(failures.length ? `RESULT: FAIL — ${failures.join('; ')}` : 'RESULT: PASS');
   console.log(out.join('\n'));
   return failures.length ? 1 : 0;
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const durationMs = args.minutes * 60_000;
+  // Self-stopping whatever happens: the load, the final checks and the teardown are bounded.
+  const watchdog = setTimeout(
+    () => {
+      console.error(`soak: still running ${secs(durationMs + 5 * 60_000)} after start; giving up`);
+      process.exit(2);
+    },
+    durationMs + 5 * 60_000,
+  );
+  watchdog.unref();
+
+  console.log(
+    `soak: ${args.minutes} min, seed ${args.seed}, ${args.workers} workers, ` +
+      `commandTimeoutMs ${COMMAND_TIMEOUT_MS}, healthCheckIntervalMs ${HEALTH_CHECK_INTERVAL_MS}, ` +
+      `retry ${JSON.stringify(RETRY)}; over deadline = slower than ${OVER_DEADLINE_MS} ms`,
+  );
+
+  const ctx = newRun(args, await startRig());
+  const { server, proxy, store, stats, acknowledged, rss, poller, loopDelay, log } = ctx;
+  const workersDone = startWorkload(ctx);
+  const faultsDone = startFaults(ctx, durationMs);
+
+  // Progress, once a minute.
+  const progress = setInterval(() => {
+    const calls = Object.values(stats).reduce((n, s) => n + s.calls, 0);
+    const rejected = Object.values(stats).reduce((n, s) => n + s.calls - s.ok, 0);
+    const r = process.memoryUsage.rss();
+    rss.perMinute.push(r);
+    console.log(
+      `${secs(now()).padStart(7)} progress: ${calls} calls (${rejected} rejected), ` +
+        `${acknowledged.size} acknowledged live ids, RSS ${mb(r)}, status ${store.status}`,
+    );
+  }, 60_000);
+
+  while (now() < durationMs) await delay(Math.min(500, durationMs - now()));
+  const loadMs = now();
+  ctx.stopFaults = true;
+  ctx.running = false;
+  clearInterval(progress);
+  await faultsDone;
+  await workersDone;
+  const lastResumeFault = ctx.awaitingResume;
+
+  const checked = await verifyAcknowledged(ctx);
+
+  clearInterval(poller);
+  loopDelay.disable();
+  rss.end = process.memoryUsage.rss();
+  rss.heapEnd = process.memoryUsage().heapUsed;
+  rss.max = Math.max(rss.max, rss.end);
+  const logTail = log.last.slice(-8);
+  const redisInfo = await server.cli('INFO', 'memory').catch(() => '');
+  const redisUsed = /used_memory_human:(\S+)/.exec(redisInfo)?.[1] ?? '?';
+  const dbsize = await server.cli('DBSIZE').catch(() => '?');
+
+  await store.close();
+  await proxy.close();
+  await stopAll();
+
+  return report(ctx, { ...checked, loadMs, lastResumeFault, logTail, redisUsed, dbsize });
 }
 
 process.once('SIGINT', () => process.exit(130)); // the harness' exit hook kills redis-server
