@@ -83,7 +83,10 @@ function rejectWithStoreError(error) {
   throw toStoreError(error, 'STORE_UNAVAILABLE');
 }
 
+/** Option names: typed against the generated NativeStoreOptions, so a name tsc does not know fails the check. */
+/** @type {readonly (keyof NativeStoreOptions | 'logger')[]} */
 const COMMON_OPTIONS = ['ttlSeconds', 'listLimit', 'maxRecordBytes', 'logger'];
+/** @type {readonly (keyof NativeStoreOptions | 'logger')[]} */
 const REDIS_OPTIONS = [
   ...COMMON_OPTIONS,
   'commandTimeoutMs',
@@ -523,7 +526,9 @@ function createConversationStore(options = {}) {
     logSink(logger)('info', `[STORE] using Redis at ${addressOf(store)}`);
     return store;
   }
-  const memoryOptions = Object.fromEntries(Object.entries(rest).filter(([name]) => COMMON_OPTIONS.includes(name)));
+  const memoryOptions = Object.fromEntries(
+    Object.entries(rest).filter(([name]) => /** @type {readonly string[]} */ (COMMON_OPTIONS).includes(name)),
+  );
   const store = new InMemoryConversationStore(memoryOptions);
   logSink(logger)('info', '[STORE] using the in-memory store (no Redis URL configured)');
   return store;

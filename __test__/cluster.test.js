@@ -14,7 +14,8 @@ const { RedisConversationStore } = require('..');
 const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
 const { makeNameOnlyCerts } = require('../support/redis');
 const { startProxy } = require('../support/proxy');
-const { defineContractSuite, silentLogger } = require('../support/contract');
+const { defineContractSuite } = require('../support/contract');
+const { silentLogger } = require('../support/observe');
 const { makeConversation } = require('../support/conversations');
 const {
   recordingLogger,

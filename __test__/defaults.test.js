@@ -33,10 +33,9 @@ function declaredDefaults(file) {
   return defaults;
 }
 
-function readmeDefaults() {
+function tableDefaults(file) {
   const defaults = {};
-  for (const [, option, value] of read('README.md').matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm))
-    defaults[option] = value.trim();
+  for (const [, option, value] of read(file).matchAll(/^\| `(\w+)` \| ([^|]+) \|/gm)) defaults[option] = value.trim();
   return defaults;
 }
 
@@ -67,11 +66,12 @@ for (const file of ['index.d.ts', 'binding.d.ts']) {
   });
 }
 
-test("the README's option table states the code's defaults", () => {
-  const table = readmeDefaults();
-  for (const [name, value] of scalar) {
-    const expected = name === 'keyPrefix' ? "`''`" : asText(value);
-    assert.equal(table[name], expected, `README: ${name}`);
-  }
-  assert.equal(table.retry, `\`${retry}\``);
-});
+for (const file of ['README.md', 'docs/DESIGN.md'])
+  test(`${file}'s option table states the code's defaults`, () => {
+    const table = tableDefaults(file);
+    for (const [name, value] of scalar) {
+      const expected = name === 'keyPrefix' ? "`''`" : asText(value);
+      assert.equal(table[name], expected, `${file}: ${name}`);
+    }
+    assert.equal(table.retry, `\`${retry}\``);
+  });

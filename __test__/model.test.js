@@ -17,7 +17,7 @@ const fc = require('fast-check');
 const { InMemoryConversationStore, RedisConversationStore } = require('..');
 const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
 const { isoAt, uuidFrom } = require('../support/conversations');
-const { silentLogger } = require('../support/contract');
+const { silentLogger } = require('../support/observe');
 
 const RUNS = positiveInteger('MODEL_RUNS', 150);
 const SEED = process.env.MODEL_SEED === undefined ? undefined : Number(process.env.MODEL_SEED);

@@ -9,7 +9,8 @@ const { setTimeout: delay } = require('node:timers/promises');
 const { InMemoryConversationStore, RedisConversationStore } = require('..');
 const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted } = require('../support/conversations');
-const { defineContractSuite, silentLogger } = require('../support/contract');
+const { defineContractSuite } = require('../support/contract');
+const { silentLogger } = require('../support/observe');
 
 let server;
 let prefixes = 0;

@@ -191,6 +191,20 @@ async function startRig() {
   return { server, proxy, log, store, transitions, rss, poller, loopDelay };
 }
 
+/** A redis-cli call, retried while the server is coming back (after a kill, a pause). */
+async function cliUntilOk(server, cliArgs) {
+  let lastError;
+  for (let i = 0; i < 20; i++) {
+    try {
+      return await server.cli(...cliArgs);
+    } catch (error) {
+      lastError = error;
+      await delay(250);
+    }
+  }
+  throw lastError;
+}
+
 /** The faults around a moment, for a report line. */
 function faultAround(faults, start, end) {
   return (
@@ -400,19 +414,6 @@ function startFaults(ctx, loadEnd) {
     while (!ctx.stopFaults && now() < until) await delay(Math.min(250, until - now()));
   };
 
-  async function cliUntilOk(cliArgs) {
-    let lastError;
-    for (let i = 0; i < 20; i++) {
-      try {
-        return await server.cli(...cliArgs);
-      } catch (error) {
-        lastError = error;
-        await delay(250);
-      }
-    }
-    throw lastError;
-  }
-
   /** Dead (black-holed) connections stay dead; once the store has dropped one, close its
    *  upstream side too, so they do not pile up on the server. */
   function reapDeadConnections() {
@@ -447,14 +448,14 @@ function startFaults(ctx, loadEnd) {
         reapDeadConnections();
         break;
       case 'clientKill':
-        await cliUntilOk(['CLIENT', 'KILL', 'TYPE', 'normal']);
+        await cliUntilOk(server, ['CLIENT', 'KILL', 'TYPE', 'normal']);
         break;
       case 'readonly':
-        await cliUntilOk(['REPLICAOF', '127.0.0.1', '1']);
+        await cliUntilOk(server, ['REPLICAOF', '127.0.0.1', '1']);
         try {
           await delay(ms);
         } finally {
-          await cliUntilOk(['REPLICAOF', 'NO', 'ONE']);
+          await cliUntilOk(server, ['REPLICAOF', 'NO', 'ONE']);
         }
         break;
       case 'debugSleep': {
@@ -512,7 +513,7 @@ async function verifyAcknowledged(ctx) {
   server.resume();
   proxy.restore();
   const role = await server.cli('ROLE').catch((e) => `? ${e.message}`);
-  if (!role.startsWith('master')) await server.cli('REPLICAOF', 'NO', 'ONE');
+  if (!role.startsWith('master')) await cliUntilOk(server, ['REPLICAOF', 'NO', 'ONE']);
 
   const readyWaitStart = now();
   while (store.status !== 'ready' && now() - readyWaitStart < RECOVERY_TIMEOUT_MS) await delay(50);

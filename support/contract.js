@@ -7,8 +7,6 @@ const assert = require('node:assert/strict');
 
 const { makeConversation, persisted, isoAt, uniqueId } = require('./conversations');
 
-const { silentLogger } = require('./observe');
-
 /** An assert.rejects predicate: the error has `code`, and its message names `path` if given. */
 function rejectsWith(code, path) {
   return (error) => {
@@ -484,4 +482,4 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
 
 // ---------------------------------------------------------------- the two stores
 
-module.exports = { defineContractSuite, silentLogger, rejectsWith };
+module.exports = { defineContractSuite, rejectsWith };
