@@ -17,6 +17,23 @@ pub struct ServerAddress {
 /// Azure Cache for Redis serves TLS on 6380.
 pub const DEFAULT_TLS_PORT: u16 = 6380;
 
+/// Azure Managed Redis serves TLS on 10000 (its OSS-policy shards on 85xx, learned from the
+/// cluster).
+pub const AZURE_MANAGED_REDIS_PORT: u16 = 10000;
+
+/// The host suffix of Azure Managed Redis caches (`<name>.<region>.redis.azure.net`).
+const AZURE_MANAGED_REDIS_SUFFIX: &str = ".redis.azure.net";
+
+/// The port a URL without one means: 10000 for an Azure Managed Redis host, else 6380.
+/// `host` is lower-case already; a trailing dot (a fully qualified name) is the same host.
+fn default_port(host: &str) -> u16 {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    match host.strip_suffix(AZURE_MANAGED_REDIS_SUFFIX) {
+        Some(name) if !name.is_empty() => AZURE_MANAGED_REDIS_PORT,
+        _ => DEFAULT_TLS_PORT,
+    }
+}
+
 impl fmt::Debug for ServerAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerAddress")
@@ -142,15 +159,16 @@ fn split_host_port(host_port: &str) -> StoreResult<(String, u16)> {
     if !valid_host {
         return Err(bad_url("the host has characters a host name cannot have"));
     }
+    let host = host.to_ascii_lowercase();
     let port = match port {
-        None | Some("") => DEFAULT_TLS_PORT,
+        None | Some("") => default_port(&host),
         Some(p) => p
             .parse::<u16>()
             .ok()
             .filter(|p| *p != 0)
             .ok_or_else(|| bad_url("the port must be a number from 1 to 65535"))?,
     };
-    Ok((host.to_ascii_lowercase(), port))
+    Ok((host, port))
 }
 
 fn percent_decode(text: &str) -> Option<String> {
@@ -193,6 +211,36 @@ mod tests {
         assert_eq!((a.host.as_str(), a.port), ("::1", 7000));
         assert_eq!(a.username.as_deref(), Some("user"));
         assert_eq!(a.to_string(), "[::1]:7000");
+    }
+
+    #[test]
+    fn azure_managed_redis_hosts_default_to_port_10000() {
+        for url in [
+            "rediss://cache.westeurope.redis.azure.net",
+            "rediss://:key@Cache.WestEurope.Redis.Azure.Net/",
+            "rediss://oid:token@cache.eastus.redis.azure.net/0",
+            "rediss://cache.eastus.redis.azure.net.",
+        ] {
+            assert_eq!(ServerAddress::parse(url).unwrap().port, 10000, "{url}");
+        }
+        // Only the exact suffix, on a name boundary; anything else is Azure Cache for Redis' 6380.
+        for url in [
+            "rediss://cache.redis.cache.windows.net",
+            "rediss://redis.azure.net",
+            "rediss://.redis.azure.net",
+            "rediss://cache.redis.azure.net.evil.example",
+            "rediss://cacheredis.azure.net",
+            "rediss://cache.redis.azure.network",
+            "rediss://cache.notredis.azure.net",
+            "rediss://10.0.0.4",
+        ] {
+            assert_eq!(ServerAddress::parse(url).unwrap().port, 6380, "{url}");
+        }
+        // An explicit port always wins.
+        let a = ServerAddress::parse("rediss://cache.eastus.redis.azure.net:8500").unwrap();
+        assert_eq!(a.port, 8500);
+        let a = ServerAddress::parse("rediss://cache.eastus.redis.azure.net:").unwrap();
+        assert_eq!(a.port, 10000);
     }
 
     #[test]
