@@ -89,8 +89,9 @@ pub fn printable(text: String) -> String {
     out
 }
 
-/// Joins an error and its `source()` chain into one line, for messages and logs.
-pub fn describe_chain(error: &dyn std::error::Error) -> String {
+/// Joins an error and its `source()` chain into one line, for messages and logs. A TLS
+/// failure in the chain is said as one: what the handshake failed on, not a bare I/O error.
+pub fn describe_chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -101,12 +102,135 @@ pub fn describe_chain(error: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
-    text
+    match tls_failure(error) {
+        Some(tls) => {
+            let raw = tls.to_string();
+            let said = describe_tls(tls);
+            if text.contains(&raw) {
+                text.replacen(&raw, &said, 1)
+            } else {
+                format!("{text}: {said}")
+            }
+        }
+        None => text,
+    }
+}
+
+/// The rustls error in `error`'s chain. tokio-rustls wraps it in an `io::Error`, whose
+/// `source()` skips it, and redis-rs keeps that in an `Arc<dyn Error>`, whose `source()` is
+/// the I/O error's: so each link is unwrapped by hand too.
+fn tls_failure<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e rustls::Error> {
+    type Shared = std::sync::Arc<dyn std::error::Error + Send + Sync>;
+    let mut next = Some(error);
+    while let Some(error) = next {
+        let unwrapped: &(dyn std::error::Error + 'static) = match error.downcast_ref::<Shared>() {
+            Some(shared) => shared.as_ref(),
+            None => error,
+        };
+        for link in [error, unwrapped] {
+            if let Some(tls) = link.downcast_ref::<rustls::Error>() {
+                return Some(tls);
+            }
+            let payload = link
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+            if payload.is_some() {
+                return payload;
+            }
+        }
+        next = error.source();
+    }
+    None
+}
+
+/// What the store offers, for a server that found nothing in common with it. rustls has no
+/// CBC suites: a server limited to TLS 1.2 with CBC suites (Azure's only TLS 1.2 suites)
+/// can only be reached over TLS 1.3.
+const OFFERED: &str = "the store offers TLS 1.3 (AES-GCM, ChaCha20-Poly1305) and TLS 1.2 \
+                       with ECDHE and AES-GCM or ChaCha20-Poly1305 only, no CBC suites";
+
+/// A failed handshake, said as what failed and why.
+fn describe_tls(error: &rustls::Error) -> String {
+    use rustls::{AlertDescription, Error, PeerIncompatible};
+    let why = match error {
+        Error::AlertReceived(
+            alert @ (AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity),
+        ) => format!(
+            "the server refused it ({alert:?} alert): no TLS version and cipher suite in \
+             common ({OFFERED})"
+        ),
+        Error::AlertReceived(alert @ AlertDescription::ProtocolVersion) => format!(
+            "the server refused it ({alert:?} alert): no TLS version in common (the store \
+             speaks TLS 1.2 and 1.3)"
+        ),
+        Error::AlertReceived(alert) => format!("the server refused it ({alert:?} alert)"),
+        Error::PeerIncompatible(
+            why @ (PeerIncompatible::NoCipherSuitesInCommon
+            | PeerIncompatible::ServerDoesNotSupportTls12Or13
+            | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig),
+        ) => format!("nothing in common with the server ({why:?}; {OFFERED})"),
+        Error::InvalidCertificate(why) => {
+            format!("the server's certificate was refused ({why:?})")
+        }
+        other => other.to_string(),
+    };
+    format!("TLS handshake failed: {why}")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A rustls failure as redis-rs reports it: inside an `io::Error`, inside a `RedisError`.
+    fn from_the_wire(tls: rustls::Error) -> redis::RedisError {
+        redis::RedisError::from(std::io::Error::new(std::io::ErrorKind::InvalidData, tls))
+    }
+
+    #[test]
+    fn a_refused_handshake_says_tls_and_why() {
+        let text = describe_chain(&from_the_wire(rustls::Error::AlertReceived(
+            rustls::AlertDescription::HandshakeFailure,
+        )));
+        assert!(text.starts_with("TLS handshake failed: "), "{text}");
+        assert!(text.contains("HandshakeFailure"), "{text}");
+        assert!(
+            text.contains("no TLS version and cipher suite in common"),
+            "{text}"
+        );
+        assert!(text.contains("no CBC"), "{text}");
+        assert!(!text.contains("received fatal alert"), "said twice: {text}");
+
+        let text = describe_chain(&from_the_wire(rustls::Error::AlertReceived(
+            rustls::AlertDescription::ProtocolVersion,
+        )));
+        assert!(text.contains("no TLS version in common"), "{text}");
+
+        let text = describe_chain(&from_the_wire(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::ServerDoesNotSupportTls12Or13,
+        )));
+        assert!(
+            text.contains("TLS handshake failed: nothing in common"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_refused_certificate_still_says_certificate() {
+        let text = describe_chain(&from_the_wire(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        )));
+        assert_eq!(
+            text,
+            "TLS handshake failed: the server's certificate was refused (UnknownIssuer)"
+        );
+    }
+
+    #[test]
+    fn other_errors_are_joined_as_before() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert_eq!(describe_chain(&redis::RedisError::from(io)), "refused");
+    }
 
     #[test]
     fn messages_and_log_lines_stay_one_line() {
