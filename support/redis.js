@@ -56,14 +56,16 @@ function randomSerial() {
 
 // EC P-256: much faster to generate than RSA, and rustls accepts it.
 const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+// RSA, for servers restricted to Azure's TLS 1.2 suites, which are all ECDHE-RSA.
+const RSA_KEY = ['-newkey', 'rsa:2048', '-nodes'];
 
-async function makeCa(dir, name) {
+async function makeCa(dir, name, key = EC_KEY) {
   const keyFile = path.join(dir, `${name}.key`);
   const certFile = path.join(dir, `${name}.crt`);
   await openssl([
     'req',
     '-x509',
-    ...EC_KEY,
+    ...key,
     '-keyout',
     keyFile,
     '-out',
@@ -80,13 +82,13 @@ async function makeCa(dir, name) {
   return { keyFile, certFile };
 }
 
-async function makeLeaf(dir, name, ca, extensions) {
+async function makeLeaf(dir, name, ca, extensions, key = EC_KEY) {
   const keyFile = path.join(dir, `${name}.key`);
   const csrFile = path.join(dir, `${name}.csr`);
   const certFile = path.join(dir, `${name}.crt`);
   const extFile = path.join(dir, `${name}.ext`);
   await fsp.writeFile(extFile, `${extensions.join('\n')}\n`);
-  await openssl(['req', '-new', ...EC_KEY, '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${name}`]);
+  await openssl(['req', '-new', ...key, '-keyout', keyFile, '-out', csrFile, '-subj', `/CN=${name}`]);
   await openssl([
     'x509',
     '-req',
@@ -118,16 +120,18 @@ const LEAF_EXTENSIONS = [
 // The server cert names both loopback spellings unless told otherwise.
 const SERVER_NAMES = 'IP:127.0.0.1,DNS:localhost';
 
-async function generateCerts(dir, serverNames = SERVER_NAMES) {
-  const ca = await makeCa(dir, 'ca');
+async function generateCerts(dir, serverNames = SERVER_NAMES, key = EC_KEY) {
+  const ca = await makeCa(dir, 'ca', key);
   const [server, client] = await Promise.all([
     // clientAuth too: a cluster node presents this cert when it dials its peers.
-    makeLeaf(dir, 'server', ca, [
-      ...LEAF_EXTENSIONS,
-      'extendedKeyUsage=serverAuth,clientAuth',
-      `subjectAltName=${serverNames}`,
-    ]),
-    makeLeaf(dir, 'client', ca, [...LEAF_EXTENSIONS, 'extendedKeyUsage=clientAuth']),
+    makeLeaf(
+      dir,
+      'server',
+      ca,
+      [...LEAF_EXTENSIONS, 'extendedKeyUsage=serverAuth,clientAuth', `subjectAltName=${serverNames}`],
+      key,
+    ),
+    makeLeaf(dir, 'client', ca, [...LEAF_EXTENSIONS, 'extendedKeyUsage=clientAuth'], key),
   ]);
   return {
     dir,
@@ -158,6 +162,16 @@ let nameOnlyCerts;
 function makeNameOnlyCerts() {
   nameOnlyCerts ??= mkTempDir('redis-store-name-only-certs-').then((dir) => generateCerts(dir, 'DNS:localhost'));
   return nameOnlyCerts;
+}
+
+let rsaCerts;
+/**
+ * Like makeCerts, with RSA keys: a server restricted to Azure's TLS 1.2 suites
+ * (ECDHE-RSA with AES-CBC) needs an RSA certificate to offer them at all.
+ */
+function makeRsaCerts() {
+  rsaCerts ??= mkTempDir('redis-store-rsa-certs-').then((dir) => generateCerts(dir, SERVER_NAMES, RSA_KEY));
+  return rsaCerts;
 }
 
 let untrustedCa;
@@ -216,7 +230,7 @@ function tail(text, lines) {
 }
 
 class RedisServer {
-  constructor({ password, certs, tlsAuthClients, args, dir, host = HOST }) {
+  constructor({ password, certs, tlsAuthClients, tls = {}, args, dir, host = HOST }) {
     this.host = host;
     this.port = undefined;
     this.password = password;
@@ -226,6 +240,7 @@ class RedisServer {
     this.logFile = path.join(dir, 'redis.log');
     this.stderrFile = path.join(dir, 'redis.stderr');
     this.tlsAuthClients = tlsAuthClients;
+    this.tls = tls;
     this.extraArgs = args;
     this.child = undefined;
     this.exited = undefined; // promise of the current process' exit
@@ -273,6 +288,11 @@ class RedisServer {
       this.logFile,
     ];
     if (this.password) args.push('--requirepass', this.password);
+    // What the server negotiates, in redis.conf's words (OpenSSL names).
+    const { protocols, ciphersuites, ciphers } = this.tls;
+    if (protocols) args.push('--tls-protocols', protocols);
+    if (ciphersuites) args.push('--tls-ciphersuites', ciphersuites);
+    if (ciphers) args.push('--tls-ciphers', ciphers);
     return [...args, ...this.extraArgs];
   }
 
@@ -406,12 +426,13 @@ function readIfExists(file) {
 
 /**
  * Starts a TLS-only redis-server on a free loopback port and waits until it answers PING.
- * opts: { password?, certs?, tlsAuthClients?: boolean | 'optional', args?: string[], host?: a loopback address to bind (default 127.0.0.1) }
+ * opts: { password?, certs?, tlsAuthClients?: boolean | 'optional', args?: string[], host?: a loopback address to bind (default 127.0.0.1),
+ *   tls?: { protocols?: 'TLSv1.2 TLSv1.3'-style list, ciphersuites?: TLS 1.3 suites, ciphers?: TLS 1.2 ciphers (OpenSSL names) } }
  */
-async function startRedis({ password, certs, tlsAuthClients = false, args = [], host } = {}) {
+async function startRedis({ password, certs, tlsAuthClients = false, tls, args = [], host } = {}) {
   certs ??= await makeCerts();
   const dir = await mkTempDir('redis-store-server-');
-  const server = new RedisServer({ password, certs, tlsAuthClients, args, dir, host });
+  const server = new RedisServer({ password, certs, tlsAuthClients, tls, args, dir, host });
   servers.add(server);
   try {
     return await server.start();
@@ -432,6 +453,7 @@ function removeTempDirsSync() {
   for (const dir of tempDirs) fs.rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
   tempDirs.clear();
   sharedCerts = undefined;
+  rsaCerts = undefined;
   untrustedCa = undefined;
 }
 
@@ -481,6 +503,7 @@ module.exports = {
   freePort,
   makeCerts,
   makeNameOnlyCerts,
+  makeRsaCerts,
   makeUntrustedCa,
   startRedis,
   stopAll,
