@@ -22,8 +22,11 @@ export declare class NativeMemoryStore {
 
 /** The Redis store; `index.js` wraps it as `RedisConversationStore`. */
 export declare class NativeRedisStore {
-  /** Checks the URL and options, then connects in the background. */
-  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void)
+  /**
+   * Checks the URL and options, then connects in the background. `nodeRoots` is what Node
+   * trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`).
+   */
+  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void, nodeRoots?: string | undefined | null)
   get status(): StoreStatus
   /** `host:port` of the server (the seed node in cluster mode), without credentials. */
   get address(): string
@@ -64,7 +67,10 @@ export interface NativeStoreOptions {
   listLimit?: number
   /** Prepended to every key. Default ''. */
   keyPrefix?: string
-  /** Extra trusted CA and client certificate. Default: system roots only. */
+  /**
+   * Extra trusted CA and client certificate. Default: what Node trusts (its bundled roots,
+   * `NODE_EXTRA_CA_CERTS`) and the system roots.
+   */
   tls?: TlsOptions
   /** Reconnect backoff. Default { baseDelayMs: 100, maxDelayMs: 5000 }. */
   retry?: RetryOptions
@@ -94,7 +100,7 @@ export declare const enum StoreStatus {
 
 /** Extra trust and a client identity, as PEM text or Buffers. */
 export interface TlsOptions {
-  /** An extra trusted CA, added to the system roots. */
+  /** An extra trusted CA, added to what Node trusts and the system roots. */
   ca?: string | Buffer
   /** Client certificate, for servers that ask for one; needs `key`. */
   cert?: string | Buffer

@@ -89,7 +89,7 @@ describe('TLS and authentication', { concurrency: true }, () => {
     });
   });
 
-  test("without tls.ca only the system roots are trusted: the test server's own CA is refused", async (t) => {
+  test("without tls.ca only what Node and the system trust is trusted: the test server's own CA is refused", async (t) => {
     await withLogOnFailure(plain, async () => {
       const store = openStore(t, plain.url, {});
       await assertRefused(store, /certificate/i);

@@ -140,16 +140,19 @@ pub struct NativeRedisStore {
 
 #[napi]
 impl NativeRedisStore {
-    /// Checks the URL and options, then connects in the background.
+    /// Checks the URL and options, then connects in the background. `nodeRoots` is what Node
+    /// trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`).
     #[napi(constructor)]
     pub fn new(
         url: String,
         options: NativeStoreOptions,
         log: Function<FnArgs<(String, String)>, ()>,
+        node_roots: Option<String>,
     ) -> Result<Self> {
         let logger = js_logger(log)?;
         let build = || -> StoreResult<RedisStore> {
-            let settings = RedisSettings::new(&url, &options.values())?;
+            let mut settings = RedisSettings::new(&url, &options.values())?;
+            settings.trust_node_roots(node_roots);
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
             RedisStore::connect(settings, logger, &runtime)

@@ -9,7 +9,7 @@ use crate::store::Options;
 /// Extra trust and a client identity, as PEM text or Buffers.
 #[napi(object)]
 pub struct TlsOptions {
-    /// An extra trusted CA, added to the system roots.
+    /// An extra trusted CA, added to what Node trusts and the system roots.
     pub ca: Option<Either<String, Buffer>>,
     /// Client certificate, for servers that ask for one; needs `key`.
     pub cert: Option<Either<String, Buffer>>,
@@ -39,7 +39,8 @@ pub struct NativeStoreOptions {
     pub list_limit: Option<f64>,
     /// Prepended to every key. Default ''.
     pub key_prefix: Option<String>,
-    /// Extra trusted CA and client certificate. Default: system roots only.
+    /// Extra trusted CA and client certificate. Default: what Node trusts (its bundled roots,
+    /// `NODE_EXTRA_CA_CERTS`) and the system roots.
     pub tls: Option<TlsOptions>,
     /// Reconnect backoff. Default { baseDelayMs: 100, maxDelayMs: 5000 }.
     pub retry: Option<RetryOptions>,

@@ -1,21 +1,31 @@
-//! TLS material: system roots plus an extra CA, and an optional client certificate.
+//! TLS material: what Node trusts (its bundled roots and `NODE_EXTRA_CA_CERTS`, passed in by
+//! `index.js`), the system store, an extra CA, and an optional client certificate.
 //! Verification is always on; there is no switch to turn it off.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use redis::{ClientTlsConfig, TlsCertificates};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
 
 use crate::error::{StoreError, StoreResult};
 
-/// PEM text given in the `tls` option.
+/// PEM text given in the `tls` option, and what Node trusts.
 #[derive(Clone, Default)]
 pub struct TlsOptions {
     pub ca: Option<Vec<u8>>,
     pub cert: Option<Vec<u8>>,
     pub key: Option<Vec<u8>>,
+    /// Node's trust as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`), from
+    /// `index.js`: a slim container without `ca-certificates` has no system store.
+    pub node_roots: Option<Arc<str>>,
 }
 
 impl TlsOptions {
-    /// What redis-rs needs. Its `root_cert` replaces the system roots, so an extra CA is
-    /// appended to the system's own certificates to keep both trusted.
+    /// What redis-rs needs. Its `root_cert` replaces the system roots, so the bundle holds
+    /// Node's roots, the system's own and the extra CA, to keep all of them trusted.
     pub fn certificates(&self) -> StoreResult<TlsCertificates> {
         let client_tls = match (&self.cert, &self.key) {
             (None, None) => None,
@@ -33,20 +43,55 @@ impl TlsOptions {
                 ))
             }
         };
-        let root_cert = match &self.ca {
-            None => None,
-            Some(ca) => {
-                check_pem(ca, "tls.ca", "CERTIFICATE")?;
-                let mut bundle = system_roots_pem();
-                bundle.extend_from_slice(ca);
-                Some(bundle)
-            }
-        };
+        let mut bundle = default_roots(self.node_roots.as_deref()).to_vec();
+        if let Some(ca) = &self.ca {
+            check_pem(ca, "tls.ca", "CERTIFICATE")?;
+            bundle.extend_from_slice(ca);
+        }
         Ok(TlsCertificates {
             client_tls,
-            root_cert,
+            root_cert: Some(bundle),
         })
     }
+}
+
+/// Node's roots and the system's, as one PEM bundle: each certificate once, and only those
+/// rustls takes as a trust anchor (one it cannot read would make redis-rs refuse the whole
+/// bundle, where Node only warns). Built once per distinct input: every store of a process
+/// gets the same ~140 roots from `index.js`.
+fn default_roots(node_roots: Option<&str>) -> Arc<Vec<u8>> {
+    type Cached = Option<(Option<Arc<str>>, Arc<Vec<u8>>)>;
+    static CACHE: Mutex<Cached> = Mutex::new(None);
+    let mut cache = CACHE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((input, bundle)) = cache.as_ref() {
+        if input.as_deref() == node_roots {
+            return bundle.clone();
+        }
+    }
+    let node = node_roots.map(str::as_bytes).unwrap_or_default();
+    let certificates = CertificateDer::pem_slice_iter(node)
+        .filter_map(Result::ok)
+        .chain(system_roots().iter().cloned());
+    let mut seen = HashSet::new();
+    let mut bundle = Vec::new();
+    for certificate in certificates {
+        let usable = RootCertStore::empty().add(certificate.clone()).is_ok();
+        if usable && seen.insert(certificate.as_ref().to_vec()) {
+            push_pem(&mut bundle, certificate.as_ref());
+        }
+    }
+    let bundle = Arc::new(bundle);
+    *cache = Some((node_roots.map(Arc::from), bundle.clone()));
+    bundle
+}
+
+/// The system store, read once per process (as Node reads its own): `SSL_CERT_FILE` and
+/// `SSL_CERT_DIR` where set, else the platform's. Unreadable files are skipped.
+fn system_roots() -> &'static [CertificateDer<'static>] {
+    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
+    ROOTS.get_or_init(|| rustls_native_certs::load_native_certs().certs)
 }
 
 fn check_pem(pem: &[u8], option: &str, label: &str) -> StoreResult<()> {
@@ -60,18 +105,14 @@ fn check_pem(pem: &[u8], option: &str, label: &str) -> StoreResult<()> {
     }
 }
 
-fn system_roots_pem() -> Vec<u8> {
-    let mut pem = Vec::new();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-        let encoded = base64(cert.as_ref());
-        for line in encoded.as_bytes().chunks(64) {
-            pem.extend_from_slice(line);
-            pem.push(b'\n');
-        }
-        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+fn push_pem(pem: &mut Vec<u8>, der: &[u8]) {
+    pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+    let encoded = base64(der);
+    for line in encoded.as_bytes().chunks(64) {
+        pem.extend_from_slice(line);
+        pem.push(b'\n');
     }
-    pem
+    pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -109,6 +150,47 @@ mod tests {
         for (input, expected) in cases {
             assert_eq!(base64(input.as_bytes()), expected);
         }
+    }
+
+    /// A self-signed CA made for this test (EC P-256, valid until 2126).
+    const TEST_ROOT: &str = "-----BEGIN CERTIFICATE-----\nMIIBoDCCAUegAwIBAgIUSJJ+xpZQ4tefhbPw6qCPpCPVogcwCgYIKoZIzj0EAwIw\nJTEjMCEGA1UEAwwacmVkaXMtc3RvcmUgdW5pdCB0ZXN0IHJvb3QwIBcNMjYxMTMw\nMDAyNDA4WhgPMjEyNjExMDYwMDI0MDhaMCUxIzAhBgNVBAMMGnJlZGlzLXN0b3Jl\nIHVuaXQgdGVzdCByb290MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEPXZm4GZh\nkolMpIocFIFSk2DferbkJ/qWgWe0sced4HC6Ilx1jiTBf6nqwRMj5LNZZNcfSGd6\nyet9EEv3yWRiTqNTMFEwHQYDVR0OBBYEFBAMLQ8Yc9hYLtI4jFcsQ8dDGeDAMB8G\nA1UdIwQYMBaAFBAMLQ8Yc9hYLtI4jFcsQ8dDGeDAMA8GA1UdEwEB/wQFMAMBAf8w\nCgYIKoZIzj0EAwIDRwAwRAIgKtn1Ai8y6T/qn6O5wCS0dYgqrqHCZS6aO+F1BLzP\n2NcCIDkMW5mR2GX9MCVR020p4EtUyFs/j7xuoON5ShKGg3KP\n-----END CERTIFICATE-----\n";
+
+    fn count(bundle: &[u8]) -> usize {
+        String::from_utf8_lossy(bundle)
+            .matches("-----BEGIN CERTIFICATE-----")
+            .count()
+    }
+
+    #[test]
+    fn node_roots_join_the_system_store_once_each_and_unreadable_ones_are_dropped() {
+        let system = count(&default_roots(None));
+        let junk = "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n";
+        let node = format!("{TEST_ROOT}{junk}{TEST_ROOT}");
+        let bundle = default_roots(Some(&node));
+        assert_eq!(count(&bundle), system + 1);
+        // What is kept reads back as the same certificate.
+        let kept: Vec<_> = CertificateDer::pem_slice_iter(&bundle)
+            .map(Result::unwrap)
+            .collect();
+        let given = CertificateDer::from_pem_slice(TEST_ROOT.as_bytes()).unwrap();
+        assert!(kept.contains(&given));
+    }
+
+    #[test]
+    fn the_bundle_always_replaces_the_crate_default_and_keeps_tls_ca() {
+        let options = TlsOptions {
+            ca: Some(TEST_ROOT.as_bytes().to_vec()),
+            node_roots: Some(Arc::from(TEST_ROOT)),
+            ..Default::default()
+        };
+        let bundle = options.certificates().unwrap().root_cert.unwrap();
+        let text = String::from_utf8(bundle).unwrap();
+        assert!(text.ends_with(TEST_ROOT), "tls.ca comes last, as given");
+        assert!(TlsOptions::default()
+            .certificates()
+            .unwrap()
+            .root_cert
+            .is_some());
     }
 
     #[test]

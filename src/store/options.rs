@@ -197,6 +197,7 @@ impl Options {
                 ca: self.tls_ca.clone(),
                 cert: self.tls_cert.clone(),
                 key: self.tls_key.clone(),
+                node_roots: None,
             },
         })
     }
@@ -216,6 +217,12 @@ impl RedisSettings {
             address,
             options: options.check()?,
         })
+    }
+
+    /// Trusts what Node trusts (its bundled roots and `NODE_EXTRA_CA_CERTS`, as PEM), besides
+    /// the system store and `tls.ca`.
+    pub fn trust_node_roots(&mut self, pem: Option<String>) {
+        self.options.tls.node_roots = pem.map(Into::into);
     }
 
     pub(crate) fn connection(&self) -> ConnectionSettings {
