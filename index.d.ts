@@ -77,7 +77,7 @@ export interface StoreLogger {
 
 /** PEM text or Buffers. */
 export interface StoreTlsOptions {
-  /** An extra trusted CA, added to the system roots. */
+  /** An extra trusted CA, added to what Node trusts (its roots, NODE_EXTRA_CA_CERTS) and the system roots. */
   ca?: string | Buffer;
   /** Client certificate; needs `key`. */
   cert?: string | Buffer;
@@ -111,7 +111,7 @@ export interface RedisStoreOptions extends InMemoryStoreOptions {
   connectTimeoutMs?: number;
   /** Prepended to every key. Default ''. */
   keyPrefix?: string;
-  /** Extra trusted CA and client certificate. Default: system roots. */
+  /** Extra trusted CA and client certificate. Default: what Node trusts (its roots, NODE_EXTRA_CA_CERTS) and the system roots. */
   tls?: StoreTlsOptions;
   /** Reconnect backoff: exponential from base, capped, with jitter; retries forever. */
   retry?: RetryOptions;
@@ -129,7 +129,7 @@ export interface CreateConversationStoreOptions extends RedisStoreOptions {
   redisUrl?: string;
 }
 
-/** Conversations in Redis over TLS (`rediss://`, Azure Cache for Redis on 6380). */
+/** Conversations in Redis over TLS (`rediss://`; default port 10000 for Azure Managed Redis, `*.redis.azure.net`, else 6380). */
 export declare class RedisConversationStore {
   /** Validates synchronously (throws STORE_INVALID_CONFIG), then connects in the background. */
   constructor(url: string, options?: RedisStoreOptions);
