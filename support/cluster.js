@@ -411,6 +411,24 @@ async function startCluster({
 }
 
 /**
+ * One cluster node that holds every slot, to be reached as a standalone server (no
+ * `cluster: true`): it refuses keys of two slots in one script, transaction or multi-key
+ * command with CROSSSLOT, as the one endpoint of Azure Managed Redis' Enterprise clustering
+ * policy does (which allows MGET, DEL, MSET, EXISTS, UNLINK and TOUCH across slots; this
+ * node does not, so it is the stricter of the two). Resolves once it says cluster_state:ok.
+ */
+async function startSlotCheckingServer({ certs } = {}) {
+  certs ??= await makeCerts();
+  const node = await startNode({ certs, args: [], host: HOST });
+  await node.cli('CLUSTER', 'ADDSLOTSRANGE', '0', String(SLOTS - 1));
+  for (let waited = 0; !/^cluster_state:ok/m.test(await node.cli('CLUSTER', 'INFO')); waited += POLL_MS) {
+    if (waited > WAIT_MS) throw new Error(`one-node cluster on ${node.port} not ok after ${WAIT_MS} ms`);
+    await delay(POLL_MS); // no event to await: the state is polled, as waitReady() does
+  }
+  return node;
+}
+
+/**
  * `count` distinct UUIDs whose key `keyOf(uuid)` (by default the store's record key,
  * `conv:<uuid>`) hashes to `slot`: random UUIDs tried until enough fit, about 16,384 tries
  * each. A conversation's id is its UUID, so no hash tag can place a record.
@@ -430,4 +448,12 @@ async function stopAllClusters() {
   await Promise.all([...clusters].map((c) => c.stop()));
 }
 
-module.exports = { startCluster, stopAllClusters, RedisCluster, parseNodes, keySlot, uuidsInSlot };
+module.exports = {
+  startCluster,
+  startSlotCheckingServer,
+  stopAllClusters,
+  RedisCluster,
+  parseNodes,
+  keySlot,
+  uuidsInSlot,
+};

@@ -76,25 +76,29 @@ fn parse_entries(reply: Value) -> Vec<Entry> {
     entries
 }
 
-/// The records of `keys`, in order. Standalone: one MGET. Cluster: one GET per key, in
-/// parallel. A multi-key MGET of keys that share a slot answers `TRYAGAIN` for as long as that
-/// slot is being migrated key by key (redis-rs then retries until the deadline), while a single
-/// GET is redirected with `ASK` and answered at once.
-async fn read_records(
-    connection: &mut Connection,
-    keys: &[String],
-) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
-    if !connection.is_cluster() {
-        return redis::cmd("MGET").arg(keys).query_async(connection).await;
-    }
-    let gets = keys.iter().map(|key| {
-        let mut connection = connection.clone();
-        async move { read_record(&mut connection, key).await }
-    });
-    join_all(gets).await.into_iter().collect()
-}
-
 impl RedisStore {
+    /// The records of `keys`, in order. Standalone: one MGET. One slot per command: one GET
+    /// per key, in parallel. A multi-key MGET of keys that share a slot answers `TRYAGAIN`
+    /// for as long as that slot is being migrated key by key (redis-rs then retries until the
+    /// deadline), while a single GET is redirected with `ASK` and answered at once.
+    async fn read_records(
+        &self,
+        connection: &mut Connection,
+        keys: &[String],
+    ) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
+        if !self.one_slot(connection) {
+            match redis::cmd("MGET").arg(keys).query_async(connection).await {
+                Err(error) if self.refused_cross_slot(&error) => {}
+                read => return read,
+            }
+        }
+        let gets = keys.iter().map(|key| {
+            let mut connection = connection.clone();
+            async move { read_record(&mut connection, key).await }
+        });
+        join_all(gets).await.into_iter().collect()
+    }
+
     /// The user's newest conversations as one JSON array, healing the index on the way.
     pub async fn list_by_user(&self, user_id: &str) -> crate::error::StoreResult<String> {
         self.ensure_open()?;
@@ -187,7 +191,7 @@ impl RedisStore {
             .iter()
             .map(|entry| self.keys.conversation_key(entry.id().unwrap_or_default()))
             .collect();
-        let stored = read_records(connection, &keys).await?;
+        let stored = self.read_records(connection, &keys).await?;
         for ((entry, key), value) in batch.into_iter().zip(&keys).zip(stored) {
             let Some(bytes) = value else {
                 stale.push((entry, Stale::Missing));
@@ -246,18 +250,31 @@ impl RedisStore {
         user_id: &str,
         stale: &[(Entry, Stale)],
     ) -> Result<(), RedisError> {
-        if connection.is_cluster() {
-            let mut mark = eval_one_key(HEAL_CLUSTER, index_key);
-            for (entry, _) in stale {
-                mark.arg(&entry.member).arg(&entry.score);
+        if !self.one_slot(connection) {
+            match self.heal_in_one_script(connection, index_key, stale).await {
+                Err(error) if self.refused_cross_slot(&error) => {}
+                healed => return healed,
             }
-            let marked: Vec<Vec<u8>> = mark.query_async(connection).await?;
-            if !marked.is_empty() {
-                self.finish_cluster_heal(connection, index_key, user_id, marked)
-                    .await?;
-            }
-            return Ok(());
         }
+        let mut mark = eval_one_key(HEAL_CLUSTER, index_key);
+        for (entry, _) in stale {
+            mark.arg(&entry.member).arg(&entry.score);
+        }
+        let marked: Vec<Vec<u8>> = mark.query_async(connection).await?;
+        if !marked.is_empty() {
+            self.finish_cluster_heal(connection, index_key, user_id, marked)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// A standalone server's heal: one script over the index and the records.
+    async fn heal_in_one_script(
+        &self,
+        connection: &mut Connection,
+        index_key: &str,
+        stale: &[(Entry, Stale)],
+    ) -> Result<(), RedisError> {
         let mut invocation = self.scripts.heal.key(index_key);
         let mut foreign_bytes = 0;
         for (entry, why) in stale {
@@ -296,7 +313,7 @@ impl RedisStore {
             .iter()
             .map(|member| self.keys.conversation_key(&String::from_utf8_lossy(member)))
             .collect();
-        let records = read_records(connection, &keys).await?;
+        let records = self.read_records(connection, &keys).await?;
         let mut finish = eval_one_key(HEAL_CLUSTER_FINISH, index_key);
         for ((member, key), record) in marked.iter().zip(&keys).zip(records) {
             let owned = record

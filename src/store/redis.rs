@@ -86,6 +86,9 @@ pub struct RedisStore {
     pub(super) scripts: Scripts,
     /// A refused heal (an ACL without scripting) was logged: once is enough.
     pub(super) heal_refusal_logged: AtomicBool,
+    /// The server refused a script or transaction over two hash slots (`CROSSSLOT`: Azure
+    /// Managed Redis' Enterprise policy): since then every call works one slot per command.
+    one_slot_per_command: AtomicBool,
 }
 
 /// Only the owner, for `delete` of a record that may not pass validation any more.
@@ -157,7 +160,27 @@ impl RedisStore {
             options: settings.options,
             scripts: Scripts::load(),
             heal_refusal_logged: AtomicBool::new(false),
+            one_slot_per_command: AtomicBool::new(false),
         })
+    }
+
+    /// One slot per command: in a cluster, and on a server that refused `CROSSSLOT` once.
+    pub(super) fn one_slot(&self, connection: &Connection) -> bool {
+        connection.is_cluster() || self.one_slot_per_command.load(Ordering::Acquire)
+    }
+
+    /// Whether `error` is a `CROSSSLOT` refusal; if so, the store goes one slot per command
+    /// from now on (said once). A refused command wrote nothing, so the caller redoes it.
+    pub(super) fn refused_cross_slot(&self, error: &RedisError) -> bool {
+        let cross_slot = server_error(error).is_some_and(|(code, _)| code == "CROSSSLOT");
+        if cross_slot && !self.one_slot_per_command.swap(true, Ordering::AcqRel) {
+            self.logger().warn(
+                "the server refuses a script or transaction over two hash slots (CROSSSLOT, as \
+                 Azure Managed Redis' Enterprise policy does): calls now go one slot per \
+                 command, as in cluster mode",
+            );
+        }
+        cross_slot
     }
 
     pub fn status(&self) -> StoreStatus {
@@ -268,8 +291,9 @@ impl RedisStore {
                 }
                 _ => CallError::Redis(error),
             };
-            if !connection.is_cluster() {
-                self.scripts
+            if !self.one_slot(&connection) {
+                let written = self
+                    .scripts
                     .set
                     .key(keys.0)
                     .key(keys.1)
@@ -283,9 +307,12 @@ impl RedisStore {
                     .arg(TRIM_BATCH)
                     .arg(random_rank())
                     .invoke_async::<()>(&mut connection)
-                    .await
-                    .map_err(wrong_type)?;
-                return Ok(());
+                    .await;
+                match written {
+                    Ok(()) => return Ok(()),
+                    Err(error) if self.refused_cross_slot(&error) => {}
+                    Err(error) => return Err(wrong_type(error)),
+                }
             }
             // Nothing is written when the index holds another type, the record included.
             let index_type: String = redis::cmd("TYPE")
@@ -348,23 +375,23 @@ impl RedisStore {
             let index_key = self.keys.user_index_key(&owner.user_id);
             let mut index_remove = redis::cmd("ZREM");
             index_remove.arg(&index_key).arg(id);
-            if connection.is_cluster() {
-                // Record first: healing only removes entries whose record is really gone.
-                record_delete.query_async::<()>(&mut connection).await?;
-                index_remove
-                    .query_async::<()>(&mut connection)
-                    .await
-                    .map_err(wrong_type_names(&index_key))?;
-            } else {
+            if !self.one_slot(&connection) {
                 let mut transaction = redis::pipe();
                 transaction.atomic();
-                transaction.add_command(record_delete).ignore();
-                transaction.add_command(index_remove).ignore();
-                transaction
-                    .query_async::<()>(&mut connection)
-                    .await
-                    .map_err(wrong_type_names(&index_key))?;
+                transaction.add_command(record_delete.clone()).ignore();
+                transaction.add_command(index_remove.clone()).ignore();
+                match transaction.query_async::<()>(&mut connection).await {
+                    Ok(()) => return Ok(()),
+                    Err(error) if self.refused_cross_slot(&error) => {}
+                    Err(error) => return Err(wrong_type_names(&index_key)(error)),
+                }
             }
+            // Record first: healing only removes entries whose record is really gone.
+            record_delete.query_async::<()>(&mut connection).await?;
+            index_remove
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(wrong_type_names(&index_key))?;
             Ok(())
         })
         .await
