@@ -170,9 +170,7 @@ fn describe_tls(error: &rustls::Error) -> String {
             | PeerIncompatible::ServerDoesNotSupportTls12Or13
             | PeerIncompatible::ServerTlsVersionIsDisabledByOurConfig),
         ) => format!("nothing in common with the server ({why:?}; {OFFERED})"),
-        Error::InvalidCertificate(why) => {
-            format!("the server's certificate was refused ({why:?})")
-        }
+        Error::InvalidCertificate(why) => format!("the server's certificate was refused: {why}"),
         other => other.to_string(),
     };
     format!("TLS handshake failed: {why}")
@@ -222,7 +220,7 @@ mod tests {
         )));
         assert_eq!(
             text,
-            "TLS handshake failed: the server's certificate was refused (UnknownIssuer)"
+            "TLS handshake failed: the server's certificate was refused: UnknownIssuer"
         );
     }
 
