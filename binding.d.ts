@@ -11,6 +11,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The in-memory store; `index.js` wraps it as `InMemoryConversationStore`. */
 export declare class NativeMemoryStore {
+  /** A snapshot of the counters. */
+  stats(): NativeStoreStats
+  /** Counts a call `index.js` refused before it reached the store. */
+  recordRefused(operation: import('./index').StoreOperation, code: string, message: string): void
   constructor(options: NativeStoreOptions)
   get status(): StoreStatus
   get(id: string): string | null
@@ -22,6 +26,10 @@ export declare class NativeMemoryStore {
 
 /** The Redis store; `index.js` wraps it as `RedisConversationStore`. */
 export declare class NativeRedisStore {
+  /** A snapshot of the counters; never waits for a call. */
+  stats(): NativeStoreStats
+  /** Counts a call `index.js` refused before it reached the store. */
+  recordRefused(operation: import('./index').StoreOperation, code: string, message: string): void
   /**
    * Checks the URL and options, then connects in the background. `nodeRoots` is what Node
    * trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`).
@@ -55,6 +63,20 @@ export interface BatchReply {
   errors: Array<string | undefined | null>
 }
 
+export interface LastError {
+  code: import('./index').StoreErrorCode
+  message: string
+  /** Epoch ms. */
+  at: number
+}
+
+/** Milliseconds; p50 ≤ p99 ≤ max. */
+export interface LatencyMs {
+  p50: number
+  p99: number
+  max: number
+}
+
 /** Options of both stores, as `index.js` forwards them (the logger stays in JavaScript). */
 export interface NativeStoreOptions {
   /** TTL of a conversation, reset on every set. Default 86400. */
@@ -82,12 +104,46 @@ export interface NativeStoreOptions {
   cluster?: boolean
 }
 
+export interface NativeStoreStats {
+  status: StoreStatus
+  /** Epoch ms. */
+  statusSince: number
+  reconnects: number
+  lastError?: LastError
+  /** Epoch ms. */
+  credentialsExpireAt?: number
+  operations: OperationsStats
+}
+
+export interface OperationsStats {
+  get: OperationStats
+  set: OperationStats
+  delete: OperationStats
+  listByUser: OperationStats
+}
+
+export interface OperationStats {
+  /** Settled calls. */
+  calls: number
+  /** Failed calls by `code`; codes that never happened are absent. */
+  errors: Record<string, number>
+  latencyMs: LatencyMs
+}
+
 /** Reconnect backoff: exponential from the base, capped, with jitter; retries forever. */
 export interface RetryOptions {
   /** Default 100. */
   baseDelayMs?: number
   /** Default 5000. */
   maxDelayMs?: number
+}
+
+/** A store call, as `stats()` and the tracing channel name it. */
+export declare const enum StoreOperation {
+  Get = 'get',
+  Set = 'set',
+  Delete = 'delete',
+  ListByUser = 'listByUser',
 }
 
 /** `status`, in ioredis' words; `'ready'` means usable now. */

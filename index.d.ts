@@ -65,8 +65,50 @@ export interface ConversationStore {
   /** The user's newest conversations first, at most `listLimit`. */
   listByUser(userId: string): Promise<StoredConversation[]>;
   readonly status: StoreStatus;
+  /** Calls, errors and latency per operation, and the connection's state; never waits. */
+  stats(): StoreStats;
   close(): Promise<void>;
 }
+
+/** A store call, as `stats()` and the `redis-store:call` channel name it. */
+export type StoreOperation = 'get' | 'set' | 'delete' | 'listByUser';
+
+/** What `stats()` returns: a plain snapshot. */
+export interface StoreStats {
+  status: StoreStatus;
+  /** Epoch ms. */
+  statusSince: number;
+  reconnects: number;
+  /** The last failed call or connection attempt; its message holds no credentials. */
+  lastError?: { code: StoreErrorCode; message: string; at: number };
+  /** Epoch ms, with `credentials`. */
+  credentialsExpireAt?: number;
+  operations: Record<
+    StoreOperation,
+    {
+      /** Settled calls. */
+      calls: number;
+      errors: Partial<Record<StoreErrorCode, number>>;
+      /** Milliseconds; p50 <= p99 <= max. */
+      latencyMs: { p50: number; p99: number; max: number };
+    }
+  >;
+}
+
+/**
+ * The context of every event on the `node:diagnostics_channel` TracingChannel
+ * `redis-store:call`: one object from start to asyncEnd, never the conversation's content.
+ */
+export type StoreCallContext = (
+  | { operation: 'get' | 'set' | 'delete'; id: string }
+  | { operation: 'listByUser'; userId: string }
+) & {
+  /** The StoreError, on failure. */
+  error?: unknown;
+};
+
+/** The TracingChannel every call of both stores is published on. */
+export declare const STORE_CALL_CHANNEL: 'redis-store:call';
 
 /** Where `[STORE]` lines go: console and pino fit. */
 export interface StoreLogger {

@@ -8,6 +8,7 @@
 const { X509Certificate } = require('node:crypto');
 const fs = require('node:fs');
 const tls = require('node:tls');
+const diagnosticsChannel = require('node:diagnostics_channel');
 const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
 
 /** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
@@ -15,6 +16,9 @@ const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
 /** @typedef {import('./index').StoredConversation} StoredConversation */
 /** @typedef {import('./binding').NativeStoreOptions} NativeStoreOptions */
 /** @typedef {import('./binding').BatchReply} BatchReply */
+/** @typedef {import('./index').StoreStats} StoreStats */
+/** @typedef {import('./index').StoreCallContext} StoreCallContext */
+/** @typedef {import('./index').StoreOperation} StoreOperation */
 /** @typedef {'info' | 'warn' | 'error'} LogLevel */
 /**
  * What both stores' native halves offer: the Redis one answers with promises, the in-memory
@@ -26,6 +30,8 @@ const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
  * @property {(id: string) => Promise<void> | void} delete
  * @property {(userId: string) => Promise<string> | string} listByUser
  * @property {() => Promise<void> | void} close
+ * @property {() => import('./binding').NativeStoreStats} stats
+ * @property {(operation: StoreOperation, code: string, message: string) => void} recordRefused
  */
 
 /** @type {readonly StoreErrorCode[]} */
@@ -240,11 +246,6 @@ function constructNative(construct) {
   }
 }
 
-/** @param {string} message @returns {Promise<never>} */
-function invalidArgument(message) {
-  return Promise.reject(new StoreError('STORE_INVALID_ARGUMENT', message));
-}
-
 /**
  * The conversation as stored: JSON without the live `sdkConversationRef`, also when a
  * `toJSON` would put it back. Anything that throws on the way (a getter, a BigInt, a cycle)
@@ -315,6 +316,47 @@ function badId(name, id) {
   return undefined;
 }
 
+/** Every call of both stores, for APM and OpenTelemetry (docs/DESIGN.md "Observability"). */
+const STORE_CALL_CHANNEL = 'redis-store:call';
+const callChannel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL);
+
+/**
+ * `tracingChannel.tracePromise`'s events for one call, but never with `context.result`: what
+ * `get` and `listByUser` resolve is the conversations' content. One context travels from
+ * start to asyncEnd; on failure `context.error` is the StoreError.
+ * @template T
+ * @param {StoreCallContext} context
+ * @param {() => Promise<T>} run
+ * @returns {Promise<T>}
+ */
+function traceCall(context, run) {
+  const { start, end, asyncStart, asyncEnd, error } = callChannel;
+  return start.runStores(context, () => {
+    try {
+      return run().then(
+        (value) => {
+          asyncStart.publish(context);
+          asyncEnd.publish(context);
+          return value;
+        },
+        (failure) => {
+          context.error = failure;
+          error.publish(context);
+          asyncStart.publish(context);
+          asyncEnd.publish(context);
+          throw failure;
+        },
+      );
+    } catch (failure) {
+      context.error = failure;
+      error.publish(context);
+      throw failure;
+    } finally {
+      end.publish(context);
+    }
+  });
+}
+
 /** What both stores do around their native half: argument shapes, JSON, errors. */
 class NativeBackedStore {
   /** @type {NativeStore} */
@@ -348,38 +390,85 @@ class NativeBackedStore {
     }
   }
 
-  /** @param {string} id */
-  get(id) {
+  /**
+   * A call refused here, before the native store: counted there too, as every settled call.
+   * @param {StoreOperation} operation
+   * @param {StoreError} error
+   * @returns {Promise<never>}
+   */
+  #refuse(operation, error) {
+    try {
+      this.#native.recordRefused(operation, error.code, error.message);
+    } catch {
+      // Counting must never change what the caller gets.
+    }
+    return Promise.reject(error);
+  }
+
+  /** @param {string} id @returns {Promise<StoredConversation | undefined>} */
+  #get(id) {
     const bad = badId('id', id);
-    if (bad) return invalidArgument(bad);
+    if (bad) return this.#refuse('get', new StoreError('STORE_INVALID_ARGUMENT', bad));
     return this.#call('get', parseConversation, id);
   }
 
   /** @param {string} id @param {StoredConversation} conversation @returns {Promise<void>} */
-  set(id, conversation) {
+  #set(id, conversation) {
     const bad = badId('id', id);
-    if (bad) return invalidArgument(bad);
+    if (bad) return this.#refuse('set', new StoreError('STORE_INVALID_ARGUMENT', bad));
     let json;
     try {
       json = serialize(conversation);
     } catch (error) {
-      return Promise.reject(error);
+      return this.#refuse('set', toStoreError(error, 'STORE_INVALID_ARGUMENT'));
     }
     return this.#call('set', toUndefined, id, json);
   }
 
   /** @param {string} id @returns {Promise<void>} */
-  delete(id) {
+  #delete(id) {
     const bad = badId('id', id);
-    if (bad) return invalidArgument(bad);
+    if (bad) return this.#refuse('delete', new StoreError('STORE_INVALID_ARGUMENT', bad));
     return this.#call('delete', toUndefined, id);
+  }
+
+  /** @param {string} userId @returns {Promise<StoredConversation[]>} */
+  #listByUser(userId) {
+    const bad = badId('userId', userId);
+    if (bad) return this.#refuse('listByUser', new StoreError('STORE_INVALID_ARGUMENT', bad));
+    return this.#call('listByUser', parseConversations, userId);
+  }
+
+  // Each public call is traced on `redis-store:call` when someone listens; otherwise not
+  // even its context is built.
+
+  /** @param {string} id */
+  get(id) {
+    if (!callChannel.hasSubscribers) return this.#get(id);
+    return traceCall({ operation: 'get', id }, () => this.#get(id));
+  }
+
+  /** @param {string} id @param {StoredConversation} conversation */
+  set(id, conversation) {
+    if (!callChannel.hasSubscribers) return this.#set(id, conversation);
+    return traceCall({ operation: 'set', id }, () => this.#set(id, conversation));
+  }
+
+  /** @param {string} id */
+  delete(id) {
+    if (!callChannel.hasSubscribers) return this.#delete(id);
+    return traceCall({ operation: 'delete', id }, () => this.#delete(id));
   }
 
   /** @param {string} userId */
   listByUser(userId) {
-    const bad = badId('userId', userId);
-    if (bad) return invalidArgument(bad);
-    return this.#call('listByUser', parseConversations, userId);
+    if (!callChannel.hasSubscribers) return this.#listByUser(userId);
+    return traceCall({ operation: 'listByUser', userId }, () => this.#listByUser(userId));
+  }
+
+  /** Calls, errors and latency per operation, and the connection's state: never waits. @returns {StoreStats} */
+  stats() {
+    return /** @type {StoreStats} */ (this.#native.stats());
   }
 
   close() {
@@ -494,6 +583,8 @@ function batchedRedisStore(native) {
     set: (id, json) => sets.call(id, json),
     delete: (id) => native.delete(id),
     listByUser: (userId) => native.listByUser(userId),
+    stats: () => native.stats(),
+    recordRefused: (operation, code, message) => native.recordRefused(operation, code, message),
     // Calls gathered in this turn were made before close(): they go out first and finish.
     close: () => {
       gets.flush();
@@ -589,4 +680,5 @@ module.exports = {
   createConversationStore,
   StoreError,
   STORE_ERROR_CODES,
+  STORE_CALL_CHANNEL,
 };

@@ -6,7 +6,10 @@
 //   node bench/run.js [--seconds 3] [--warmup 1] [--quick] [--peers ours,glide]
 //                     [--ops set,get,listByUser,delete] [--concurrency 1,64,256]
 //                     [--out latest | --no-write] [--no-redis-benchmark]
-//                     [--quiet-wait 600] [--retries 2]
+//                     [--quiet-wait 600] [--retries 2] [--trace-subscriber]
+//
+// --trace-subscriber: a subscriber that counts every event of the `redis-store:call`
+// TracingChannel is attached while the bench runs, to measure what tracing costs.
 //
 // The machine is shared (2 cores for Redis and Node): before each cell the bench waits until
 // other processes are idle, and reruns a cell during which they used more than 0.2 cores, up
@@ -40,6 +43,7 @@ function parseArgs(argv) {
     write: true,
     redisBenchmark: true,
     quick: false,
+    traceSubscriber: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -86,9 +90,12 @@ function parseArgs(argv) {
       case '--retries':
         args.retries = Number(value());
         break;
+      case '--trace-subscriber':
+        args.traceSubscriber = true;
+        break;
       case '-h':
       case '--help':
-        console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 16).join('\n'));
+        console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 19).join('\n'));
         process.exit(0);
         break;
       default:
@@ -353,6 +360,18 @@ function markdown(report, rows) {
   return `${md.join('\n')}\n`;
 }
 
+/** Subscribes to every event of the store's TracingChannel and counts them, as a cheap APM agent would. */
+function countTraceEvents() {
+  const counted = { events: 0 };
+  const count = () => {
+    counted.events += 1;
+  };
+  require('node:diagnostics_channel')
+    .tracingChannel('redis-store:call')
+    .subscribe({ start: count, end: count, asyncStart: count, asyncEnd: count, error: count });
+  return counted;
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const command = `node bench/run.js ${process.argv.slice(2).join(' ')}`.trim();
@@ -365,6 +384,11 @@ async function main() {
     process.exit(2);
   }, budgetMs).unref();
   process.once('SIGINT', () => process.exit(130)); // runs the harness' exit hook: no orphan redis-server
+
+  if (args.traceSubscriber) {
+    const counted = countTraceEvents();
+    process.once('exit', () => console.log(`bench: the trace subscriber counted ${counted.events} events`));
+  }
 
   const git = gitState(); // at the start: the addon and index.js are loaded from this tree now
   const loadBefore = os.loadavg();

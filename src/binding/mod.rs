@@ -3,6 +3,7 @@
 //! `STORE_…:` prefix of a message into the error's `code`.
 
 mod options;
+mod stats;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -15,7 +16,9 @@ use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::error::{StoreError, StoreResult};
-use crate::store::{self, Admitted, LogLevel, Logger, MemoryStore, RedisSettings, RedisStore};
+use crate::store::{
+    self, Admitted, LogLevel, Logger, MemoryStore, Operation, RedisSettings, RedisStore,
+};
 
 pub use options::NativeStoreOptions;
 
@@ -108,10 +111,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Takes the call in now, on the JavaScript thread (so a `close()` made after it lets it
-/// finish), and runs it on the runtime; a panic becomes a rejection.
+/// finish), and runs it on the runtime; a panic becomes a rejection. `calls` (the operation
+/// and how many calls) are counted as refused when the store takes nothing in.
 fn spawn_call<'env, T, F, Fut>(
     env: &'env Env,
     store: &Arc<RedisStore>,
+    calls: (Operation, usize),
     call: F,
 ) -> Result<PromiseRaw<'env, T>>
 where
@@ -119,7 +124,10 @@ where
     F: FnOnce(Admitted) -> Fut,
     Fut: 'static + Send + Future<Output = StoreResult<T>>,
 {
-    let admitted = store.admit().map_err(js_error)?;
+    let admitted = store.admit().map_err(|error| {
+        store.refused(calls.0, calls.1, &error);
+        js_error(error)
+    })?;
     let call = AssertUnwindSafe(call(admitted)).catch_unwind();
     env.spawn_future(async move {
         match call.await {
@@ -191,7 +199,7 @@ impl NativeRedisStore {
         env: &'env Env,
         id: String,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
-        spawn_call(env, &self.store, |call| async move {
+        spawn_call(env, &self.store, (Operation::Get, 1), |call| async move {
             call.store().get(&id).await
         })
     }
@@ -204,7 +212,7 @@ impl NativeRedisStore {
         id: String,
         json: String,
     ) -> Result<PromiseRaw<'env, ()>> {
-        spawn_call(env, &self.store, |call| async move {
+        spawn_call(env, &self.store, (Operation::Set, 1), |call| async move {
             call.store().set(&id, &json).await
         })
     }
@@ -216,7 +224,8 @@ impl NativeRedisStore {
         env: &'env Env,
         ids: Vec<String>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
-        spawn_call(env, &self.store, |call| async move {
+        let calls = (Operation::Get, ids.len());
+        spawn_call(env, &self.store, calls, |call| async move {
             let store = call.store();
             Ok(BatchReply::from(
                 run_each(ids.iter().map(|id| store.get(id))).await,
@@ -232,7 +241,8 @@ impl NativeRedisStore {
         ids: Vec<String>,
         jsons: Vec<String>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
-        spawn_call(env, &self.store, |call| async move {
+        let calls = (Operation::Set, ids.len());
+        spawn_call(env, &self.store, calls, |call| async move {
             let store = call.store();
             let sets = ids
                 .iter()
@@ -244,9 +254,12 @@ impl NativeRedisStore {
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn delete<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, ()>> {
-        spawn_call(env, &self.store, |call| async move {
-            call.store().delete(&id).await
-        })
+        spawn_call(
+            env,
+            &self.store,
+            (Operation::Delete, 1),
+            |call| async move { call.store().delete(&id).await },
+        )
     }
 
     /// The user's conversations as one JSON array, newest first.
@@ -256,7 +269,8 @@ impl NativeRedisStore {
         env: &'env Env,
         user_id: String,
     ) -> Result<PromiseRaw<'env, String>> {
-        spawn_call(env, &self.store, |call| async move {
+        let calls = (Operation::ListByUser, 1);
+        spawn_call(env, &self.store, calls, |call| async move {
             call.store().list_by_user(&user_id).await
         })
     }

@@ -3,8 +3,10 @@
 mod keys;
 mod listing;
 mod memory;
+mod observed;
 mod options;
 mod redis;
+mod stats;
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};
@@ -14,6 +16,8 @@ use keys::KeyLayout;
 pub use memory::MemoryStore;
 pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
+use stats::CallStats;
+pub use stats::{Operation, OperationStats, StatsSnapshot, ERROR_CODES};
 
 /// `status`, in ioredis' words; `Ready` means usable now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

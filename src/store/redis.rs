@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
-use super::{StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
+use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
@@ -89,6 +89,7 @@ pub struct RedisStore {
     /// The server refused a script or transaction over two hash slots (`CROSSSLOT`: Azure
     /// Managed Redis' Enterprise policy): since then every call works one slot per command.
     one_slot_per_command: AtomicBool,
+    pub(super) stats: CallStats,
 }
 
 /// Only the owner, for `delete` of a record that may not pass validation any more.
@@ -161,6 +162,7 @@ impl RedisStore {
             scripts: Scripts::load(),
             heal_refusal_logged: AtomicBool::new(false),
             one_slot_per_command: AtomicBool::new(false),
+            stats: CallStats::default(),
         })
     }
 
@@ -185,6 +187,11 @@ impl RedisStore {
 
     pub fn status(&self) -> StoreStatus {
         self.supervisor.status().into()
+    }
+
+    /// When the credentials in use expire (epoch ms); `None` for a password that does not.
+    pub fn credentials_expire_at(&self) -> Option<f64> {
+        None
     }
 
     pub fn address(&self) -> String {
@@ -255,7 +262,7 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
+    pub(super) async fn run_get(&self, id: &str) -> StoreResult<Option<String>> {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
@@ -276,7 +283,7 @@ impl RedisStore {
     /// stops everything. Cluster: the keys live in different slots, so the record is written
     /// first and its entry after (each one command, so a migrating slot's `ASK` is followed),
     /// and `listByUser` heals what a failure in between leaves.
-    pub async fn set(&self, id: &str, json: &str) -> StoreResult<()> {
+    pub(super) async fn run_set(&self, id: &str, json: &str) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
         let record_key = self.keys.conversation_key(id);
@@ -353,7 +360,7 @@ impl RedisStore {
     }
 
     /// Removes the conversation and its owner's index entry; a missing id is not an error.
-    pub async fn delete(&self, id: &str) -> StoreResult<()> {
+    pub(super) async fn run_delete(&self, id: &str) -> StoreResult<()> {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);

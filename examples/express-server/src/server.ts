@@ -9,6 +9,7 @@ import { createConversationStore } from '@copilot-chat/redis-store';
 import { createApp } from './app.js';
 import { type AuthOptions, MIN_SECRET_BYTES } from './auth.js';
 import { type DevelopmentIdentity, developmentIdentity } from './dev-identity.js';
+import { storeMetrics } from './metrics.js';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -78,6 +79,7 @@ function printHints(base: string, development: DevelopmentIdentity | undefined):
     `'{"externalId":"3f2b8c1e-7a4d-4e5f-9b6a-1c2d3e4f5a6b","userId":"${userId}","tenantId":"tenant-1",` +
     `"history":[],"status":"active","createdAt":"2026-02-22T10:00:00.000Z","updatedAt":"2026-02-22T10:00:00.000Z"}'`;
   console.log(`Try: curl -s ${base}/health`);
+  console.log(`     curl -s ${base}/metrics`);
   if (development === undefined) {
     console.log(`     curl -s ${base}/api/conversations -H "Authorization: Bearer $TOKEN"`);
     console.log(`     (TOKEN: an HS256 JWT signed with AUTH_JWT_SECRET, with exp; its sub is the user id)`);
@@ -103,7 +105,8 @@ export async function main({ allowDevelopmentIdentity = false }: MainOptions = {
   const options = storeOptionsFromEnv();
   const { auth, development } = await authFromEnv(allowDevelopmentIdentity);
   const store: ConversationStore = createConversationStore(options);
-  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth });
+  const metrics = storeMetrics(store);
+  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth, metrics });
 
   const server = app.listen(port, () => {
     const { port: bound } = server.address() as AddressInfo;

@@ -13,6 +13,7 @@
 
 mod classify;
 mod parts;
+mod vitals;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -30,6 +31,7 @@ use crate::log::Logger;
 
 pub(crate) use classify::{server_error, CallError};
 pub(crate) use parts::{Connector, Pause, Watcher};
+pub(crate) use vitals::{ConnectionVitals, Vitals};
 
 /// Where the connection stands, in ioredis' words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,8 @@ pub(crate) struct Core<C> {
     /// Milliseconds after `started` of the last reply from Redis.
     last_reply_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// What `stats()` reports of the connection.
+    vitals: Vitals,
 }
 
 pub(crate) struct Supervisor<C> {
@@ -109,6 +113,7 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             started: Instant::now(),
             last_reply_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            vitals: Vitals::default(),
         });
         runtime.spawn(run(core.clone()));
         Supervisor { core }
@@ -124,6 +129,18 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
 
     pub(crate) fn logger(&self) -> &Logger {
         &self.core.logger
+    }
+
+    /// Status, since when, reconnects and the last connection failure.
+    pub(crate) fn vitals(&self) -> ConnectionVitals {
+        let core = &self.core;
+        core.vitals.read(
+            core.status(),
+            core.last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 
     pub(crate) fn command_timeout(&self) -> Duration {
@@ -224,7 +241,7 @@ impl<C> Core<C> {
     }
 
     fn set_status(&self, status: Status) {
-        self.status.store(status as u8, Ordering::Release);
+        self.swap_status(status);
     }
 
     fn now_ms(&self) -> u64 {
@@ -313,6 +330,9 @@ async fn run<C: Clone + Send + Sync + 'static>(core: Arc<Core<C>>) {
                     "connected"
                 };
                 core.logger.info(format!("{verb} to {address}"));
+                if connected_once {
+                    core.vitals.reconnected();
+                }
                 connected_once = true;
                 loop {
                     generation += 1;
@@ -326,7 +346,10 @@ async fn run<C: Clone + Send + Sync + 'static>(core: Arc<Core<C>>) {
                     });
                     match core.watcher.watch(&core, connection, generation).await {
                         // A replacement the watcher built takes over without a gap.
-                        Some(replacement) => connection = replacement,
+                        Some(replacement) => {
+                            core.vitals.reconnected();
+                            connection = replacement;
+                        }
                         None => break,
                     }
                 }

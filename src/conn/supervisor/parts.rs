@@ -55,7 +55,11 @@ impl<C> Core<C> {
 
     /// Sets the status; returns the one it replaces.
     pub(crate) fn swap_status(&self, status: Status) -> Status {
-        Status::from_u8(self.status.swap(status as u8, Ordering::AcqRel))
+        let previous = Status::from_u8(self.status.swap(status as u8, Ordering::AcqRel));
+        if previous != status {
+            self.vitals.status_changed();
+        }
+        previous
     }
 
     pub(crate) fn saw_reply(&self) {
@@ -69,6 +73,7 @@ impl<C> Core<C> {
 
     pub(crate) fn set_last_error(&self, cause: &str) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause.to_owned());
+        self.vitals.failed();
     }
 
     /// `generation` is the connection last published: a call still running on one since
