@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Profiles this package's get, set and listByUser at c=64 with perf (Debian's linux-perf):
+# the Node process (JS frames through --perf-basic-prof) and redis-server, sampled together
+# while the op runs, and writes the top frames per thread group to bench/results/profile-<op>.txt.
+# For Rust frames, build the addon with symbols first:
+#   CARGO_PROFILE_RELEASE_STRIP=none npm run build
+#
+#   bash bench/profile.sh [get set listByUser] (PROFILE_SECONDS=6 CONCURRENCY=64)
+set -eu
+cd "$(dirname "$0")/.."
+SECONDS_PER_OP=${PROFILE_SECONDS:-6}
+CONCURRENCY=${CONCURRENCY:-64}
+OPS=("$@")
+[ ${#OPS[@]} -eq 0 ] && OPS=(get set listByUser)
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+for op in "${OPS[@]}"; do
+  node --perf-basic-prof bench/profile.js --op "$op" --concurrency "$CONCURRENCY" --seconds "$((SECONDS_PER_OP + 2))" >"$TMP/$op.log" 2>&1 &
+  driver=$!
+  until grep -q '^ready ' "$TMP/$op.log"; do
+    kill -0 "$driver" 2>/dev/null || { cat "$TMP/$op.log"; exit 1; }
+    sleep 0.2
+  done
+  read -r _ node_pid redis_pid < <(grep '^ready ' "$TMP/$op.log")
+  timeout -s INT "$SECONDS_PER_OP" perf record -F 999 -g -p "$node_pid,$redis_pid" -o "$TMP/$op.data" >/dev/null 2>&1 || true
+  wait "$driver"
+  out=bench/results/profile-$op.txt
+  {
+    echo "# perf profile: $op at c=$CONCURRENCY, ${SECONDS_PER_OP} s, node + redis-server ($(date -u +%FT%TZ), commit $(git rev-parse --short HEAD))"
+    grep -E '^(done|cpu per op)' "$TMP/$op.log"
+    echo
+    echo "## samples by thread (comm)"
+    perf report -i "$TMP/$op.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -12
+    echo
+    echo "## top frames (self), all threads"
+    perf report -i "$TMP/$op.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -45 | cut -c1-200
+    echo
+    echo "## top frames (self + callees), all threads"
+    perf report -i "$TMP/$op.data" --children --sort sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -40 | cut -c1-200
+  } >"$out"
+  echo "wrote $out"
+done
