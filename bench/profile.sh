@@ -15,7 +15,8 @@ OPS=("$@")
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 for op in "${OPS[@]}"; do
-  node --perf-basic-prof bench/profile.js --op "$op" --concurrency "$CONCURRENCY" --seconds "$((SECONDS_PER_OP + 2))" >"$TMP/$op.log" 2>&1 &
+  # From $TMP: --perf-basic-prof leaves V8 logs in the working directory.
+  (cd "$TMP" && exec node --perf-basic-prof "$OLDPWD/bench/profile.js" --op "$op" --concurrency "$CONCURRENCY" --seconds "$((SECONDS_PER_OP + 2))") >"$TMP/$op.log" 2>&1 &
   driver=$!
   until grep -q '^ready ' "$TMP/$op.log"; do
     kill -0 "$driver" 2>/dev/null || { cat "$TMP/$op.log"; exit 1; }
