@@ -40,8 +40,9 @@ function cpuTicks(redisPid) {
  * CPU time used so far, in µs: this process in total (`process.cpuUsage`, µs), its JavaScript
  * thread and Node's helper threads (V8's GC and compiler workers and libuv's pool, all named
  * `node`) from the per-thread `/proc/self/task/<tid>/stat` ticks, and redis-server (all its
- * threads, from `INFO cpu`). The native threads (tokio's, GLIDE's) are the rest. Linux only for
- * the per-thread split; `redis` is undefined without an admin client.
+ * threads, from `INFO cpu`). The native threads (tokio's, GLIDE's) are the rest, and so is the
+ * CPU of a thread that ended in between (it is gone from /proc). Linux only for the per-thread
+ * split; `redis` is undefined without an admin client.
  */
 async function cpuSnapshot(admin) {
   const redis = await redisCpu(admin);
