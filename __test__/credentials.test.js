@@ -12,7 +12,8 @@ const { spawn } = require('node:child_process');
 const path = require('node:path');
 
 const { RedisConversationStore, createConversationStore, entraIdCredentials } = require('..');
-const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
+const { startRedis, stopAll, withLogOnFailure, makeNameOnlyCerts } = require('../support/redis');
+const { startCluster, stopAllClusters } = require('../support/cluster');
 const { makeConversation, persisted } = require('../support/conversations');
 const {
   recordingLogger,
@@ -30,6 +31,7 @@ const CONNECT_TIMEOUT_MS = 3000;
 const RETRY = { baseDelayMs: 100, maxDelayMs: 500 };
 const CEILING_MS = 30_000; // generous: a hang ceiling, not a speed claim
 const ROTATIONS = 10;
+const CLUSTER_ROTATIONS = 5;
 
 let server;
 /** redis-cli runs as the admin: each one is one connection and one AUTH on the server. */
@@ -102,6 +104,11 @@ class TestTokenIssuer {
     this.count = 0;
   }
 
+  /** Makes `token` a password of the oid's user and removes the `expired` ones (`<token`). */
+  register(token, expired) {
+    return admin('ACL', 'SETUSER', OID, 'on', `>${token}`, ...expired, '~*', '+@all');
+  }
+
   async getToken(scopes) {
     assert.deepEqual(scopes, ['https://redis.azure.com/.default']);
     if (this.failing) throw new Error(this.failing);
@@ -116,7 +123,7 @@ class TestTokenIssuer {
     issued.push(token);
     const expired = this.live.filter((t) => t.expiresOnTimestamp <= now).map((t) => `<${t.token}`);
     this.live = this.live.filter((t) => t.expiresOnTimestamp > now);
-    await admin('ACL', 'SETUSER', OID, 'on', `>${token}`, ...expired, '~*', '+@all');
+    await this.register(token, expired);
     this.live.push({ token, expiresOnTimestamp });
     return { token, expiresOnTimestamp };
   }
@@ -329,5 +336,70 @@ describe('event loop', () => {
     assert.equal(signal, null, `the process did not exit by itself within ${CEILING_MS} ms: ${output}`);
     assert.equal(code, 0, output);
     assert.match(output, /^done$/m);
+  });
+});
+
+describe('cluster', () => {
+  test('every node re-authenticates its live connection through rotations under load, none reconnects', async (t) => {
+    const cluster = await startCluster({
+      primaries: 3,
+      replicasPerPrimary: 0,
+      password: ADMIN_PASSWORD,
+      certs: await makeNameOnlyCerts(),
+      seedHost: 'localhost',
+    });
+    t.after(stopAllClusters);
+    let cliRuns = 0;
+    const onEveryNode = (...args) => {
+      cliRuns += cluster.nodes.length;
+      return Promise.all(cluster.nodes.map((node) => node.cli(...args)));
+    };
+    const issuer = new TestTokenIssuer(2500);
+    issuer.register = (token, expired) =>
+      onEveryNode('ACL', 'SETUSER', OID, 'on', `>${token}`, ...expired, '~*', '+@all');
+    const counters = async () => {
+      const infos = await onEveryNode('INFO', 'all');
+      return {
+        cliRuns,
+        perNode: infos.map((info) => ({
+          auth: Number(/cmdstat_auth:calls=(\d+)/.exec(info)?.[1] ?? 0),
+          connections: Number(infoField(info, 'total_connections_received')),
+        })),
+      };
+    };
+    const log = recordingLogger();
+    const store = new RedisConversationStore(cluster.seedUrl.replace(/\/\/:[^@]*@/, '//'), {
+      cluster: true,
+      tls: { ca: cluster.caPem },
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      retry: RETRY,
+      logger: log.logger,
+      credentials: entraIdCredentials(issuer),
+    });
+    t.after(() => store.close());
+    await store.ready();
+    const before = await counters();
+    const statuses = new Set();
+    const sampler = setInterval(() => statuses.add(store.status), 20);
+    t.after(() => clearInterval(sampler));
+    const load = startLoad(store, { workers: 4, idPrefix: 'cluster-rotation', noRejections: true });
+    await untilLines(log, /credentials rotated/, CLUSTER_ROTATIONS);
+    // The last rotation's AUTHs follow it by up to a tenth of the lifetime: one more rotation.
+    await untilLines(log, /credentials rotated/, 1);
+    const after = await counters();
+    clearInterval(sampler);
+    await stopAndVerify(load, { settleCeilingMs: COMMAND_TIMEOUT_MS + 1000 });
+
+    assert.deepEqual([...statuses], ['ready'], 'status left ready');
+    // Each node saw one connection and one AUTH per redis-cli run of the test, plus the store's.
+    const ownPerNode = (after.cliRuns - before.cliRuns) / cluster.nodes.length;
+    for (const [i, node] of after.perNode.entries()) {
+      const connections = node.connections - before.perNode[i].connections - ownPerNode;
+      const auths = node.auth - before.perNode[i].auth - ownPerNode;
+      assert.equal(connections, 0, `node ${i}: new connections`);
+      assert.ok(auths >= CLUSTER_ROTATIONS, `node ${i}: ${auths} AUTH calls for ${CLUSTER_ROTATIONS} rotations`);
+    }
+    assertNoToken(log.lines, 'a log line');
   });
 });
