@@ -32,10 +32,13 @@ export declare class NativeRedisStore {
   recordRefused(operation: import('./index').StoreOperation, code: string, message: string): void
   /**
    * Checks the URL and options, then connects in the background. `nodeRoots` is what Node
-   * trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`).
+   * trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`). `credentials` is the
+   * provider as `index.js` wraps it: it never throws and reports failures in `error`.
    */
-  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void, nodeRoots?: string | undefined | null)
+  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void, nodeRoots?: string | undefined | null, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
   get status(): StoreStatus
+  /** When the credentials from the `credentials` option expire (epoch ms), if they do. */
+  get credentialsExpireAt(): number | null
   /** `host:port` of the server (the seed node in cluster mode), without credentials. */
   get address(): string
   ready(): Promise<void>
@@ -75,6 +78,18 @@ export interface LatencyMs {
   p50: number
   p99: number
   max: number
+}
+
+/** One answer of the credentials provider, as `index.js` checked it. */
+export interface NativeCredentials {
+  username?: string
+  password?: string
+  /** Epoch milliseconds. */
+  expiresAt?: number
+  /** Epoch milliseconds: when to fetch new ones. */
+  refreshAt?: number
+  /** Why there are none (the provider threw, or gave a result of the wrong shape). */
+  error?: string
 }
 
 /** Options of both stores, as `index.js` forwards them (the logger stays in JavaScript). */
