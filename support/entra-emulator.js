@@ -309,7 +309,7 @@ async function startEntraRedis({ issuer = createTokenIssuer(), certs } = {}) {
  * announces the emulator's port (`cluster-announce-tls-port`), so CLUSTER SLOTS and MOVED send
  * clients through the emulators. No replicas: a replica dials its primary's announced port and
  * would have to authenticate with a token there.
- * → { cluster, emulators, issuer, url (the seed's emulator), stats (summed), stop() }
+ * → { cluster, emulators, issuer, url (the seed's emulator, by the name localhost), stats (summed), stop() }
  */
 async function startEntraCluster({ primaries = 3, issuer = createTokenIssuer(), certs } = {}) {
   certs ??= await makeCerts();
@@ -349,7 +349,9 @@ async function startEntraCluster({ primaries = 3, issuer = createTokenIssuer(), 
     cluster,
     emulators,
     issuer,
-    url: `rediss://${seed.host}:${seed.port}`,
+    // By name, as on Azure: the certificate names localhost, and the store reaches every node by
+    // the seed's host name.
+    url: `rediss://localhost:${seed.port}`,
     /** The emulators' counters, summed. */
     get stats() {
       return Object.fromEntries(Object.keys(emulators[0].stats).map((key) => [key, sum(key)]));
