@@ -97,6 +97,9 @@ function parseArgs(argv) {
   if (args.tokenLifetime !== undefined && !(args.tokenLifetime >= 1 && args.tokenLifetime <= 3600)) {
     throw new Error('--token-lifetime: expected seconds in [1, 3600]');
   }
+  if (args.tokenLifetime !== undefined && typeof entraIdCredentials !== 'function') {
+    throw new Error('--token-lifetime: this build of the store has no entraIdCredentials');
+  }
   return args;
 }
 
