@@ -22,9 +22,14 @@ export declare class NativeMemoryStore {
 
 /** The Redis store; `index.js` wraps it as `RedisConversationStore`. */
 export declare class NativeRedisStore {
-  /** Checks the URL and options, then connects in the background. */
-  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void)
+  /**
+   * Checks the URL and options, then connects in the background. `credentials` is the
+   * provider as `index.js` wraps it: it never throws and reports failures in `error`.
+   */
+  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
   get status(): StoreStatus
+  /** When the credentials from the `credentials` option expire (epoch ms), if they do. */
+  get credentialsExpireAt(): number | null
   /** `host:port` of the server (the seed node in cluster mode), without credentials. */
   get address(): string
   ready(): Promise<void>
@@ -50,6 +55,18 @@ export declare class NativeRedisStore {
 export interface BatchReply {
   values: Array<string | undefined | null>
   errors: Array<string | undefined | null>
+}
+
+/** One answer of the credentials provider, as `index.js` checked it. */
+export interface NativeCredentials {
+  username?: string
+  password?: string
+  /** Epoch milliseconds. */
+  expiresAt?: number
+  /** Epoch milliseconds: when to fetch new ones. */
+  refreshAt?: number
+  /** Why there are none (the provider threw, or gave a result of the wrong shape). */
+  error?: string
 }
 
 /** Options of both stores, as `index.js` forwards them (the logger stays in JavaScript). */

@@ -2,6 +2,7 @@
 //! place a `StoreError` becomes a JavaScript error. The thin `index.js` entry turns the
 //! `STORE_…:` prefix of a message into the error's `code`.
 
+mod credentials;
 mod options;
 
 use std::future::Future;
@@ -9,7 +10,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{FnArgs, Function, Promise, PromiseRaw, ToNapiValue};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
@@ -17,6 +18,7 @@ use napi_derive::napi;
 use crate::error::{StoreError, StoreResult};
 use crate::store::{self, Admitted, LogLevel, Logger, MemoryStore, RedisSettings, RedisStore};
 
+pub use credentials::NativeCredentials;
 pub use options::NativeStoreOptions;
 
 fn js_error(error: StoreError) -> Error {
@@ -140,16 +142,21 @@ pub struct NativeRedisStore {
 
 #[napi]
 impl NativeRedisStore {
-    /// Checks the URL and options, then connects in the background.
+    /// Checks the URL and options, then connects in the background. `credentials` is the
+    /// provider as `index.js` wraps it: it never throws and reports failures in `error`.
     #[napi(constructor)]
     pub fn new(
         url: String,
         options: NativeStoreOptions,
         log: Function<FnArgs<(String, String)>, ()>,
+        credentials: Option<Function<(), Promise<NativeCredentials>>>,
     ) -> Result<Self> {
         let logger = js_logger(log)?;
+        let credentials = credentials.map(credentials::js_credentials).transpose()?;
         let build = || -> StoreResult<RedisStore> {
-            let settings = RedisSettings::new(&url, &options.values())?;
+            let mut values = options.values();
+            values.credentials = credentials;
+            let settings = RedisSettings::new(&url, &values)?;
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
             RedisStore::connect(settings, logger, &runtime)
@@ -168,6 +175,12 @@ impl NativeRedisStore {
     #[napi(getter)]
     pub fn status(&self) -> StoreStatus {
         self.store.status().into()
+    }
+
+    /// When the credentials from the `credentials` option expire (epoch ms), if they do.
+    #[napi(getter)]
+    pub fn credentials_expire_at(&self) -> Option<f64> {
+        self.store.credentials_expire_at()
     }
 
     /// `host:port` of the server (the seed node in cluster mode), without credentials.

@@ -9,6 +9,7 @@ mod redis;
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};
 
+pub use crate::conn::{CredentialSource, CredentialsProvider, Token};
 pub use crate::log::{LogLevel, Logger};
 use keys::KeyLayout;
 pub use memory::MemoryStore;

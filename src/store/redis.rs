@@ -149,7 +149,12 @@ impl RedisStore {
         runtime: &Handle,
     ) -> StoreResult<RedisStore> {
         let keys = KeyLayout::new(settings.options.key_prefix.as_str())?;
-        let supervisor = conn::supervise(settings.connection(), logger, runtime)?;
+        let supervisor = conn::supervise(
+            settings.connection(),
+            settings.credentials.clone(),
+            logger,
+            runtime,
+        )?;
         Ok(RedisStore {
             supervisor,
             gate: CallGate::default(),
@@ -166,6 +171,13 @@ impl RedisStore {
 
     pub fn address(&self) -> String {
         self.supervisor.address().to_string()
+    }
+
+    /// When the credentials from the `credentials` option expire, in epoch milliseconds;
+    /// `None` without that option, before the provider first answered, or for credentials
+    /// that do not expire.
+    pub fn credentials_expire_at(&self) -> Option<f64> {
+        self.supervisor.credentials_expire_at()
     }
 
     pub(super) fn logger(&self) -> &Logger {

@@ -24,6 +24,7 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
+use super::credentials::Credentials;
 use super::{ConnectionSettings, ServerAddress};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
@@ -83,6 +84,8 @@ pub(crate) struct Core<C> {
 
 pub(crate) struct Supervisor<C> {
     core: Arc<Core<C>>,
+    /// With the `credentials` option: what the connections authenticate with.
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
@@ -111,7 +114,30 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             last_error: Mutex::new(None),
         });
         runtime.spawn(run(core.clone()));
-        Supervisor { core }
+        Supervisor {
+            core,
+            credentials: None,
+        }
+    }
+
+    /// Keeps `credentials` fresh until the store closes, and closes the connection when they
+    /// expire with nothing newer (see `Credentials::expire_connections`).
+    pub(crate) fn rotate(&mut self, credentials: Arc<Credentials>, runtime: &Handle) {
+        let (core, rotating) = (self.core.clone(), credentials.clone());
+        runtime.spawn(async move {
+            let settings = &core.settings;
+            let rotation =
+                rotating.rotate(&core.logger, settings.backoff, settings.connect_timeout);
+            let expiry = rotating.expire_connections(&core);
+            core.until_closed(futures_util::future::join(rotation, expiry))
+                .await;
+        });
+        self.credentials = Some(credentials);
+    }
+
+    /// When the credentials in use expire, in epoch milliseconds.
+    pub(crate) fn credentials_expire_at(&self) -> Option<f64> {
+        self.credentials.as_ref()?.expires_at()
     }
 
     pub(crate) fn status(&self) -> Status {

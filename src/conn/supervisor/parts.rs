@@ -77,6 +77,11 @@ impl<C> Core<C> {
         generation == self.current.load(Ordering::Acquire)
     }
 
+    /// Condemns whichever connection is in use: its credentials expired.
+    pub(crate) fn condemn_current(&self, cause: &str) {
+        self.condemn(self.current.load(Ordering::Acquire), cause);
+    }
+
     /// Has the watcher look now: a call found trouble.
     pub(crate) fn wake_watcher(&self) {
         self.wake.notify_one();
