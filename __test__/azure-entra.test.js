@@ -72,6 +72,22 @@ function assertNoTokenShown(issuer, store, log, messages = []) {
   if (typeof store.stats === 'function') assert.ok(!issuer.leaks(JSON.stringify(store.stats())), 'a token in stats()');
 }
 
+/**
+ * `promise`, or a failure after `ms`. The ceiling's timer also keeps the event loop alive while
+ * only the emulator's (unreferenced) timers and sockets are pending.
+ */
+async function withCeiling(promise, ms, what) {
+  let timer;
+  const ceiling = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  try {
+    return await Promise.race([promise, ceiling]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Resolves once every emulator has re-authenticated `count` more live connections. */
 async function untilReauthenticated(emulators, count) {
   const targets = emulators.map((e) => e.stats.reauths + count);
@@ -81,7 +97,7 @@ async function untilReauthenticated(emulators, count) {
       const seen = emulators.map((e, i) => `:${e.port} ${e.stats.reauths - targets[i] + count}`).join(', ');
       assert.fail(`fewer than ${count} re-AUTHs on live connections within ${ROTATIONS_CEILING_MS} ms: ${seen}`);
     }
-    await Promise.race(emulators.map((e) => once(e.events, 'auth')));
+    await withCeiling(Promise.race(emulators.map((e) => once(e.events, 'auth'))), ROTATIONS_CEILING_MS, 'an AUTH');
   }
 }
 
@@ -135,16 +151,20 @@ function defineEntraSuite(name, startRig, storeOptions) {
     }
 
     for (const mode of ['same', 'hang', 'throw']) {
-      it(`a provider that ${mode === 'same' ? 'returns the same token' : mode === 'hang' ? 'stops answering' : 'throws'}: the token expires, the emulator closes the connection, the store comes back once the provider recovers`, async (t) => {
+      it(`a provider that ${mode === 'same' ? 'returns the same token' : mode === 'hang' ? 'stops answering' : 'throws'}: its connections close at the token expiry, calls reject with STORE_UNAVAILABLE, the store comes back once the provider recovers`, async (t) => {
         const credential = rig.issuer.credential({ lifetimeMs: LIFETIME_MS });
         const { store, log } = openStore(t, rig, entraIdCredentials(credential), storeOptions);
         await store.ready();
         const early = persisted(makeConversation({ userId: `entra-${mode}` }));
         await store.set(early.externalId, early);
 
-        const expired = Promise.race(emulators().map((e) => once(e.events, 'expired')));
+        // Every connection open now authenticated with a token that will not be refreshed: each is
+        // closed at that token's expiry, by the emulator as Azure does, or by the store first.
+        const open = emulators().flatMap((e) => [...e.connections]);
+        assert.ok(open.length > 0);
+        const closed = Promise.all(open.map((conn) => (conn.client.closed ? undefined : once(conn.client, 'close'))));
         credential.mode = mode;
-        await expired; // Azure's behaviour: the connection is closed at its token's expiry
+        await withCeiling(closed, RECOVERY_CEILING_MS, 'the connections closed at their token expiry');
         if (mode === 'throw') await log.waitFor('warn', /\[STORE\]/, { timeoutMs: RECOVERY_CEILING_MS });
 
         // Past expiry, with no valid token: calls reject with STORE_UNAVAILABLE in time, none hangs.
