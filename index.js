@@ -182,7 +182,7 @@ function nativeCredentials(provider) {
     try {
       result = await provider();
     } catch (error) {
-      return { error: `the credentials provider failed: ${describeFailure(error)}` };
+      return { error: describeFailure(error) };
     }
     return checkCredentials(result);
   };
@@ -193,7 +193,7 @@ function nativeCredentials(provider) {
  * @returns {NativeCredentials}
  */
 function checkCredentials(value) {
-  const wrong = (/** @type {string} */ what) => ({ error: `the credentials provider's result ${what}` });
+  const wrong = (/** @type {string} */ what) => ({ error: `its result ${what}` });
   if (value === null || typeof value !== 'object') {
     return wrong('is not an object { username?, password, expiresAt? }');
   }

@@ -54,18 +54,17 @@ pub(super) fn js_credentials(
     let fetch = move || {
         let provider = provider.clone();
         let answer = async move {
-            let promise = provider.call_async(()).await.map_err(|e| {
-                format!("the credentials provider could not be called: {}", e.reason)
-            })?;
-            let answer = promise
+            let promise = provider
+                .call_async(())
                 .await
-                .map_err(|e| format!("the credentials provider failed: {}", e.reason))?;
+                .map_err(|e| format!("it could not be called: {}", e.reason))?;
+            let answer = promise.await.map_err(|e| e.reason)?;
             if let Some(error) = answer.error {
                 return Err(error);
             }
             let password = answer
                 .password
-                .ok_or_else(|| "the provider's result has no password".to_owned())?;
+                .ok_or_else(|| "its result has no password".to_owned())?;
             Ok(Token {
                 username: answer.username,
                 password,

@@ -1,11 +1,12 @@
 // Start-up as the real server does it: the store from the environment (REDIS_URL set → Redis,
-// else in memory), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
+// else in memory; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
 // that closes the store on SIGTERM/SIGINT. `node dist/server.js` refuses to start without
 // AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { DefaultAzureCredential } from '@azure/identity';
 import type { ConversationStore, CreateConversationStoreOptions } from '@copilot-chat/redis-store';
-import { createConversationStore } from '@copilot-chat/redis-store';
+import { createConversationStore, entraIdCredentials } from '@copilot-chat/redis-store';
 import { createApp } from './app.js';
 import { type AuthOptions, MIN_SECRET_BYTES } from './auth.js';
 import { type DevelopmentIdentity, developmentIdentity } from './dev-identity.js';
@@ -46,6 +47,12 @@ function storeOptionsFromEnv(): CreateConversationStoreOptions {
   if (ttlSeconds !== undefined) options.ttlSeconds = ttlSeconds;
   const commandTimeoutMs = integerFromEnv('REDIS_COMMAND_TIMEOUT_MS', { min: 1 });
   if (commandTimeoutMs !== undefined) options.commandTimeoutMs = commandTimeoutMs;
+  // Microsoft Entra ID instead of an access key: the identity DefaultAzureCredential finds
+  // (managed identity, workload identity, Azure CLI login, …); its object id is the user name.
+  if (process.env.REDIS_ENTRA === '1' || process.env.REDIS_CREDENTIALS === 'entra') {
+    const objectId = stringFromEnv('REDIS_ENTRA_OBJECT_ID');
+    options.credentials = entraIdCredentials(new DefaultAzureCredential(), objectId ? { objectId } : {});
+  }
   return options;
 }
 

@@ -53,24 +53,24 @@ impl Token {
     /// What makes a result usable, checked as it arrives; the message never quotes a value.
     fn check(self, now: f64) -> Result<Token, String> {
         if self.password.is_empty() {
-            return Err("the provider's result has an empty password".to_owned());
+            return Err("its result has an empty password".to_owned());
         }
         if self.username.as_deref() == Some("") {
-            return Err("the provider's result has an empty username".to_owned());
+            return Err("its result has an empty username".to_owned());
         }
         for (name, time) in [
             ("expiresAt", self.expires_at),
             ("refreshAt", self.refresh_at),
         ] {
             if time.is_some_and(|t| !t.is_finite()) {
-                return Err(format!("the provider's {name} is not a finite number"));
+                return Err(format!("its {name} is not a finite number"));
             }
         }
         if let Some(expires_at) = self.expires_at.filter(|e| *e <= now) {
             let ago = ((now - expires_at) / 1000.0).round();
             return Err(format!(
-                "the provider returned credentials that expired {ago} s ago (expiresAt is in \
-                 epoch milliseconds)"
+                "it returned credentials that expired {ago} s ago (expiresAt is in epoch \
+                 milliseconds)"
             ));
         }
         Ok(self)
