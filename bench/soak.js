@@ -3,19 +3,24 @@
 // the server or the network, one at a time. Checks that no call outlives its deadline, that
 // every result is right, and that no acknowledged write is lost.
 //
-//   npm run soak -- [--minutes 1] [--seed 1] [--workers 32]
+//   npm run soak -- [--minutes 1] [--seed 1] [--workers 32] [--token-lifetime <seconds>]
 //
 // One TLS redis-server (appendonly, appendfsync always: an acknowledged write survives a
 // SIGKILL) behind a black-hole proxy; the store connects through the proxy. Faults: SIGSTOP,
 // SIGKILL + restart on the same port, black hole, CLIENT KILL, REPLICAOF (READONLY),
-// DEBUG SLEEP. Loopback only; everything it starts it stops. Exits 1 on a failure.
+// DEBUG SLEEP. --token-lifetime adds Microsoft Entra ID token rotation: the Entra emulator
+// (support/entra-emulator.js) stands between the proxy and the server, the store authenticates
+// with tokens of that lifetime through `credentials`, connections are closed at their token's
+// expiry, and one more fault, tokenStall, has the provider return its last token for a while.
+// Loopback only; everything it starts it stops. Exits 1 on a failure.
 
 const { performance, monitorEventLoopDelay } = require('node:perf_hooks');
 const { setTimeout: delay } = require('node:timers/promises');
 
-const { RedisConversationStore } = require('..');
+const { RedisConversationStore, entraIdCredentials } = require('..');
 const { startRedis, stopAll } = require('../support/redis.js');
 const { startProxy } = require('../support/proxy.js');
+const { createTokenIssuer, startEntraEmulator } = require('../support/entra-emulator.js');
 const { makeConversation, isoAt, uuidFrom } = require('../support/conversations.js');
 const { prng } = require('./workload.js');
 
@@ -39,6 +44,10 @@ const USERS_PER_WORKER = 4;
 const LIVE_IDS_PER_WORKER = 400;
 
 const FAULT_KINDS = ['pause', 'kill', 'blackhole', 'clientKill', 'readonly', 'debugSleep'];
+/** Only with --token-lifetime: the token provider returns its last token (no refresh) for a while. */
+const TOKEN_FAULT_KINDS = ['tokenStall'];
+/** A JWT, as every Entra token is: none may reach a log line or an error message. */
+const JWT_PATTERN = /eyJ[\w-]+\.eyJ[\w-]+/;
 const NORMAL_MS = [5000, 15000];
 const FAULT_MS = [1000, 5000];
 const DEBUG_SLEEP_S = 2;
@@ -51,7 +60,7 @@ const VERIFY_ATTEMPTS = 5;
 // ------------------------------------------------------------------ arguments
 
 function parseArgs(argv) {
-  const args = { minutes: 1, seed: 1, workers: 32 };
+  const args = { minutes: 1, seed: 1, workers: 32, tokenLifetime: undefined };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -68,9 +77,12 @@ function parseArgs(argv) {
       case '--workers':
         args.workers = value();
         break;
+      case '--token-lifetime':
+        args.tokenLifetime = value();
+        break;
       case '-h':
       case '--help':
-        console.log(require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 11).join('\n'));
+        console.log(require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 15).join('\n'));
         process.exit(0);
         break;
       default:
@@ -81,6 +93,12 @@ function parseArgs(argv) {
   if (!Number.isInteger(args.seed)) throw new Error('--seed: expected an integer');
   if (!(Number.isInteger(args.workers) && args.workers >= 1 && args.workers <= 1024)) {
     throw new Error('--workers: expected an integer in [1, 1024]');
+  }
+  if (args.tokenLifetime !== undefined && !(args.tokenLifetime >= 1 && args.tokenLifetime <= 3600)) {
+    throw new Error('--token-lifetime: expected seconds in [1, 3600]');
+  }
+  if (args.tokenLifetime !== undefined && typeof entraIdCredentials !== 'function') {
+    throw new Error('--token-lifetime: this build of the store has no entraIdCredentials');
   }
   return args;
 }
@@ -141,19 +159,33 @@ function percentile(stats, p) {
 
 /**
  * The rig: a TLS redis-server (AOF, fsync always) behind a black-hole proxy, and the store
- * under test, its log lines counted and its status and RSS polled.
+ * under test, its log lines counted and its status and RSS polled. With --token-lifetime, the
+ * Entra emulator stands between the proxy and the server, and the store authenticates with
+ * tokens from an emulated `TokenCredential`.
  */
-async function startRig() {
+async function startRig(args) {
   const server = await startRedis({
     args: ['--appendonly', 'yes', '--appendfsync', 'always', '--enable-debug-command', 'yes'],
   });
-  const proxy = await startProxy({ targetPort: server.port });
-  console.log(`soak: redis-server pid ${server.pid} on :${server.port} (TLS), black-hole proxy on :${proxy.port}`);
+  let entra;
+  if (args.tokenLifetime !== undefined) {
+    const lifetimeMs = args.tokenLifetime * 1000;
+    const issuer = createTokenIssuer({ lifetimeMs });
+    const emulator = await startEntraEmulator({ targetPort: server.port, certs: server.certs, issuer });
+    entra = { issuer, emulator, credential: issuer.credential({ lifetimeMs }) };
+  }
+  const proxy = await startProxy({ targetPort: entra ? entra.emulator.port : server.port });
+  console.log(
+    `soak: redis-server pid ${server.pid} on :${server.port} (TLS), ` +
+      (entra ? `Entra emulator on :${entra.emulator.port} (tokens live ${args.tokenLifetime} s), ` : '') +
+      `black-hole proxy on :${proxy.port}`,
+  );
 
   // The logger counts, keeps the last few lines, and prints nothing.
-  const log = { total: 0, byLevel: {}, byKind: {}, last: [] };
+  const log = { total: 0, byLevel: {}, byKind: {}, last: [], tokenLeaks: 0 };
   const record = (level) => (line) => {
     log.total++;
+    if (JWT_PATTERN.test(line)) log.tokenLeaks++;
     inc(log.byLevel, level);
     inc(log.byKind, kindOf(line));
     log.last.push(`${secs(now()).padStart(7)} ${level.padEnd(5)} ${line}`);
@@ -165,6 +197,7 @@ async function startRig() {
     healthCheckIntervalMs: HEALTH_CHECK_INTERVAL_MS,
     retry: RETRY,
     logger: { info: record('info'), warn: record('warn'), error: record('error') },
+    ...(entra && { credentials: entraIdCredentials(entra.credential) }),
   });
 
   // Status, polled every 50 ms (the store has no status events), and RSS, every second.
@@ -188,7 +221,7 @@ async function startRig() {
   rss.heapStart = process.memoryUsage().heapUsed;
   rss.max = rss.start;
   console.log(`soak: store ready, RSS ${mb(rss.start)}; load and faults start`);
-  return { server, proxy, log, store, transitions, rss, poller, loopDelay };
+  return { server, proxy, entra, log, store, transitions, rss, poller, loopDelay };
 }
 
 /** A redis-cli call, retried while the server is coming back (after a kill, a pause). */
@@ -236,6 +269,7 @@ function newRun(args, rig) {
     rejectionKinds,
     faults,
     faultErrors: [],
+    tokenLeaksInErrors: 0,
     /** The last fault, until a write is acknowledged after its end. */
     awaitingResume: null,
     running: true,
@@ -282,6 +316,7 @@ function startWorkload(ctx) {
       const code = outcome.error?.code ?? `no code (${outcome.error?.name ?? typeof outcome.error})`;
       inc(s.rejected, code);
       inc(rejectionKinds, `${code}: ${kindOf(String(outcome.error?.message))}`);
+      if (JWT_PATTERN.test(String(outcome.error?.message))) ctx.tokenLeaksInErrors++;
     }
     if (ms > OVER_DEADLINE_MS) {
       s.overDeadline++;
@@ -406,7 +441,8 @@ function startWorkload(ctx) {
 
 /** The fault injector: a random fault of each kind in turn, until `loadEnd` ms after start. */
 function startFaults(ctx, loadEnd) {
-  const { args, server, proxy, store, stats, faults, faultErrors } = ctx;
+  const { args, server, proxy, entra, store, stats, faults, faultErrors } = ctx;
+  const kinds = entra ? [...FAULT_KINDS, ...TOKEN_FAULT_KINDS] : FAULT_KINDS;
 
   /** Sleeps until `ms` from start or until the run ends, whichever is first. */
   const sleepFor = async (ms) => {
@@ -458,6 +494,16 @@ function startFaults(ctx, loadEnd) {
           await cliUntilOk(server, ['REPLICAOF', 'NO', 'ONE']);
         }
         break;
+      case 'tokenStall':
+        // The provider keeps returning its last token: it expires, the emulator closes the
+        // connections that used it, and the store has nothing valid to reconnect with.
+        entra.credential.mode = 'same';
+        try {
+          await delay(ms);
+        } finally {
+          entra.credential.mode = 'fresh';
+        }
+        break;
       case 'debugSleep': {
         const res = await server.tryCli(['DEBUG', 'SLEEP', String(DEBUG_SLEEP_S)], { timeoutMs: 15_000 });
         if (res.code !== 0) throw new Error(`DEBUG SLEEP failed: ${(res.stderr + res.stdout).trim()}`);
@@ -472,8 +518,15 @@ function startFaults(ctx, loadEnd) {
     const rnd = prng(streamSeed(args.seed, 1));
     while (!ctx.stopFaults) {
       const normalMs = between(rnd, NORMAL_MS);
-      const kind = FAULT_KINDS[Math.floor(rnd() * FAULT_KINDS.length)];
-      const faultMs = kind === 'clientKill' ? 0 : kind === 'debugSleep' ? DEBUG_SLEEP_S * 1000 : between(rnd, FAULT_MS);
+      const kind = kinds[Math.floor(rnd() * kinds.length)];
+      const faultMs =
+        kind === 'clientKill'
+          ? 0
+          : kind === 'debugSleep'
+            ? DEBUG_SLEEP_S * 1000
+            : kind === 'tokenStall'
+              ? args.tokenLifetime * 1000 + between(rnd, FAULT_MS) // long enough for the last token to expire
+              : between(rnd, FAULT_MS);
       if (now() + normalMs + faultMs + TAIL_MS > loadEnd) break;
       await sleepFor(normalMs);
       if (ctx.stopFaults) break;
@@ -506,12 +559,13 @@ function startFaults(ctx, loadEnd) {
 
 /** The verifier: undoes what a fault left, waits for the store, and reads back every acknowledged write. */
 async function verifyAcknowledged(ctx) {
-  const { server, proxy, store, acknowledged, faults } = ctx;
+  const { server, proxy, entra, store, acknowledged, faults } = ctx;
 
   // Whatever a fault left behind (none should be active now), undo it.
   if (!server.running) await server.restart();
   server.resume();
   proxy.restore();
+  if (entra) entra.credential.mode = 'fresh';
   const role = await server.cli('ROLE').catch((e) => `? ${e.message}`);
   if (!role.startsWith('master')) await cliUntilOk(server, ['REPLICAOF', 'NO', 'ONE']);
 
@@ -603,8 +657,10 @@ function report(ctx, end) {
     loopDelay,
     log,
     acknowledged,
+    entra,
+    tokenLeaksInErrors,
   } = ctx;
-  const { verify, readyAtEnd, readyAfterMs, loadMs, lastResumeFault, logTail, redisUsed, dbsize } = end;
+  const { verify, readyAtEnd, readyAfterMs, loadMs, lastResumeFault, logTail, redisUsed, dbsize, statsLeak } = end;
 
   const lost = verify.missing + verify.older + verify.wrongUser;
   const totals = Object.values(stats).reduce(
@@ -696,6 +752,17 @@ function report(ctx, end) {
     `event loop delay: p99 ${Math.round(loopDelay.percentile(99) / 1e6)} ms, max ${Math.round(loopDelay.max / 1e6)} ms`,
   );
   p(`redis at the end: ${dbsize} keys, used_memory ${redisUsed}`);
+  if (entra) {
+    const e = entra.emulator.stats;
+    p(
+      `entra: tokens issued ${entra.issuer.counts.issued} (lifetime ${args.tokenLifetime} s, getToken calls ${entra.credential.calls}); ` +
+        `AUTHs accepted ${e.auths}, of which re-AUTHs on live connections ${e.reauths}; refused ${e.refused}; ` +
+        `connections accepted ${e.accepted}, closed at token expiry ${e.expiredClosed}`,
+    );
+    p(
+      `tokens seen in log lines ${log.tokenLeaks}, in error messages ${tokenLeaksInErrors}, in stats() ${statsLeak ? 1 : 0}`,
+    );
+  }
   p(`logger lines: ${log.total} (${fmtCounts(log.byLevel)}); by kind:`);
   for (const [k, v] of Object.entries(log.byKind)
     .sort((a, b) => b[1] - a[1])
@@ -712,6 +779,9 @@ function report(ctx, end) {
   if (codeless > 0) failures.push(`${codeless} rejections without a STORE_ code`);
   if (!readyAtEnd) failures.push(`status not ready ${RECOVERY_TIMEOUT_MS} ms after the faults stopped`);
   if (faultErrors.length) failures.push(`${faultErrors.length} faults could not be injected`);
+  if (entra && entra.emulator.stats.reauths === 0) failures.push('no live connection was re-authenticated');
+  const leaks = log.tokenLeaks + tokenLeaksInErrors + (statsLeak ? 1 : 0);
+  if (leaks > 0) failures.push(`a token appeared ${leaks} times in logs, errors or stats()`);
   p(failures.length ? `RESULT: FAIL — ${failures.join('; ')}` : 'RESULT: PASS');
   console.log(out.join('\n'));
   return failures.length ? 1 : 0;
@@ -736,7 +806,7 @@ async function main() {
       `retry ${JSON.stringify(RETRY)}; over deadline = slower than ${OVER_DEADLINE_MS} ms`,
   );
 
-  const ctx = newRun(args, await startRig());
+  const ctx = newRun(args, await startRig(args));
   const { server, proxy, store, stats, acknowledged, rss, poller, loopDelay, log } = ctx;
   const workersDone = startWorkload(ctx);
   const faultsDone = startFaults(ctx, durationMs);
@@ -773,12 +843,14 @@ async function main() {
   const redisInfo = await server.cli('INFO', 'memory').catch(() => '');
   const redisUsed = /used_memory_human:(\S+)/.exec(redisInfo)?.[1] ?? '?';
   const dbsize = await server.cli('DBSIZE').catch(() => '?');
+  const statsLeak = typeof store.stats === 'function' && JWT_PATTERN.test(JSON.stringify(store.stats()));
 
   await store.close();
   await proxy.close();
+  await ctx.entra?.emulator.close();
   await stopAll();
 
-  return report(ctx, { ...checked, loadMs, lastResumeFault, logTail, redisUsed, dbsize });
+  return report(ctx, { ...checked, loadMs, lastResumeFault, logTail, redisUsed, dbsize, statsLeak });
 }
 
 process.once('SIGINT', () => process.exit(130)); // the harness' exit hook kills redis-server
