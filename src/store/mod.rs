@@ -5,6 +5,7 @@ mod listing;
 mod memory;
 mod options;
 mod redis;
+mod writes;
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};
