@@ -11,7 +11,7 @@ const assert = require('node:assert/strict');
 
 const { RedisConversationStore } = require('..');
 const { stopAll, withLogOnFailure } = require('../support/redis');
-const { startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
+const { startCluster, startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
 const { makeConversation, persisted } = require('../support/conversations');
 const { defineContractSuite } = require('../support/contract');
 const { recordingLogger, silentLogger } = require('../support/observe');
@@ -111,9 +111,16 @@ describe('a shard that serves half the slots (scripts reach only the keys they d
       await store.ready();
       await store.set(conversation.externalId, conversation);
       assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
-      assert.equal(await shard.cli('ZSCORE', index, conversation.externalId), String(Date.parse(conversation.updatedAt)));
+      assert.equal(
+        await shard.cli('ZSCORE', index, conversation.externalId),
+        String(Date.parse(conversation.updatedAt)),
+      );
       const left = (await shard.cli('ZRANGE', index, '0', '-1')).split('\n').filter(Boolean).sort();
-      assert.deepEqual(left, [conversation.externalId, elsewhere].sort(), 'the entries whose record is gone here were trimmed');
+      assert.deepEqual(
+        left,
+        [conversation.externalId, elsewhere].sort(),
+        'the entries whose record is gone here were trimmed',
+      );
       // Again: the same write, whatever mode the trim's heal left the store in.
       await store.set(conversation.externalId, conversation);
       assert.equal(store.status, 'ready');
@@ -146,6 +153,24 @@ describe('a shard that serves half the slots (scripts reach only the keys they d
       );
       assert.ok(!log.lines.some((line) => CROSS_SLOT_WARNING.test(line)), log.lines.join('\n'));
     });
+  });
+});
+
+describe('a Redis Cluster reached without cluster: true', () => {
+  test('a key of another node: STORE_UNAVAILABLE, the MOVED refusal saying to set cluster: true', async (t) => {
+    const cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
+    const store = new RedisConversationStore(cluster.seedUrl, { tls: { ca: cluster.caPem }, logger: silentLogger });
+    t.after(() => store.close());
+    await store.ready();
+    const other = (await cluster.primaries()).find((p) => p.port !== cluster.seedPort);
+    assert.ok(other, 'a second primary');
+    const [id] = uuidsInSlot(other.slots[0][0], 1);
+    const error = await store.get(id).then(
+      () => assert.fail('expected a rejection'),
+      (e) => e,
+    );
+    assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
+    assert.match(error.message, /^Redis refused the command: MOVED \d+ .*set `cluster: true`/);
   });
 });
 

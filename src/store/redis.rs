@@ -226,7 +226,11 @@ impl RedisStore {
         F: FnOnce(Connection, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
-        let call = |connection, deadline| call(connection, deadline).map_err(wrong_type_is_corrupt);
+        let call = |connection: Connection, deadline| {
+            let cluster = connection.is_cluster();
+            call(connection, deadline)
+                .map_err(move |error| super::writes::moved(wrong_type_is_corrupt(error), cluster))
+        };
         self.supervisor.call(call).await
     }
 

@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use redis::RedisError;
 
 use super::redis::RedisStore;
-use crate::conn::{server_error, Connection};
+use crate::conn::{server_error, CallError, Connection};
+use crate::error::StoreError;
 
 /// What a script says, in Redis' words, when it reaches a key of a slot that is not the one
 /// of its declared keys, or is served by another node. The store's scripts touch only their
@@ -71,5 +72,24 @@ impl RedisStore {
             ));
         }
         refused
+    }
+}
+
+/// A `MOVED` reply on a standalone connection: the endpoint is a Redis Cluster node (the OSS
+/// clustering policy, or a cluster reached without `cluster: true`), and the message says how
+/// to reach it. In cluster mode redis-rs follows `MOVED` itself.
+pub(super) fn moved(error: CallError, cluster: bool) -> CallError {
+    let CallError::Redis(redis_error) = &error else {
+        return error;
+    };
+    match server_error(redis_error) {
+        Some((code, detail)) if code == "MOVED" && !cluster => {
+            CallError::Store(StoreError::unavailable(format!(
+                "Redis refused the command: MOVED {detail}: the endpoint is a Redis Cluster \
+                 node; for a cluster endpoint (Azure's OSS clustering policy) set \
+                 `cluster: true`"
+            )))
+        }
+        _ => error,
     }
 }
