@@ -11,6 +11,10 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The in-memory store; `index.js` wraps it as `InMemoryConversationStore`. */
 export declare class NativeMemoryStore {
+  /** A snapshot of the counters. */
+  stats(): NativeStoreStats
+  /** Counts a call `index.js` refused before it reached the store. */
+  recordRefused(operation: import('./index').StoreOperation, code: string, message: string): void
   constructor(options: NativeStoreOptions)
   get status(): StoreStatus
   get(id: string): string | null
@@ -22,12 +26,19 @@ export declare class NativeMemoryStore {
 
 /** The Redis store; `index.js` wraps it as `RedisConversationStore`. */
 export declare class NativeRedisStore {
+  /** A snapshot of the counters; never waits for a call. */
+  stats(): NativeStoreStats
+  /** Counts a call `index.js` refused before it reached the store. */
+  recordRefused(operation: import('./index').StoreOperation, code: string, message: string): void
   /**
    * Checks the URL and options, then connects in the background. `nodeRoots` is what Node
-   * trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`).
+   * trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`). `credentials` is the
+   * provider as `index.js` wraps it: it never throws and reports failures in `error`.
    */
-  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void, nodeRoots?: string | undefined | null)
+  constructor(url: string, options: NativeStoreOptions, log: (arg0: string, arg1: string) => void, nodeRoots?: string | undefined | null, credentials?: (() => Promise<NativeCredentials>) | undefined | null)
   get status(): StoreStatus
+  /** When the credentials from the `credentials` option expire (epoch ms), if they do. */
+  get credentialsExpireAt(): number | null
   /** `host:port` of the server (the seed node in cluster mode), without credentials. */
   get address(): string
   ready(): Promise<void>
@@ -53,6 +64,32 @@ export declare class NativeRedisStore {
 export interface BatchReply {
   values: Array<string | undefined | null>
   errors: Array<string | undefined | null>
+}
+
+export interface LastError {
+  code: import('./index').StoreErrorCode
+  message: string
+  /** Epoch ms. */
+  at: number
+}
+
+/** Milliseconds; p50 ≤ p99 ≤ max. */
+export interface LatencyMs {
+  p50: number
+  p99: number
+  max: number
+}
+
+/** One answer of the credentials provider, as `index.js` checked it. */
+export interface NativeCredentials {
+  username?: string
+  password?: string
+  /** Epoch milliseconds. */
+  expiresAt?: number
+  /** Epoch milliseconds: when to fetch new ones. */
+  refreshAt?: number
+  /** Why there are none (the provider threw, or gave a result of the wrong shape). */
+  error?: string
 }
 
 /** Options of both stores, as `index.js` forwards them (the logger stays in JavaScript). */
@@ -82,12 +119,46 @@ export interface NativeStoreOptions {
   cluster?: boolean
 }
 
+export interface NativeStoreStats {
+  status: StoreStatus
+  /** Epoch ms. */
+  statusSince: number
+  reconnects: number
+  lastError?: LastError
+  /** Epoch ms. */
+  credentialsExpireAt?: number
+  operations: OperationsStats
+}
+
+export interface OperationsStats {
+  get: OperationStats
+  set: OperationStats
+  delete: OperationStats
+  listByUser: OperationStats
+}
+
+export interface OperationStats {
+  /** Settled calls. */
+  calls: number
+  /** Failed calls by `code`; codes that never happened are absent. */
+  errors: Record<string, number>
+  latencyMs: LatencyMs
+}
+
 /** Reconnect backoff: exponential from the base, capped, with jitter; retries forever. */
 export interface RetryOptions {
   /** Default 100. */
   baseDelayMs?: number
   /** Default 5000. */
   maxDelayMs?: number
+}
+
+/** A store call, as `stats()` and the tracing channel name it. */
+export declare const enum StoreOperation {
+  Get = 'get',
+  Set = 'set',
+  Delete = 'delete',
+  ListByUser = 'listByUser',
 }
 
 /** `status`, in ioredis' words; `'ready'` means usable now. */

@@ -1,6 +1,9 @@
 // Types of `@copilot-chat/redis-store`. The native classes behind them are generated into
 // `binding.d.ts` by `napi build`; this file states the contract of docs/DESIGN.md on top of them.
 
+// An optional peer dependency: only `entraIdCredentials` needs it.
+import type { TokenCredential } from '@azure/identity';
+
 /** One message of a conversation. */
 export interface NormalizedMessage {
   id: string;
@@ -65,8 +68,50 @@ export interface ConversationStore {
   /** The user's newest conversations first, at most `listLimit`. */
   listByUser(userId: string): Promise<StoredConversation[]>;
   readonly status: StoreStatus;
+  /** Calls, errors and latency per operation, and the connection's state; never waits. */
+  stats(): StoreStats;
   close(): Promise<void>;
 }
+
+/** A store call, as `stats()` and the `redis-store:call` channel name it. */
+export type StoreOperation = 'get' | 'set' | 'delete' | 'listByUser';
+
+/** What `stats()` returns: a plain snapshot. */
+export interface StoreStats {
+  status: StoreStatus;
+  /** Epoch ms. */
+  statusSince: number;
+  reconnects: number;
+  /** The last failed call or connection attempt; its message holds no credentials. */
+  lastError?: { code: StoreErrorCode; message: string; at: number };
+  /** Epoch ms, with `credentials`. */
+  credentialsExpireAt?: number;
+  operations: Record<
+    StoreOperation,
+    {
+      /** Settled calls. */
+      calls: number;
+      errors: Partial<Record<StoreErrorCode, number>>;
+      /** Milliseconds; p50 <= p99 <= max. */
+      latencyMs: { p50: number; p99: number; max: number };
+    }
+  >;
+}
+
+/**
+ * The context of every event on the `node:diagnostics_channel` TracingChannel
+ * `redis-store:call`: one object from start to asyncEnd, never the conversation's content.
+ */
+export type StoreCallContext = (
+  | { operation: 'get' | 'set' | 'delete'; id: string }
+  | { operation: 'listByUser'; userId: string }
+) & {
+  /** The StoreError, on failure. */
+  error?: unknown;
+};
+
+/** The TracingChannel every call of both stores is published on. */
+export declare const STORE_CALL_CHANNEL: 'redis-store:call';
 
 /** Where `[STORE]` lines go: console and pino fit. */
 export interface StoreLogger {
@@ -104,6 +149,40 @@ export interface InMemoryStoreOptions {
   logger?: StoreLogger;
 }
 
+/** What a credentials provider resolves to. */
+export interface StoreCredentials {
+  /** The ACL user (Entra ID: the identity's object id). Default: the URL's user, else `default`. */
+  username?: string;
+  /** The password or access token. */
+  password: string;
+  /** Epoch milliseconds; without it the credentials are never refreshed. */
+  expiresAt?: number;
+  /** Epoch milliseconds: when to fetch new ones (Azure's `refreshAfterTimestamp`). Default: well before `expiresAt`. */
+  refreshAt?: number;
+}
+
+/** A source of credentials that expire, such as Microsoft Entra ID (see `entraIdCredentials`). */
+export type CredentialsProvider = () => Promise<StoreCredentials>;
+
+/** What `entraIdCredentials` needs of an `@azure/identity` credential. */
+export type EntraIdTokenCredential = Pick<TokenCredential, 'getToken'>;
+
+export interface EntraIdCredentialsOptions {
+  /** The identity's object id, the Redis user name. Default: the token's `oid` claim. */
+  objectId?: string;
+  /** Default 'https://redis.azure.com/.default'. */
+  scopes?: string | string[];
+}
+
+/**
+ * Credentials from Microsoft Entra ID, from any `@azure/identity` TokenCredential
+ * (`DefaultAzureCredential`, `ManagedIdentityCredential`, …): the `credentials` option.
+ */
+export declare function entraIdCredentials(
+  tokenCredential: EntraIdTokenCredential,
+  options?: EntraIdCredentialsOptions,
+): CredentialsProvider;
+
 export interface RedisStoreOptions extends InMemoryStoreOptions {
   /** Deadline of one store call, all its round trips included. Default 5000. */
   commandTimeoutMs?: number;
@@ -122,6 +201,12 @@ export interface RedisStoreOptions extends InMemoryStoreOptions {
    * host, nodes that announce IP addresses are verified against that host name. Default false.
    */
   cluster?: boolean;
+  /**
+   * Where the user name and password come from, for tokens that expire (Microsoft Entra ID):
+   * fetched before connecting and again before they expire; live connections re-authenticate.
+   * Not with a password in the URL.
+   */
+  credentials?: CredentialsProvider;
 }
 
 export interface CreateConversationStoreOptions extends RedisStoreOptions {

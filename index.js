@@ -5,7 +5,9 @@
 // this file turns that into `error.code`. Conversations cross the boundary as JSON text:
 // V8's own JSON.stringify/JSON.parse are far faster than building objects through N-API.
 
+const diagnosticsChannel = require('node:diagnostics_channel');
 const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
+const { decodeJwt } = require('jose');
 const { trustedByNode } = require('./node-trust.js');
 
 /** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
@@ -13,6 +15,11 @@ const { trustedByNode } = require('./node-trust.js');
 /** @typedef {import('./index').StoredConversation} StoredConversation */
 /** @typedef {import('./binding').NativeStoreOptions} NativeStoreOptions */
 /** @typedef {import('./binding').BatchReply} BatchReply */
+/** @typedef {import('./index').StoreStats} StoreStats */
+/** @typedef {import('./index').StoreCallContext} StoreCallContext */
+/** @typedef {import('./index').StoreOperation} StoreOperation */
+/** @typedef {import('./binding').NativeCredentials} NativeCredentials */
+/** @typedef {import('./index').CredentialsProvider} CredentialsProvider */
 /** @typedef {'info' | 'warn' | 'error'} LogLevel */
 /**
  * What both stores' native halves offer: the Redis one answers with promises, the in-memory
@@ -24,6 +31,8 @@ const { trustedByNode } = require('./node-trust.js');
  * @property {(id: string) => Promise<void> | void} delete
  * @property {(userId: string) => Promise<string> | string} listByUser
  * @property {() => Promise<void> | void} close
+ * @property {() => import('./binding').NativeStoreStats} stats
+ * @property {(operation: StoreOperation, code: string, message: string) => void} recordRefused
  */
 
 /** @type {readonly StoreErrorCode[]} */
@@ -85,9 +94,9 @@ function rejectWithStoreError(error) {
 }
 
 /** Option names: typed against the generated NativeStoreOptions, so a name tsc does not know fails the check. */
-/** @type {readonly (keyof NativeStoreOptions | 'logger')[]} */
+/** @type {readonly (keyof NativeStoreOptions | 'logger' | 'credentials')[]} */
 const COMMON_OPTIONS = ['ttlSeconds', 'listLimit', 'maxRecordBytes', 'logger'];
-/** @type {readonly (keyof NativeStoreOptions | 'logger')[]} */
+/** @type {readonly (keyof NativeStoreOptions | 'logger' | 'credentials')[]} */
 const REDIS_OPTIONS = [
   ...COMMON_OPTIONS,
   'commandTimeoutMs',
@@ -97,6 +106,7 @@ const REDIS_OPTIONS = [
   'retry',
   'healthCheckIntervalMs',
   'cluster',
+  'credentials',
 ];
 
 /** @param {string} line */
@@ -107,10 +117,11 @@ const toStderr = (line) => {
 const stderrLogger = { info: toStderr, warn: toStderr, error: toStderr };
 
 /**
- * Checks the options object; returns what the native side takes and the logger.
+ * Checks the options object; returns what the native side takes, the logger and the
+ * credentials provider.
  * @param {unknown} options
  * @param {readonly string[]} allowed
- * @returns {{ native: NativeStoreOptions, logger: StoreLogger }}
+ * @returns {{ native: NativeStoreOptions, logger: StoreLogger, credentials?: CredentialsProvider }}
  */
 function splitOptions(options, allowed) {
   if (options === undefined || options === null) return { native: {}, logger: stderrLogger };
@@ -122,7 +133,13 @@ function splitOptions(options, allowed) {
       throw new StoreError('STORE_INVALID_CONFIG', `options: unknown option '${name}'`);
     }
   }
-  const { logger = stderrLogger, ...native } = /** @type {Record<string, unknown>} */ (options);
+  const { logger = stderrLogger, credentials, ...native } = /** @type {Record<string, unknown>} */ (options);
+  if (credentials !== undefined && typeof credentials !== 'function') {
+    throw new StoreError(
+      'STORE_INVALID_CONFIG',
+      'credentials: expected a function returning a promise of { username?, password, expiresAt? }',
+    );
+  }
   if (typeof native.keyPrefix === 'string' && !native.keyPrefix.isWellFormed()) {
     // Two prefixes napi would turn into the same one must not share keys.
     throw new StoreError('STORE_INVALID_CONFIG', 'keyPrefix: expected a string without lone surrogates');
@@ -139,7 +156,144 @@ function splitOptions(options, allowed) {
     throw new StoreError('STORE_INVALID_CONFIG', 'logger: expected an object with info, warn and error methods');
   }
   // napi checks each field's type as it reads it (a wrong one is STORE_INVALID_CONFIG).
-  return { native: /** @type {NativeStoreOptions} */ (native), logger: /** @type {StoreLogger} */ (logger) };
+  return {
+    native: /** @type {NativeStoreOptions} */ (native),
+    logger: /** @type {StoreLogger} */ (logger),
+    credentials: /** @type {CredentialsProvider | undefined} */ (credentials),
+  };
+}
+
+/** The longest provider failure a message quotes. */
+const MAX_CAUSE_CHARS = 300;
+
+/**
+ * A provider's failure as one short line: its message only, never the value it was given.
+ * @param {unknown} error
+ */
+function describeFailure(error) {
+  const text = error instanceof Error ? error.message : String(error);
+  return printable(text.slice(0, MAX_CAUSE_CHARS));
+}
+
+/**
+ * What the native side calls for credentials: never throws, always resolves to one checked
+ * shape, with `error` set when the provider failed or gave something unusable. No message
+ * quotes a value (it may be a token).
+ * @param {CredentialsProvider} provider
+ * @returns {() => Promise<NativeCredentials>}
+ */
+function nativeCredentials(provider) {
+  return async () => {
+    /** @type {unknown} */
+    let result;
+    try {
+      result = await provider();
+    } catch (error) {
+      return { error: describeFailure(error) };
+    }
+    return checkCredentials(result);
+  };
+}
+
+/**
+ * @param {unknown} value
+ * @returns {NativeCredentials}
+ */
+function checkCredentials(value) {
+  const wrong = (/** @type {string} */ what) => ({ error: `its result ${what}` });
+  if (value === null || typeof value !== 'object') {
+    return wrong('is not an object { username?, password, expiresAt? }');
+  }
+  const { username, password, expiresAt, refreshAt } = /** @type {Record<string, unknown>} */ (value);
+  if (typeof password !== 'string' || password === '') return wrong('has no password (a non-empty string)');
+  if (!password.isWellFormed()) return wrong('has a password with lone surrogates');
+  if (username !== undefined && username !== null) {
+    if (typeof username !== 'string' || username === '') return wrong('has a username that is not a non-empty string');
+    if (!username.isWellFormed()) return wrong('has a username with lone surrogates');
+  }
+  for (const [name, time] of [
+    ['expiresAt', expiresAt],
+    ['refreshAt', refreshAt],
+  ]) {
+    if (time !== undefined && time !== null && (typeof time !== 'number' || !Number.isFinite(time))) {
+      return wrong(`has a ${name} that is not a number of epoch milliseconds`);
+    }
+  }
+  return {
+    username: /** @type {string | undefined} */ (username ?? undefined),
+    password,
+    expiresAt: /** @type {number | undefined} */ (expiresAt ?? undefined),
+    refreshAt: /** @type {number | undefined} */ (refreshAt ?? undefined),
+  };
+}
+
+/** The scope of an access token for Azure Cache for Redis and Azure Managed Redis. */
+const ENTRA_REDIS_SCOPE = 'https://redis.azure.com/.default';
+
+/**
+ * Credentials from Microsoft Entra ID: wraps any `@azure/identity` TokenCredential. The
+ * username is `objectId`, or else the token's `oid` claim.
+ * @param {import('./index').EntraIdTokenCredential} tokenCredential
+ * @param {import('./index').EntraIdCredentialsOptions} [options]
+ * @returns {CredentialsProvider}
+ */
+function entraIdCredentials(tokenCredential, options) {
+  const fail = (/** @type {string} */ message) =>
+    new StoreError('STORE_INVALID_CONFIG', `entraIdCredentials: ${message}`);
+  if (
+    tokenCredential === null ||
+    typeof tokenCredential !== 'object' ||
+    typeof (/** @type {{ getToken?: unknown }} */ (tokenCredential).getToken) !== 'function'
+  ) {
+    throw fail(
+      'expected a TokenCredential from @azure/identity (an object with getToken), e.g. new DefaultAzureCredential()',
+    );
+  }
+  if (options !== undefined && (options === null || typeof options !== 'object' || Array.isArray(options))) {
+    throw fail('options: expected an object { objectId?, scopes? }');
+  }
+  const { objectId, scopes = ENTRA_REDIS_SCOPE, ...unknown } = options ?? {};
+  const unknownNames = Object.keys(unknown);
+  if (unknownNames.length > 0) throw fail(`unknown option '${unknownNames[0]}' (expected objectId, scopes)`);
+  if (objectId !== undefined && (typeof objectId !== 'string' || objectId === '')) {
+    throw fail('objectId: expected a non-empty string');
+  }
+  const scopeList = typeof scopes === 'string' ? [scopes] : scopes;
+  if (
+    !Array.isArray(scopeList) ||
+    scopeList.length === 0 ||
+    !scopeList.every((scope) => typeof scope === 'string' && scope.trim() !== '')
+  ) {
+    throw fail('scopes: expected a non-empty string or array of non-empty strings');
+  }
+  return async () => {
+    const token = await tokenCredential.getToken(scopeList);
+    if (!token || typeof token.token !== 'string') throw new Error('getToken gave no access token');
+    return {
+      username: objectId ?? objectIdOf(token.token),
+      password: token.token,
+      expiresAt: token.expiresOnTimestamp,
+      refreshAt: token.refreshAfterTimestamp,
+    };
+  };
+}
+
+/**
+ * The `oid` claim of an access token; the messages never quote the token.
+ * @param {string} token
+ */
+function objectIdOf(token) {
+  /** @type {Record<string, unknown>} */
+  let claims;
+  try {
+    claims = decodeJwt(token);
+  } catch {
+    throw new Error('the access token is not a JWT: pass objectId to entraIdCredentials');
+  }
+  if (typeof claims.oid !== 'string' || claims.oid === '') {
+    throw new Error('the access token has no oid claim: pass objectId to entraIdCredentials');
+  }
+  return claims.oid;
 }
 
 /**
@@ -192,11 +346,6 @@ function constructNative(construct) {
   } catch (error) {
     throw toStoreError(error, 'STORE_INVALID_CONFIG');
   }
-}
-
-/** @param {string} message @returns {Promise<never>} */
-function invalidArgument(message) {
-  return Promise.reject(new StoreError('STORE_INVALID_ARGUMENT', message));
 }
 
 /**
@@ -269,6 +418,47 @@ function badId(name, id) {
   return undefined;
 }
 
+/** Every call of both stores, for APM and OpenTelemetry (docs/DESIGN.md "Observability"). */
+const STORE_CALL_CHANNEL = 'redis-store:call';
+const callChannel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL);
+
+/**
+ * `tracingChannel.tracePromise`'s events for one call, but never with `context.result`: what
+ * `get` and `listByUser` resolve is the conversations' content. One context travels from
+ * start to asyncEnd; on failure `context.error` is the StoreError.
+ * @template T
+ * @param {StoreCallContext} context
+ * @param {() => Promise<T>} run
+ * @returns {Promise<T>}
+ */
+function traceCall(context, run) {
+  const { start, end, asyncStart, asyncEnd, error } = callChannel;
+  return start.runStores(context, () => {
+    try {
+      return run().then(
+        (value) => {
+          asyncStart.publish(context);
+          asyncEnd.publish(context);
+          return value;
+        },
+        (failure) => {
+          context.error = failure;
+          error.publish(context);
+          asyncStart.publish(context);
+          asyncEnd.publish(context);
+          throw failure;
+        },
+      );
+    } catch (failure) {
+      context.error = failure;
+      error.publish(context);
+      throw failure;
+    } finally {
+      end.publish(context);
+    }
+  });
+}
+
 /** What both stores do around their native half: argument shapes, JSON, errors. */
 class NativeBackedStore {
   /** @type {NativeStore} */
@@ -302,38 +492,85 @@ class NativeBackedStore {
     }
   }
 
-  /** @param {string} id */
-  get(id) {
+  /**
+   * A call refused here, before the native store: counted there too, as every settled call.
+   * @param {StoreOperation} operation
+   * @param {StoreError} error
+   * @returns {Promise<never>}
+   */
+  #refuse(operation, error) {
+    try {
+      this.#native.recordRefused(operation, error.code, error.message);
+    } catch {
+      // Counting must never change what the caller gets.
+    }
+    return Promise.reject(error);
+  }
+
+  /** @param {string} id @returns {Promise<StoredConversation | undefined>} */
+  #get(id) {
     const bad = badId('id', id);
-    if (bad) return invalidArgument(bad);
+    if (bad) return this.#refuse('get', new StoreError('STORE_INVALID_ARGUMENT', bad));
     return this.#call('get', parseConversation, id);
   }
 
   /** @param {string} id @param {StoredConversation} conversation @returns {Promise<void>} */
-  set(id, conversation) {
+  #set(id, conversation) {
     const bad = badId('id', id);
-    if (bad) return invalidArgument(bad);
+    if (bad) return this.#refuse('set', new StoreError('STORE_INVALID_ARGUMENT', bad));
     let json;
     try {
       json = serialize(conversation);
     } catch (error) {
-      return Promise.reject(error);
+      return this.#refuse('set', toStoreError(error, 'STORE_INVALID_ARGUMENT'));
     }
     return this.#call('set', toUndefined, id, json);
   }
 
   /** @param {string} id @returns {Promise<void>} */
-  delete(id) {
+  #delete(id) {
     const bad = badId('id', id);
-    if (bad) return invalidArgument(bad);
+    if (bad) return this.#refuse('delete', new StoreError('STORE_INVALID_ARGUMENT', bad));
     return this.#call('delete', toUndefined, id);
+  }
+
+  /** @param {string} userId @returns {Promise<StoredConversation[]>} */
+  #listByUser(userId) {
+    const bad = badId('userId', userId);
+    if (bad) return this.#refuse('listByUser', new StoreError('STORE_INVALID_ARGUMENT', bad));
+    return this.#call('listByUser', parseConversations, userId);
+  }
+
+  // Each public call is traced on `redis-store:call` when someone listens; otherwise not
+  // even its context is built.
+
+  /** @param {string} id */
+  get(id) {
+    if (!callChannel.hasSubscribers) return this.#get(id);
+    return traceCall({ operation: 'get', id }, () => this.#get(id));
+  }
+
+  /** @param {string} id @param {StoredConversation} conversation */
+  set(id, conversation) {
+    if (!callChannel.hasSubscribers) return this.#set(id, conversation);
+    return traceCall({ operation: 'set', id }, () => this.#set(id, conversation));
+  }
+
+  /** @param {string} id */
+  delete(id) {
+    if (!callChannel.hasSubscribers) return this.#delete(id);
+    return traceCall({ operation: 'delete', id }, () => this.#delete(id));
   }
 
   /** @param {string} userId */
   listByUser(userId) {
-    const bad = badId('userId', userId);
-    if (bad) return invalidArgument(bad);
-    return this.#call('listByUser', parseConversations, userId);
+    if (!callChannel.hasSubscribers) return this.#listByUser(userId);
+    return traceCall({ operation: 'listByUser', userId }, () => this.#listByUser(userId));
+  }
+
+  /** Calls, errors and latency per operation, and the connection's state: never waits. @returns {StoreStats} */
+  stats() {
+    return /** @type {StoreStats} */ (this.#native.stats());
   }
 
   close() {
@@ -448,6 +685,8 @@ function batchedRedisStore(native) {
     set: (id, json) => sets.call(id, json),
     delete: (id) => native.delete(id),
     listByUser: (userId) => native.listByUser(userId),
+    stats: () => native.stats(),
+    recordRefused: (operation, code, message) => native.recordRefused(operation, code, message),
     // Calls gathered in this turn were made before close(): they go out first and finish.
     close: () => {
       gets.flush();
@@ -480,10 +719,11 @@ class RedisConversationStore extends NativeBackedStore {
       // napi would replace a lone surrogate (in a password) with U+FFFD.
       if (!url.isWellFormed())
         throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a string without lone surrogates');
-      const { native, logger } = splitOptions(options, REDIS_OPTIONS);
+      const { native, logger, credentials } = splitOptions(options, REDIS_OPTIONS);
       const trust = trustedByNode();
       if (trust.warning) logSink(logger)('warn', trust.warning);
-      return new NativeRedisStore(url, native, logSink(logger), trust.pem);
+      const provider = credentials === undefined ? undefined : nativeCredentials(credentials);
+      return new NativeRedisStore(url, native, logSink(logger), trust.pem, provider);
     });
     super(batchedRedisStore(store));
     this.#native = store;
@@ -541,6 +781,8 @@ module.exports = {
   RedisConversationStore,
   InMemoryConversationStore,
   createConversationStore,
+  entraIdCredentials,
   StoreError,
   STORE_ERROR_CODES,
+  STORE_CALL_CHANNEL,
 };

@@ -483,7 +483,13 @@ function conversationApiSuite(name, { redisConfigured, open }) {
             assert.ok(elapsedMs < OUTAGE_RESPONSE_CEILING_MS, `503 after ${Math.round(elapsedMs)} ms`);
 
             const health = await healthBecomes(ctx.request, 'disconnected');
-            assert.deepEqual(health, { status: 'ok', redis: 'disconnected' });
+            // Since when, and the last error's code and time: never its message (it names hosts).
+            const { since, lastError, ...rest } = health;
+            assert.deepEqual(rest, { status: 'ok', redis: 'disconnected' });
+            assert.ok(Date.parse(since) <= Date.now(), since);
+            assert.deepEqual(Object.keys(lastError).sort(), ['at', 'code']);
+            assert.equal(lastError.code, 'STORE_UNAVAILABLE');
+            assert.ok(Date.parse(lastError.at) >= Date.parse(since) - 60_000, lastError.at);
           } finally {
             ctx.redis.resume();
           }

@@ -13,7 +13,7 @@ v8.setFlagsFromString('--expose-gc');
 /** A full GC between cells, so one peer's garbage is not collected on the next one's time. */
 const gc = vm.runInNewContext('gc');
 
-const PEERS = ['ioredis-zod', 'ioredis-fast', 'glide', 'ours'];
+const PEERS = ['ioredis-zod', 'ioredis-fast', 'glide', 'glide-zod', 'ours'];
 
 /**
  * CPU ticks (USER_HZ) of the whole machine, of this process and of redis-server, so a cell can
@@ -34,6 +34,79 @@ function cpuTicks(redisPid) {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * CPU time used so far, in µs: this process in total (`process.cpuUsage`, µs), its JavaScript
+ * thread and Node's helper threads (V8's GC and compiler workers and libuv's pool, all named
+ * `node`) from the per-thread `/proc/self/task/<tid>/stat` ticks, and redis-server (all its
+ * threads, from `INFO cpu`). The native threads (tokio's, GLIDE's) are the rest, and so is the
+ * CPU of a thread that ended in between (it is gone from /proc). Linux only for the per-thread
+ * split; `redis` is undefined without an admin client.
+ */
+async function cpuSnapshot(admin) {
+  const redis = await redisCpu(admin);
+  return { ...localCpu(), redis };
+}
+
+/** redis-server's CPU so far in µs (user + sys over all its threads), or undefined. */
+async function redisCpu(admin) {
+  if (!admin) return undefined;
+  const info = await admin.info('cpu');
+  const field = (name) => Number((info.match(new RegExp(`${name}:([0-9.]+)`)) || [])[1]);
+  return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
+}
+
+/** This process's CPU so far in µs: in total, its JavaScript thread, Node's helper threads. */
+function localCpu() {
+  const fs = require('node:fs');
+  const usage = process.cpuUsage();
+  const total = usage.user + usage.system;
+  let js;
+  let helpers = 0;
+  try {
+    const TICK_US = 10_000; // USER_HZ = 100
+    for (const tid of fs.readdirSync('/proc/self/task')) {
+      let stat;
+      let comm;
+      try {
+        stat = fs.readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+        comm = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        continue; // a thread that ended meanwhile
+      }
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const us = (Number(f[11]) + Number(f[12])) * TICK_US;
+      if (Number(tid) === process.pid) js = us;
+      else if (comm === 'node') helpers += us; // Node's own threads: V8's platform workers, libuv's pool
+    }
+  } catch {
+    js = undefined;
+  }
+  return { total, js, helpers };
+}
+
+/**
+ * CPU per operation between two snapshots, in µs: the JavaScript thread, Node's helper threads
+ * (`helpersUs`), the native threads (everything else in the process: tokio's, GLIDE's core),
+ * redis-server, and their sum.
+ */
+function cpuPerOp(a, b, ops) {
+  if (!a || !b || !(ops > 0)) return undefined;
+  const per = (us) => Math.round((us / ops) * 10) / 10;
+  const total = b.total - a.total;
+  const out = {};
+  if (a.js !== undefined && b.js !== undefined) {
+    const js = b.js - a.js;
+    const helpers = b.helpers - a.helpers;
+    out.jsUs = per(js);
+    out.helpersUs = per(helpers);
+    out.nativeUs = per(Math.max(0, total - js - helpers));
+  }
+  out.processUs = per(total);
+  if (a.redis !== undefined && b.redis !== undefined) out.redisUs = per(b.redis - a.redis);
+  out.totalUs = per(total + (out.redisUs !== undefined ? b.redis - a.redis : 0));
+  return out;
 }
 
 /**
@@ -223,6 +296,10 @@ async function runCell({ op, concurrency, warmupMs, measureMs, ctx, keyBase = 0,
 
   const workers = Array.from({ length: concurrency }, worker);
   await sleep(warmupMs);
+  // The window's edges are taken synchronously with the phase changes, so the CPU counted is
+  // that of the ops counted (Redis's own figure brackets them, one INFO round trip wider).
+  const redisStart = await redisCpu(ctx.admin);
+  const cpuStart = { ...localCpu(), redis: redisStart };
   state.phase = 1;
   measureStart = process.hrtime.bigint();
   const ticksStart = cpuTicks(redisPid);
@@ -230,6 +307,8 @@ async function runCell({ op, concurrency, warmupMs, measureMs, ctx, keyBase = 0,
   state.phase = 2;
   measureEnd = process.hrtime.bigint();
   const ticksEnd = cpuTicks(redisPid);
+  const cpuEnd = localCpu();
+  cpuEnd.redis = await redisCpu(ctx.admin);
   await Promise.all(workers);
   const seconds = Number(measureEnd - measureStart) / 1e9;
   return {
@@ -243,6 +322,8 @@ async function runCell({ op, concurrency, warmupMs, measureMs, ctx, keyBase = 0,
     failureSamples: state.samples,
     keysUsed: state.next - keyBase,
     cpuCores: cpuBetween(ticksStart, ticksEnd, seconds),
+    // Ops completed between the two snapshots (those in flight at the end finish after it).
+    cpuPerOp: cpuPerOp(cpuStart, cpuEnd, state.count),
   };
 }
 
@@ -316,6 +397,8 @@ module.exports = {
   OPS,
   cpuTicks,
   cpuBetween,
+  cpuSnapshot,
+  cpuPerOp,
   waitForQuiet,
   startServer,
   runCell,

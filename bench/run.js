@@ -1,12 +1,17 @@
 'use strict';
 // The benchmark: this package against the store it replaces (ioredis + Zod), ioredis with
-// auto-pipelining and Valkey GLIDE, all over TLS to one throwaway redis-server on loopback,
-// plus redis-benchmark against the same server for the raw GET/SET floor.
+// auto-pipelining, Valkey GLIDE and GLIDE + Zod, all over TLS to one throwaway redis-server on
+// loopback, plus redis-benchmark against the same server for the raw GET/SET floor. Each cell
+// reports ops/s, latency and the CPU per op of the JS thread, Node's helper threads, the native
+// threads and redis-server.
 //
 //   node bench/run.js [--seconds 3] [--warmup 1] [--quick] [--peers ours,glide]
 //                     [--ops set,get,listByUser,delete] [--concurrency 1,64,256]
 //                     [--out latest | --no-write] [--no-redis-benchmark]
-//                     [--quiet-wait 600] [--retries 2]
+//                     [--quiet-wait 600] [--retries 2] [--trace-subscriber]
+//
+// --trace-subscriber: a subscriber that counts every event of the `redis-store:call`
+// TracingChannel is attached while the bench runs, to measure what tracing costs.
 //
 // The machine is shared (2 cores for Redis and Node): before each cell the bench waits until
 // other processes are idle, and reruns a cell during which they used more than 0.2 cores, up
@@ -21,9 +26,22 @@ const { PEERS, startServer, runCell, verifyState, load, gc, mb, waitForQuiet } =
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
 
+/** The header comment above, which is the usage text. */
+function usage() {
+  const lines = fs.readFileSync(__filename, 'utf8').split('\n').slice(1);
+  const end = lines.findIndex((line) => !line.startsWith('//'));
+  return lines.slice(0, end).join('\n');
+}
+
 const OPS = ['set', 'get', 'listByUser', 'delete'];
 const OP_LABEL = { set: 'set', get: 'get', listByUser: 'listByUser', delete: 'delete (+re-set)' };
-const PEER_LABEL = { 'ioredis-zod': 'ioredis+zod', 'ioredis-fast': 'ioredis-fast', glide: 'glide', ours: 'ours' };
+const PEER_LABEL = {
+  'ioredis-zod': 'ioredis+zod',
+  'ioredis-fast': 'ioredis-fast',
+  glide: 'glide',
+  'glide-zod': 'glide+zod',
+  ours: 'ours',
+};
 const BASELINE = 'ioredis-zod';
 const NOISY_CORES = 0.2; // other processes using more than this during a cell make it suspect
 
@@ -40,6 +58,7 @@ function parseArgs(argv) {
     write: true,
     redisBenchmark: true,
     quick: false,
+    traceSubscriber: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -86,9 +105,12 @@ function parseArgs(argv) {
       case '--retries':
         args.retries = Number(value());
         break;
+      case '--trace-subscriber':
+        args.traceSubscriber = true;
+        break;
       case '-h':
       case '--help':
-        console.log(fs.readFileSync(__filename, 'utf8').split('\n').slice(1, 16).join('\n'));
+        console.log(usage());
         process.exit(0);
         break;
       default:
@@ -192,11 +214,22 @@ function cellOf(results, peer, op, c) {
   return results.find((r) => r.peer === peer && r.op === op && r.concurrency === c);
 }
 
-/** The goals of issue 5, judged on this run. */
-function judgeGoals(results) {
+/** The performance goals, judged on this run: ratios computed within it. */
+function judgeGoals(results, ops) {
   const goals = [];
   const ours = (op, c) => cellOf(results, 'ours', op, c);
   const peer = (name, op, c) => cellOf(results, name, op, c);
+  const cpu = (op, factor) => {
+    const a = ours(op, 64)?.cpuPerOp;
+    const b = peer(BASELINE, op, 64)?.cpuPerOp;
+    if (!a?.redisUs || !b?.redisUs) return;
+    const ratio = a.totalUs / b.totalUs;
+    goals.push({
+      goal: `${op} c=64: ours CPU per op ≤ ${factor}× ${PEER_LABEL[BASELINE]} (client + redis-server)`,
+      measured: `${fmtUs(a.totalUs)} vs ${fmtUs(b.totalUs)} µs = ${fmtRatio(ratio)}`,
+      met: ratio <= factor,
+    });
+  };
   const throughput = (op, c, name, factor) => {
     const a = ours(op, c);
     const b = peer(name, op, c);
@@ -218,15 +251,56 @@ function judgeGoals(results) {
       met: a.p50Ms <= b.p50Ms,
     });
   };
-  throughput('get', 64, 'ioredis-zod', 1.5);
-  throughput('get', 64, 'glide', 1);
-  throughput('set', 64, 'ioredis-zod', 1.5);
-  throughput('set', 64, 'glide', 1);
-  throughput('listByUser', 64, 'ioredis-zod', 2);
-  latency('get');
-  latency('set');
+  cpu('get', 0.5);
+  cpu('listByUser', 0.5);
+  cpu('set', 0.7);
+  for (const op of ops) {
+    throughput(op, 64, BASELINE, 2);
+    throughput(op, 64, 'glide', 1.2);
+  }
+  for (const op of ops) latency(op);
   return goals;
 }
+
+const fmtUs = (n) => (Number.isFinite(n) ? (n >= 1000 ? Math.round(n).toLocaleString('en-US') : n.toFixed(1)) : '–');
+
+/** CPU per op, one row per cell: JS thread, Node helpers, native threads, redis-server, total. */
+function cpuRows(results, args) {
+  const rows = [];
+  for (const op of args.ops) {
+    for (const c of args.concurrency) {
+      const base = cellOf(results, BASELINE, op, c)?.cpuPerOp;
+      for (const peer of args.peers) {
+        const cpu = cellOf(results, peer, op, c)?.cpuPerOp;
+        if (!cpu) continue;
+        rows.push([
+          OP_LABEL[op],
+          String(c),
+          PEER_LABEL[peer],
+          fmtUs(cpu.jsUs),
+          fmtUs(cpu.helpersUs),
+          fmtUs(cpu.nativeUs),
+          fmtUs(cpu.redisUs),
+          fmtUs(cpu.totalUs),
+          base?.totalUs ? fmtRatio(cpu.totalUs / base.totalUs) : '',
+        ]);
+      }
+    }
+  }
+  return rows;
+}
+
+const CPU_HEADER = [
+  'op',
+  'c',
+  'peer',
+  'JS thread µs',
+  'Node helpers µs',
+  'native threads µs',
+  'redis-server µs',
+  'total µs',
+  `÷ ${PEER_LABEL[BASELINE]}`,
+];
 
 function tableRows(results, args, rb) {
   const rows = [];
@@ -280,12 +354,12 @@ const HEADER = [
   'of redis-benchmark',
 ];
 
-function consoleTable(rows) {
-  const all = [HEADER, ...rows];
-  const widths = HEADER.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+function consoleTable(rows, header = HEADER) {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
   const right = new Set([1, 3, 4, 5, 6, 7, 8]);
   const line = (r) => r.map((v, i) => (right.has(i) ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ');
-  const out = [line(HEADER), widths.map((w) => '-'.repeat(w)).join('  ')];
+  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  ')];
   let last = '';
   for (const r of rows) {
     const group = r[0] + r[1];
@@ -311,7 +385,7 @@ function noiseOf(results) {
   };
 }
 
-function markdown(report, rows) {
+function markdown(report, rows, cpu) {
   const md = [];
   const e = report.environment;
   md.push(`Command: \`${report.command}\``);
@@ -340,9 +414,17 @@ function markdown(report, rows) {
   md.push(
     '`delete (+re-set)`: the latency is the delete alone; each worker then puts the conversation back, so its ops/s counts delete + set pairs.',
   );
+  md.push('');
+  md.push(
+    "CPU per operation in the same cells (µs): the bench process's JavaScript thread, Node's helper threads (V8's GC and compiler workers, libuv's pool), its other (native: tokio's, GLIDE's) threads, and redis-server, from `process.cpuUsage`, `/proc/self/task/*/stat` and `INFO cpu`. The bench's own per-op checks are included, equally for every peer; all peers share one process, so an idle peer's threads count (near zero) in another's native column.",
+  );
+  md.push('');
+  md.push(`| ${CPU_HEADER.join(' | ')} |`);
+  md.push(`|${CPU_HEADER.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`);
+  for (const r of cpu) md.push(`| ${r.join(' | ')} |`);
   if (report.goals.length) {
     md.push('');
-    md.push('| goal (issue 5) | measured | met |');
+    md.push('| goal | measured | met |');
     md.push('|---|---|:---:|');
     for (const g of report.goals) md.push(`| ${g.goal} | ${g.measured} | ${g.met ? 'yes' : '**no**'} |`);
   }
@@ -351,6 +433,18 @@ function markdown(report, rows) {
     `RSS of the bench process: ${report.rss.startMb} MB at start, ${report.rss.afterLoadMb} MB after loading, ${report.rss.endMb} MB at the end (all peers in one process).`,
   );
   return `${md.join('\n')}\n`;
+}
+
+/** Subscribes to every event of the store's TracingChannel and counts them, as a cheap APM agent would. */
+function countTraceEvents() {
+  const counted = { events: 0 };
+  const count = () => {
+    counted.events += 1;
+  };
+  require('node:diagnostics_channel')
+    .tracingChannel('redis-store:call')
+    .subscribe({ start: count, end: count, asyncStart: count, asyncEnd: count, error: count });
+  return counted;
 }
 
 async function main() {
@@ -365,6 +459,11 @@ async function main() {
     process.exit(2);
   }, budgetMs).unref();
   process.once('SIGINT', () => process.exit(130)); // runs the harness' exit hook: no orphan redis-server
+
+  if (args.traceSubscriber) {
+    const counted = countTraceEvents();
+    process.once('exit', () => console.log(`bench: the trace subscriber counted ${counted.events} events`));
+  }
 
   const git = gitState(); // at the start: the addon and index.js are loaded from this tree now
   const loadBefore = os.loadavg();
@@ -441,6 +540,9 @@ async function main() {
             (r.cpuCores
               ? `  cores: node ${r.cpuCores.node.toFixed(2)} redis ${r.cpuCores.redis.toFixed(2)} others ${r.cpuCores.others.toFixed(2)}`
               : '') +
+            (r.cpuPerOp
+              ? `  µs/op: js ${fmtUs(r.cpuPerOp.jsUs)} helpers ${fmtUs(r.cpuPerOp.helpersUs)} native ${fmtUs(r.cpuPerOp.nativeUs)} redis ${fmtUs(r.cpuPerOp.redisUs)} total ${fmtUs(r.cpuPerOp.totalUs)}`
+              : '') +
             (r.failures ? `  FAILURES ${r.failures}: ${r.failureSamples[0]}` : ''),
         );
       }
@@ -505,12 +607,15 @@ async function main() {
     },
     redisBenchmark: rb,
     results,
-    goals: judgeGoals(results),
+    goals: judgeGoals(results, args.ops),
   };
   const rows = tableRows(results, args, rb);
+  const cpu = cpuRows(results, args);
 
   console.log('');
   console.log(consoleTable(rows));
+  console.log('');
+  console.log(consoleTable(cpu, CPU_HEADER));
   console.log('');
   for (const g of report.goals) console.log(`${g.met ? 'MET   ' : 'NOT MET'}  ${g.goal}: ${g.measured}`);
   if (report.noise.known) {
@@ -531,7 +636,7 @@ async function main() {
     fs.mkdirSync(dir, { recursive: true });
     const base = path.join(dir, args.out);
     fs.writeFileSync(`${base}.json`, `${JSON.stringify(report, null, 2)}\n`);
-    fs.writeFileSync(`${base}.md`, markdown(report, rows));
+    fs.writeFileSync(`${base}.md`, markdown(report, rows, cpu));
     fs.writeFileSync(`${base}.svg`, renderSvg(report, { opLabel: OP_LABEL, peerLabel: PEER_LABEL }));
     console.log(`wrote ${path.relative(process.cwd(), base)}.{json,md,svg}`);
   }

@@ -3,7 +3,13 @@
 // peer) per concurrency, each panel with its own linear ops/s scale; redis-benchmark's
 // GET/SET rate, where known, as a dashed line over its group.
 
-const COLORS = { 'ioredis-zod': '#9aa5b1', 'ioredis-fast': '#5b8def', glide: '#f2a541', ours: '#2e9e5b' };
+const COLORS = {
+  'ioredis-zod': '#9aa5b1',
+  'ioredis-fast': '#5b8def',
+  glide: '#f2a541',
+  'glide-zod': '#c2571a',
+  ours: '#2e9e5b',
+};
 
 function esc(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');

@@ -48,7 +48,17 @@ function ensureAddon() {
 }
 
 function exampleDepsInstalled() {
-  const required = ['express', 'jose', '@types/express', 'typescript', '@copilot-chat/redis-store'];
+  const required = [
+    'express',
+    'jose',
+    'prom-client',
+    '@opentelemetry/api',
+    '@opentelemetry/sdk-trace-base',
+    'parse-prometheus-text-format',
+    '@types/express',
+    'typescript',
+    '@copilot-chat/redis-store',
+  ];
   return required.every((name) => fs.existsSync(path.join(EXAMPLE_DIR, 'node_modules', name, 'package.json')));
 }
 

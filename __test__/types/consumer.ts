@@ -1,16 +1,20 @@
 // Compiled by `tsc -p __test__/types` (strict, no emit): the package's types as the server
 // sees them. Every `@ts-expect-error` below must be an error, or tsc fails ("unused directive").
 
+import { DefaultAzureCredential, ManagedIdentityCredential } from '@azure/identity';
 import type {
   ConversationStore,
+  CredentialsProvider,
   NormalizedMessage,
   RedisStoreOptions,
+  StoreCredentials,
   StoredConversation,
   StoreErrorCode,
   StoreStatus,
 } from '@copilot-chat/redis-store';
 import {
   createConversationStore,
+  entraIdCredentials,
   InMemoryConversationStore,
   RedisConversationStore,
   STORE_ERROR_CODES,
@@ -84,6 +88,34 @@ function errorCode(error: unknown): StoreErrorCode | undefined {
 const codes: readonly StoreErrorCode[] = STORE_ERROR_CODES;
 const options: RedisStoreOptions = { commandTimeoutMs: 100 };
 
+// Microsoft Entra ID: any @azure/identity TokenCredential, or a provider of one's own.
+const entra = new RedisConversationStore('rediss://cache.westeurope.redis.azure.net:10000', {
+  credentials: entraIdCredentials(new DefaultAzureCredential()),
+});
+const managed: CredentialsProvider = entraIdCredentials(new ManagedIdentityCredential('client-id'), {
+  objectId: '00000000-0000-0000-0000-000000000000',
+  scopes: ['https://redis.azure.com/.default'],
+});
+const ownProvider: CredentialsProvider = async (): Promise<StoreCredentials> => ({
+  username: 'app',
+  password: 'token',
+  expiresAt: Date.now() + 3_600_000,
+  refreshAt: Date.now() + 1_800_000,
+});
+const withOwn = createConversationStore({ redisUrl: 'rediss://h:6380', credentials: ownProvider });
+
+// @ts-expect-error a provider must give a password
+const noPassword: CredentialsProvider = async () => ({ username: 'app', expiresAt: 1 });
+
+// @ts-expect-error expiresAt is epoch milliseconds, not a Date
+const dateExpiry: CredentialsProvider = async () => ({ password: 'p', expiresAt: new Date() });
+
+// @ts-expect-error entraIdCredentials takes a TokenCredential, not a token
+const fromString = entraIdCredentials('eyJ0eXAiOiJKV1Qi');
+
+// @ts-expect-error there is no tenantId option (the credential knows its tenant)
+const badEntraOption = entraIdCredentials(new DefaultAzureCredential(), { tenantId: 't' });
+
 // Wrong shapes do not compile.
 // @ts-expect-error 'archived' is not a conversation status
 const badStatus: StoredConversation = { ...conversation, status: 'archived' };
@@ -112,6 +144,13 @@ const badCode: StoreErrorCode = 'STORE_TIMEOUT';
 
 export const used = [
   stores,
+  entra,
+  managed,
+  withOwn,
+  noPassword,
+  dateExpiry,
+  fromString,
+  badEntraOption,
   readiness,
   roundTrip,
   errorCode,

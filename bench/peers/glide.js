@@ -1,6 +1,6 @@
 'use strict';
 // Valkey GLIDE (its Rust core ships inside the npm package) over TLS with the test CA as its
-// root, the same layout, and JSON.parse without Zod.
+// root, the same layout, and JSON.parse without Zod (`glide-zod.js`: the same with the Zod parse).
 
 const { GlideClient, Batch, TimeUnit, InfBoundary } = require('@valkey/valkey-glide');
 const {
@@ -20,7 +20,8 @@ const NEWEST_FIRST = {
   limit: { offset: 0, count: LIST_LIMIT },
 };
 
-async function create({ host, port, caPem }) {
+/** A store over GLIDE; `parse` turns a stored JSON text into the record returned. */
+async function createGlideStore({ host, port, caPem }, parse = JSON.parse) {
   const client = await GlideClient.createClient({
     addresses: [{ host, port }],
     useTLS: true,
@@ -42,14 +43,14 @@ async function create({ host, port, caPem }) {
     },
     async get(id) {
       const json = await client.get(conversationKey(id));
-      return json === null ? undefined : JSON.parse(json);
+      return json === null ? undefined : parse(json);
     },
     async listByUser(userId) {
       const ids = await client.zrange(userIndexKey(userId), NEWEST_FIRST, { reverse: true });
       if (ids.length === 0) return [];
       const values = await client.mget(ids.map(conversationKey));
       const out = [];
-      for (const json of values) if (json !== null) out.push(JSON.parse(json));
+      for (const json of values) if (json !== null) out.push(parse(json));
       return out;
     },
     async delete(id) {
@@ -65,4 +66,4 @@ async function create({ host, port, caPem }) {
   };
 }
 
-module.exports = { label: 'glide', create };
+module.exports = { label: 'glide', create: (server) => createGlideStore(server), createGlideStore };

@@ -2,21 +2,26 @@
 //! place a `StoreError` becomes a JavaScript error. The thin `index.js` entry turns the
 //! `STORE_…:` prefix of a message into the error's `code`.
 
+mod credentials;
 mod options;
+mod stats;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
-use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{FnArgs, Function, Promise, PromiseRaw, ToNapiValue};
 use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::{Env, Error, Result, Status};
 use napi_derive::napi;
 
 use crate::error::{StoreError, StoreResult};
-use crate::store::{self, Admitted, LogLevel, Logger, MemoryStore, RedisSettings, RedisStore};
+use crate::store::{
+    self, Admitted, LogLevel, Logger, MemoryStore, Operation, RedisSettings, RedisStore,
+};
 
+pub use credentials::NativeCredentials;
 pub use options::NativeStoreOptions;
 
 fn js_error(error: StoreError) -> Error {
@@ -108,10 +113,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 /// Takes the call in now, on the JavaScript thread (so a `close()` made after it lets it
-/// finish), and runs it on the runtime; a panic becomes a rejection.
+/// finish), and runs it on the runtime; a panic becomes a rejection. `calls` (the operation
+/// and how many calls) are counted as refused when the store takes nothing in.
 fn spawn_call<'env, T, F, Fut>(
     env: &'env Env,
     store: &Arc<RedisStore>,
+    calls: (Operation, usize),
     call: F,
 ) -> Result<PromiseRaw<'env, T>>
 where
@@ -119,7 +126,10 @@ where
     F: FnOnce(Admitted) -> Fut,
     Fut: 'static + Send + Future<Output = StoreResult<T>>,
 {
-    let admitted = store.admit().map_err(js_error)?;
+    let admitted = store.admit().map_err(|error| {
+        store.refused(calls.0, calls.1, &error);
+        js_error(error)
+    })?;
     let call = AssertUnwindSafe(call(admitted)).catch_unwind();
     env.spawn_future(async move {
         match call.await {
@@ -141,17 +151,22 @@ pub struct NativeRedisStore {
 #[napi]
 impl NativeRedisStore {
     /// Checks the URL and options, then connects in the background. `nodeRoots` is what Node
-    /// trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`).
+    /// trusts, as PEM (`tls.rootCertificates` and `NODE_EXTRA_CA_CERTS`). `credentials` is the
+    /// provider as `index.js` wraps it: it never throws and reports failures in `error`.
     #[napi(constructor)]
     pub fn new(
         url: String,
         options: NativeStoreOptions,
         log: Function<FnArgs<(String, String)>, ()>,
         node_roots: Option<String>,
+        credentials: Option<Function<(), Promise<NativeCredentials>>>,
     ) -> Result<Self> {
         let logger = js_logger(log)?;
+        let credentials = credentials.map(credentials::js_credentials).transpose()?;
         let build = || -> StoreResult<RedisStore> {
-            let mut settings = RedisSettings::new(&url, &options.values())?;
+            let mut values = options.values();
+            values.credentials = credentials;
+            let mut settings = RedisSettings::new(&url, &values)?;
             settings.trust_node_roots(node_roots);
             let runtime =
                 napi::bindgen_prelude::within_runtime_if_available(tokio::runtime::Handle::current);
@@ -173,6 +188,12 @@ impl NativeRedisStore {
         self.store.status().into()
     }
 
+    /// When the credentials from the `credentials` option expire (epoch ms), if they do.
+    #[napi(getter)]
+    pub fn credentials_expire_at(&self) -> Option<f64> {
+        self.store.credentials_expire_at()
+    }
+
     /// `host:port` of the server (the seed node in cluster mode), without credentials.
     #[napi(getter)]
     pub fn address(&self) -> String {
@@ -191,7 +212,7 @@ impl NativeRedisStore {
         env: &'env Env,
         id: String,
     ) -> Result<PromiseRaw<'env, Option<String>>> {
-        spawn_call(env, &self.store, |call| async move {
+        spawn_call(env, &self.store, (Operation::Get, 1), |call| async move {
             call.store().get(&id).await
         })
     }
@@ -204,7 +225,7 @@ impl NativeRedisStore {
         id: String,
         json: String,
     ) -> Result<PromiseRaw<'env, ()>> {
-        spawn_call(env, &self.store, |call| async move {
+        spawn_call(env, &self.store, (Operation::Set, 1), |call| async move {
             call.store().set(&id, &json).await
         })
     }
@@ -216,7 +237,8 @@ impl NativeRedisStore {
         env: &'env Env,
         ids: Vec<String>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
-        spawn_call(env, &self.store, |call| async move {
+        let calls = (Operation::Get, ids.len());
+        spawn_call(env, &self.store, calls, |call| async move {
             let store = call.store();
             Ok(BatchReply::from(
                 run_each(ids.iter().map(|id| store.get(id))).await,
@@ -232,7 +254,8 @@ impl NativeRedisStore {
         ids: Vec<String>,
         jsons: Vec<String>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
-        spawn_call(env, &self.store, |call| async move {
+        let calls = (Operation::Set, ids.len());
+        spawn_call(env, &self.store, calls, |call| async move {
             let store = call.store();
             let sets = ids
                 .iter()
@@ -244,9 +267,12 @@ impl NativeRedisStore {
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn delete<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, ()>> {
-        spawn_call(env, &self.store, |call| async move {
-            call.store().delete(&id).await
-        })
+        spawn_call(
+            env,
+            &self.store,
+            (Operation::Delete, 1),
+            |call| async move { call.store().delete(&id).await },
+        )
     }
 
     /// The user's conversations as one JSON array, newest first.
@@ -256,7 +282,8 @@ impl NativeRedisStore {
         env: &'env Env,
         user_id: String,
     ) -> Result<PromiseRaw<'env, String>> {
-        spawn_call(env, &self.store, |call| async move {
+        let calls = (Operation::ListByUser, 1);
+        spawn_call(env, &self.store, calls, |call| async move {
             call.store().list_by_user(&user_id).await
         })
     }

@@ -78,6 +78,7 @@ impl NativeStoreOptions {
             tls_ca: tls.and_then(|t| pem(&t.ca)),
             tls_cert: tls.and_then(|t| pem(&t.cert)),
             tls_key: tls.and_then(|t| pem(&t.key)),
+            credentials: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The redis-rs clients a store connects with: one to a standalone server, or what a cluster
 //! client is built from, as often as the supervisor needs a new one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
@@ -10,12 +11,14 @@ use redis::{
     TlsCertificates,
 };
 
+use super::credentials::Credentials;
 use super::node_names::Routes;
 use super::ConnectionSettings;
 use crate::error::{describe_chain, StoreError, StoreResult};
 
 pub(super) enum RedisClient {
-    Standalone(Box<Client>),
+    /// The client and how each of its connections is opened.
+    Standalone(Box<Client>, AsyncConnectionConfig),
     Cluster(Box<ClusterTarget>),
 }
 
@@ -26,12 +29,18 @@ pub(super) struct ClusterTarget {
     pub(super) seed: Client,
     /// Nothing learned yet: what each `CLUSTER NODES` reply is read against.
     pub(super) routes: Routes,
+    /// How the seed connection is opened (with the credentials, if any).
+    pub(super) seed_config: AsyncConnectionConfig,
     certificates: TlsCertificates,
     tcp: TcpSettings,
+    credentials: Option<Arc<Credentials>>,
 }
 
 /// Checks the settings (URL, TLS material) and builds the client; connects nothing yet.
-pub(super) fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisClient> {
+pub(super) fn build_client(
+    settings: &ConnectionSettings,
+    credentials: Option<&Arc<Credentials>>,
+) -> StoreResult<RedisClient> {
     let address = &settings.address;
     let mut redis_settings = redis::RedisConnectionInfo::default().set_db(address.db);
     if let Some(username) = &address.username {
@@ -54,7 +63,8 @@ pub(super) fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisCl
     let certificates = settings.tls.certificates()?;
     let seed = Client::build_with_tls(info, certificates.clone()).map_err(tls_error)?;
     if !settings.cluster {
-        return Ok(RedisClient::Standalone(Box::new(seed)));
+        let config = connection_config(credentials);
+        return Ok(RedisClient::Standalone(Box::new(seed), config));
     }
     if address.db != 0 {
         return Err(StoreError::invalid_config(
@@ -64,8 +74,10 @@ pub(super) fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisCl
     let target = ClusterTarget {
         seed,
         routes: Routes::for_seed(&address.host),
+        seed_config: connection_config(credentials),
         certificates,
         tcp,
+        credentials: credentials.cloned(),
     };
     // Built once here so that a bad setting fails the constructor, not every attempt.
     cluster_client(settings, &target, None)?;
@@ -75,11 +87,16 @@ pub(super) fn build_client(settings: &ConnectionSettings) -> StoreResult<RedisCl
 /// How a standalone connection (and a cluster's seed) is opened. The supervisor bounds each
 /// attempt by `connectTimeoutMs`, which names the cause; each call runs under its own deadline
 /// (`Supervisor::call`), so the crate's 500 ms response default must not cut in first with a
-/// cause-less "timed out".
-pub(super) fn connection_config() -> AsyncConnectionConfig {
-    AsyncConnectionConfig::new()
+/// cause-less "timed out". With credentials, the connection authenticates with the newest
+/// and re-authenticates with each newer set.
+pub(super) fn connection_config(credentials: Option<&Arc<Credentials>>) -> AsyncConnectionConfig {
+    let config = AsyncConnectionConfig::new()
         .set_connection_timeout(None)
-        .set_response_timeout(None)
+        .set_response_timeout(None);
+    match credentials {
+        Some(credentials) => config.set_credentials_provider(credentials.streaming()),
+        None => config,
+    }
 }
 
 fn tls_error(error: RedisError) -> StoreError {
@@ -127,6 +144,11 @@ pub(super) fn cluster_client(
     }
     if let Some(password) = &address.password {
         builder = builder.password(password);
+    }
+    if let Some(credentials) = &target.credentials {
+        // Each node's connection subscribes: new ones authenticate with the newest
+        // credentials, live ones re-authenticate.
+        builder = builder.set_credentials_provider(credentials.streaming());
     }
     builder.build().map_err(tls_error)
 }

@@ -12,7 +12,7 @@ use futures_util::future::{join_all, BoxFuture};
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
-use super::client::{cluster_client, connection_config, ClusterTarget};
+use super::client::{cluster_client, ClusterTarget};
 use super::health::{health_check, health_failure, silence, HealthFailure};
 use super::node_names::{parse_cluster_nodes, Routes};
 use super::supervisor::{server_error, Connector, Core, Status, Watcher};
@@ -124,7 +124,7 @@ impl Cluster {
         let seed = self
             .target
             .seed
-            .get_multiplexed_async_connection_with_config(&connection_config())
+            .get_multiplexed_async_connection_with_config(&self.target.seed_config)
             .await
             .map_err(|e| describe_chain(&e))?;
         match Connection::Standalone(seed).cluster_nodes().await {

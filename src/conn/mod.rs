@@ -7,6 +7,7 @@ mod backoff;
 mod client;
 mod cluster;
 mod connection;
+mod credentials;
 mod health;
 mod node_names;
 mod standalone;
@@ -24,6 +25,7 @@ use crate::log::Logger;
 
 pub(crate) use backoff::Backoff;
 pub(crate) use connection::Connection;
+pub use credentials::{CredentialSource, CredentialsProvider, Token};
 pub(crate) use supervisor::{server_error, CallError, Status, Supervisor};
 pub(crate) use tls::TlsOptions;
 pub(crate) use url::ServerAddress;
@@ -43,15 +45,18 @@ pub(crate) struct ConnectionSettings {
 
 /// Checks the settings (TLS material, a cluster's database), then starts connecting in the
 /// background on `runtime`, with the connector and watcher of a standalone server or of a
-/// cluster.
+/// cluster, and with credentials from `provider` when there is one.
 pub(crate) fn supervise(
     settings: ConnectionSettings,
+    provider: Option<CredentialsProvider>,
     logger: Logger,
     runtime: &Handle,
 ) -> StoreResult<Supervisor<Connection>> {
-    Ok(match client::build_client(&settings)? {
-        client::RedisClient::Standalone(client) => {
-            let connector = standalone::StandaloneConnector::new(client);
+    let username = settings.address.username.clone();
+    let credentials = provider.map(|p| credentials::Credentials::new(p, username));
+    let mut supervisor = match client::build_client(&settings, credentials.as_ref())? {
+        client::RedisClient::Standalone(client, config) => {
+            let connector = standalone::StandaloneConnector::new(client, config);
             Supervisor::start(
                 settings,
                 logger,
@@ -64,5 +69,9 @@ pub(crate) fn supervise(
             let cluster = cluster::Cluster::new(target);
             Supervisor::start(settings, logger, cluster.clone(), cluster, runtime)
         }
-    })
+    };
+    if let Some(credentials) = credentials {
+        supervisor.rotate(credentials, runtime);
+    }
+    Ok(supervisor)
 }

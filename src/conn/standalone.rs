@@ -5,9 +5,8 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use redis::Client;
+use redis::{AsyncConnectionConfig, Client};
 
-use super::client::connection_config;
 use super::health::{health_check, Ping};
 use super::supervisor::{Connector, Core, Pause, Watcher};
 use super::Connection;
@@ -15,11 +14,12 @@ use crate::error::describe_chain;
 
 pub(super) struct StandaloneConnector {
     client: Box<Client>,
+    config: AsyncConnectionConfig,
 }
 
 impl StandaloneConnector {
-    pub(super) fn new(client: Box<Client>) -> Arc<Self> {
-        Arc::new(StandaloneConnector { client })
+    pub(super) fn new(client: Box<Client>, config: AsyncConnectionConfig) -> Arc<Self> {
+        Arc::new(StandaloneConnector { client, config })
     }
 }
 
@@ -28,7 +28,7 @@ impl Connector<Connection> for StandaloneConnector {
         Box::pin(async move {
             let mut connection = self
                 .client
-                .get_multiplexed_async_connection_with_config(&connection_config())
+                .get_multiplexed_async_connection_with_config(&self.config)
                 .await
                 .map(Connection::Standalone)
                 .map_err(|e| describe_chain(&e))?;

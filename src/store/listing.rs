@@ -102,7 +102,10 @@ impl RedisStore {
     }
 
     /// The user's newest conversations as one JSON array, healing the index on the way.
-    pub async fn list_by_user(&self, user_id: &str) -> crate::error::StoreResult<String> {
+    pub(super) async fn run_list_by_user(
+        &self,
+        user_id: &str,
+    ) -> crate::error::StoreResult<String> {
         self.ensure_open()?;
         super::check_id("userId", user_id)?;
         let index_key = self.keys.user_index_key(user_id);

@@ -2,10 +2,11 @@
 //! limit, ownership), over records kept as the same JSON text.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use super::stats::{epoch_ms, CallStats};
 use super::INDEX_TTL_MARGIN_SECONDS;
 use super::{check_id, check_record, json_array, StoreOptions, StoreStatus};
 use crate::error::{StoreError, StoreResult};
@@ -34,6 +35,9 @@ pub struct MemoryStore {
     options: StoreOptions,
     state: Mutex<State>,
     closed: AtomicBool,
+    pub(super) stats: CallStats,
+    /// Epoch ms of the last status change: created, closed.
+    status_since: AtomicU64,
 }
 
 /// Expired records are invisible at once and freed by a sweep every this many writes.
@@ -45,7 +49,13 @@ impl MemoryStore {
             options,
             state: Mutex::new(State::default()),
             closed: AtomicBool::new(false),
+            stats: CallStats::default(),
+            status_since: AtomicU64::new(epoch_ms()),
         }
+    }
+
+    pub(super) fn status_since(&self) -> u64 {
+        self.status_since.load(Ordering::Relaxed)
     }
 
     pub fn is_closed(&self) -> bool {
@@ -62,7 +72,9 @@ impl MemoryStore {
     }
 
     pub fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.status_since.store(epoch_ms(), Ordering::Relaxed);
+        }
         let mut state = self.lock();
         state.records.clear();
         state.indexes.clear();
@@ -80,7 +92,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub fn get(&self, id: &str) -> StoreResult<Option<String>> {
+    pub(super) fn run_get(&self, id: &str) -> StoreResult<Option<String>> {
         self.ensure_open()?;
         check_id("id", id)?;
         let now = Instant::now();
@@ -92,7 +104,7 @@ impl MemoryStore {
             .map(|r| r.json.clone()))
     }
 
-    pub fn set(&self, id: &str, json: &str) -> StoreResult<()> {
+    pub(super) fn run_set(&self, id: &str, json: &str) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
         let now = Instant::now();
@@ -125,7 +137,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub fn delete(&self, id: &str) -> StoreResult<()> {
+    pub(super) fn run_delete(&self, id: &str) -> StoreResult<()> {
         self.ensure_open()?;
         check_id("id", id)?;
         let mut state = self.lock();
@@ -137,7 +149,7 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub fn list_by_user(&self, user_id: &str) -> StoreResult<String> {
+    pub(super) fn run_list_by_user(&self, user_id: &str) -> StoreResult<String> {
         self.ensure_open()?;
         check_id("userId", user_id)?;
         let now = Instant::now();

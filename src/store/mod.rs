@@ -3,18 +3,23 @@
 mod keys;
 mod listing;
 mod memory;
+mod observed;
 mod options;
 mod redis;
+mod stats;
 mod writes;
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};
 
+pub use crate::conn::{CredentialSource, CredentialsProvider, Token};
 pub use crate::log::{LogLevel, Logger};
 use keys::KeyLayout;
 pub use memory::MemoryStore;
 pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
+use stats::CallStats;
+pub use stats::{Operation, OperationStats, StatsSnapshot, ERROR_CODES};
 
 /// `status`, in ioredis' words; `Ready` means usable now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

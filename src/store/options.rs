@@ -6,7 +6,7 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use super::KeyLayout;
-use crate::conn::{Backoff, ConnectionSettings, ServerAddress, TlsOptions};
+use crate::conn::{Backoff, ConnectionSettings, CredentialsProvider, ServerAddress, TlsOptions};
 use crate::error::{StoreError, StoreResult};
 
 pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
@@ -52,6 +52,9 @@ pub struct Options {
     pub tls_ca: Option<Vec<u8>>,
     pub tls_cert: Option<Vec<u8>>,
     pub tls_key: Option<Vec<u8>>,
+    /// Where the Redis store's credentials come from (the `credentials` option); the memory
+    /// store has no use for it.
+    pub credentials: Option<CredentialsProvider>,
 }
 
 /// Every option, checked. `Default` is what an empty options object gives: the one place the
@@ -207,15 +210,24 @@ impl Options {
 pub struct RedisSettings {
     pub(crate) address: ServerAddress,
     pub(crate) options: StoreOptions,
+    pub(crate) credentials: Option<CredentialsProvider>,
 }
 
 impl RedisSettings {
-    /// The URL first, then the options.
+    /// The URL first, then the options, then the rule between them: a password comes from the
+    /// URL or from `credentials`, not both.
     pub fn new(url: &str, options: &Options) -> StoreResult<RedisSettings> {
         let address = ServerAddress::parse(url)?;
+        let checked = options.check()?;
+        if options.credentials.is_some() && address.password.is_some() {
+            return Err(StoreError::invalid_config(
+                "credentials: cannot be combined with a password in redisUrl; remove one of them",
+            ));
+        }
         Ok(RedisSettings {
             address,
-            options: options.check()?,
+            options: checked,
+            credentials: options.credentials.clone(),
         })
     }
 

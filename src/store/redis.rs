@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
-use super::{StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
+use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
@@ -90,6 +90,7 @@ pub struct RedisStore {
     /// The server refused a script or transaction over two hash slots (`CROSSSLOT`: Azure
     /// Managed Redis' Enterprise policy): since then every call works one slot per command.
     pub(super) one_slot_per_command: AtomicBool,
+    pub(super) stats: CallStats,
 }
 
 /// Only the owner, for `delete` of a record that may not pass validation any more.
@@ -103,7 +104,7 @@ fn is_wrong_type(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, _)| code == "WRONGTYPE")
 }
 
-fn other_type(key: &str) -> CallError {
+pub(super) fn other_type(key: &str) -> CallError {
     CallError::Store(StoreError::corrupt_record(format!(
         "{key}: holds a value of another type"
     )))
@@ -153,7 +154,12 @@ impl RedisStore {
         runtime: &Handle,
     ) -> StoreResult<RedisStore> {
         let keys = KeyLayout::new(settings.options.key_prefix.as_str())?;
-        let supervisor = conn::supervise(settings.connection(), logger, runtime)?;
+        let supervisor = conn::supervise(
+            settings.connection(),
+            settings.credentials.clone(),
+            logger,
+            runtime,
+        )?;
         Ok(RedisStore {
             supervisor,
             gate: CallGate::default(),
@@ -162,6 +168,7 @@ impl RedisStore {
             scripts: Scripts::load(),
             heal_refusal_logged: AtomicBool::new(false),
             one_slot_per_command: AtomicBool::new(false),
+            stats: CallStats::default(),
         })
     }
 
@@ -171,6 +178,13 @@ impl RedisStore {
 
     pub fn address(&self) -> String {
         self.supervisor.address().to_string()
+    }
+
+    /// When the credentials from the `credentials` option expire, in epoch milliseconds;
+    /// `None` without that option, before the provider first answered, or for credentials
+    /// that do not expire.
+    pub fn credentials_expire_at(&self) -> Option<f64> {
+        self.supervisor.credentials_expire_at()
     }
 
     pub(super) fn logger(&self) -> &Logger {
@@ -241,7 +255,7 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
+    pub(super) async fn run_get(&self, id: &str) -> StoreResult<Option<String>> {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
@@ -265,7 +279,7 @@ impl RedisStore {
     /// leaves. Either way, once the index is over `listLimit` the write returns a few of its
     /// entries, and the trim checks their records as its own step (a script touches only the
     /// keys it declares): under the limit, an atomic set is one round trip.
-    pub async fn set(&self, id: &str, json: &str) -> StoreResult<()> {
+    pub(super) async fn run_set(&self, id: &str, json: &str) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
         let record_key = self.keys.conversation_key(id);
@@ -318,52 +332,8 @@ impl RedisStore {
         .await
     }
 
-    /// `set` one slot per command; returns the index sample for the trim.
-    async fn set_one_slot(
-        &self,
-        connection: &mut Connection,
-        (record_key, index_key): (&str, &str),
-        id: &str,
-        json: &str,
-        updated_at_ms: impl redis::ToRedisArgs,
-    ) -> Result<Vec<redis::Value>, CallError> {
-        let ttl = self.options.ttl_seconds;
-        let wrong_type = |error: RedisError| match server_error(&error) {
-            Some((code, which)) if code == "WRONGTYPE" => other_type(if which == "record" {
-                record_key
-            } else {
-                index_key
-            }),
-            _ => CallError::Redis(error),
-        };
-        // Nothing is written when the index holds another type, the record included.
-        let index_type: String = redis::cmd("TYPE")
-            .arg(index_key)
-            .query_async(connection)
-            .await?;
-        if index_type != "none" && index_type != "zset" {
-            return Err(other_type(index_key));
-        }
-        eval_one_key(RECORD_SET, record_key)
-            .arg(json)
-            .arg(ttl)
-            .query_async::<()>(connection)
-            .await
-            .map_err(wrong_type)?;
-        eval_one_key(INDEX_ADD, index_key)
-            .arg(updated_at_ms)
-            .arg(id)
-            .arg(ttl + INDEX_TTL_MARGIN_SECONDS)
-            .arg(self.options.list_limit)
-            .arg(TRIM_BATCH)
-            .arg(random_rank())
-            .query_async(connection)
-            .await
-            .map_err(wrong_type)
-    }
-
     /// Removes the conversation and its owner's index entry; a missing id is not an error.
-    pub async fn delete(&self, id: &str) -> StoreResult<()> {
+    pub(super) async fn run_delete(&self, id: &str) -> StoreResult<()> {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
@@ -413,7 +383,7 @@ impl RedisStore {
 }
 
 /// Where the trim's random sample of the index starts (the scripts take it modulo the size).
-fn random_rank() -> u32 {
+pub(super) fn random_rank() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded randomly per instance: no generator needed for a sample point.
     std::collections::hash_map::RandomState::new()

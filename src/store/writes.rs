@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 
 use redis::RedisError;
 
-use super::redis::RedisStore;
+use super::redis::{eval_one_key, other_type, random_rank, RedisStore, INDEX_ADD, RECORD_SET};
+use super::{INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{server_error, CallError, Connection};
 use crate::error::StoreError;
 
@@ -50,6 +51,50 @@ impl RedisStore {
             Err(error) if self.refused_two_slots(&error) => Ok(None),
             done => done.map(Some),
         }
+    }
+
+    /// `set` one slot per command; returns the index sample for the trim.
+    pub(super) async fn set_one_slot(
+        &self,
+        connection: &mut Connection,
+        (record_key, index_key): (&str, &str),
+        id: &str,
+        json: &str,
+        updated_at_ms: impl redis::ToRedisArgs,
+    ) -> Result<Vec<redis::Value>, CallError> {
+        let ttl = self.options.ttl_seconds;
+        let wrong_type = |error: RedisError| match server_error(&error) {
+            Some((code, which)) if code == "WRONGTYPE" => other_type(if which == "record" {
+                record_key
+            } else {
+                index_key
+            }),
+            _ => CallError::Redis(error),
+        };
+        // Nothing is written when the index holds another type, the record included.
+        let index_type: String = redis::cmd("TYPE")
+            .arg(index_key)
+            .query_async(connection)
+            .await?;
+        if index_type != "none" && index_type != "zset" {
+            return Err(other_type(index_key));
+        }
+        eval_one_key(RECORD_SET, record_key)
+            .arg(json)
+            .arg(ttl)
+            .query_async::<()>(connection)
+            .await
+            .map_err(wrong_type)?;
+        eval_one_key(INDEX_ADD, index_key)
+            .arg(updated_at_ms)
+            .arg(id)
+            .arg(ttl + INDEX_TTL_MARGIN_SECONDS)
+            .arg(self.options.list_limit)
+            .arg(TRIM_BATCH)
+            .arg(random_rank())
+            .query_async(connection)
+            .await
+            .map_err(wrong_type)
     }
 
     /// Whether `error` refuses a call for spanning hash slots; if so, the store goes one slot

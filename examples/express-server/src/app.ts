@@ -6,6 +6,7 @@
 import type { ConversationStore, StoredConversation, StoreErrorCode } from '@copilot-chat/redis-store';
 import express, { type ErrorRequestHandler, type Express, type Response } from 'express';
 import { type AuthOptions, authenticate, callerOf } from './auth.js';
+import type { StoreMetrics } from './metrics.js';
 
 /** Where the app logs what it does not tell the client (console, pino). */
 export interface AppLogger {
@@ -20,9 +21,20 @@ export interface AppOptions {
   auth: AuthOptions;
   /** Default: console. */
   logger?: AppLogger;
+  /** Served on GET /metrics (Prometheus text); absent: no /metrics route. */
+  metrics?: StoreMetrics;
 }
 
 export type RedisHealth = 'connected' | 'disconnected' | 'not-configured';
+
+/** GET /health. `since` and `lastError` only while disconnected; never a store message (it names hosts). */
+export interface HealthBody {
+  status: 'ok';
+  redis: RedisHealth;
+  /** ISO 8601: since when the store is in its current status. */
+  since?: string;
+  lastError?: { code: StoreErrorCode; at: string };
+}
 
 /** A refusal decided by the app itself, before or instead of a store call. */
 class HttpError extends Error {
@@ -69,7 +81,10 @@ function notFound(res: Response, id: string): void {
   res.status(404).json({ error: 'not_found', message: `no conversation ${id}` });
 }
 
-export function createApp(store: ConversationStore, { redisConfigured, auth, logger = console }: AppOptions): Express {
+export function createApp(
+  store: ConversationStore,
+  { redisConfigured, auth, logger = console, metrics }: AppOptions,
+): Express {
   const app = express();
   app.disable('x-powered-by');
 
@@ -79,8 +94,22 @@ export function createApp(store: ConversationStore, { redisConfigured, auth, log
       : store.status === 'ready'
         ? 'connected'
         : 'disconnected';
-    res.json({ status: 'ok', redis });
+    const body: HealthBody = { status: 'ok', redis };
+    if (redis === 'disconnected') {
+      const { statusSince, lastError } = store.stats();
+      body.since = new Date(statusSince).toISOString();
+      if (lastError !== undefined) body.lastError = { code: lastError.code, at: new Date(lastError.at).toISOString() };
+    }
+    res.json(body);
   });
+
+  if (metrics !== undefined) {
+    const { registry } = metrics;
+    // Like /health, for the scraper on the internal network: no bearer token.
+    app.get('/metrics', async (_req, res) => {
+      res.set('Content-Type', registry.contentType).send(await registry.metrics());
+    });
+  }
 
   // Everything below needs a verified caller; the body is parsed only for one.
   app.use(authenticate(auth));

@@ -1,14 +1,16 @@
 // Start-up as the real server does it: the store from the environment (REDIS_URL set → Redis,
-// else in memory), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
+// else in memory; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
 // that closes the store on SIGTERM/SIGINT. `node dist/server.js` refuses to start without
 // AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { DefaultAzureCredential } from '@azure/identity';
 import type { ConversationStore, CreateConversationStoreOptions } from '@copilot-chat/redis-store';
-import { createConversationStore } from '@copilot-chat/redis-store';
+import { createConversationStore, entraIdCredentials } from '@copilot-chat/redis-store';
 import { createApp } from './app.js';
 import { type AuthOptions, MIN_SECRET_BYTES } from './auth.js';
 import { type DevelopmentIdentity, developmentIdentity } from './dev-identity.js';
+import { storeMetrics } from './metrics.js';
 
 const SHUTDOWN_DEADLINE_MS = 10_000;
 
@@ -46,6 +48,12 @@ function storeOptionsFromEnv(): CreateConversationStoreOptions {
   if (ttlSeconds !== undefined) options.ttlSeconds = ttlSeconds;
   const commandTimeoutMs = integerFromEnv('REDIS_COMMAND_TIMEOUT_MS', { min: 1 });
   if (commandTimeoutMs !== undefined) options.commandTimeoutMs = commandTimeoutMs;
+  // Microsoft Entra ID instead of an access key: the identity DefaultAzureCredential finds
+  // (managed identity, workload identity, Azure CLI login, …); its object id is the user name.
+  if (process.env.REDIS_ENTRA === '1' || process.env.REDIS_CREDENTIALS === 'entra') {
+    const objectId = stringFromEnv('REDIS_ENTRA_OBJECT_ID');
+    options.credentials = entraIdCredentials(new DefaultAzureCredential(), objectId ? { objectId } : {});
+  }
   return options;
 }
 
@@ -78,6 +86,7 @@ function printHints(base: string, development: DevelopmentIdentity | undefined):
     `'{"externalId":"3f2b8c1e-7a4d-4e5f-9b6a-1c2d3e4f5a6b","userId":"${userId}","tenantId":"tenant-1",` +
     `"history":[],"status":"active","createdAt":"2026-02-22T10:00:00.000Z","updatedAt":"2026-02-22T10:00:00.000Z"}'`;
   console.log(`Try: curl -s ${base}/health`);
+  console.log(`     curl -s ${base}/metrics`);
   if (development === undefined) {
     console.log(`     curl -s ${base}/api/conversations -H "Authorization: Bearer $TOKEN"`);
     console.log(`     (TOKEN: an HS256 JWT signed with AUTH_JWT_SECRET, with exp; its sub is the user id)`);
@@ -103,7 +112,8 @@ export async function main({ allowDevelopmentIdentity = false }: MainOptions = {
   const options = storeOptionsFromEnv();
   const { auth, development } = await authFromEnv(allowDevelopmentIdentity);
   const store: ConversationStore = createConversationStore(options);
-  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth });
+  const metrics = storeMetrics(store);
+  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth, metrics });
 
   const server = app.listen(port, () => {
     const { port: bound } = server.address() as AddressInfo;

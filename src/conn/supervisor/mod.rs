@@ -13,6 +13,7 @@
 
 mod classify;
 mod parts;
+mod vitals;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -24,12 +25,14 @@ use tokio::sync::{watch, Notify};
 use tokio::time::{sleep, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
+use super::credentials::Credentials;
 use super::{ConnectionSettings, ServerAddress};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
 
 pub(crate) use classify::{server_error, CallError};
 pub(crate) use parts::{Connector, Pause, Watcher};
+pub(crate) use vitals::{ConnectionVitals, Vitals};
 
 /// Where the connection stands, in ioredis' words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,10 +82,14 @@ pub(crate) struct Core<C> {
     /// Milliseconds after `started` of the last reply from Redis.
     last_reply_ms: AtomicU64,
     last_error: Mutex<Option<String>>,
+    /// What `stats()` reports of the connection.
+    vitals: Vitals,
 }
 
 pub(crate) struct Supervisor<C> {
     core: Arc<Core<C>>,
+    /// With the `credentials` option: what the connections authenticate with.
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
@@ -109,9 +116,33 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             started: Instant::now(),
             last_reply_ms: AtomicU64::new(0),
             last_error: Mutex::new(None),
+            vitals: Vitals::default(),
         });
         runtime.spawn(run(core.clone()));
-        Supervisor { core }
+        Supervisor {
+            core,
+            credentials: None,
+        }
+    }
+
+    /// Keeps `credentials` fresh until the store closes, and closes the connection when they
+    /// expire with nothing newer (see `Credentials::expire_connections`).
+    pub(crate) fn rotate(&mut self, credentials: Arc<Credentials>, runtime: &Handle) {
+        let (core, rotating) = (self.core.clone(), credentials.clone());
+        runtime.spawn(async move {
+            let settings = &core.settings;
+            let rotation =
+                rotating.rotate(&core.logger, settings.backoff, settings.connect_timeout);
+            let expiry = rotating.expire_connections(&core);
+            core.until_closed(futures_util::future::join(rotation, expiry))
+                .await;
+        });
+        self.credentials = Some(credentials);
+    }
+
+    /// When the credentials in use expire, in epoch milliseconds.
+    pub(crate) fn credentials_expire_at(&self) -> Option<f64> {
+        self.credentials.as_ref()?.expires_at()
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -124,6 +155,18 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
 
     pub(crate) fn logger(&self) -> &Logger {
         &self.core.logger
+    }
+
+    /// Status, since when, reconnects and the last connection failure.
+    pub(crate) fn vitals(&self) -> ConnectionVitals {
+        let core = &self.core;
+        core.vitals.read(
+            core.status(),
+            core.last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        )
     }
 
     pub(crate) fn command_timeout(&self) -> Duration {
@@ -224,7 +267,7 @@ impl<C> Core<C> {
     }
 
     fn set_status(&self, status: Status) {
-        self.status.store(status as u8, Ordering::Release);
+        self.swap_status(status);
     }
 
     fn now_ms(&self) -> u64 {
@@ -313,6 +356,9 @@ async fn run<C: Clone + Send + Sync + 'static>(core: Arc<Core<C>>) {
                     "connected"
                 };
                 core.logger.info(format!("{verb} to {address}"));
+                if connected_once {
+                    core.vitals.reconnected();
+                }
                 connected_once = true;
                 loop {
                     generation += 1;
@@ -326,7 +372,10 @@ async fn run<C: Clone + Send + Sync + 'static>(core: Arc<Core<C>>) {
                     });
                     match core.watcher.watch(&core, connection, generation).await {
                         // A replacement the watcher built takes over without a gap.
-                        Some(replacement) => connection = replacement,
+                        Some(replacement) => {
+                            core.vitals.reconnected();
+                            connection = replacement;
+                        }
                         None => break,
                     }
                 }

@@ -55,7 +55,11 @@ impl<C> Core<C> {
 
     /// Sets the status; returns the one it replaces.
     pub(crate) fn swap_status(&self, status: Status) -> Status {
-        Status::from_u8(self.status.swap(status as u8, Ordering::AcqRel))
+        let previous = Status::from_u8(self.status.swap(status as u8, Ordering::AcqRel));
+        if previous != status {
+            self.vitals.status_changed();
+        }
+        previous
     }
 
     pub(crate) fn saw_reply(&self) {
@@ -69,12 +73,18 @@ impl<C> Core<C> {
 
     pub(crate) fn set_last_error(&self, cause: &str) {
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause.to_owned());
+        self.vitals.failed();
     }
 
     /// `generation` is the connection last published: a call still running on one since
     /// replaced says nothing of the new one.
     pub(crate) fn is_current(&self, generation: u64) -> bool {
         generation == self.current.load(Ordering::Acquire)
+    }
+
+    /// Condemns whichever connection is in use: its credentials expired.
+    pub(crate) fn condemn_current(&self, cause: &str) {
+        self.condemn(self.current.load(Ordering::Acquire), cause);
     }
 
     /// Has the watcher look now: a call found trouble.
