@@ -7,12 +7,12 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
+const { execFile, execFileSync } = require('node:child_process');
 const fsp = require('node:fs/promises');
 const os = require('node:os');
 const path = require('node:path');
 
-const { RedisConversationStore, createConversationStore } = require('..');
+const { RedisConversationStore } = require('..');
 const { startRedis, stopAll, makeRsaCerts, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted, uniqueId } = require('../support/conversations');
 const { recordingLogger, silentLogger } = require('../support/observe');
@@ -244,20 +244,57 @@ describe('trust like Node', { concurrency: true }, () => {
   });
 });
 
+/** Whether this machine lets an unprivileged process have a network namespace of its own. */
+function canIsolateNetwork() {
+  try {
+    execFileSync('unshare', ['-rn', 'true'], { stdio: 'ignore', timeout: CHILD_TIMEOUT_MS });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('Azure Managed Redis default port', () => {
-  test('a *.redis.azure.net URL without a port means port 10000; any other host 6380', async () => {
-    for (const [url, address] of [
+  // The stores below name real Azure hosts, and a store connects as soon as it is built: the
+  // child runs in a network namespace of its own (`unshare -rn`, no interface up), so no name
+  // is looked up outside this machine. The address is logged before connecting.
+  const isolated = canIsolateNetwork();
+  test('a *.redis.azure.net URL without a port means port 10000; any other host 6380 (no network)', {
+    skip: isolated ? false : 'unshare -rn is not allowed here',
+  }, async () => {
+    const cases = [
       ['rediss://cache.westeurope.redis.azure.net', 'cache.westeurope.redis.azure.net:10000'],
       ['rediss://Cache.WestEurope.Redis.Azure.Net/0', 'cache.westeurope.redis.azure.net:10000'],
       ['rediss://cache.redis.cache.windows.net', 'cache.redis.cache.windows.net:6380'],
       ['rediss://cache.redis.azure.net.example', 'cache.redis.azure.net.example:6380'],
-    ]) {
-      const log = recordingLogger();
-      const store = createConversationStore({ redisUrl: url, logger: log.logger, connectTimeoutMs: 1000 });
-      await store.close();
+    ];
+    const script = `
+        const { createConversationStore } = require(${JSON.stringify(path.join(__dirname, '..'))});
+        (async () => {
+          const out = [];
+          for (const url of ${JSON.stringify(cases.map(([url]) => url))}) {
+            const lines = [];
+            const logger = { info: (l) => lines.push(l), warn: (l) => lines.push(l), error: (l) => lines.push(l) };
+            const store = createConversationStore({ redisUrl: url, logger, connectTimeoutMs: 1000 });
+            await store.close();
+            out.push(lines);
+          }
+          console.log(JSON.stringify(out));
+        })();
+      `;
+    const stdout = await new Promise((resolve, reject) =>
+      execFile(
+        'unshare',
+        ['-rn', process.execPath, '-e', script],
+        { timeout: CHILD_TIMEOUT_MS, encoding: 'utf8' },
+        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
+      ),
+    );
+    const logged = JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]');
+    for (const [i, [url, address]] of cases.entries()) {
       assert.ok(
-        log.lines.includes(`[STORE] using Redis at ${address}`),
-        `${url}: expected ${address} in\n${log.lines.join('\n')}`,
+        logged[i]?.includes(`[STORE] using Redis at ${address}`),
+        `${url}: expected ${address} in\n${(logged[i] ?? []).join('\n')}`,
       );
     }
   });
