@@ -5,12 +5,10 @@
 // this file turns that into `error.code`. Conversations cross the boundary as JSON text:
 // V8's own JSON.stringify/JSON.parse are far faster than building objects through N-API.
 
-const { X509Certificate } = require('node:crypto');
-const fs = require('node:fs');
-const tls = require('node:tls');
 const diagnosticsChannel = require('node:diagnostics_channel');
 const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
 const { decodeJwt } = require('jose');
+const { trustedByNode } = require('./node-trust.js');
 
 /** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
 /** @typedef {import('./index').StoreLogger} StoreLogger */
@@ -88,50 +86,6 @@ function toStoreError(error, fallbackCode) {
  */
 function printable(text) {
   return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`);
-}
-
-/**
- * What Node trusts by default, as PEM: its bundled roots and the certificates of
- * `NODE_EXTRA_CA_CERTS` (the system store is added natively). Node reads that file once, at
- * start-up, and only warns when it cannot; so is it here, once per process, and a store whose
- * file cannot be read still starts, with a `[STORE]` warning.
- * @type {{ pem: string, warning?: string } | undefined}
- */
-let nodeTrust;
-
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
-
-function trustedByNode() {
-  if (nodeTrust) return nodeTrust;
-  const pems = [...tls.rootCertificates];
-  let warning;
-  const file = process.env.NODE_EXTRA_CA_CERTS;
-  if (file) {
-    const shown = printable(file);
-    try {
-      const found = fs.readFileSync(file, 'latin1').match(PEM_CERTIFICATE) ?? [];
-      const readable = found.filter((pem) => {
-        try {
-          return Boolean(new X509Certificate(pem));
-        } catch {
-          return false;
-        }
-      });
-      pems.push(...readable);
-      if (readable.length < found.length || found.length === 0) {
-        warning =
-          `[STORE] NODE_EXTRA_CA_CERTS (${shown}): ${readable.length} of ${found.length} certificates ` +
-          "could be read; only those are trusted besides Node's roots and the system store";
-      }
-    } catch (error) {
-      const why = /** @type {NodeJS.ErrnoException} */ (error).code ?? 'unreadable';
-      warning =
-        `[STORE] NODE_EXTRA_CA_CERTS (${shown}) could not be read (${why}): ` +
-        "only Node's roots and the system store are trusted";
-    }
-  }
-  nodeTrust = { pem: pems.join('\n'), warning };
-  return nodeTrust;
 }
 
 /** @param {unknown} error @returns {never} */

@@ -7,12 +7,12 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFile } = require('node:child_process');
+const { execFile, execFileSync } = require('node:child_process');
 const fsp = require('node:fs/promises');
 const os = require('node:os');
 const path = require('node:path');
 
-const { RedisConversationStore, createConversationStore } = require('..');
+const { RedisConversationStore } = require('..');
 const { startRedis, stopAll, makeRsaCerts, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted, uniqueId } = require('../support/conversations');
 const { recordingLogger, silentLogger } = require('../support/observe');
@@ -29,17 +29,19 @@ const AZURE_TLS12_CIPHERS = 'ECDHE-RSA-AES256-SHA384:ECDHE-RSA-AES128-SHA256'; /
 
 let tls13Only;
 let tls12CbcOnly;
+let tls12Mutual; // TLS 1.2 only, requires a client certificate
 let plain; // default server; its CA is in no store unless a test puts it there
 let emptyStore; // { file, dir }: system roots emptied
 
 before(async () => {
   const rsa = await makeRsaCerts();
-  [tls13Only, tls12CbcOnly, plain] = await Promise.all([
+  [tls13Only, tls12CbcOnly, plain, tls12Mutual] = await Promise.all([
     startRedis({ tls: { protocols: 'TLSv1.3', ciphersuites: AZURE_TLS13_SUITES } }),
     // The harness's own redis-cli (OpenSSL, which has CBC) PINGs it before this resolves: the
     // server does serve these suites.
     startRedis({ certs: rsa, tls: { protocols: 'TLSv1.2', ciphers: AZURE_TLS12_CIPHERS } }),
     startRedis(),
+    startRedis({ tlsAuthClients: true, tls: { protocols: 'TLSv1.2' } }),
   ]);
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'redis-store-no-system-roots-'));
   const file = path.join(dir, 'empty.pem');
@@ -74,11 +76,16 @@ async function rejection(promise) {
 
 /**
  * Runs a store in a child Node with `env` (on top of a copy of this one's, minus the TLS
- * variables): ready, set, get. Resolves { ok, code?, message?, lines }.
+ * variables): ready, set, get. `late` is set in the child's process.env after start-up, as a
+ * .env loader does: after the store's module loaded, or before it with `lateBeforeLoad`.
+ * Resolves { ok, code?, message?, lines }.
  */
-function runChild(url, env) {
+function runChild(url, env, { late = {}, lateBeforeLoad = false } = {}) {
+  const setLate = `Object.assign(process.env, ${JSON.stringify(late)});`;
   const script = `
+    ${lateBeforeLoad ? setLate : ''}
     const { RedisConversationStore } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    ${lateBeforeLoad ? '' : setLate}
     const lines = [];
     const logger = { info: (l) => lines.push(l), warn: (l) => lines.push(l), error: (l) => lines.push(l) };
     const store = new RedisConversationStore(process.argv[1], {
@@ -139,13 +146,27 @@ describe('TLS as Azure serves it', { concurrency: true }, () => {
         assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
         assert.ok(elapsedMs < CEILING_MS, `took ${elapsedMs} ms`);
         assert.match(error.message, /TLS handshake failed/);
-        assert.match(error.message, /no TLS version and cipher suite in common/);
+        assert.match(error.message, /likely no TLS version and cipher suite in common/);
+        assert.match(error.message, /client certificate/);
         assert.match(error.message, /no CBC/);
       }
       assert.ok(
         log.lines.some((line) => /\[STORE\] .*TLS handshake failed/.test(line)),
         `the failed attempts should be logged as TLS failures:\n${log.lines.join('\n')}`,
       );
+    });
+  });
+
+  test('a TLS 1.2 server that requires a client certificate, none given: the message names that cause too', async (t) => {
+    await withLogOnFailure(tls12Mutual, async () => {
+      const store = openStore(t, tls12Mutual.url, { tls: { ca: tls12Mutual.caPem } });
+      const { error, elapsedMs } = await rejection(store.ready());
+      assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
+      assert.ok(elapsedMs < CEILING_MS, `took ${elapsedMs} ms`);
+      // OpenSSL answers HandshakeFailure here as when nothing is in common: both are said.
+      assert.match(error.message, /TLS handshake failed: the server refused it \(HandshakeFailure alert\)/);
+      assert.match(error.message, /requires a client certificate \(`tls\.cert` and `tls\.key`\)/);
+      assert.match(error.message, /cipher suite in common/);
     });
   });
 });
@@ -184,26 +205,96 @@ describe('trust like Node', { concurrency: true }, () => {
     assert.match(warning, /^\[STORE\] NODE_EXTRA_CA_CERTS \(.*no-such-ca\.pem\) could not be read \(ENOENT\)/);
   });
 
+  test('NODE_EXTRA_CA_CERTS set after start-up (a .env loader) is ignored, as Node ignores it', async () => {
+    const result = await runChild(
+      plain.url,
+      { SSL_CERT_FILE: emptyStore.file, SSL_CERT_DIR: emptyStore.dir },
+      { late: { NODE_EXTRA_CA_CERTS: plain.certs.caFile } },
+    );
+    assert.equal(result.ok, false, JSON.stringify(result));
+    assert.equal(result.code, 'STORE_UNAVAILABLE', result.message);
+    assert.match(result.message, /certificate was refused: UnknownIssuer/);
+  });
+
+  test('a NODE_EXTRA_CA_CERTS that is a FIFO or a device is not read: a warning, and the store starts', async () => {
+    const fifo = path.join(emptyStore.root, 'extra-ca.fifo');
+    await new Promise((resolve, reject) =>
+      execFile('mkfifo', [fifo], (error) => (error ? reject(error) : resolve(undefined))),
+    );
+    for (const file of [fifo, '/dev/zero']) {
+      // Given at start-up, Node itself would block on the FIFO before any code runs; set after
+      // start-up and before the store's module loads, the store takes it. A read of the FIFO
+      // would wait for a writer forever: the child's timeout would fail this.
+      const result = await runChild(
+        plain.url,
+        { SSL_CERT_FILE: emptyStore.file, SSL_CERT_DIR: emptyStore.dir },
+        { late: { NODE_EXTRA_CA_CERTS: file }, lateBeforeLoad: true },
+      );
+      assert.equal(result.code, 'STORE_UNAVAILABLE', result.message);
+      assert.match(result.message, /certificate/i);
+      const warning = result.lines.find((line) => line.includes('NODE_EXTRA_CA_CERTS'));
+      assert.ok(warning, `expected a warning:\n${result.lines.join('\n')}`);
+      assert.match(warning, /could not be read \(not a regular file\)/);
+    }
+  });
+
   test('the system store is still trusted: the test CA only in SSL_CERT_FILE connects', async () => {
     const result = await runChild(plain.url, { SSL_CERT_FILE: plain.certs.caFile, SSL_CERT_DIR: emptyStore.dir });
     assert.equal(result.ok, true, JSON.stringify(result));
   });
 });
 
+/** Whether this machine lets an unprivileged process have a network namespace of its own. */
+function canIsolateNetwork() {
+  try {
+    execFileSync('unshare', ['-rn', 'true'], { stdio: 'ignore', timeout: CHILD_TIMEOUT_MS });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 describe('Azure Managed Redis default port', () => {
-  test('a *.redis.azure.net URL without a port means port 10000; any other host 6380', async () => {
-    for (const [url, address] of [
+  // The stores below name real Azure hosts, and a store connects as soon as it is built: the
+  // child runs in a network namespace of its own (`unshare -rn`, no interface up), so no name
+  // is looked up outside this machine. The address is logged before connecting.
+  const isolated = canIsolateNetwork();
+  test('a *.redis.azure.net URL without a port means port 10000; any other host 6380 (no network)', {
+    skip: isolated ? false : 'unshare -rn is not allowed here',
+  }, async () => {
+    const cases = [
       ['rediss://cache.westeurope.redis.azure.net', 'cache.westeurope.redis.azure.net:10000'],
       ['rediss://Cache.WestEurope.Redis.Azure.Net/0', 'cache.westeurope.redis.azure.net:10000'],
       ['rediss://cache.redis.cache.windows.net', 'cache.redis.cache.windows.net:6380'],
       ['rediss://cache.redis.azure.net.example', 'cache.redis.azure.net.example:6380'],
-    ]) {
-      const log = recordingLogger();
-      const store = createConversationStore({ redisUrl: url, logger: log.logger, connectTimeoutMs: 1000 });
-      await store.close();
+    ];
+    const script = `
+        const { createConversationStore } = require(${JSON.stringify(path.join(__dirname, '..'))});
+        (async () => {
+          const out = [];
+          for (const url of ${JSON.stringify(cases.map(([url]) => url))}) {
+            const lines = [];
+            const logger = { info: (l) => lines.push(l), warn: (l) => lines.push(l), error: (l) => lines.push(l) };
+            const store = createConversationStore({ redisUrl: url, logger, connectTimeoutMs: 1000 });
+            await store.close();
+            out.push(lines);
+          }
+          console.log(JSON.stringify(out));
+        })();
+      `;
+    const stdout = await new Promise((resolve, reject) =>
+      execFile(
+        'unshare',
+        ['-rn', process.execPath, '-e', script],
+        { timeout: CHILD_TIMEOUT_MS, encoding: 'utf8' },
+        (error, out, err) => (error ? reject(new Error(`${error.message}\n${err}`)) : resolve(out)),
+      ),
+    );
+    const logged = JSON.parse(stdout.trim().split('\n').at(-1) ?? '[]');
+    for (const [i, [url, address]] of cases.entries()) {
       assert.ok(
-        log.lines.includes(`[STORE] using Redis at ${address}`),
-        `${url}: expected ${address} in\n${log.lines.join('\n')}`,
+        logged[i]?.includes(`[STORE] using Redis at ${address}`),
+        `${url}: expected ${address} in\n${(logged[i] ?? []).join('\n')}`,
       );
     }
   });

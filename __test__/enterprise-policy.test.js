@@ -11,7 +11,7 @@ const assert = require('node:assert/strict');
 
 const { RedisConversationStore } = require('..');
 const { stopAll, withLogOnFailure } = require('../support/redis');
-const { startSlotCheckingServer, stopAllClusters } = require('../support/cluster');
+const { startCluster, startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
 const { makeConversation, persisted } = require('../support/conversations');
 const { defineContractSuite } = require('../support/contract');
 const { recordingLogger, silentLogger } = require('../support/observe');
@@ -66,6 +66,111 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
       assert.equal(warnings.length, 1, log.lines.join('\n'));
       assert.equal(store.status, 'ready');
     });
+  });
+});
+
+describe('a shard that serves half the slots (scripts reach only the keys they declare)', () => {
+  const SERVED = [0, 8191];
+  const prefix = 'shard:';
+  let shard;
+  before(async () => {
+    shard = await startSlotCheckingServer({ slots: SERVED });
+  });
+
+  /** A conversation whose record and index keys share one served slot, so set's script is not refused. */
+  function conversationInOneSlot() {
+    for (let seed = 0; ; seed++) {
+      const probe = makeConversation({ seed: `shard-${seed}` });
+      const slot = keySlot(`${prefix}conv:${probe.externalId}`);
+      if (slot > SERVED[1]) continue;
+      for (let n = 0; n < 1_000_000; n++) {
+        if (keySlot(`${prefix}user:u${n}:conversations`) === slot) {
+          return { conversation: makeConversation({ seed: `shard-${seed}`, userId: `u${n}` }), slot };
+        }
+      }
+    }
+  }
+
+  test('a set into an index over listLimit resolves, writes once, and trims entries whose record is gone', async (t) => {
+    await withLogOnFailure(shard, async () => {
+      const { conversation, slot } = conversationInOneSlot();
+      const index = `${prefix}user:${conversation.userId}:conversations`;
+      // Entries whose record is gone, in a served slot other than the index's, and one whose
+      // record lives on another shard (a slot this one does not serve).
+      const goneHere = uuidsInSlot(slot === 100 ? 101 : 100, 3, (id) => `${prefix}conv:${id}`);
+      const [elsewhere] = uuidsInSlot(9000, 1, (id) => `${prefix}conv:${id}`);
+      for (const [i, id] of [...goneHere, elsewhere].entries()) await shard.cli('ZADD', index, String(i), id);
+      const log = recordingLogger();
+      const store = new RedisConversationStore(shard.url, {
+        tls: { ca: shard.caPem },
+        keyPrefix: prefix,
+        listLimit: 1,
+        logger: log.logger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      await store.set(conversation.externalId, conversation);
+      assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
+      assert.equal(
+        await shard.cli('ZSCORE', index, conversation.externalId),
+        String(Date.parse(conversation.updatedAt)),
+      );
+      const left = (await shard.cli('ZRANGE', index, '0', '-1')).split('\n').filter(Boolean).sort();
+      assert.deepEqual(
+        left,
+        [conversation.externalId, elsewhere].sort(),
+        'the entries whose record is gone here were trimmed',
+      );
+      // Again: the same write, whatever mode the trim's heal left the store in.
+      await store.set(conversation.externalId, conversation);
+      assert.equal(store.status, 'ready');
+      assert.ok(!log.lines.some((line) => /non local key/.test(line)), log.lines.join('\n'));
+    });
+  });
+
+  test('under listLimit, a set whose keys share a slot is one round trip (one EVALSHA) and switches nothing', async (t) => {
+    await withLogOnFailure(shard, async () => {
+      const { conversation } = conversationInOneSlot();
+      const log = recordingLogger();
+      const store = new RedisConversationStore(shard.url, {
+        tls: { ca: shard.caPem },
+        keyPrefix: prefix,
+        listLimit: 50,
+        logger: log.logger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      await store.set(conversation.externalId, conversation); // loads the script
+      await shard.cli('CONFIG', 'RESETSTAT');
+      await store.set(conversation.externalId, { ...conversation, status: 'completed' });
+      const stats = await shard.cli('INFO', 'commandstats');
+      const topLevel = stats.match(/^cmdstat_(evalsha|eval|exists|get|mget|type|multi|exec):calls=\d+/gm) ?? [];
+      // Commands a script runs count too (TYPE twice here); EVALSHA alone was sent.
+      assert.deepEqual(
+        topLevel.filter((line) => !line.startsWith('cmdstat_type')),
+        ['cmdstat_evalsha:calls=1'],
+        stats,
+      );
+      assert.ok(!log.lines.some((line) => CROSS_SLOT_WARNING.test(line)), log.lines.join('\n'));
+    });
+  });
+});
+
+describe('a Redis Cluster reached without cluster: true', () => {
+  test('a key of another node: STORE_UNAVAILABLE, the MOVED refusal saying to set cluster: true', async (t) => {
+    const cluster = await startCluster({ primaries: 3, replicasPerPrimary: 0 });
+    const store = new RedisConversationStore(cluster.seedUrl, { tls: { ca: cluster.caPem }, logger: silentLogger });
+    t.after(() => store.close());
+    await store.ready();
+    const other = (await cluster.primaries()).find((p) => p.port !== cluster.seedPort);
+    assert.ok(other, 'a second primary');
+    const [id] = uuidsInSlot(other.slots[0][0], 1);
+    const error = await store.get(id).then(
+      () => assert.fail('expected a rejection'),
+      (e) => e,
+    );
+    assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
+    assert.match(error.message, /^Redis refused the command: MOVED \d+ .*set `cluster: true`/);
   });
 });
 

@@ -144,21 +144,25 @@ fn tls_failure<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e r
     None
 }
 
-/// What the store offers, for a server that found nothing in common with it. rustls has no
-/// CBC suites: a server limited to TLS 1.2 with CBC suites (Azure's only TLS 1.2 suites)
-/// can only be reached over TLS 1.3.
-const OFFERED: &str = "the store offers TLS 1.3 (AES-GCM, ChaCha20-Poly1305) and TLS 1.2 \
-                       with ECDHE and AES-GCM or ChaCha20-Poly1305 only, no CBC suites";
-
 /// A failed handshake, said as what failed and why.
 fn describe_tls(error: &rustls::Error) -> String {
+    use crate::conn::tls::OFFERED;
     use rustls::{AlertDescription, Error, PeerIncompatible};
     let why = match error {
-        Error::AlertReceived(
-            alert @ (AlertDescription::HandshakeFailure | AlertDescription::InsufficientSecurity),
-        ) => format!(
-            "the server refused it ({alert:?} alert): no TLS version and cipher suite in \
-             common ({OFFERED})"
+        // OpenSSL sends HandshakeFailure both when nothing is in common and, over TLS 1.2,
+        // when a client certificate it requires is missing: both causes are said.
+        Error::AlertReceived(alert @ AlertDescription::HandshakeFailure) => format!(
+            "the server refused it ({alert:?} alert): likely no TLS version and cipher suite \
+             in common ({OFFERED}), or the server requires a client certificate (`tls.cert` \
+             and `tls.key`) that was not sent or not accepted"
+        ),
+        Error::AlertReceived(alert @ AlertDescription::InsufficientSecurity) => format!(
+            "the server refused it ({alert:?} alert): likely no TLS version and cipher suite \
+             in common ({OFFERED})"
+        ),
+        Error::AlertReceived(alert @ AlertDescription::CertificateRequired) => format!(
+            "the server refused it ({alert:?} alert): it requires a client certificate \
+             (`tls.cert` and `tls.key`)"
         ),
         Error::AlertReceived(alert @ AlertDescription::ProtocolVersion) => format!(
             "the server refused it ({alert:?} alert): no TLS version in common (the store \
@@ -192,12 +196,28 @@ mod tests {
         )));
         assert!(text.starts_with("TLS handshake failed: "), "{text}");
         assert!(text.contains("HandshakeFailure"), "{text}");
+        // Both likely causes: nothing in common, or a client certificate the server requires.
         assert!(
-            text.contains("no TLS version and cipher suite in common"),
+            text.contains("likely no TLS version and cipher suite in common"),
             "{text}"
         );
         assert!(text.contains("no CBC"), "{text}");
+        assert!(
+            text.contains("or the server requires a client certificate (`tls.cert` and `tls.key`)"),
+            "{text}"
+        );
         assert!(!text.contains("received fatal alert"), "said twice: {text}");
+
+        let text = describe_chain(&from_the_wire(rustls::Error::AlertReceived(
+            rustls::AlertDescription::InsufficientSecurity,
+        )));
+        assert!(text.contains("cipher suite in common"), "{text}");
+        assert!(!text.contains("client certificate"), "{text}");
+
+        let text = describe_chain(&from_the_wire(rustls::Error::AlertReceived(
+            rustls::AlertDescription::CertificateRequired,
+        )));
+        assert!(text.contains("requires a client certificate"), "{text}");
 
         let text = describe_chain(&from_the_wire(rustls::Error::AlertReceived(
             rustls::AlertDescription::ProtocolVersion,

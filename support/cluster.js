@@ -411,16 +411,24 @@ async function startCluster({
 }
 
 /**
- * One cluster node that holds every slot, to be reached as a standalone server (no
- * `cluster: true`): it refuses keys of two slots in one script, transaction or multi-key
- * command with CROSSSLOT, as the one endpoint of Azure Managed Redis' Enterprise clustering
- * policy does (which allows MGET, DEL, MSET, EXISTS, UNLINK and TOUCH across slots; this
- * node does not, so it is the stricter of the two). Resolves once it says cluster_state:ok.
+ * One cluster node reached as a standalone server (no `cluster: true`), as the one endpoint
+ * of Azure Managed Redis' Enterprise clustering policy is. It refuses keys of two slots in one
+ * script, transaction or multi-key command with CROSSSLOT, as that endpoint does (which allows
+ * MGET, DEL, MSET, EXISTS, UNLINK and TOUCH across slots; this node does not).
+ *
+ * `slots` (`[first, last]`, inclusive; every slot by default) are the slots it serves. A
+ * node that serves every slot lets a script reach keys it did not declare in any slot; one
+ * that serves only some refuses a script that reaches a key of a slot it does not serve
+ * ("Script attempted to access a non local key in a cluster node"), as a shard behind that
+ * endpoint does: a test that gives it only part of the slots, with its keys chosen in them
+ * (`uuidsInSlot`), catches undeclared keys. A key of a slot it does not serve is answered
+ * MOVED. Resolves once it says cluster_state:ok.
  */
-async function startSlotCheckingServer({ certs } = {}) {
+async function startSlotCheckingServer({ certs, slots = [0, SLOTS - 1] } = {}) {
   certs ??= await makeCerts();
   const node = await startNode({ certs, args: [], host: HOST });
-  await node.cli('CLUSTER', 'ADDSLOTSRANGE', '0', String(SLOTS - 1));
+  if (slots[0] !== 0 || slots[1] !== SLOTS - 1) await node.cli('CONFIG', 'SET', 'cluster-require-full-coverage', 'no');
+  await node.cli('CLUSTER', 'ADDSLOTSRANGE', String(slots[0]), String(slots[1]));
   for (let waited = 0; !/^cluster_state:ok/m.test(await node.cli('CLUSTER', 'INFO')); waited += POLL_MS) {
     if (waited > WAIT_MS) throw new Error(`one-node cluster on ${node.port} not ok after ${WAIT_MS} ms`);
     await delay(POLL_MS); // no event to await: the state is polled, as waitReady() does

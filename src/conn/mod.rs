@@ -12,7 +12,7 @@ mod health;
 mod node_names;
 mod standalone;
 mod supervisor;
-mod tls;
+pub(crate) mod tls;
 mod url;
 
 use std::sync::Arc;

@@ -12,6 +12,15 @@ use rustls::RootCertStore;
 
 use crate::error::{StoreError, StoreResult};
 
+/// What the store offers in a handshake, said when a server finds nothing in common with it:
+/// redis-rs builds its rustls configuration with the process's default provider, which is
+/// ring here (the only one compiled in), with rustls' default versions and cipher suites.
+/// rustls has no CBC suites: a server limited to TLS 1.2 with CBC suites (Azure's only TLS
+/// 1.2 suites) can only be reached over TLS 1.3. The test below ties this text to rustls.
+pub(crate) const OFFERED: &str = "the store offers TLS 1.3 (AES-GCM, ChaCha20-Poly1305) and \
+                                  TLS 1.2 with ECDHE and AES-GCM or ChaCha20-Poly1305 only, \
+                                  no CBC suites";
+
 /// PEM text given in the `tls` option, and what Node trusts.
 #[derive(Clone, Default)]
 pub struct TlsOptions {
@@ -149,6 +158,60 @@ mod tests {
         ];
         for (input, expected) in cases {
             assert_eq!(base64(input.as_bytes()), expected);
+        }
+    }
+
+    /// `OFFERED` says what rustls offers: each default suite of the ring provider is one of
+    /// the kinds it names, every kind it names is offered, and the versions are 1.3 and 1.2.
+    #[test]
+    fn offered_names_the_suites_and_versions_rustls_offers() {
+        let suites: Vec<String> = rustls::crypto::ring::default_provider()
+            .cipher_suites
+            .iter()
+            .map(|suite| format!("{:?}", suite.suite()))
+            .collect();
+        let aead = |name: &str| {
+            (name.contains("_AES_") && name.ends_with("GCM_SHA256") || name.contains("GCM_SHA384"))
+                || name.contains("CHACHA20_POLY1305")
+        };
+        for name in &suites {
+            assert!(!name.contains("CBC"), "{name}");
+            assert!(aead(name), "{name} is not AES-GCM or ChaCha20-Poly1305");
+            assert!(
+                name.starts_with("TLS13_") || name.starts_with("TLS_ECDHE_"),
+                "{name} is neither TLS 1.3 nor TLS 1.2 with ECDHE"
+            );
+        }
+        for (version, cipher) in [
+            ("TLS13_", "AES_"),
+            ("TLS13_", "CHACHA20"),
+            ("TLS_ECDHE_", "AES_"),
+            ("TLS_ECDHE_", "CHACHA20"),
+        ] {
+            assert!(
+                suites
+                    .iter()
+                    .any(|name| name.starts_with(version) && name.contains(cipher)),
+                "no {version}*{cipher}* suite in {suites:?}"
+            );
+        }
+        let versions: Vec<_> = rustls::DEFAULT_VERSIONS
+            .iter()
+            .map(|version| version.version)
+            .collect();
+        assert_eq!(
+            versions,
+            [
+                rustls::ProtocolVersion::TLSv1_3,
+                rustls::ProtocolVersion::TLSv1_2
+            ]
+        );
+        for words in [
+            "TLS 1.3 (AES-GCM, ChaCha20-Poly1305)",
+            "TLS 1.2 with ECDHE",
+            "no CBC",
+        ] {
+            assert!(OFFERED.contains(words), "{words}");
         }
     }
 

@@ -16,7 +16,8 @@ use redis::{RedisError, Value};
 use tokio::time::{timeout_at, Instant};
 
 use super::redis::{
-    eval_one_key, read_record, wrong_type_names, RedisStore, HEAL_CLUSTER, HEAL_CLUSTER_FINISH,
+    eval_one_key, read_record, wrong_type_names, RedisStore, ONE_SLOT_HEAL_FINISH,
+    ONE_SLOT_HEAL_MARK,
 };
 use super::{check_stored, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
 use crate::conn::{server_error, CallError, Connection};
@@ -86,11 +87,12 @@ impl RedisStore {
         connection: &mut Connection,
         keys: &[String],
     ) -> Result<Vec<Option<Vec<u8>>>, RedisError> {
-        if !self.one_slot(connection) {
-            match redis::cmd("MGET").arg(keys).query_async(connection).await {
-                Err(error) if self.refused_cross_slot(&error) => {}
-                read => return read,
-            }
+        let mut atomic_connection = connection.clone();
+        let mut mget = redis::cmd("MGET");
+        mget.arg(keys);
+        let mget = mget.query_async(&mut atomic_connection);
+        if let Some(records) = self.atomically(connection, mget).await? {
+            return Ok(records);
         }
         let gets = keys.iter().map(|key| {
             let mut connection = connection.clone();
@@ -253,19 +255,18 @@ impl RedisStore {
         user_id: &str,
         stale: &[(Entry, Stale)],
     ) -> Result<(), RedisError> {
-        if !self.one_slot(connection) {
-            match self.heal_in_one_script(connection, index_key, stale).await {
-                Err(error) if self.refused_cross_slot(&error) => {}
-                healed => return healed,
-            }
+        let mut atomic_connection = connection.clone();
+        let atomic = self.heal_in_one_script(&mut atomic_connection, index_key, stale);
+        if self.atomically(connection, atomic).await?.is_some() {
+            return Ok(());
         }
-        let mut mark = eval_one_key(HEAL_CLUSTER, index_key);
+        let mut mark = eval_one_key(ONE_SLOT_HEAL_MARK, index_key);
         for (entry, _) in stale {
             mark.arg(&entry.member).arg(&entry.score);
         }
         let marked: Vec<Vec<u8>> = mark.query_async(connection).await?;
         if !marked.is_empty() {
-            self.finish_cluster_heal(connection, index_key, user_id, marked)
+            self.finish_one_slot_heal(connection, index_key, user_id, marked)
                 .await?;
         }
         Ok(())
@@ -301,11 +302,11 @@ impl RedisStore {
         Ok(())
     }
 
-    /// The second half of a cluster heal: reads the marked entries' records again (a `set` of
+    /// The second half of a one-slot-per-command heal: reads the marked entries' records again (a `set` of
     /// the same id and `updatedAt` may have landed between the list's read and the mark, its
     /// ZADD a no-op) and removes each entry whose record is still gone or foreign, or puts back
     /// the score of one that now belongs to this user.
-    async fn finish_cluster_heal(
+    async fn finish_one_slot_heal(
         &self,
         connection: &mut Connection,
         index_key: &str,
@@ -317,7 +318,7 @@ impl RedisStore {
             .map(|member| self.keys.conversation_key(&String::from_utf8_lossy(member)))
             .collect();
         let records = self.read_records(connection, &keys).await?;
-        let mut finish = eval_one_key(HEAL_CLUSTER_FINISH, index_key);
+        let mut finish = eval_one_key(ONE_SLOT_HEAL_FINISH, index_key);
         for ((member, key), record) in marked.iter().zip(&keys).zip(records) {
             let owned = record
                 .and_then(|bytes| check_stored(key, bytes).ok())
@@ -331,10 +332,10 @@ impl RedisStore {
         finish.query_async::<()>(connection).await
     }
 
-    /// After a cluster `set`: `oldest` is what the index script returned once the index grew
-    /// past `listLimit` (its oldest entries, with scores). Those whose record is gone are
+    /// After a `set`: `oldest` is what its index write returned once the index grew past
+    /// `listLimit` (its oldest entries and a random few, with scores). Those whose record is gone are
     /// removed like a list heals them. Best effort, within the call's deadline.
-    pub(super) async fn trim_cluster_index(
+    pub(super) async fn trim_index(
         &self,
         connection: &mut Connection,
         deadline: Instant,

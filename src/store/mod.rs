@@ -7,6 +7,7 @@ mod observed;
 mod options;
 mod redis;
 mod stats;
+mod writes;
 
 use crate::error::{StoreError, StoreResult};
 use crate::schema::{self, ConversationSummary};

@@ -33,13 +33,14 @@ impl Scripts {
     }
 }
 
-/// The cluster's one-key scripts, sent whole (EVAL). A primary that is importing a slot may
+/// The one-key scripts of one slot per command (a cluster, or a server that refuses
+/// `CROSSSLOT`), sent whole (EVAL). A primary that is importing a slot may
 /// serve no slot yet, so redis-rs never sends it `SCRIPT LOAD`, and an `EVALSHA` redirected
 /// there by `ASK` could only answer `NOSCRIPT`. Redis caches an EVAL'd script by its SHA too.
 pub(super) const RECORD_SET: &str = include_str!("scripts/record_set.lua");
 pub(super) const INDEX_ADD: &str = include_str!("scripts/index_add.lua");
-pub(super) const HEAL_CLUSTER: &str = include_str!("scripts/heal_cluster.lua");
-pub(super) const HEAL_CLUSTER_FINISH: &str = include_str!("scripts/heal_cluster_finish.lua");
+pub(super) const ONE_SLOT_HEAL_MARK: &str = include_str!("scripts/heal_cluster.lua");
+pub(super) const ONE_SLOT_HEAL_FINISH: &str = include_str!("scripts/heal_cluster_finish.lua");
 
 /// `EVAL script 1 key`: the start of a cluster script's command; its arguments follow.
 pub(super) fn eval_one_key(script: &str, key: &str) -> redis::Cmd {
@@ -88,7 +89,7 @@ pub struct RedisStore {
     pub(super) heal_refusal_logged: AtomicBool,
     /// The server refused a script or transaction over two hash slots (`CROSSSLOT`: Azure
     /// Managed Redis' Enterprise policy): since then every call works one slot per command.
-    one_slot_per_command: AtomicBool,
+    pub(super) one_slot_per_command: AtomicBool,
     pub(super) stats: CallStats,
 }
 
@@ -103,7 +104,7 @@ fn is_wrong_type(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, _)| code == "WRONGTYPE")
 }
 
-fn other_type(key: &str) -> CallError {
+pub(super) fn other_type(key: &str) -> CallError {
     CallError::Store(StoreError::corrupt_record(format!(
         "{key}: holds a value of another type"
     )))
@@ -169,25 +170,6 @@ impl RedisStore {
             one_slot_per_command: AtomicBool::new(false),
             stats: CallStats::default(),
         })
-    }
-
-    /// One slot per command: in a cluster, and on a server that refused `CROSSSLOT` once.
-    pub(super) fn one_slot(&self, connection: &Connection) -> bool {
-        connection.is_cluster() || self.one_slot_per_command.load(Ordering::Acquire)
-    }
-
-    /// Whether `error` is a `CROSSSLOT` refusal; if so, the store goes one slot per command
-    /// from now on (said once). A refused command wrote nothing, so the caller redoes it.
-    pub(super) fn refused_cross_slot(&self, error: &RedisError) -> bool {
-        let cross_slot = server_error(error).is_some_and(|(code, _)| code == "CROSSSLOT");
-        if cross_slot && !self.one_slot_per_command.swap(true, Ordering::AcqRel) {
-            self.logger().warn(
-                "the server refuses a script or transaction over two hash slots (CROSSSLOT, as \
-                 Azure Managed Redis' Enterprise policy does): calls now go one slot per \
-                 command, as in cluster mode",
-            );
-        }
-        cross_slot
     }
 
     pub fn status(&self) -> StoreStatus {
@@ -258,7 +240,11 @@ impl RedisStore {
         F: FnOnce(Connection, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
-        let call = |connection, deadline| call(connection, deadline).map_err(wrong_type_is_corrupt);
+        let call = |connection: Connection, deadline| {
+            let cluster = connection.is_cluster();
+            call(connection, deadline)
+                .map_err(move |error| super::writes::moved(wrong_type_is_corrupt(error), cluster))
+        };
         self.supervisor.call(call).await
     }
 
@@ -285,11 +271,14 @@ impl RedisStore {
         .await
     }
 
-    /// Standalone: one script writes the record, its entry and the index TTL, and trims the
-    /// index, so no reader sees a conversation without its entry and a key of another type
-    /// stops everything. Cluster: the keys live in different slots, so the record is written
-    /// first and its entry after (each one command, so a migrating slot's `ASK` is followed),
-    /// and `listByUser` heals what a failure in between leaves.
+    /// Atomically where the server allows it: one script writes the record, its entry and the
+    /// index TTL, so no reader sees a conversation without its entry and a key of another type
+    /// stops everything. One slot per command (a cluster, or a server that refuses
+    /// `CROSSSLOT`): the record is written first and its entry after (each one command, so a
+    /// migrating slot's `ASK` is followed), and `listByUser` heals what a failure in between
+    /// leaves. Either way, once the index is over `listLimit` the write returns a few of its
+    /// entries, and the trim checks their records as its own step (a script touches only the
+    /// keys it declares): under the limit, an atomic set is one round trip.
     pub(super) async fn run_set(&self, id: &str, json: &str) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
@@ -305,60 +294,37 @@ impl RedisStore {
                 }
                 _ => CallError::Redis(error),
             };
-            if !self.one_slot(&connection) {
-                let written = self
-                    .scripts
-                    .set
-                    .key(keys.0)
-                    .key(keys.1)
-                    .arg(json)
-                    .arg(ttl)
-                    .arg(summary.updated_at_ms)
-                    .arg(id)
-                    .arg(index_ttl)
-                    .arg(self.keys.conversation_key(""))
-                    .arg(self.options.list_limit)
-                    .arg(TRIM_BATCH)
-                    .arg(random_rank())
-                    .invoke_async::<()>(&mut connection)
-                    .await;
-                match written {
-                    Ok(()) => return Ok(()),
-                    Err(error) if self.refused_cross_slot(&error) => {}
-                    Err(error) => return Err(wrong_type(error)),
-                }
-            }
-            // Nothing is written when the index holds another type, the record included.
-            let index_type: String = redis::cmd("TYPE")
-                .arg(keys.1)
-                .query_async(&mut connection)
-                .await?;
-            if index_type != "none" && index_type != "zset" {
-                return Err(other_type(keys.1));
-            }
-            eval_one_key(RECORD_SET, keys.0)
+            let mut script_connection = connection.clone();
+            let mut invocation = self.scripts.set.key(keys.0);
+            invocation
+                .key(keys.1)
                 .arg(json)
                 .arg(ttl)
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(wrong_type)?;
-            let oldest: Vec<redis::Value> = eval_one_key(INDEX_ADD, keys.1)
                 .arg(summary.updated_at_ms)
                 .arg(id)
                 .arg(index_ttl)
                 .arg(self.options.list_limit)
                 .arg(TRIM_BATCH)
-                .arg(random_rank())
-                .query_async(&mut connection)
+                .arg(random_rank());
+            let script = invocation.invoke_async::<Vec<redis::Value>>(&mut script_connection);
+            let written = self
+                .atomically(&connection, script)
                 .await
                 .map_err(wrong_type)?;
-            self.trim_cluster_index(
+            let sample = match written {
+                Some(sample) => sample,
+                None => {
+                    self.set_one_slot(&mut connection, keys, id, json, summary.updated_at_ms)
+                        .await?
+                }
+            };
+            self.trim_index(
                 &mut connection,
                 deadline,
                 keys.1,
                 &summary.user_id,
                 id,
-                oldest,
+                sample,
             )
             .await;
             Ok(())
@@ -389,16 +355,20 @@ impl RedisStore {
             let index_key = self.keys.user_index_key(&owner.user_id);
             let mut index_remove = redis::cmd("ZREM");
             index_remove.arg(&index_key).arg(id);
-            if !self.one_slot(&connection) {
-                let mut transaction = redis::pipe();
-                transaction.atomic();
-                transaction.add_command(record_delete.clone()).ignore();
-                transaction.add_command(index_remove.clone()).ignore();
-                match transaction.query_async::<()>(&mut connection).await {
-                    Ok(()) => return Ok(()),
-                    Err(error) if self.refused_cross_slot(&error) => {}
-                    Err(error) => return Err(wrong_type_names(&index_key)(error)),
-                }
+            let mut transaction = redis::pipe();
+            transaction.atomic();
+            transaction.add_command(record_delete.clone()).ignore();
+            transaction.add_command(index_remove.clone()).ignore();
+            let mut transaction_connection = connection.clone();
+            let deleted = self
+                .atomically(
+                    &connection,
+                    transaction.query_async::<()>(&mut transaction_connection),
+                )
+                .await
+                .map_err(wrong_type_names(&index_key))?;
+            if deleted.is_some() {
+                return Ok(());
             }
             // Record first: healing only removes entries whose record is really gone.
             record_delete.query_async::<()>(&mut connection).await?;
@@ -413,7 +383,7 @@ impl RedisStore {
 }
 
 /// Where the trim's random sample of the index starts (the scripts take it modulo the size).
-fn random_rank() -> u32 {
+pub(super) fn random_rank() -> u32 {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded randomly per instance: no generator needed for a sample point.
     std::collections::hash_map::RandomState::new()

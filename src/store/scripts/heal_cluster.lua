@@ -1,5 +1,5 @@
--- The first half of a cluster heal. The records live in other slots than the index, so this
--- sees only the index: it marks each entry whose score is still the one the list read by
+-- The first half of a heal one slot per command (a cluster, or a server that refuses CROSSSLOT).
+-- The records live in other slots than the index, so this sees only the index: it marks each entry whose score is still the one the list read by
 -- moving it to -inf (to the bottom, where lists reach it last). Nothing is removed yet, so a
 -- heal that never finishes loses nothing: a set's ZADD overwrites the mark, and
 -- heal_cluster_finish.lua removes or restores what is still marked once the store has read

@@ -1,4 +1,4 @@
--- The second half of a cluster heal: for each entry heal_cluster.lua marked (score -inf),
+-- The second half of a heal one slot per command: for each entry heal_cluster.lua marked (score -inf),
 -- remove it when its record is still gone or foreign, or put back the score of the record
 -- that now belongs to this user (a same-score set raced in). An entry a set has rewritten
 -- since is no longer at -inf and is left alone.

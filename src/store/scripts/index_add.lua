@@ -1,7 +1,8 @@
--- The index half of set in a cluster, one command so that a slot migration's ASK redirect
--- is followed for all of it. Returns the oldest entries (member, score, …) once the index is
--- over listLimit, and as many from a random place, for the store to trim those whose record
--- is gone (records live in other slots, out of this script's reach).
+-- The index half of set one slot per command (a cluster, or a server that refuses
+-- CROSSSLOT), one command so that a slot migration's ASK redirect is followed for all of it.
+-- Returns the oldest entries (member, score, …) once the index is over listLimit, and as many
+-- from a random place, for the store to trim those whose record is gone (records live in
+-- other slots, out of this script's reach).
 -- KEYS: index. ARGV: score, id, index ttl, listLimit, how many entries of each kind to
 -- return, a random number (where the second sample starts).
 local index_type = redis.call('TYPE', KEYS[1])['ok']

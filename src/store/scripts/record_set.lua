@@ -1,4 +1,4 @@
--- The record half of set in a cluster: refused when the key holds another type.
+-- The record half of set one slot per command: refused when the key holds another type.
 -- KEYS: record. ARGV: json, ttl.
 local record_type = redis.call('TYPE', KEYS[1])['ok']
 if record_type ~= 'none' and record_type ~= 'string' then

@@ -1,7 +1,10 @@
--- set on a standalone server, atomically: the record, its index entry, the index's TTL, and
--- a trim of the index. When either key holds another type nothing at all is written.
--- KEYS: record, index. ARGV: json, ttl, score, id, index ttl, conversation key prefix,
--- listLimit, how many entries to check, a random number (where the second sample starts).
+-- set on a standalone server, atomically: the record, its index entry and the index's TTL.
+-- When either key holds another type nothing at all is written. Only the two declared keys
+-- are touched (a shard behind one endpoint refuses any other), so the trim is the store's
+-- next step, as in a cluster: past listLimit entries this returns the oldest few and a few
+-- from a random place (member, score, …), for the store to drop those whose record is gone.
+-- KEYS: record, index. ARGV: json, ttl, score, id, index ttl, listLimit, how many entries of
+-- each kind to return, a random number (where the second sample starts).
 local record_type = redis.call('TYPE', KEYS[1])['ok']
 if record_type ~= 'none' and record_type ~= 'string' then
   return redis.error_reply('WRONGTYPE record')
@@ -13,24 +16,14 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 redis.call('EXPIRE', KEYS[2], ARGV[5])
--- Past listLimit entries, the oldest few and a few from a random place are checked, and
--- those whose record is gone (expired, deleted) are dropped: old entries go first, and the
--- random sample finds the rest, wherever live ones sit. A live record is never touched.
--- These record keys are not in KEYS: a standalone server allows that; a cluster uses
--- index_add.lua and checks the records itself.
-local trimmed = 0
 local size = redis.call('ZCARD', KEYS[2])
-if size > tonumber(ARGV[7]) then
-  local batch = tonumber(ARGV[8])
-  local from = tonumber(ARGV[9]) % size
-  local candidates = redis.call('ZRANGE', KEYS[2], 0, batch - 1)
-  for _, member in ipairs(redis.call('ZRANGE', KEYS[2], from, from + batch - 1)) do
-    table.insert(candidates, member)
-  end
-  for _, member in ipairs(candidates) do
-    if member ~= ARGV[4] and redis.call('EXISTS', ARGV[6] .. member) == 0 then
-      trimmed = trimmed + redis.call('ZREM', KEYS[2], member)
-    end
-  end
+if size <= tonumber(ARGV[6]) then
+  return {}
 end
-return trimmed
+local batch = tonumber(ARGV[7])
+local from = tonumber(ARGV[8]) % size
+local candidates = redis.call('ZRANGE', KEYS[2], 0, batch - 1, 'WITHSCORES')
+for _, item in ipairs(redis.call('ZRANGE', KEYS[2], from, from + batch - 1, 'WITHSCORES')) do
+  table.insert(candidates, item)
+end
+return candidates
