@@ -29,7 +29,8 @@ const { renderSvg } = require('./svg');
 /** The header comment above, which is the usage text. */
 function usage() {
   const lines = fs.readFileSync(__filename, 'utf8').split('\n').slice(1);
-  return lines.slice(0, lines.findIndex((line) => !line.startsWith('//'))).join('\n');
+  const end = lines.findIndex((line) => !line.startsWith('//'));
+  return lines.slice(0, end).join('\n');
 }
 
 const OPS = ['set', 'get', 'listByUser', 'delete'];
