@@ -136,9 +136,16 @@ function cpuBetween(a, b, seconds) {
   return { node: cores(self), redis: cores(redis), others: cores(Math.max(0, b.busy - a.busy - self - redis)) };
 }
 
+/**
+ * What Azure Cache for Redis serves on TLS 1.3: the two AES-GCM suites, no ChaCha20. Every
+ * peer (rustls in this store and in GLIDE, OpenSSL in Node) then negotiates what it would
+ * in production: TLS_AES_256_GCM_SHA384, the first of each client's own list.
+ */
+const AZURE_TLS = { protocols: 'TLSv1.3', ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384' };
+
 /** A TLS-only redis-server on loopback (the test harness), plus an ioredis admin client for checks. */
 async function startServer() {
-  const redis = await startRedis();
+  const redis = await startRedis({ tls: AZURE_TLS });
   const server = { host: redis.host, port: redis.port, url: redis.url, caPem: redis.caPem, caFile: redis.certs.caFile };
   const admin = new Redis({
     host: server.host,
@@ -400,6 +407,7 @@ module.exports = {
   cpuSnapshot,
   cpuPerOp,
   waitForQuiet,
+  AZURE_TLS,
   startServer,
   runCell,
   verifyState,
