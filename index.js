@@ -481,7 +481,13 @@ function badId(name, id) {
 /** Every call of both stores, for APM and OpenTelemetry (docs/DESIGN.md "Observability"). */
 const STORE_CALL_CHANNEL = 'redis-store:call';
 const callChannel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL);
-const callChannels = [callChannel.start, callChannel.end, callChannel.asyncStart, callChannel.asyncEnd, callChannel.error];
+const callChannels = [
+  callChannel.start,
+  callChannel.end,
+  callChannel.asyncStart,
+  callChannel.asyncEnd,
+  callChannel.error,
+];
 
 /**
  * Whether anyone listens on `redis-store:call`. `TracingChannel.hasSubscribers` exists from
@@ -512,17 +518,18 @@ function traceCall(context, run) {
           return value;
         },
         (failure) => {
-          context.error = failure;
+          // Every rejection of #get, #set, #delete and #listByUser is a StoreError already.
+          context.error = toStoreError(failure, 'STORE_UNAVAILABLE');
           error.publish(context);
           asyncStart.publish(context);
           asyncEnd.publish(context);
-          throw failure;
+          throw context.error;
         },
       );
     } catch (failure) {
-      context.error = failure;
+      context.error = toStoreError(failure, 'STORE_INVALID_ARGUMENT');
       error.publish(context);
-      throw failure;
+      throw context.error;
     } finally {
       end.publish(context);
     }

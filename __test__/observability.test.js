@@ -302,7 +302,10 @@ describe('Redis store', () => {
     assert.equal(after.status, 'ready');
     assert.ok(after.reconnects >= 1);
     assert.ok(after.statusSince > before.statusSince, `${after.statusSince} > ${before.statusSince}`);
-    assert.ok(after.statusSince >= killedAt && after.statusSince <= readAt, JSON.stringify({ killedAt, after, readAt }));
+    assert.ok(
+      after.statusSince >= killedAt && after.statusSince <= readAt,
+      JSON.stringify({ killedAt, after, readAt }),
+    );
     assert.equal(after.lastError?.code, 'STORE_UNAVAILABLE');
     assert.ok(after.lastError.at >= killedAt && after.lastError.at <= readAt, JSON.stringify(after.lastError));
     await store.close();

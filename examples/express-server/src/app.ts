@@ -93,7 +93,7 @@ function bearerCheck(token: string): (header: string | undefined) => boolean {
   const expected = digest(token);
   return (header) => {
     const match = /^Bearer (.+)$/i.exec(header ?? '');
-    return match !== null && timingSafeEqual(digest(match[1]), expected);
+    return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), expected);
   };
 }
 

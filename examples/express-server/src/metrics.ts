@@ -135,7 +135,7 @@ export function storeMetrics(
       const at = started.get(context);
       if (at === undefined) return;
       started.delete(context);
-      const code = (context.error as { code?: string } | undefined)?.code ?? 'ok';
+      const code = context.error?.code ?? 'ok';
       duration.observe({ operation: context.operation, code }, (performance.now() - at) / 1000);
     }),
     error() {},

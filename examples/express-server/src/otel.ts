@@ -53,8 +53,7 @@ export function traceStoreCalls({
     error: guarded((context: StoreCallContext) => {
       const span = spans.get(context);
       if (span === undefined) return;
-      const code = (context.error as { code?: unknown } | undefined)?.code;
-      const type = typeof code === 'string' ? code : 'Error';
+      const type = context.error?.code ?? 'Error';
       span.setAttribute(ERROR_TYPE, type);
       span.setStatus({ code: SpanStatusCode.ERROR, message: type });
     }),

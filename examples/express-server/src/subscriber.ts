@@ -9,7 +9,9 @@ export function guarded<A extends unknown[]>(handler: (...args: A) => void): (..
     try {
       handler(...args);
     } catch (error) {
-      process.emitWarning(`redis-store:call subscriber failed: ${error instanceof Error ? error.message : String(error)}`);
+      process.emitWarning(
+        `redis-store:call subscriber failed: ${error instanceof Error ? error.message : String(error)}`,
+      );
     }
   };
 }

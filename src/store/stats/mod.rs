@@ -239,7 +239,9 @@ mod tests {
         stats.record(
             Operation::Set,
             Duration::from_millis(1),
-            &Err::<(), _>(StoreError::invalid_argument("id: expected a non-empty string")),
+            &Err::<(), _>(StoreError::invalid_argument(
+                "id: expected a non-empty string",
+            )),
         );
         let get = stats.operation(Operation::Get);
         assert_eq!(get.calls, 2);
