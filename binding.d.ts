@@ -140,7 +140,7 @@ export interface OperationsStats {
 export interface OperationStats {
   /** Settled calls. */
   calls: number
-  /** Failed calls by `code`; codes that never happened are absent. */
+  /** Failed calls by `code`, in the codes' alphabetical order; codes that never happened are absent. */
   errors: Record<string, number>
   latencyMs: LatencyMs
 }

@@ -107,7 +107,7 @@ export type StoreCallContext = (
   | { operation: 'listByUser'; userId: string }
 ) & {
   /** The StoreError, on failure. */
-  error?: unknown;
+  error?: StoreError;
 };
 
 /** The TracingChannel every call of both stores is published on. */

@@ -348,6 +348,20 @@ function constructNative(construct) {
   }
 }
 
+/** How much of a caller's own error message a serialization failure repeats. */
+const ECHOED_CHARS = 200;
+
+/**
+ * A caller's own error message as a StoreError repeats it: printable, and at most
+ * `ECHOED_CHARS` code points (never half a surrogate pair), `…` marking a cut.
+ * @param {string} text
+ */
+function echoed(text) {
+  const points = Array.from(text);
+  const kept = points.length > ECHOED_CHARS ? `${points.slice(0, ECHOED_CHARS).join('')}…` : text;
+  return printable(kept);
+}
+
 /**
  * The conversation as stored: JSON without the live `sdkConversationRef`, also when a
  * `toJSON` would put it back. Anything that throws on the way (a getter, a BigInt, a cycle)
@@ -377,7 +391,7 @@ function serialize(conversation) {
   } catch (error) {
     if (error instanceof StoreError) throw error;
     const reason = error instanceof Error ? error.message : String(error);
-    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${printable(reason)})`);
+    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${echoed(reason)})`);
   }
 }
 
@@ -421,6 +435,22 @@ function badId(name, id) {
 /** Every call of both stores, for APM and OpenTelemetry (docs/DESIGN.md "Observability"). */
 const STORE_CALL_CHANNEL = 'redis-store:call';
 const callChannel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL);
+const callChannels = [
+  callChannel.start,
+  callChannel.end,
+  callChannel.asyncStart,
+  callChannel.asyncEnd,
+  callChannel.error,
+];
+
+/**
+ * Whether anyone listens on `redis-store:call`. `TracingChannel.hasSubscribers` exists from
+ * Node 20.13 on only; before, it is undefined, and so each of the five channels is asked.
+ * A channel's `hasSubscribers` also counts a store bound with `bindStore`.
+ */
+function traced() {
+  return callChannels.some((channel) => channel.hasSubscribers);
+}
 
 /**
  * `tracingChannel.tracePromise`'s events for one call, but never with `context.result`: what
@@ -442,17 +472,18 @@ function traceCall(context, run) {
           return value;
         },
         (failure) => {
-          context.error = failure;
+          // Every rejection of #get, #set, #delete and #listByUser is a StoreError already.
+          context.error = toStoreError(failure, 'STORE_UNAVAILABLE');
           error.publish(context);
           asyncStart.publish(context);
           asyncEnd.publish(context);
-          throw failure;
+          throw context.error;
         },
       );
     } catch (failure) {
-      context.error = failure;
+      context.error = toStoreError(failure, 'STORE_INVALID_ARGUMENT');
       error.publish(context);
-      throw failure;
+      throw context.error;
     } finally {
       end.publish(context);
     }
@@ -546,25 +577,25 @@ class NativeBackedStore {
 
   /** @param {string} id */
   get(id) {
-    if (!callChannel.hasSubscribers) return this.#get(id);
+    if (!traced()) return this.#get(id);
     return traceCall({ operation: 'get', id }, () => this.#get(id));
   }
 
   /** @param {string} id @param {StoredConversation} conversation */
   set(id, conversation) {
-    if (!callChannel.hasSubscribers) return this.#set(id, conversation);
+    if (!traced()) return this.#set(id, conversation);
     return traceCall({ operation: 'set', id }, () => this.#set(id, conversation));
   }
 
   /** @param {string} id */
   delete(id) {
-    if (!callChannel.hasSubscribers) return this.#delete(id);
+    if (!traced()) return this.#delete(id);
     return traceCall({ operation: 'delete', id }, () => this.#delete(id));
   }
 
   /** @param {string} userId */
   listByUser(userId) {
-    if (!callChannel.hasSubscribers) return this.#listByUser(userId);
+    if (!traced()) return this.#listByUser(userId);
     return traceCall({ operation: 'listByUser', userId }, () => this.#listByUser(userId));
   }
 

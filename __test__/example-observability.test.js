@@ -37,16 +37,20 @@ before(() => {
 after(stopAll);
 
 /** The app with /metrics on a free port; `scrape()` resolves the parsed families by name. */
-async function serveMetrics(store) {
+async function serveMetrics(store, { metricsToken } = {}) {
   const metrics = storeMetrics(store);
-  const server = createApp(store, { redisConfigured: true, auth: { secret: Buffer.alloc(32, 1) }, metrics }).listen(
-    0,
-    '127.0.0.1',
-  );
+  const server = createApp(store, {
+    redisConfigured: true,
+    auth: { secret: Buffer.alloc(32, 1) },
+    metrics,
+    metricsToken,
+  }).listen(0, '127.0.0.1');
   await once(server, 'listening');
   const base = `http://127.0.0.1:${server.address().port}`;
-  async function scrape() {
-    const res = await fetch(`${base}/metrics`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  /** GET /metrics with these headers. */
+  const get = (headers = {}) => fetch(`${base}/metrics`, { headers, signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+  async function scrape(headers = metricsToken === undefined ? {} : { authorization: `Bearer ${metricsToken}` }) {
+    const res = await get(headers);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type'), /^text\/plain; version=0\.0\.4/);
     const families = parsePrometheus(await res.text());
@@ -57,7 +61,7 @@ async function serveMetrics(store) {
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
   }
-  return { scrape, close, metrics };
+  return { scrape, close, metrics, get };
 }
 
 /** The value of the sample of `family` whose labels include `labels`, as a number (0 when absent). */
@@ -79,7 +83,7 @@ describe('GET /metrics', () => {
       for (const name of [
         'redis_store_calls_total',
         'redis_store_errors_total',
-        'redis_store_latency_ms',
+        'redis_store_latency_percentile_seconds',
         'redis_store_call_duration_seconds',
         'redis_store_reconnects_total',
         'redis_store_status',
@@ -112,11 +116,71 @@ describe('GET /metrics', () => {
         (v) => v.metricName?.endsWith('_count') && v.labels.operation === 'set' && v.labels.code === 'ok',
       );
       assert.equal(setCount?.value, 5);
-      const p50 = sample(after, 'redis_store_latency_ms', { operation: 'set', quantile: '0.5' });
-      const max = sample(after, 'redis_store_latency_ms', { operation: 'set', quantile: '1' });
-      assert.ok(p50 > 0 && p50 <= max, `${p50} ${max}`);
+      const p50 = sample(after, 'redis_store_latency_percentile_seconds', { operation: 'set', percentile: 'p50' });
+      const max = sample(after, 'redis_store_latency_percentile_seconds', { operation: 'set', percentile: 'max' });
+      assert.ok(p50 > 0 && p50 <= max && max < 60, `${p50} ${max}`);
     } finally {
       await app.close();
+      await store.close();
+    }
+  });
+});
+
+describe('GET /metrics with METRICS_TOKEN', () => {
+  it('answers 401 without the bearer token or with another, 200 with it', async () => {
+    const store = new InMemoryConversationStore();
+    const token = 'scraper-token-0c1d';
+    const app = await serveMetrics(store, { metricsToken: token });
+    try {
+      for (const headers of [
+        {},
+        { authorization: 'Bearer wrong' },
+        { authorization: `Bearer ${token}x` },
+        { authorization: token },
+        { authorization: `Basic ${Buffer.from(`x:${token}`).toString('base64')}` },
+      ]) {
+        const res = await app.get(headers);
+        assert.equal(res.status, 401, JSON.stringify(headers));
+        assert.equal(res.headers.get('www-authenticate'), 'Bearer');
+        const body = await res.text();
+        assert.ok(!body.includes('redis_store_'), body);
+      }
+      const families = await app.scrape();
+      assert.equal(sample(families, 'redis_store_status', { status: 'ready' }), 1);
+    } finally {
+      await app.close();
+      await store.close();
+    }
+  });
+});
+
+describe('subscribers that throw', () => {
+  it('become process warnings, not uncaught exceptions, and the call still settles', async () => {
+    const throwingTracer = {
+      startSpan() {
+        throw new Error('exporter broke');
+      },
+    };
+    const stop = traceStoreCalls({ tracer: throwingTracer });
+    const uncaught = [];
+    const onUncaught = (error) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    const warned = once(process, 'warning');
+    const store = new InMemoryConversationStore();
+    try {
+      const c = makeConversation();
+      await store.set(c.externalId, c);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(
+        uncaught.map((e) => e.message),
+        [],
+      );
+      const [warning] = await warned;
+      assert.match(warning.message, /subscriber failed: exporter broke/);
+      assert.equal(store.stats().operations.set.calls, 1);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      stop();
       await store.close();
     }
   });

@@ -10,13 +10,12 @@ const diagnosticsChannel = require('node:diagnostics_channel');
 
 const { RedisConversationStore, InMemoryConversationStore, STORE_CALL_CHANNEL } = require('..');
 const { startRedis, stopAll } = require('../support/redis');
-const { silentLogger, waitForStatus } = require('../support/observe');
+const { silentLogger, recordingLogger } = require('../support/observe');
 const { makeConversation } = require('../support/conversations');
 
 const COMMAND_TIMEOUT_MS = 300;
 const HEALTH_CHECK_INTERVAL_MS = 100;
 const STATUS_CEILING_MS = 20_000; // a hang ceiling, not a speed claim
-const POLL_MS = 20;
 const EVENTS = ['start', 'end', 'asyncStart', 'asyncEnd', 'error'];
 // Text that appears in every conversation these tests write, and nowhere else.
 const SECRET_TEXT = 'confidential-chat-content-7f3a';
@@ -72,15 +71,9 @@ function assertNoContent(context) {
   if (error !== undefined) assert.ok(!String(error.message).includes(SECRET_TEXT));
 }
 
-/** Polls `stats()` until `predicate` holds; a hang ceiling, not a speed claim. */
-async function statsUntil(store, predicate, what) {
-  const until = Date.now() + STATUS_CEILING_MS;
-  for (;;) {
-    const stats = store.stats();
-    if (predicate(stats)) return stats;
-    if (Date.now() > until) throw new Error(`stats never showed ${what}: ${JSON.stringify(stats)}`);
-    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
-  }
+/** Resolves once `Date.now()` has moved past `ms`: a later status change gets a later time. */
+async function clockPast(ms) {
+  while (Date.now() <= ms) await new Promise((resolve) => setImmediate(resolve));
 }
 
 function assertLatencyOrdered(stats) {
@@ -148,9 +141,64 @@ describe('in-memory store', () => {
       latencyMs: stats.operations.delete.latencyMs,
     });
     assert.equal(stats.operations.listByUser.calls, 0);
-    assert.equal(stats.lastError.code, 'STORE_CLOSED');
-    assert.ok(Math.abs(stats.lastError.at - Date.now()) < 60_000);
+    // Bad arguments and calls after close() are the caller's doing: counted, not lastError.
+    assert.equal(stats.lastError, undefined);
     assertLatencyOrdered(stats);
+  });
+
+  it('traces when TracingChannel has no hasSubscribers getter (Node 20 before 20.13)', async (t) => {
+    const prototype = Object.getPrototypeOf(diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL));
+    const own = Object.getOwnPropertyDescriptor(prototype, 'hasSubscribers');
+    Object.defineProperty(prototype, 'hasSubscribers', { value: undefined, configurable: true, writable: true });
+    t.after(() => {
+      if (own) Object.defineProperty(prototype, 'hasSubscribers', own);
+      else delete prototype.hasSubscribers;
+    });
+    const store = new InMemoryConversationStore();
+    recorder = traceRecorder();
+    const c = conversation();
+    await store.set(c.externalId, c);
+    await assert.rejects(store.get(''), { code: 'STORE_INVALID_ARGUMENT' });
+    assertOneTracePerCall(recorder, 2);
+  });
+
+  it('refused calls are counted but are not latency', async () => {
+    const store = new InMemoryConversationStore();
+    const c = conversation();
+    for (let i = 0; i < 50; i++) await store.set(c.externalId, c);
+    const before = store.stats().operations.set;
+    assert.ok(before.latencyMs.p50 > 0, JSON.stringify(before));
+    for (let i = 0; i < 200; i++) await assert.rejects(store.set('', c), { code: 'STORE_INVALID_ARGUMENT' });
+    await store.close();
+    for (let i = 0; i < 100; i++) await assert.rejects(store.set(c.externalId, c), { code: 'STORE_CLOSED' });
+    const after = store.stats().operations.set;
+    assert.equal(after.calls, 350);
+    assert.deepEqual(after.errors, { STORE_INVALID_ARGUMENT: 200, STORE_CLOSED: 100 });
+    assert.deepEqual(after.latencyMs, before.latencyMs);
+  });
+
+  it("a getter's thrown message is echoed bounded, and is not lastError", async () => {
+    const store = new InMemoryConversationStore();
+    recorder = traceRecorder();
+    const c = conversation();
+    const long = `${'ü'.repeat(150)}${'😀'.repeat(100)}${'x'.repeat(10_000)}`;
+    const throwing = {
+      ...c,
+      get metadata() {
+        throw new Error(long);
+      },
+    };
+    const error = await store.set(c.externalId, throwing).then(
+      () => assert.fail('accepted'),
+      (e) => e,
+    );
+    assert.equal(error.code, 'STORE_INVALID_ARGUMENT');
+    assert.ok(error.message.length < 500, `${error.message.length} characters`);
+    assert.ok(error.message.includes(`${'ü'.repeat(150)}${'😀'.repeat(50)}…`), error.message);
+    assert.ok(error.message.isWellFormed());
+    const [context] = recorder.byContext().keys();
+    assert.equal(context.error, error);
+    assert.equal(store.stats().lastError, undefined);
   });
 });
 
@@ -219,8 +267,8 @@ describe('Redis store', () => {
     assert.deepEqual(stats.operations.get.errors, { STORE_INVALID_ARGUMENT: 2, STORE_CORRUPT_RECORD: 1 });
     assert.equal(stats.operations.get.calls, 3);
     assert.deepEqual(stats.operations.set.errors, { STORE_INVALID_ARGUMENT: 1 });
-    assert.equal(stats.lastError.code, 'STORE_INVALID_ARGUMENT');
-    assert.ok(!stats.lastError.message.includes('\n'), stats.lastError.message);
+    // The caller's bad arguments do not replace the store's own last error.
+    assert.deepEqual(stats.lastError, escaped);
     await store.close();
     await Promise.all([
       assert.rejects(store.get(corrupt.externalId), { code: 'STORE_CLOSED' }),
@@ -228,35 +276,72 @@ describe('Redis store', () => {
     ]);
     stats = store.stats();
     assert.equal(stats.operations.get.errors.STORE_CLOSED, 2);
+    assert.ok(stats.operations.get.errors.STORE_CLOSED <= stats.operations.get.calls);
+    assert.deepEqual(stats.lastError, escaped);
     assert.equal(stats.status, 'end');
     assertOneTracePerCall(recorder, 6);
   });
 
-  it('reconnects rises after CLIENT KILL', async () => {
-    const store = openStore();
+  it('reconnects rises after CLIENT KILL, and statusSince moves with the status', async () => {
+    const log = recordingLogger();
+    const store = openStore({ logger: log.logger });
     await store.ready();
     const before = store.stats();
     assert.equal(before.status, 'ready');
     assert.equal(before.reconnects, 0);
+    await clockPast(before.statusSince);
+    const from = log.lines.length;
+    const killedAt = Date.now();
     await server.cli('CLIENT', 'KILL', 'TYPE', 'normal');
-    const after = await statsUntil(store, (s) => s.reconnects >= 1 && s.status === 'ready', 'a reconnect');
-    assert.ok(after.statusSince >= before.statusSince);
-    assert.equal(after.lastError?.code, 'STORE_UNAVAILABLE');
+    await log.waitFor('info', /reconnected to/, { from, timeoutMs: STATUS_CEILING_MS });
+    // A call runs on the new connection only once the status is 'ready' again.
     const c = conversation();
     await store.set(c.externalId, c);
+    const after = store.stats();
+    const readAt = Date.now();
+    assert.equal(after.status, 'ready');
+    assert.ok(after.reconnects >= 1);
+    assert.ok(after.statusSince > before.statusSince, `${after.statusSince} > ${before.statusSince}`);
+    assert.ok(
+      after.statusSince >= killedAt && after.statusSince <= readAt,
+      JSON.stringify({ killedAt, after, readAt }),
+    );
+    assert.equal(after.lastError?.code, 'STORE_UNAVAILABLE');
+    assert.ok(after.lastError.at >= killedAt && after.lastError.at <= readAt, JSON.stringify(after.lastError));
     await store.close();
   });
 
   it('status and statusSince follow a pause and a resume; failures are traced and counted', async () => {
-    const store = openStore();
+    const log = recordingLogger();
+    const store = openStore({ logger: log.logger });
     await store.ready();
     const ready = store.stats();
     assert.equal(ready.status, 'ready');
     recorder = traceRecorder();
+    await clockPast(ready.statusSince);
+    let from = log.lines.length;
+    const pausedAt = Date.now();
     server.pause();
+    let resumedAt;
     try {
-      const down = await statsUntil(store, (s) => s.status === 'reconnecting', "'reconnecting'");
-      assert.ok(down.statusSince >= ready.statusSince);
+      await log.waitFor('warn', /connection lost: /, { from, timeoutMs: STATUS_CEILING_MS });
+      const down = store.stats();
+      const seenAt = Date.now();
+      assert.equal(down.status, 'reconnecting');
+      assert.ok(down.statusSince > ready.statusSince, `${down.statusSince} > ${ready.statusSince}`);
+      assert.ok(down.statusSince >= pausedAt && down.statusSince <= seenAt, JSON.stringify({ pausedAt, down, seenAt }));
+      const outage = down.lastError;
+      assert.equal(outage?.code, 'STORE_UNAVAILABLE');
+      assert.ok(outage.at >= pausedAt && outage.at <= seenAt, JSON.stringify(outage));
+      // A caller's mistake during the outage is counted, but does not hide the outage's cause.
+      await assert.rejects(store.get(''), { code: 'STORE_INVALID_ARGUMENT' });
+      await assert.rejects(store.set('x', { nope: true }), { code: 'STORE_INVALID_ARGUMENT' });
+      const masked = store.stats();
+      assert.equal(masked.operations.get.errors.STORE_INVALID_ARGUMENT, 1);
+      assert.equal(masked.lastError?.code, 'STORE_UNAVAILABLE', JSON.stringify(masked.lastError));
+      assert.ok(masked.lastError.at >= outage.at, JSON.stringify(masked.lastError));
+      recorder.stop();
+      recorder = traceRecorder();
       const ids = [conversation().externalId, conversation().externalId, conversation().externalId];
       const failures = await Promise.allSettled(ids.map((id) => store.get(id)));
       for (const failure of failures) assert.equal(failure.reason?.code, 'STORE_UNAVAILABLE');
@@ -266,13 +351,19 @@ describe('Redis store', () => {
       assert.equal(counted.operations.get.errors.STORE_UNAVAILABLE, 3);
       assert.equal(counted.lastError.code, 'STORE_UNAVAILABLE');
       assert.ok(!counted.lastError.message.includes(server.caPem));
+      await clockPast(counted.statusSince);
     } finally {
+      from = log.lines.length;
+      resumedAt = Date.now();
       server.resume();
     }
-    await waitForStatus(store, 'ready', STATUS_CEILING_MS);
+    await log.waitFor('info', /reconnected to/, { from, timeoutMs: STATUS_CEILING_MS });
+    const c = conversation();
+    await store.set(c.externalId, c);
     const back = store.stats();
+    const backAt = Date.now();
     assert.equal(back.status, 'ready');
-    assert.ok(back.statusSince >= ready.statusSince);
+    assert.ok(back.statusSince >= resumedAt && back.statusSince <= backAt, JSON.stringify({ resumedAt, back, backAt }));
     assert.ok(back.reconnects >= 1);
     assertLatencyOrdered(back);
     await store.close();
@@ -283,13 +374,15 @@ describe('credentials in stats()', () => {
   it('a password never reaches lastError', async () => {
     const password = 'pa55-word-never-logged';
     const server = await startRedis({ password });
+    const log = recordingLogger();
     const store = new RedisConversationStore(server.url.replace(password, 'wrong-password'), {
       tls: { ca: server.caPem },
       connectTimeoutMs: 1000,
       retry: { baseDelayMs: 20, maxDelayMs: 200 },
-      logger: silentLogger,
+      logger: log.logger,
     });
-    const stats = await statsUntil(store, (s) => s.lastError !== undefined, 'a connection failure');
+    await log.waitFor('warn', /connection failed: /, { timeoutMs: STATUS_CEILING_MS });
+    const stats = store.stats();
     assert.equal(stats.lastError.code, 'STORE_UNAVAILABLE');
     assert.ok(!JSON.stringify(stats).includes('wrong-password'));
     assert.ok(!JSON.stringify(stats).includes(password));

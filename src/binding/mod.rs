@@ -131,13 +131,17 @@ where
         js_error(error)
     })?;
     let call = AssertUnwindSafe(call(admitted)).catch_unwind();
+    let store = store.clone();
     env.spawn_future(async move {
         match call.await {
             Ok(result) => result.map_err(js_error),
-            Err(payload) => Err(Error::new(
-                Status::GenericFailure,
-                panic_message(payload.as_ref()),
-            )),
+            Err(payload) => {
+                // The panic skipped the counting: the calls settled all the same.
+                let message = panic_message(payload.as_ref());
+                let error = StoreError::unavailable("internal error");
+                store.refused(calls.0, calls.1, &error);
+                Err(Error::new(Status::GenericFailure, message))
+            }
         }
     })
 }

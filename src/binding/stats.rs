@@ -1,7 +1,7 @@
 //! `stats()` of both native stores, as plain JavaScript objects of the `StoreStats` shape
 //! (docs/DESIGN.md "Observability"), and the counting of calls `index.js` refused itself.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use napi_derive::napi;
 
@@ -45,8 +45,8 @@ pub struct LatencyMs {
 pub struct OperationStats {
     /// Settled calls.
     pub calls: f64,
-    /// Failed calls by `code`; codes that never happened are absent.
-    pub errors: HashMap<String, f64>,
+    /// Failed calls by `code`, in the codes' alphabetical order; codes that never happened are absent.
+    pub errors: BTreeMap<String, f64>,
     pub latency_ms: LatencyMs,
 }
 

@@ -19,7 +19,7 @@ pub use memory::MemoryStore;
 pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
 use stats::CallStats;
-pub use stats::{Operation, OperationStats, StatsSnapshot, ERROR_CODES};
+pub use stats::{epoch_ms, Operation, OperationStats, StatsSnapshot, ERROR_CODES};
 
 /// `status`, in ioredis' words; `Ready` means usable now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 // caller's own conversations. Validation is the store's: the app passes the body through and maps
 // the store's error codes to HTTP, so development (in memory) and production (Redis) answer alike.
 
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { ConversationStore, StoredConversation, StoreErrorCode } from '@copilot-chat/redis-store';
 import express, { type ErrorRequestHandler, type Express, type Response } from 'express';
 import { type AuthOptions, authenticate, callerOf } from './auth.js';
@@ -23,6 +24,11 @@ export interface AppOptions {
   logger?: AppLogger;
   /** Served on GET /metrics (Prometheus text); absent: no /metrics route. */
   metrics?: StoreMetrics;
+  /**
+   * The bearer token GET /metrics requires (`Authorization: Bearer <token>`, Prometheus's
+   * `authorization` scrape setting). Absent: /metrics answers anyone who reaches the port.
+   */
+  metricsToken?: string;
 }
 
 export type RedisHealth = 'connected' | 'disconnected' | 'not-configured';
@@ -81,9 +87,19 @@ function notFound(res: Response, id: string): void {
   res.status(404).json({ error: 'not_found', message: `no conversation ${id}` });
 }
 
+/** Whether an Authorization header carries `token`, compared in constant time. */
+function bearerCheck(token: string): (header: string | undefined) => boolean {
+  const digest = (text: string) => createHash('sha256').update(text).digest();
+  const expected = digest(token);
+  return (header) => {
+    const match = /^Bearer (.+)$/i.exec(header ?? '');
+    return match?.[1] !== undefined && timingSafeEqual(digest(match[1]), expected);
+  };
+}
+
 export function createApp(
   store: ConversationStore,
-  { redisConfigured, auth, logger = console, metrics }: AppOptions,
+  { redisConfigured, auth, logger = console, metrics, metricsToken }: AppOptions,
 ): Express {
   const app = express();
   app.disable('x-powered-by');
@@ -105,8 +121,14 @@ export function createApp(
 
   if (metrics !== undefined) {
     const { registry } = metrics;
-    // Like /health, for the scraper on the internal network: no bearer token.
-    app.get('/metrics', async (_req, res) => {
+    // Not a user's JWT: the scraper's own token, when one is set. Without one, /metrics is
+    // open to whoever reaches the port (call counts, error codes, status: no conversation).
+    const allowed = metricsToken === undefined ? () => true : bearerCheck(metricsToken);
+    app.get('/metrics', async (req, res) => {
+      if (!allowed(req.get('authorization'))) {
+        res.status(401).set('WWW-Authenticate', 'Bearer').json({ error: 'unauthorized' });
+        return;
+      }
       res.set('Content-Type', registry.contentType).send(await registry.metrics());
     });
   }

@@ -1,7 +1,9 @@
 // Prometheus metrics of the store for GET /metrics, through prom-client. Counters, gauges and
 // the store's own latency percentiles are read from `store.stats()` at each scrape (the store
 // counts in Rust, lock-free); the latency histogram's buckets come from the `redis-store:call`
-// TracingChannel, timed here from each call's start to its asyncEnd.
+// TracingChannel, timed here from each call's start to its asyncEnd. The channel carries every
+// store of the process and its context names no store: the histogram counts the calls of all
+// of them, the stats()-fed series the one store given here.
 
 import { tracingChannel } from 'node:diagnostics_channel';
 import { performance } from 'node:perf_hooks';
@@ -12,6 +14,7 @@ import {
   type StoreStatus,
 } from '@copilot-chat/redis-store';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { guarded } from './subscriber.js';
 
 const STATUSES: readonly StoreStatus[] = ['connecting', 'ready', 'reconnecting', 'end'];
 
@@ -61,21 +64,23 @@ export function storeMetrics(
     },
   });
   new Gauge({
-    name: 'redis_store_latency_ms',
-    help: "The store's own latency percentiles since start, in milliseconds (quantile 1 is the maximum).",
-    labelNames: ['operation', 'quantile'] as const,
+    name: 'redis_store_latency_percentile_seconds',
+    help:
+      "The store's own latency since start, by operation: percentile p50, p99 or max, in seconds " +
+      '(calls refused before they ran are not in it).',
+    labelNames: ['operation', 'percentile'] as const,
     registers,
     collect() {
       for (const [operation, { latencyMs }] of Object.entries(store.stats().operations)) {
-        this.set({ operation, quantile: '0.5' }, latencyMs.p50);
-        this.set({ operation, quantile: '0.99' }, latencyMs.p99);
-        this.set({ operation, quantile: '1' }, latencyMs.max);
+        this.set({ operation, percentile: 'p50' }, latencyMs.p50 / 1000);
+        this.set({ operation, percentile: 'p99' }, latencyMs.p99 / 1000);
+        this.set({ operation, percentile: 'max' }, latencyMs.max / 1000);
       }
     },
   });
   new Counter({
     name: 'redis_store_reconnects_total',
-    help: 'Connections that replaced a lost one.',
+    help: 'Connections that replaced a lost one, and cluster clients rebuilt.',
     registers,
     collect() {
       this.reset();
@@ -121,18 +126,18 @@ export function storeMetrics(
   const started = new WeakMap<object, number>();
   const channel = tracingChannel<unknown, StoreCallContext>(STORE_CALL_CHANNEL);
   const handlers = {
-    start(context: StoreCallContext) {
+    start: guarded((context: StoreCallContext) => {
       started.set(context, performance.now());
-    },
+    }),
     end() {},
     asyncStart() {},
-    asyncEnd(context: StoreCallContext) {
+    asyncEnd: guarded((context: StoreCallContext) => {
       const at = started.get(context);
       if (at === undefined) return;
       started.delete(context);
-      const code = (context.error as { code?: string } | undefined)?.code ?? 'ok';
+      const code = context.error?.code ?? 'ok';
       duration.observe({ operation: context.operation, code }, (performance.now() - at) / 1000);
-    },
+    }),
     error() {},
   };
   channel.subscribe(handlers);

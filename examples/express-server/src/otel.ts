@@ -7,10 +7,12 @@
 //
 // The span starts in the caller's context (so it nests under the HTTP request's span) and ends
 // when the call settles; a failed call carries its StoreError code as `error.type` and status.
+// A handler that throws (a broken exporter) becomes a process warning, not a crash.
 
 import { tracingChannel } from 'node:diagnostics_channel';
 import { STORE_CALL_CHANNEL, type StoreCallContext } from '@copilot-chat/redis-store';
 import { type Span, SpanKind, SpanStatusCode, type Tracer, trace } from '@opentelemetry/api';
+import { guarded } from './subscriber.js';
 
 // Attribute names of the OpenTelemetry database semantic conventions.
 const DB_SYSTEM_NAME = 'db.system.name';
@@ -34,7 +36,7 @@ export function traceStoreCalls({
   const spans = new WeakMap<object, Span>();
   const channel = tracingChannel<unknown, StoreCallContext>(STORE_CALL_CHANNEL);
   const handlers = {
-    start(context: StoreCallContext) {
+    start: guarded((context: StoreCallContext) => {
       const attributes: Record<string, string | number> = {
         [DB_SYSTEM_NAME]: 'redis',
         [DB_OPERATION_NAME]: context.operation,
@@ -45,23 +47,22 @@ export function traceStoreCalls({
       }
       // No id or userId: they may identify a person. The span name is the operation.
       spans.set(context, tracer.startSpan(context.operation, { kind: SpanKind.CLIENT, attributes }));
-    },
+    }),
     end() {},
     asyncStart() {},
-    error(context: StoreCallContext) {
+    error: guarded((context: StoreCallContext) => {
       const span = spans.get(context);
       if (span === undefined) return;
-      const code = (context.error as { code?: unknown } | undefined)?.code;
-      const type = typeof code === 'string' ? code : 'Error';
+      const type = context.error?.code ?? 'Error';
       span.setAttribute(ERROR_TYPE, type);
       span.setStatus({ code: SpanStatusCode.ERROR, message: type });
-    },
-    asyncEnd(context: StoreCallContext) {
+    }),
+    asyncEnd: guarded((context: StoreCallContext) => {
       const span = spans.get(context);
       if (span === undefined) return;
       spans.delete(context);
       span.end();
-    },
+    }),
   };
   channel.subscribe(handlers);
   return () => channel.unsubscribe(handlers);

@@ -2,6 +2,7 @@
 // else in memory; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
 // that closes the store on SIGTERM/SIGINT. `node dist/server.js` refuses to start without
 // AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
+// METRICS_TOKEN, when set, is the bearer token GET /metrics requires.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { DefaultAzureCredential } from '@azure/identity';
@@ -113,12 +114,16 @@ export async function main({ allowDevelopmentIdentity = false }: MainOptions = {
   const { auth, development } = await authFromEnv(allowDevelopmentIdentity);
   const store: ConversationStore = createConversationStore(options);
   const metrics = storeMetrics(store);
-  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth, metrics });
+  const metricsToken = stringFromEnv('METRICS_TOKEN');
+  const app = createApp(store, { redisConfigured: options.redisUrl !== undefined, auth, metrics, metricsToken });
 
   const server = app.listen(port, () => {
     const { port: bound } = server.address() as AddressInfo;
     const base = `http://localhost:${bound}`;
     console.log(`Listening on ${base}`);
+    if (metricsToken === undefined) {
+      console.log('GET /metrics needs no token (METRICS_TOKEN is not set): keep the port off untrusted networks');
+    }
     printHints(base, development);
   });
   server.on('error', (error) => {

@@ -17,7 +17,7 @@ mod vitals;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::runtime::Handle;
@@ -81,7 +81,6 @@ pub(crate) struct Core<C> {
     started: Instant,
     /// Milliseconds after `started` of the last reply from Redis.
     last_reply_ms: AtomicU64,
-    last_error: Mutex<Option<String>>,
     /// What `stats()` reports of the connection.
     vitals: Vitals,
 }
@@ -115,7 +114,6 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             draining: AtomicBool::new(false),
             started: Instant::now(),
             last_reply_ms: AtomicU64::new(0),
-            last_error: Mutex::new(None),
             vitals: Vitals::default(),
         });
         runtime.spawn(run(core.clone()));
@@ -160,13 +158,7 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
     /// Status, since when, reconnects and the last connection failure.
     pub(crate) fn vitals(&self) -> ConnectionVitals {
         let core = &self.core;
-        core.vitals.read(
-            core.status(),
-            core.last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
-        )
+        core.vitals.read(core.status())
     }
 
     pub(crate) fn command_timeout(&self) -> Duration {
@@ -281,12 +273,7 @@ impl<C> Core<C> {
 
     fn not_connected(&self) -> StoreError {
         let address = &self.settings.address;
-        let last = self
-            .last_error
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match last {
+        match self.vitals.last_cause() {
             Some(cause) => {
                 StoreError::unavailable(format!("not connected to Redis at {address}: {cause}"))
             }
@@ -391,8 +378,9 @@ async fn run<C: Clone + Send + Sync + 'static>(core: Arc<Core<C>>) {
                 core.set_status(Status::Reconnecting);
             }
             Err(cause) => {
-                core.logger.warn(format!("connection failed: {cause}"));
+                // stats() shows the failure by the time its line is logged.
                 core.set_last_error(&cause);
+                core.logger.warn(format!("connection failed: {cause}"));
             }
         }
         attempt += 1;

@@ -72,8 +72,7 @@ impl<C> Core<C> {
     }
 
     pub(crate) fn set_last_error(&self, cause: &str) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(cause.to_owned());
-        self.vitals.failed();
+        self.vitals.failed(cause);
     }
 
     /// `generation` is the connection last published: a call still running on one since

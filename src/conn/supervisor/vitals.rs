@@ -1,22 +1,19 @@
 //! What `stats()` reports of the connection: since when the status holds, how many times
-//! the store reconnected, and when the last connection failure happened. Atomics only.
+//! the store reconnected, and the last connection failure with its time. Atomics, and the
+//! failure, cause and time together, behind one mutex.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Mutex;
 
 use super::Status;
-
-/// Milliseconds since the Unix epoch, as JavaScript's `Date.now()`.
-fn epoch_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+use crate::store::epoch_ms;
 
 pub(crate) struct Vitals {
     status_since_ms: AtomicU64,
     reconnects: AtomicU64,
-    last_error_ms: AtomicU64,
+    /// The last connection failure's cause and when it happened (epoch ms): one value, so
+    /// that no reader sees a cause without its time.
+    last_error: Mutex<Option<(String, u64)>>,
 }
 
 impl Default for Vitals {
@@ -24,12 +21,12 @@ impl Default for Vitals {
         Vitals {
             status_since_ms: AtomicU64::new(epoch_ms()),
             reconnects: AtomicU64::new(0),
-            last_error_ms: AtomicU64::new(0),
+            last_error: Mutex::new(None),
         }
     }
 }
 
-/// A reading of `Vitals` with the status and the last connection failure's text.
+/// A reading of `Vitals` with the status.
 #[derive(Debug, Clone)]
 pub(crate) struct ConnectionVitals {
     pub status: Status,
@@ -50,16 +47,30 @@ impl Vitals {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(super) fn failed(&self) {
-        self.last_error_ms.store(epoch_ms(), Ordering::Relaxed);
+    pub(super) fn failed(&self, cause: &str) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((cause.to_owned(), epoch_ms()));
     }
 
-    pub(super) fn read(&self, status: Status, last_error: Option<String>) -> ConnectionVitals {
+    /// The last connection failure's cause.
+    pub(super) fn last_cause(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|(cause, _)| cause.clone())
+    }
+
+    pub(super) fn read(&self, status: Status) -> ConnectionVitals {
         ConnectionVitals {
             status,
             status_since: self.status_since_ms.load(Ordering::Relaxed),
             reconnects: self.reconnects.load(Ordering::Relaxed),
-            last_error: last_error.map(|cause| (cause, self.last_error_ms.load(Ordering::Relaxed))),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
         }
     }
 }

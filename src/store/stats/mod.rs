@@ -1,7 +1,9 @@
 //! What the stores count of their calls: calls, errors by code and latency per operation,
 //! and the last error. Counters are atomics and latencies fixed-bucket atomic histograms, so
 //! recording never takes a lock and reading never blocks a call; only the last error, written
-//! on failures alone, sits behind a mutex.
+//! on failures alone, sits behind a mutex. A caller's own mistakes (a bad argument, a call on a
+//! closed store) are counted but are never the last error: one bad call must not hide an
+//! outage's cause from a health check.
 
 mod histogram;
 
@@ -39,8 +41,23 @@ pub const ERROR_CODES: [ErrorCode; 5] = [
     ErrorCode::Closed,
 ];
 
+/// `code`'s place in `ERROR_CODES`.
 fn code_index(code: ErrorCode) -> usize {
-    ERROR_CODES.iter().position(|c| *c == code).unwrap_or(0)
+    match code {
+        ErrorCode::Unavailable => 0,
+        ErrorCode::InvalidArgument => 1,
+        ErrorCode::CorruptRecord => 2,
+        ErrorCode::InvalidConfig => 3,
+        ErrorCode::Closed => 4,
+    }
+}
+
+/// The caller's own doing: counted in `errors`, never reported as `lastError`.
+fn is_callers_fault(code: ErrorCode) -> bool {
+    match code {
+        ErrorCode::InvalidArgument | ErrorCode::InvalidConfig | ErrorCode::Closed => true,
+        ErrorCode::Unavailable | ErrorCode::CorruptRecord => false,
+    }
 }
 
 /// Milliseconds since the Unix epoch, as JavaScript's `Date.now()`.
@@ -85,25 +102,32 @@ impl CallStats {
     /// Counts one settled call that took `elapsed`.
     pub fn record<T>(&self, operation: Operation, elapsed: Duration, result: &StoreResult<T>) {
         let counters = &self.operations[operation as usize];
-        counters.latency.record(elapsed);
-        if let Err(error) = result {
-            self.record_error(counters, error);
-        }
+        // The call first, so that a reader never sees more errors than calls.
         counters.calls.fetch_add(1, Ordering::Relaxed);
+        match result {
+            // Refused before any work (a bad argument, a closed store): not latency.
+            Err(error) if is_callers_fault(error.code) => {}
+            _ => counters.latency.record(elapsed),
+        }
+        if let Err(error) = result {
+            self.record_error(counters, 1, error);
+        }
     }
 
-    /// Counts `calls` calls refused before they ran (a closed store, a bad argument).
+    /// Counts `calls` calls refused before they ran (a closed store, a bad argument), or
+    /// ended by a panic: in `calls` and `errors`, not in the latency, which refusals would
+    /// drag towards zero.
     pub fn refused(&self, operation: Operation, calls: usize, error: &StoreError) {
         let counters = &self.operations[operation as usize];
-        for _ in 0..calls {
-            counters.latency.record(Duration::ZERO);
-            self.record_error(counters, error);
-        }
         counters.calls.fetch_add(calls as u64, Ordering::Relaxed);
+        self.record_error(counters, calls as u64, error);
     }
 
-    fn record_error(&self, counters: &OperationCounters, error: &StoreError) {
-        counters.errors[code_index(error.code)].fetch_add(1, Ordering::Relaxed);
+    fn record_error(&self, counters: &OperationCounters, count: u64, error: &StoreError) {
+        counters.errors[code_index(error.code)].fetch_add(count, Ordering::Relaxed);
+        if count == 0 || is_callers_fault(error.code) {
+            return;
+        }
         *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(LastError {
             code: error.code,
             message: error.message.clone(),
@@ -212,18 +236,57 @@ mod tests {
         let failed: StoreResult<()> = Err(StoreError::unavailable("no reply"));
         stats.record(Operation::Set, Duration::from_millis(1), &failed);
         stats.refused(Operation::Set, 2, &StoreError::closed());
+        stats.record(
+            Operation::Set,
+            Duration::from_millis(1),
+            &Err::<(), _>(StoreError::invalid_argument(
+                "id: expected a non-empty string",
+            )),
+        );
         let get = stats.operation(Operation::Get);
         assert_eq!(get.calls, 2);
         assert!(get.errors.is_empty());
         assert!(get.latency.p50 <= get.latency.p99 && get.latency.p99 <= get.latency.max);
         assert_eq!(get.latency.max, 4.0);
         let set = stats.operation(Operation::Set);
-        assert_eq!(set.calls, 3);
+        assert_eq!(set.calls, 4);
         assert_eq!(
             set.errors,
-            vec![(ErrorCode::Unavailable, 1), (ErrorCode::Closed, 2)]
+            vec![
+                (ErrorCode::Unavailable, 1),
+                (ErrorCode::InvalidArgument, 1),
+                (ErrorCode::Closed, 2)
+            ]
         );
-        assert_eq!(stats.last_error().map(|e| e.code), Some(ErrorCode::Closed));
+        // The caller's own mistakes do not replace the outage's cause.
+        assert_eq!(
+            stats.last_error().map(|e| e.code),
+            Some(ErrorCode::Unavailable)
+        );
         assert_eq!(stats.operation(Operation::Delete).calls, 0);
+    }
+
+    #[test]
+    fn refused_calls_are_not_latency() {
+        let stats = CallStats::default();
+        stats.record(Operation::Get, Duration::from_millis(4), &Ok::<(), _>(()));
+        stats.refused(Operation::Get, 49, &StoreError::closed());
+        stats.record(
+            Operation::Get,
+            Duration::ZERO,
+            &Err::<(), _>(StoreError::closed()),
+        );
+        let get = stats.operation(Operation::Get);
+        assert_eq!(get.calls, 51);
+        assert_eq!(get.errors, vec![(ErrorCode::Closed, 50)]);
+        assert!(get.latency.p50 >= 2.0, "p50 {}", get.latency.p50);
+        assert_eq!(stats.last_error(), None);
+    }
+
+    #[test]
+    fn every_code_has_its_own_place() {
+        for (index, code) in ERROR_CODES.iter().enumerate() {
+            assert_eq!(code_index(*code), index);
+        }
     }
 }
