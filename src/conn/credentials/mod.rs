@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures_util::future::BoxFuture;
 use redis::{BasicAuth, ErrorKind, RedisError, RedisResult};
 use tokio::sync::{watch, Notify};
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use tokio::time::{sleep_until, timeout, Instant};
 
 use super::backoff::{jitter_seed, Backoff};
 use crate::log::Logger;
@@ -45,6 +45,9 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The latest time a JavaScript `Date` can hold, in epoch milliseconds.
+const LATEST_DATE_MS: f64 = 8.64e15;
+
 /// The longest provider failure quoted in a message or a log line.
 const MAX_CAUSE_CHARS: usize = 300;
 
@@ -63,6 +66,11 @@ impl Token {
         ] {
             if time.is_some_and(|t| !t.is_finite()) {
                 return Err(format!("its {name} is not a finite number"));
+            }
+            if time.is_some_and(|t| t > LATEST_DATE_MS) {
+                return Err(format!(
+                    "its {name} is past the year 275760 (expected epoch milliseconds)"
+                ));
             }
         }
         if let Some(expires_at) = self.expires_at.filter(|e| *e <= now) {

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use futures_util::StreamExt;
 use redis::StreamingCredentialsProvider;
+use tokio::time::sleep;
 
 use super::*;
 use crate::log::LogLevel;
@@ -188,6 +189,9 @@ fn results_that_cannot_be_used_are_refused_without_quoting_them() {
     assert!(!seconds_not_ms.contains("hunter2"));
     let nan = token("hunter2", Some(f64::NAN)).check(now).unwrap_err();
     assert!(nan.contains("expiresAt"));
+    let absurd = token("hunter2", Some(1e300)).check(now).unwrap_err();
+    assert!(absurd.contains("expiresAt is past the year"), "{absurd}");
+    assert!(token("hunter2", Some(now + 1e12)).check(now).is_ok());
     assert!(!format!("{:?}", token("hunter2", None)).contains("hunter2"));
 }
 
