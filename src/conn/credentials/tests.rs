@@ -291,8 +291,10 @@ async fn the_same_token_again_is_no_rotation_and_is_asked_for_with_backoff() {
     let calls = *cached.calls.lock().unwrap();
     assert!((4..=10).contains(&calls), "{calls} calls in 2 s");
     assert_eq!(credentials.current.borrow().serial, 1);
-    let lines = lines.lock().unwrap();
-    assert_eq!(lines.len(), 1, "{lines:?}");
+    {
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+    }
     // No re-authentication for the same token.
     let more = timeout(Duration::from_secs(5), live.next()).await;
     assert!(more.is_err(), "a re-authentication with the same token");
