@@ -8,7 +8,7 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const { RedisConversationStore, createConversationStore, entraIdCredentials } = require('..');
@@ -372,6 +372,16 @@ describe('provider failure', () => {
       assert.deepEqual(await store.get(after.externalId), persisted(after));
       assertNoToken([...log.lines, failure.message, failure.stack], 'a log line or message');
     });
+  });
+});
+
+describe('loading', () => {
+  test('requiring the package does not load jose: only entraIdCredentials decoding a token does', () => {
+    const script = `require(${JSON.stringify(path.join(__dirname, '..'))});
+      process.stdout.write(String(Object.keys(require.cache).some((f) => f.includes('jose'))));`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout, 'false');
   });
 });
 
