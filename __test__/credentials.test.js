@@ -306,6 +306,19 @@ describe('refused re-authentication', () => {
     });
   });
 
+  test('a new connection refused (WRONGPASS) asks the provider again at once, not at the refresh an hour away', async (t) => {
+    const issuer = new TestTokenIssuer(3_600_000);
+    issuer.refused.add(1);
+    const log = recordingLogger();
+    const store = openStore(t, { logger: log.logger, credentials: entraIdCredentials(issuer) });
+    await withLogOnFailure(server, async () => {
+      await waitForStatus(store, 'ready', CEILING_MS);
+      assert.ok(issuer.count >= 2, `${issuer.count} tokens`);
+      assert.equal(log.lines.filter((l) => /credentials rotated/.test(l)).length, issuer.count - 1);
+      assertNoToken(log.lines, 'a log line');
+    });
+  });
+
   test('a cached token whose refresh time has passed: no hot loop, no rotation, no re-AUTH', async (t) => {
     const issuer = new TestTokenIssuer(3_600_000);
     const cached = await issuer.getToken(['https://redis.azure.com/.default']);

@@ -173,6 +173,12 @@ impl Credentials {
         })
     }
 
+    /// The server refused the credentials a new connection authenticated with: fetch again
+    /// soon, with backoff, rather than at the scheduled refresh.
+    pub(crate) fn refused_by_server(&self) {
+        self.refused.notify_one();
+    }
+
     /// A connection stopped re-authenticating after it was given `serial` while it held
     /// credentials expiring at `held_expiry`: fetch again soon (the server may have refused
     /// the newest), and replace the connection once newer ones arrive, or before what it
