@@ -1,9 +1,6 @@
 // Types of `@copilot-chat/redis-store`. The native classes behind them are generated into
 // `binding.d.ts` by `napi build`; this file states the contract of docs/DESIGN.md on top of them.
 
-// An optional peer dependency: only `entraIdCredentials` needs it.
-import type { TokenCredential } from '@azure/identity';
-
 /** One message of a conversation. */
 export interface NormalizedMessage {
   id: string;
@@ -164,8 +161,19 @@ export interface StoreCredentials {
 /** A source of credentials that expire, such as Microsoft Entra ID (see `entraIdCredentials`). */
 export type CredentialsProvider = () => Promise<StoreCredentials>;
 
-/** What `entraIdCredentials` needs of an `@azure/identity` credential. */
-export type EntraIdTokenCredential = Pick<TokenCredential, 'getToken'>;
+/**
+ * What `entraIdCredentials` needs of an `@azure/identity` TokenCredential, declared here so that
+ * these types need neither `@azure/identity` nor the DOM library. Any TokenCredential fits.
+ */
+export interface TokenCredentialLike {
+  getToken(
+    scopes: string | string[],
+    options?: object,
+  ): Promise<{ token: string; expiresOnTimestamp: number; refreshAfterTimestamp?: number } | null>;
+}
+
+/** Former name of `TokenCredentialLike`. */
+export type EntraIdTokenCredential = TokenCredentialLike;
 
 export interface EntraIdCredentialsOptions {
   /** The identity's object id, the Redis user name. Default: the token's `oid` claim. */

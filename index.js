@@ -7,7 +7,6 @@
 
 const diagnosticsChannel = require('node:diagnostics_channel');
 const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
-const { decodeJwt } = require('jose');
 const { trustedByNode } = require('./node-trust.js');
 
 /** @typedef {import('./index').StoreErrorCode} StoreErrorCode */
@@ -269,6 +268,9 @@ function entraIdCredentials(tokenCredential, options) {
   return async () => {
     const token = await tokenCredential.getToken(scopeList);
     if (!token || typeof token.token !== 'string') throw new Error('getToken gave no access token');
+    if (typeof token.expiresOnTimestamp !== 'number' || !Number.isFinite(token.expiresOnTimestamp)) {
+      throw new Error('getToken gave a token without expiresOnTimestamp: when it expires is unknown');
+    }
     return {
       username: objectId ?? objectIdOf(token.token),
       password: token.token,
@@ -285,6 +287,8 @@ function entraIdCredentials(tokenCredential, options) {
 function objectIdOf(token) {
   /** @type {Record<string, unknown>} */
   let claims;
+  // Loaded here, so that a store without Entra ID does not load it.
+  const { decodeJwt } = require('jose');
   try {
     claims = decodeJwt(token);
   } catch {

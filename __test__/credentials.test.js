@@ -8,7 +8,7 @@
 
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { spawn } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const { RedisConversationStore, createConversationStore, entraIdCredentials } = require('..');
@@ -102,6 +102,8 @@ class TestTokenIssuer {
     this.failing = undefined;
     this.live = [];
     this.count = 0;
+    /** Numbers (1-based) of the tokens the server is never told of: it refuses them. */
+    this.refused = new Set();
   }
 
   /** Makes `token` a password of the oid's user and removes the `expired` ones (`<token`). */
@@ -123,6 +125,7 @@ class TestTokenIssuer {
     issued.push(token);
     const expired = this.live.filter((t) => t.expiresOnTimestamp <= now).map((t) => `<${t.token}`);
     this.live = this.live.filter((t) => t.expiresOnTimestamp > now);
+    if (this.refused.has(this.count)) return { token, expiresOnTimestamp };
     await this.register(token, expired);
     this.live.push({ token, expiresOnTimestamp });
     return { token, expiresOnTimestamp };
@@ -267,6 +270,86 @@ describe('rotation', () => {
   });
 });
 
+describe('refused re-authentication', () => {
+  test('a live connection whose re-AUTH is refused is replaced before its token expires, and rotation resumes', async (t) => {
+    const issuer = new TestTokenIssuer(4000);
+    issuer.refused.add(2);
+    const log = recordingLogger();
+    const store = openStore(t, { logger: log.logger, credentials: entraIdCredentials(issuer) });
+    await withLogOnFailure(server, async () => {
+      await store.ready();
+      await log.waitFor('info', /connected to/);
+      const before = await serverCounters();
+      const load = startLoad(store, { workers: 2, idPrefix: 'refused' });
+      // The second token is refused (WRONGPASS): redis-rs stops re-authenticating that
+      // connection; the store notices, fetches again and moves to a new connection.
+      const replaced = await log.waitFor('warn', /stopped re-authenticating/, { timeoutMs: CEILING_MS });
+      assert.ok(replaced);
+      await waitForStatus(store, 'ready', CEILING_MS);
+      const middle = await serverCounters();
+      assert.ok(middle.failedAuth > before.failedAuth, 'the server refused an AUTH');
+      assert.ok(storeMade(before, middle).connections >= 1, 'a new connection');
+      // Replaced well before the first token (4 s) expired: the replacement came on the
+      // next token, fetched within the retry backoff.
+      assert.ok(issuer.count >= 3, `${issuer.count} tokens`);
+      // The new connection re-authenticates through later rotations.
+      await untilLines(log, /credentials rotated/, 2);
+      let after = await serverCounters();
+      const deadline = Date.now() + CEILING_MS;
+      while (storeMade(middle, after).auths < 1 && Date.now() < deadline) {
+        await untilLines(log, /credentials rotated/, 1);
+        after = await serverCounters();
+      }
+      assert.ok(storeMade(middle, after).auths >= 1, 'the new connection re-authenticated');
+      await stopAndVerify(load, { settleCeilingMs: COMMAND_TIMEOUT_MS + 1000 });
+      assertNoToken(log.lines, 'a log line');
+    });
+  });
+
+  test('a new connection refused (WRONGPASS) asks the provider again at once, not at the refresh an hour away', async (t) => {
+    const issuer = new TestTokenIssuer(3_600_000);
+    issuer.refused.add(1);
+    const log = recordingLogger();
+    const store = openStore(t, { logger: log.logger, credentials: entraIdCredentials(issuer) });
+    await withLogOnFailure(server, async () => {
+      await waitForStatus(store, 'ready', CEILING_MS);
+      assert.ok(issuer.count >= 2, `${issuer.count} tokens`);
+      assert.equal(log.lines.filter((l) => /credentials rotated/.test(l)).length, issuer.count - 1);
+      assertNoToken(log.lines, 'a log line');
+    });
+  });
+
+  test('a cached token whose refresh time has passed: no hot loop, no rotation, no re-AUTH', async (t) => {
+    const issuer = new TestTokenIssuer(3_600_000);
+    const cached = await issuer.getToken(['https://redis.azure.com/.default']);
+    let calls = 0;
+    const log = recordingLogger();
+    const store = openStore(t, {
+      logger: log.logger,
+      credentials: async () => {
+        calls += 1;
+        return {
+          username: OID,
+          password: cached.token,
+          expiresAt: cached.expiresOnTimestamp,
+          refreshAt: Date.now() - 60_000,
+        };
+      },
+    });
+    await store.ready();
+    await log.waitFor('info', /connected to/);
+    const before = await serverCounters();
+    const callsBefore = calls;
+    // The retry backoff (100-500 ms here) paces the provider: a few calls a second at most.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const after = await serverCounters();
+    assert.ok(calls - callsBefore <= 12, `${calls - callsBefore} provider calls in 2 s`);
+    assert.equal(storeMade(before, after).auths, 0, 'no re-AUTH with the same token');
+    assert.equal(log.lines.filter((l) => /credentials rotated/.test(l)).length, 0);
+    assert.equal(store.stats().credentialsExpireAt, cached.expiresOnTimestamp);
+  });
+});
+
 describe('provider failure', () => {
   test('a provider that throws: warnings, STORE_UNAVAILABLE after expiry naming it, then recovery by itself', async (t) => {
     const issuer = new TestTokenIssuer(3000);
@@ -302,6 +385,16 @@ describe('provider failure', () => {
       assert.deepEqual(await store.get(after.externalId), persisted(after));
       assertNoToken([...log.lines, failure.message, failure.stack], 'a log line or message');
     });
+  });
+});
+
+describe('loading', () => {
+  test('requiring the package does not load jose: only entraIdCredentials decoding a token does', () => {
+    const script = `require(${JSON.stringify(path.join(__dirname, '..'))});
+      process.stdout.write(String(Object.keys(require.cache).some((f) => f.includes('jose'))));`;
+    const result = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.equal(result.stdout, 'false');
   });
 });
 

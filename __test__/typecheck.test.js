@@ -4,6 +4,8 @@
 const { test, before } = require('node:test');
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 
 const { ROOT, EXAMPLE_DIR, ensureExampleDeps } = require('../examples/setup.js');
@@ -31,4 +33,35 @@ test('the hand-written entry (index.js, // @ts-check) type-checks against the ge
 test('the example server compiles under strict TypeScript against the package by its name', () => {
   const result = tsc('-p', EXAMPLE_DIR, '--noEmit');
   assert.equal(result.status, 0, `tsc -p examples/express-server failed:\n${result.stdout}${result.stderr}`);
+});
+
+test('a consumer with only the ES2022 library and no skipLibCheck compiles: no DOM types pulled in', () => {
+  const result = tsc('-p', path.join(ROOT, '__test__', 'types-bare'));
+  assert.equal(result.status, 0, `tsc -p __test__/types-bare failed:\n${result.stdout}${result.stderr}`);
+});
+
+test('a consumer without @azure/identity anywhere in reach compiles', (t) => {
+  // Outside the repository, whose node_modules holds @azure/identity: the package's .d.ts
+  // files, the bare consumer, and @types/node by its path.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-types-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  for (const file of ['index.d.ts', 'binding.d.ts']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file));
+  fs.copyFileSync(path.join(ROOT, '__test__', 'types-bare', 'consumer.ts'), path.join(dir, 'consumer.ts'));
+  const config = {
+    compilerOptions: {
+      target: 'es2022',
+      lib: ['es2022'],
+      module: 'nodenext',
+      moduleResolution: 'nodenext',
+      strict: true,
+      noEmit: true,
+      types: ['node'],
+      typeRoots: [path.join(ROOT, 'node_modules', '@types')],
+      paths: { '@copilot-chat/redis-store': ['./index.d.ts'] },
+    },
+    include: ['consumer.ts'],
+  };
+  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(config));
+  const result = tsc('-p', dir);
+  assert.equal(result.status, 0, `tsc without @azure/identity failed:\n${result.stdout}${result.stderr}`);
 });

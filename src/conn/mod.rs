@@ -56,7 +56,8 @@ pub(crate) fn supervise(
     let credentials = provider.map(|p| credentials::Credentials::new(p, username));
     let mut supervisor = match client::build_client(&settings, credentials.as_ref())? {
         client::RedisClient::Standalone(client, config) => {
-            let connector = standalone::StandaloneConnector::new(client, config);
+            let connector =
+                standalone::StandaloneConnector::new(client, config, credentials.clone());
             Supervisor::start(
                 settings,
                 logger,

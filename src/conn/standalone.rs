@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use redis::{AsyncConnectionConfig, Client};
+use redis::{AsyncConnectionConfig, Client, ErrorKind};
 
+use super::credentials::Credentials;
 use super::health::{health_check, Ping};
 use super::supervisor::{Connector, Core, Pause, Watcher};
 use super::Connection;
@@ -15,11 +16,21 @@ use crate::error::describe_chain;
 pub(super) struct StandaloneConnector {
     client: Box<Client>,
     config: AsyncConnectionConfig,
+    /// Told when the server refuses the credentials a new connection authenticated with.
+    credentials: Option<Arc<Credentials>>,
 }
 
 impl StandaloneConnector {
-    pub(super) fn new(client: Box<Client>, config: AsyncConnectionConfig) -> Arc<Self> {
-        Arc::new(StandaloneConnector { client, config })
+    pub(super) fn new(
+        client: Box<Client>,
+        config: AsyncConnectionConfig,
+        credentials: Option<Arc<Credentials>>,
+    ) -> Arc<Self> {
+        Arc::new(StandaloneConnector {
+            client,
+            config,
+            credentials,
+        })
     }
 }
 
@@ -31,7 +42,16 @@ impl Connector<Connection> for StandaloneConnector {
                 .get_multiplexed_async_connection_with_config(&self.config)
                 .await
                 .map(Connection::Standalone)
-                .map_err(|e| describe_chain(&e))?;
+                .map_err(|e| {
+                    // WRONGPASS (or the store's own "credentials unavailable", which the
+                    // rotation retries anyway).
+                    if e.kind() == ErrorKind::AuthenticationFailed {
+                        if let Some(credentials) = &self.credentials {
+                            credentials.refused_by_server();
+                        }
+                    }
+                    describe_chain(&e)
+                })?;
             // Without credentials nothing is sent while connecting: a PING finds NOAUTH (and a
             // server that accepts TCP but never answers) before the store reports ready.
             connection.ping().await.map_err(|e| describe_chain(&e))?;

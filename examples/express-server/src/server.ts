@@ -1,11 +1,11 @@
 // Start-up as the real server does it: the store from the environment (REDIS_URL set → Redis,
-// else in memory; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
+// else in memory; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer
+// tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
 // that closes the store on SIGTERM/SIGINT. `node dist/server.js` refuses to start without
 // AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
 // METRICS_TOKEN, when set, is the bearer token GET /metrics requires.
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
-import { DefaultAzureCredential } from '@azure/identity';
 import type { ConversationStore, CreateConversationStoreOptions } from '@copilot-chat/redis-store';
 import { createConversationStore, entraIdCredentials } from '@copilot-chat/redis-store';
 import { createApp } from './app.js';
@@ -39,7 +39,7 @@ function stringFromEnv(name: string): string | undefined {
   return raw === undefined || raw === '' ? undefined : raw;
 }
 
-function storeOptionsFromEnv(): CreateConversationStoreOptions {
+async function storeOptionsFromEnv(): Promise<CreateConversationStoreOptions> {
   const options: CreateConversationStoreOptions = {};
   const redisUrl = process.env.REDIS_URL;
   if (redisUrl) options.redisUrl = redisUrl;
@@ -52,7 +52,10 @@ function storeOptionsFromEnv(): CreateConversationStoreOptions {
   // Microsoft Entra ID instead of an access key: the identity DefaultAzureCredential finds
   // (managed identity, workload identity, Azure CLI login, …); its object id is the user name.
   if (process.env.REDIS_ENTRA === '1' || process.env.REDIS_CREDENTIALS === 'entra') {
+    if (!redisUrl) throw new Error('REDIS_ENTRA: set REDIS_URL too (Entra ID is for a Redis server, not memory)');
     const objectId = stringFromEnv('REDIS_ENTRA_OBJECT_ID');
+    // Loaded only here: a server without Entra ID does not need @azure/identity.
+    const { DefaultAzureCredential } = await import('@azure/identity');
     options.credentials = entraIdCredentials(new DefaultAzureCredential(), objectId ? { objectId } : {});
   }
   return options;
@@ -110,7 +113,7 @@ function printHints(base: string, development: DevelopmentIdentity | undefined):
 
 export async function main({ allowDevelopmentIdentity = false }: MainOptions = {}): Promise<void> {
   const port = integerFromEnv('PORT', { min: 0 }) ?? 3000;
-  const options = storeOptionsFromEnv();
+  const options = await storeOptionsFromEnv();
   const { auth, development } = await authFromEnv(allowDevelopmentIdentity);
   const store: ConversationStore = createConversationStore(options);
   const metrics = storeMetrics(store);

@@ -6,24 +6,23 @@
 //! its own small delay. Nothing here logs or formats a password.
 
 mod schedule;
+mod stream;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::future::BoxFuture;
-use futures_util::Stream;
-use redis::{BasicAuth, ErrorKind, RedisError, RedisResult, StreamingCredentialsProvider};
-use tokio::sync::watch;
-use tokio::time::{sleep, sleep_until, timeout, Instant};
+use redis::{BasicAuth, ErrorKind, RedisError, RedisResult};
+use tokio::sync::{watch, Notify};
+use tokio::time::{sleep_until, timeout, Instant};
 
 use super::backoff::{jitter_seed, Backoff};
-use super::supervisor::Core;
 use crate::log::Logger;
-use schedule::{millis, refresh_in, stagger, unit, Lifetime};
+use schedule::{millis, refresh_in, unit, Lifetime, MARGIN_MS};
+pub(crate) use stream::Streaming;
 
 /// One set of credentials as the provider gave them; times in epoch milliseconds.
 #[derive(Clone)]
@@ -46,6 +45,9 @@ impl fmt::Debug for Token {
     }
 }
 
+/// The latest time a JavaScript `Date` can hold, in epoch milliseconds.
+const LATEST_DATE_MS: f64 = 8.64e15;
+
 /// The longest provider failure quoted in a message or a log line.
 const MAX_CAUSE_CHARS: usize = 300;
 
@@ -64,6 +66,11 @@ impl Token {
         ] {
             if time.is_some_and(|t| !t.is_finite()) {
                 return Err(format!("its {name} is not a finite number"));
+            }
+            if time.is_some_and(|t| t > LATEST_DATE_MS) {
+                return Err(format!(
+                    "its {name} is past the year 275760 (expected epoch milliseconds)"
+                ));
             }
         }
         if let Some(expires_at) = self.expires_at.filter(|e| *e <= now) {
@@ -131,6 +138,17 @@ struct Current {
     failure: Option<String>,
 }
 
+/// A live connection whose re-authentication redis-rs gave up on (the server refused it, or
+/// the connection died meanwhile): redis-rs never re-authenticates it again, so it must be
+/// replaced before the credentials it still has expire.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Stranded {
+    /// The newest serial one was refused (or given) when it stopped.
+    serial: u64,
+    /// When to replace it at the latest (epoch ms): before what it has expires.
+    deadline: Option<f64>,
+}
+
 /// The provider, the credentials it gave last, and the rotation that keeps them fresh.
 pub(crate) struct Credentials {
     source: Arc<dyn CredentialSource>,
@@ -138,6 +156,9 @@ pub(crate) struct Credentials {
     url_username: Option<String>,
     clock: Clock,
     current: watch::Sender<Current>,
+    stranded: watch::Sender<Option<Stranded>>,
+    /// Asks the rotation to fetch again soon: a server refused the newest credentials.
+    refused: Notify,
 }
 
 impl Credentials {
@@ -147,7 +168,37 @@ impl Credentials {
             url_username,
             clock: Clock::new(),
             current: watch::Sender::new(Current::default()),
+            stranded: watch::Sender::new(None),
+            refused: Notify::new(),
         })
+    }
+
+    /// The server refused the credentials a new connection authenticated with: fetch again
+    /// soon, with backoff, rather than at the scheduled refresh.
+    pub(crate) fn refused_by_server(&self) {
+        self.refused.notify_one();
+    }
+
+    /// A connection stopped re-authenticating after it was given `serial` while it held
+    /// credentials expiring at `held_expiry`: fetch again soon (the server may have refused
+    /// the newest), and replace the connection once newer ones arrive, or before what it
+    /// holds expires.
+    fn strand(&self, serial: u64, held_expiry: Option<f64>) {
+        let now = self.clock.now_ms();
+        let deadline = held_expiry.map(|at| at - MARGIN_MS.min(((at - now) / 2.0).max(0.0)));
+        self.stranded.send_modify(|stranded| {
+            *stranded = Some(match *stranded {
+                Some(before) => Stranded {
+                    serial: serial.max(before.serial),
+                    deadline: match (before.deadline, deadline) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    },
+                },
+                None => Stranded { serial, deadline },
+            })
+        });
+        self.refused.notify_one();
     }
 
     /// When the current credentials expire, in epoch milliseconds.
@@ -196,9 +247,11 @@ impl Credentials {
 
     /// Fetches credentials, and again before they expire, until the store closes (the caller
     /// drops this future). A failed fetch is retried with `backoff`; each fetch has
-    /// `fetch_limit` to answer.
+    /// `fetch_limit` to answer. No fetch follows another sooner than `backoff.base`, and the
+    /// wait grows with `backoff` while the provider returns the credentials it gave last
+    /// (those are no rotation: no new serial, no re-authentication, no log line).
     pub(crate) async fn rotate(&self, logger: &Logger, backoff: Backoff, fetch_limit: Duration) {
-        let mut failures = 0u32;
+        let (mut failures, mut unchanged, mut refusals) = (0u32, 0u32, 0u32);
         loop {
             let outcome = match timeout(fetch_limit, self.source.fetch()).await {
                 Ok(Ok(token)) => token.check(self.clock.now_ms()),
@@ -213,16 +266,26 @@ impl Credentials {
                         expires_at: token.expires_at,
                         refresh_at: token.refresh_at,
                     };
-                    let next = refresh_in(now, lifetime, unit(jitter_seed()));
-                    logger.info(self.received(&token, next));
-                    self.current.send_modify(|current| {
-                        current.serial += 1;
-                        current.token = Some(Arc::new(token));
-                        current.failure = None;
+                    let Some(next) = refresh_in(now, lifetime, unit(jitter_seed())) else {
+                        self.publish(logger, token, None);
+                        return;
+                    };
+                    let same = self.current.borrow().token.as_ref().is_some_and(|held| {
+                        held.username == token.username && held.password == token.password
                     });
-                    match next {
-                        Some(next) => next,
-                        None => return,
+                    if same {
+                        unchanged += 1;
+                        let wait = next.max(backoff.delay(unchanged, jitter_seed()));
+                        self.current.send_modify(|current| {
+                            current.token = Some(Arc::new(token));
+                            current.failure = None;
+                        });
+                        wait
+                    } else {
+                        (unchanged, refusals) = (0, 0);
+                        let wait = next.max(backoff.base);
+                        self.publish(logger, token, Some(wait));
+                        wait
                     }
                 }
                 Err(cause) => {
@@ -235,8 +298,27 @@ impl Credentials {
                     delay
                 }
             };
-            sleep(wait).await;
+            let deadline = Instant::now() + wait;
+            tokio::select! {
+                _ = sleep_until(deadline) => {}
+                _ = self.refused.notified() => {
+                    // A server refused the credentials: ask again soon, with backoff.
+                    refusals += 1;
+                    let soon = Instant::now() + backoff.delay(refusals, jitter_seed());
+                    sleep_until(soon.min(deadline)).await;
+                }
+            }
         }
+    }
+
+    /// New credentials for every connection, under a new serial.
+    fn publish(&self, logger: &Logger, token: Token, next: Option<Duration>) {
+        logger.info(self.received(&token, next));
+        self.current.send_modify(|current| {
+            current.serial += 1;
+            current.token = Some(Arc::new(token));
+            current.failure = None;
+        });
     }
 
     /// The `[STORE]` line of a fetch that worked: never the password.
@@ -283,9 +365,12 @@ impl Credentials {
 
     /// Closes the store's connection when its credentials expire with nothing newer, as Azure
     /// does: calls then wait for a new connection, which cannot authenticate until the provider
-    /// answers, and fail with its failure. Runs until the store closes.
-    pub(crate) async fn expire_connections<C>(&self, core: &Core<C>) {
+    /// answers, and fail with its failure. Also replaces a connection that stopped
+    /// re-authenticating (`strand`) as soon as newer credentials arrive, or before what it
+    /// holds expires. `condemn` closes the connection in use. Runs until the store closes.
+    pub(crate) async fn expire_connections(&self, condemn: impl Fn(&str)) {
         let mut changes = self.current.subscribe();
+        let mut strandings = self.stranded.subscribe();
         let mut expired_serial = None;
         loop {
             let (serial, expiry) = {
@@ -293,22 +378,28 @@ impl Credentials {
                 let expiry = current.token.as_ref().and_then(|t| t.expires_at);
                 (current.serial, expiry.map(|at| self.clock.instant_at(at)))
             };
-            match expiry.filter(|_| expired_serial != Some(serial)) {
-                Some(at) => {
-                    tokio::select! {
-                        _ = sleep_until(at) => {
-                            expired_serial = Some(serial);
-                            let cause = self.unavailable(&self.current.borrow());
-                            core.condemn_current(&cause);
-                        }
-                        changed = changes.changed() => if changed.is_err() { return },
-                    }
+            let stranded = *strandings.borrow_and_update();
+            if stranded.is_some_and(|s| serial > s.serial) {
+                self.stranded.send_replace(None);
+                condemn(STRANDED);
+                continue;
+            }
+            let expiry = expiry.filter(|_| expired_serial != Some(serial));
+            let replace = stranded.and_then(|s| s.deadline);
+            let replace = replace.map(|at| self.clock.instant_at(at));
+            let never = Instant::now() + millis(f64::INFINITY);
+            tokio::select! {
+                _ = sleep_until(expiry.unwrap_or(never)), if expiry.is_some() => {
+                    expired_serial = Some(serial);
+                    let cause = self.unavailable(&self.current.borrow());
+                    condemn(&cause);
                 }
-                None => {
-                    if changes.changed().await.is_err() {
-                        return;
-                    }
+                _ = sleep_until(replace.unwrap_or(never)), if replace.is_some() => {
+                    self.stranded.send_replace(None);
+                    condemn(STRANDED);
                 }
+                changed = changes.changed() => if changed.is_err() { return },
+                changed = strandings.changed() => if changed.is_err() { return },
             }
         }
     }
@@ -319,85 +410,10 @@ impl Credentials {
     }
 }
 
+/// Why a connection is replaced before its credentials expire.
+const STRANDED: &str =
+    "a connection stopped re-authenticating (the server refused new credentials): replacing it";
+
 fn seconds(ms: f64) -> String {
     format!("{:.1}", (ms / 1000.0).max(0.0))
-}
-
-/// The credentials as redis-rs subscribes to them, once per connection.
-#[derive(Clone)]
-pub(crate) struct Streaming(Arc<Credentials>);
-
-/// Where one connection's subscription stands: the serial it authenticated with last.
-struct Subscription {
-    credentials: Arc<Credentials>,
-    changes: watch::Receiver<Current>,
-    seen: Option<u64>,
-}
-
-impl Subscription {
-    /// The first item: what a new connection authenticates with.
-    async fn first(mut self) -> Option<(RedisResult<BasicAuth>, Subscription)> {
-        loop {
-            let (item, serial) = {
-                let current = self.changes.borrow_and_update();
-                (
-                    self.credentials.for_new_connection(&current),
-                    current.serial,
-                )
-            };
-            if let Some(item) = item {
-                self.seen = Some(serial);
-                return Some((item, self));
-            }
-            self.changes.changed().await.ok()?;
-        }
-    }
-
-    /// Each later item: newer credentials, after this connection's own delay. Failures are
-    /// not sent: the connection keeps what it has until it expires.
-    async fn next_newer(mut self) -> Option<(RedisResult<BasicAuth>, Subscription)> {
-        loop {
-            self.changes.changed().await.ok()?;
-            let (serial, expires_at) = {
-                let current = self.changes.borrow();
-                let expires_at = current.token.as_ref().and_then(|t| t.expires_at);
-                (current.serial, expires_at)
-            };
-            if self.seen.is_some_and(|seen| serial <= seen) {
-                continue;
-            }
-            let now = self.credentials.clock.now_ms();
-            sleep(stagger(now, expires_at, unit(jitter_seed()))).await;
-            // The newest by now.
-            let (serial, token) = {
-                let current = self.changes.borrow_and_update();
-                (current.serial, current.token.clone())
-            };
-            if let Some(token) = token {
-                self.seen = Some(serial);
-                let auth = self.credentials.auth(&token);
-                return Some((Ok(auth), self));
-            }
-        }
-    }
-}
-
-impl StreamingCredentialsProvider for Streaming {
-    fn subscribe(&self) -> Pin<Box<dyn Stream<Item = RedisResult<BasicAuth>> + Send + 'static>> {
-        let subscription = Subscription {
-            credentials: self.0.clone(),
-            changes: self.0.current.subscribe(),
-            seen: None,
-        };
-        Box::pin(futures_util::stream::unfold(
-            subscription,
-            |subscription| async move {
-                if subscription.seen.is_none() {
-                    subscription.first().await
-                } else {
-                    subscription.next_newer().await
-                }
-            },
-        ))
-    }
 }

@@ -55,15 +55,22 @@ pub(crate) fn refresh_in(now: f64, lifetime: Lifetime, jitter: f64) -> Option<Du
 }
 
 /// How long one connection waits before it re-authenticates with credentials that expire at
-/// `expires_at`: up to a tenth of their remaining lifetime, at most `MAX_STAGGER_MS`.
-pub(crate) fn stagger(now: f64, expires_at: Option<f64>, jitter: f64) -> Duration {
-    match expires_at {
-        None => Duration::ZERO,
-        Some(expires_at) => {
-            let spread = ((expires_at - now) / 10.0).clamp(0.0, MAX_STAGGER_MS);
-            millis(spread * jitter)
-        }
+/// `expires_at`: up to a tenth of their remaining lifetime, at most `MAX_STAGGER_MS`, and at
+/// most half the time left before the credentials it has now (`old_expires_at`) expire.
+pub(crate) fn stagger(
+    now: f64,
+    expires_at: Option<f64>,
+    old_expires_at: Option<f64>,
+    jitter: f64,
+) -> Duration {
+    let Some(expires_at) = expires_at else {
+        return Duration::ZERO;
+    };
+    let mut spread = ((expires_at - now) / 10.0).clamp(0.0, MAX_STAGGER_MS);
+    if let Some(old) = old_expires_at {
+        spread = spread.min(((old - now) / 2.0).max(0.0));
     }
+    millis(spread * jitter)
 }
 
 /// A number in [0, 1) from a random seed.
@@ -162,12 +169,26 @@ mod tests {
 
     #[test]
     fn connections_are_staggered_within_a_tenth_of_the_lifetime_and_10_seconds() {
-        assert_eq!(stagger(NOW, None, 0.9), Duration::ZERO);
-        let short = stagger(NOW, Some(NOW + 5_000.0), 0.999);
+        assert_eq!(stagger(NOW, None, None, 0.9), Duration::ZERO);
+        let short = stagger(NOW, Some(NOW + 5_000.0), None, 0.999);
         assert!(short < Duration::from_millis(500) && short > Duration::from_millis(490));
-        let long = stagger(NOW, Some(NOW + 60.0 * MINUTE), 0.999);
+        let long = stagger(NOW, Some(NOW + 60.0 * MINUTE), None, 0.999);
         assert!(long <= Duration::from_secs(10) && long > Duration::from_millis(9_900));
-        assert_eq!(stagger(NOW, Some(NOW - 1.0), 0.5), Duration::ZERO);
+        assert_eq!(stagger(NOW, Some(NOW - 1.0), None, 0.5), Duration::ZERO);
         assert!(unit(u64::MAX) < 1.0 && unit(0) == 0.0);
+    }
+
+    #[test]
+    fn the_stagger_leaves_at_least_half_of_the_old_credentials_life() {
+        // New credentials for an hour; the old ones expire in 4 s: wait at most 2 s.
+        let new = Some(NOW + 60.0 * MINUTE);
+        let capped = stagger(NOW, new, Some(NOW + 4_000.0), 0.999);
+        assert!(capped <= Duration::from_secs(2), "{capped:?}");
+        assert!(capped > Duration::from_millis(1_990), "{capped:?}");
+        // Already expired: at once.
+        assert_eq!(stagger(NOW, new, Some(NOW - 1.0), 0.999), Duration::ZERO);
+        // A long-lived old set does not shorten the usual stagger.
+        let usual = stagger(NOW, new, Some(NOW + 30.0 * MINUTE), 0.999);
+        assert!(usual > Duration::from_millis(9_900), "{usual:?}");
     }
 }

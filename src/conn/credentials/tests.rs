@@ -6,6 +6,8 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use futures_util::StreamExt;
+use redis::StreamingCredentialsProvider;
+use tokio::time::sleep;
 
 use super::*;
 use crate::log::LogLevel;
@@ -187,5 +189,113 @@ fn results_that_cannot_be_used_are_refused_without_quoting_them() {
     assert!(!seconds_not_ms.contains("hunter2"));
     let nan = token("hunter2", Some(f64::NAN)).check(now).unwrap_err();
     assert!(nan.contains("expiresAt"));
+    let absurd = token("hunter2", Some(1e300)).check(now).unwrap_err();
+    assert!(absurd.contains("expiresAt is past the year"), "{absurd}");
+    assert!(token("hunter2", Some(now + 1e12)).check(now).is_ok());
     assert!(!format!("{:?}", token("hunter2", None)).contains("hunter2"));
+}
+
+/// Starts `expire_connections`; returns when (ms after start) each condemnation came.
+fn watch_expiry(credentials: &Arc<Credentials>) -> Arc<Mutex<Vec<u128>>> {
+    let condemned = Arc::new(Mutex::new(Vec::new()));
+    let (sink, credentials, start) = (condemned.clone(), credentials.clone(), Instant::now());
+    tokio::spawn(async move {
+        credentials
+            .expire_connections(|_| sink.lock().unwrap().push(start.elapsed().as_millis()))
+            .await
+    });
+    condemned
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_whose_reauthentication_was_refused_is_replaced_before_it_expires() {
+    let (source, credentials) = scripted(vec![Ok(4_000.0); 10]);
+    let (logger, _) = recording();
+    start(&credentials, logger);
+    let condemned = watch_expiry(&credentials);
+    let mut live = credentials.streaming().subscribe();
+    assert_eq!(live.next().await.unwrap().unwrap().password(), "secret-1");
+    // The rotation at ~2 s: redis-rs sends AUTH, the server refuses it, redis-rs drops the
+    // stream without asking for more.
+    assert_eq!(live.next().await.unwrap().unwrap().password(), "secret-2");
+    assert!(condemned.lock().unwrap().is_empty());
+    drop(live);
+    sleep(Duration::from_millis(1_500)).await;
+    let fetched = source.fetched_at.lock().unwrap().clone();
+    // Asked again within the backoff, not at the next scheduled refresh.
+    assert_eq!(fetched.len(), 3, "{fetched:?}");
+    assert!(fetched[2] - fetched[1] <= 100.0 + 500.0, "{fetched:?}");
+    // Replaced as soon as the newer credentials came, long before secret-1 expires at 4 s.
+    let condemned = condemned.lock().unwrap().clone();
+    assert_eq!(condemned.len(), 1, "{condemned:?}");
+    assert!((condemned[0] as f64) < 4_000.0 - 1_000.0, "{condemned:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stranded_connection_is_replaced_before_expiry_even_without_newer_credentials() {
+    // The provider fails after the second answer: nothing newer ever comes.
+    let (_, credentials) = scripted(vec![Ok(4_000.0), Ok(4_000.0)]);
+    let (logger, _) = recording();
+    start(&credentials, logger);
+    let condemned = watch_expiry(&credentials);
+    let mut live = credentials.streaming().subscribe();
+    live.next().await.unwrap().unwrap();
+    live.next().await.unwrap().unwrap();
+    drop(live);
+    sleep(Duration::from_millis(2_500)).await;
+    // secret-1 expires at 4 s: replaced halfway between the refusal (~2 s) and then.
+    let condemned = condemned.lock().unwrap().clone();
+    assert_eq!(condemned.len(), 1, "{condemned:?}");
+    assert!((2_800..4_000).contains(&condemned[0]), "{condemned:?}");
+}
+
+/// Always the same token, valid for an hour, whose refresh time has passed (a cached token);
+/// after 100 calls it stops answering.
+struct Cached {
+    clock: Clock,
+    calls: Mutex<u32>,
+}
+
+impl CredentialSource for Arc<Cached> {
+    fn fetch(&self) -> BoxFuture<'static, Result<Token, String>> {
+        let now = self.clock.now_ms();
+        let mut calls = self.calls.lock().unwrap();
+        *calls += 1;
+        if *calls > 100 {
+            return Box::pin(futures_util::future::pending());
+        }
+        Box::pin(async move {
+            Ok(Token {
+                username: None,
+                password: "cached-token".to_owned(),
+                expires_at: Some(now + 3_600_000.0),
+                refresh_at: Some(now - 60_000.0),
+            })
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_token_again_is_no_rotation_and_is_asked_for_with_backoff() {
+    let cached = Arc::new(Cached {
+        clock: Clock::new(),
+        calls: Mutex::default(),
+    });
+    let credentials = Credentials::new(CredentialsProvider(Arc::new(cached.clone())), None);
+    let (logger, lines) = recording();
+    start(&credentials, logger);
+    let mut live = credentials.streaming().subscribe();
+    live.next().await.unwrap().unwrap();
+    sleep(Duration::from_secs(2)).await;
+    // 100 ms, then 50-100, 100-200, 200-400, 400-800 ms, ...: a handful, not a hot loop.
+    let calls = *cached.calls.lock().unwrap();
+    assert!((4..=10).contains(&calls), "{calls} calls in 2 s");
+    assert_eq!(credentials.current.borrow().serial, 1);
+    {
+        let lines = lines.lock().unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+    }
+    // No re-authentication for the same token.
+    let more = timeout(Duration::from_secs(5), live.next()).await;
+    assert!(more.is_err(), "a re-authentication with the same token");
 }

@@ -131,7 +131,7 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             let settings = &core.settings;
             let rotation =
                 rotating.rotate(&core.logger, settings.backoff, settings.connect_timeout);
-            let expiry = rotating.expire_connections(&core);
+            let expiry = rotating.expire_connections(|cause| core.condemn_current(cause));
             core.until_closed(futures_util::future::join(rotation, expiry))
                 .await;
         });
