@@ -28,6 +28,7 @@ function projectWithoutBinary(name) {
   fs.mkdirSync(installed, { recursive: true });
   // The `files` entries that name one file; a glob such as `*.node` would bring the addon.
   for (const file of ['package.json', ...pkg.files.filter((f) => !f.includes('*'))]) {
+    fs.mkdirSync(path.dirname(path.join(installed, file)), { recursive: true });
     fs.copyFileSync(path.join(ROOT, file), path.join(installed, file));
   }
   return { project, installed };
