@@ -1,3 +1,4 @@
+// @ts-check
 'use strict';
 // What Node trusts by default, handed to the native store as PEM: Node's bundled roots and the
 // certificates of NODE_EXTRA_CA_CERTS (the system store is added natively).
@@ -5,6 +6,7 @@
 const { X509Certificate } = require('node:crypto');
 const fs = require('node:fs');
 const tls = require('node:tls');
+const { printable } = require('./lib/errors.js');
 
 /**
  * NODE_EXTRA_CA_CERTS as it was when this module loaded. Node reads it once, at start-up, so a
@@ -20,11 +22,6 @@ const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE---
 
 /** @type {{ pem: string, warning?: string } | undefined} */
 let nodeTrust;
-
-/** The path on one line, as index.js shows text: control characters escaped. @param {string} text */
-function shown(text) {
-  return text.replace(/[\p{Cc}\u2028\u2029]/gu, (c) => `\\u{${c.codePointAt(0)?.toString(16)}}`);
-}
 
 /**
  * The file's text, if it is a regular file of at most MAX_EXTRA_CA_BYTES; otherwise the
@@ -63,7 +60,7 @@ function trustedByNode() {
     const bundle = readBundle(file);
     if ('why' in bundle) {
       warning =
-        `[STORE] NODE_EXTRA_CA_CERTS (${shown(file)}) could not be read (${bundle.why}): ` +
+        `[STORE] NODE_EXTRA_CA_CERTS (${printable(file)}) could not be read (${bundle.why}): ` +
         "only Node's roots and the system store are trusted";
     } else {
       const found = bundle.text.match(PEM_CERTIFICATE) ?? [];
@@ -77,7 +74,7 @@ function trustedByNode() {
       pems.push(...readable);
       if (readable.length < found.length || found.length === 0) {
         warning =
-          `[STORE] NODE_EXTRA_CA_CERTS (${shown(file)}): ${readable.length} of ${found.length} certificates ` +
+          `[STORE] NODE_EXTRA_CA_CERTS (${printable(file)}): ${readable.length} of ${found.length} certificates ` +
           "could be read; only those are trusted besides Node's roots and the system store";
       }
     }
