@@ -15,7 +15,7 @@ const path = require('node:path');
 const { RedisConversationStore } = require('..');
 const { startRedis, stopAll, makeRsaCerts, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted, uniqueId } = require('../support/conversations');
-const { recordingLogger, silentLogger } = require('../support/observe');
+const { recordingLogger, storeOpener, timedRejection } = require('../support/observe');
 
 const CONNECT_TIMEOUT_MS = 1500;
 const COMMAND_TIMEOUT_MS = 1000;
@@ -54,25 +54,10 @@ after(async () => {
   if (emptyStore) await fsp.rm(emptyStore.root, { recursive: true, force: true });
 });
 
-function openStore(t, url, options) {
-  const store = new RedisConversationStore(url, {
-    connectTimeoutMs: CONNECT_TIMEOUT_MS,
-    commandTimeoutMs: COMMAND_TIMEOUT_MS,
-    logger: silentLogger,
-    ...options,
-  });
-  t.after(() => store.close());
-  return store;
-}
-
-async function rejection(promise) {
-  const started = performance.now();
-  const error = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (e) => e,
-  );
-  return { error, elapsedMs: performance.now() - started };
-}
+const openStore = storeOpener(RedisConversationStore, {
+  connectTimeoutMs: CONNECT_TIMEOUT_MS,
+  commandTimeoutMs: COMMAND_TIMEOUT_MS,
+});
 
 /**
  * Runs a store in a child Node with `env` (on top of a copy of this one's, minus the TLS
@@ -140,8 +125,8 @@ describe('TLS as Azure serves it', { concurrency: true }, () => {
     await withLogOnFailure(tls12CbcOnly, async () => {
       const log = recordingLogger();
       const store = openStore(t, tls12CbcOnly.url, { tls: { ca: tls12CbcOnly.caPem }, logger: log.logger });
-      const ready = await rejection(store.ready());
-      const get = await rejection(store.get(uniqueId('cbc')));
+      const ready = await timedRejection(store.ready());
+      const get = await timedRejection(store.get(uniqueId('cbc')));
       for (const { error, elapsedMs } of [ready, get]) {
         assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
         assert.ok(elapsedMs < CEILING_MS, `took ${elapsedMs} ms`);
@@ -160,7 +145,7 @@ describe('TLS as Azure serves it', { concurrency: true }, () => {
   test('a TLS 1.2 server that requires a client certificate, none given: the message names that cause too', async (t) => {
     await withLogOnFailure(tls12Mutual, async () => {
       const store = openStore(t, tls12Mutual.url, { tls: { ca: tls12Mutual.caPem } });
-      const { error, elapsedMs } = await rejection(store.ready());
+      const { error, elapsedMs } = await timedRejection(store.ready());
       assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
       assert.ok(elapsedMs < CEILING_MS, `took ${elapsedMs} ms`);
       // OpenSSL answers HandshakeFailure here as when nothing is in common: both are said.

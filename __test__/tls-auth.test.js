@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { RedisConversationStore } = require('..');
 const { startRedis, stopAll, makeUntrustedCa, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted, uniqueId } = require('../support/conversations');
-const { recordingLogger, silentLogger } = require('../support/observe');
+const { recordingLogger, silentLogger, storeOpener, timedRejection } = require('../support/observe');
 
 const PASSWORD = 'c0rrect-h0rse-battery';
 const WRONG_PASSWORD = 'wr0ng-p4ssw0rd-staple';
@@ -33,26 +33,10 @@ before(async () => {
 after(stopAll);
 
 /** A store closed when test `t` ends (the tests run concurrently: no shared cleanup list). */
-function openStore(t, url, options) {
-  const store = new RedisConversationStore(url, {
-    connectTimeoutMs: CONNECT_TIMEOUT_MS,
-    commandTimeoutMs: COMMAND_TIMEOUT_MS,
-    logger: silentLogger,
-    ...options,
-  });
-  t.after(() => store.close());
-  return store;
-}
-
-/** Runs `promise` to its rejection; returns the error and how long it took. */
-async function timedRejection(promise) {
-  const started = performance.now();
-  const error = await promise.then(
-    () => assert.fail('expected a rejection'),
-    (e) => e,
-  );
-  return { error, elapsedMs: performance.now() - started };
-}
+const openStore = storeOpener(RedisConversationStore, {
+  connectTimeoutMs: CONNECT_TIMEOUT_MS,
+  commandTimeoutMs: COMMAND_TIMEOUT_MS,
+});
 
 async function assertWorks(store) {
   await store.ready();

@@ -9,6 +9,18 @@ const { setTimeout: delay } = require('node:timers/promises');
 
 const { makeConversation, isoAt, uniqueId, persisted } = require('./conversations');
 
+/**
+ * `openStore(t, url, options)` for a test file: a `RedisConversationStore` with `defaults`
+ * (timeouts, say) under `options`, silent unless a logger is given, closed after the test.
+ */
+function storeOpener(RedisConversationStore, defaults) {
+  return (t, url, options) => {
+    const store = new RedisConversationStore(url, { logger: silentLogger, ...defaults, ...options });
+    t.after(() => store.close());
+    return store;
+  };
+}
+
 /** A `logger` option that drops every line. */
 const silentLogger = { info() {}, warn() {}, error() {} };
 
@@ -87,6 +99,16 @@ async function timed(call) {
   } catch (error) {
     return { ok: false, error, ms: performance.now() - start };
   }
+}
+
+/** Runs `promise` to its rejection; returns the error and how long it took. */
+async function timedRejection(promise) {
+  const started = performance.now();
+  const error = await promise.then(
+    () => assert.fail('expected a rejection'),
+    (e) => e,
+  );
+  return { error, elapsedMs: performance.now() - started };
 }
 
 // ---------------------------------------------------------------- what a load wrote
@@ -485,10 +507,12 @@ async function stopAndVerify(load, { settleCeilingMs, noRejections = load.noReje
 }
 
 module.exports = {
+  storeOpener,
   silentLogger,
   recordingLogger,
   waitForStatus,
   timed,
+  timedRejection,
   WriteHistory,
   startLoad,
   stopAllLoads,
