@@ -186,32 +186,54 @@ function scriptSha(name) {
   return createHash('sha1').update(lua).digest('hex');
 }
 
-it('set is one round trip: scripts/set.lua runs SET … EX, ZADD and EXPIRE inside Redis', async () => {
+it('set is one round trip: MULTI, SET of a pending key, scripts/set.lua renaming it onto the record, EXEC', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
   const conversation = makeConversation({ userId: uniqueId('user') });
   const id = conversation.externalId;
+  const recordKey = `${prefix}conv:${id}`;
+  const indexKey = `${prefix}user:${conversation.userId}:conversations`;
+  await store.set(id, conversation); // the script is cached from here on
   const monitor = await startMonitor();
   try {
-    await store.set(id, conversation);
-    const evalLine = await monitor.waitFor(
-      (line) => commandOf(line) === 'EVALSHA' && monitor.sawKey(`${prefix}conv:${id}`),
+    await store.set(id, { ...conversation, status: 'completed' });
+    const exec = await monitor.waitFor((line) => commandOf(line) === 'EXEC');
+    const client = clientOf(exec);
+    const sent = monitor.lines.filter((line) => clientOf(line) === client);
+    assert.deepEqual(sent.map(commandOf), ['MULTI', 'SET', 'EVALSHA', 'EXEC'], sent.join('\n'));
+    // The document goes to a pending key in the record's hash slot (a tag around its name),
+    // named by 128 random bits; it expires on its own should the script never run.
+    const pending = new RegExp(`^\\S+ \\[[^\\]]+\\] "SET" "\\{${recordKey}\\}#pending:[0-9a-f]{32}" ".*" "EX" "60"$`);
+    assert.match(sent[1], pending);
+    assert.ok(sent[2].includes(`"${scriptSha('set.lua')}" "3" "{${recordKey}}`), sent[2]);
+    const inScript = monitor.lines.filter((line) => line.includes(' lua] '));
+    assert.deepEqual(
+      inScript.map(commandOf),
+      ['TYPE', 'TYPE', 'RENAME', 'EXPIRE', 'ZADD', 'EXPIRE', 'ZCARD'],
+      inScript.join('\n'),
     );
-    assert.ok(evalLine.includes(`"${scriptSha('set.lua')}"`), evalLine);
-    const client = clientOf(evalLine);
-    await monitor.waitFor(
-      (line) => line.includes(' lua] ') && commandOf(line) === 'EXPIRE' && line.includes(`"${prefix}user:`),
-    );
-    const after = monitor.lines.slice(monitor.lines.indexOf(evalLine) + 1);
-    const fromScript = after.slice(0, after.findIndex((line) => !line.includes(' lua] ')) >>> 0).map(commandOf);
-    assert.deepEqual(fromScript.slice(0, 5), ['TYPE', 'TYPE', 'SET', 'ZADD', 'EXPIRE'], fromScript.join(' '));
-    const sent = monitor.lines.filter((line) => clientOf(line) === client).map(commandOf);
-    assert.ok(!sent.includes('MULTI') && !sent.includes('SET'), `the store itself sent ${sent.join(' ')}`);
-    const setLine = monitor.lines.find((line) => commandOf(line) === 'SET' && line.includes(`"${prefix}conv:${id}"`));
-    assert.match(setLine, /"EX" "86400"$/);
+    assert.ok(inScript[3].endsWith(`"${recordKey}" "86400"`), inScript[3]);
+    assert.ok(inScript[5].endsWith(`"${indexKey}" "90000"`), inScript[5]);
+    assert.equal(await server.cli('KEYS', `*${prefix}conv:${id}*pending*`), '');
   } finally {
     monitor.stop();
   }
+});
+
+it('set after the server lost its scripts (SCRIPT FLUSH, as after a failover) resolves and leaves no pending key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const id = conversation.externalId;
+  await store.set(id, conversation);
+  await server.cli('SCRIPT', 'FLUSH');
+  const changed = { ...conversation, status: 'completed' };
+  await store.set(id, changed);
+  assert.deepEqual(await store.get(id), persisted(changed));
+  assert.equal(
+    (await server.cli('KEYS', `${prefix}*`)).split('\n').sort().join('\n'),
+    [`${prefix}conv:${id}`, `${prefix}user:${conversation.userId}:conversations`].sort().join('\n'),
+  );
 });
 
 // ---------------------------------------------------------------- healing the index
@@ -526,9 +548,11 @@ it('set into a user index holding another type writes nothing: no record, no TTL
   const indexKey = `${prefix}user:${userId}:conversations`;
   await server.cli('HSET', indexKey, 'a', 'b');
   const conversation = makeConversation({ userId });
+  const keysBefore = await server.cli('DBSIZE');
   await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(indexKey));
   assert.equal(await server.cli('EXISTS', `${prefix}conv:${conversation.externalId}`), '0', 'the record was written');
   assert.equal(await server.cli('TTL', indexKey), '-1', 'the foreign key got a TTL');
+  assert.equal(await server.cli('DBSIZE'), keysBefore, 'a key was left behind');
 });
 
 it('set over a conversation key holding another type writes nothing and names that key', async () => {
@@ -537,9 +561,11 @@ it('set over a conversation key holding another type writes nothing and names th
   const conversation = makeConversation({ userId: uniqueId('user') });
   const recordKey = `${prefix}conv:${conversation.externalId}`;
   await server.cli('HSET', recordKey, 'a', 'b');
+  const keysBefore = await server.cli('DBSIZE');
   await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(recordKey));
   assert.equal(await server.cli('TYPE', recordKey), 'hash');
   assert.equal(await server.cli('EXISTS', `${prefix}user:${conversation.userId}:conversations`), '0');
+  assert.equal(await server.cli('DBSIZE'), keysBefore, 'a key was left behind');
 });
 
 it('the index stays bounded: a set past listLimit drops the oldest entries whose record is gone, never a live one', async () => {

@@ -10,6 +10,8 @@
 //                     [--out latest | --no-write] [--no-redis-benchmark]
 //                     [--quiet-wait 600] [--retries 2] [--trace-subscriber]
 //
+// --peers ours-before: also runs the build of this store at BENCH_BEFORE_MODULE (a checkout with
+// its addon built), for a change's before/after figures in one run.
 // --trace-subscriber: a subscriber that counts every event of the `redis-store:call`
 // TracingChannel is attached while the bench runs, to measure what tracing costs.
 //
@@ -41,6 +43,7 @@ const PEER_LABEL = {
   glide: 'glide',
   'glide-zod': 'glide+zod',
   ours: 'ours',
+  'ours-before': 'ours-before',
 };
 const BASELINE = 'ioredis-zod';
 const NOISY_CORES = 0.2; // other processes using more than this during a cell make it suspect
@@ -127,7 +130,8 @@ function parseArgs(argv) {
     if (wrong.length) throw new Error(`${what}: unknown ${wrong.join(', ')} (known: ${allowed.join(', ')})`);
   };
   bad('--ops', args.ops, OPS);
-  bad('--peers', args.peers, PEERS);
+  // ours-before (BENCH_BEFORE_MODULE: another build of this store) runs only when asked for.
+  bad('--peers', args.peers, [...PEERS, 'ours-before']);
   if (!(args.seconds > 0 && args.seconds <= 60)) throw new Error('--seconds: expected 0 < N <= 60');
   if (!(args.warmup >= 0 && args.warmup <= 30)) throw new Error('--warmup: expected 0 <= N <= 30');
   if (!(args.quietWaitSeconds >= 0 && args.quietWaitSeconds <= 3600))

@@ -12,6 +12,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::keys::pending_key;
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
 use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
@@ -20,6 +21,7 @@ use crate::log::Logger;
 
 /// The standalone scripts, sent by SHA (EVALSHA, loaded on first use).
 pub(super) struct Scripts {
+    /// Run inside the set's `MULTI`, by SHA, and by its text ([`SET`]) after a `NOSCRIPT`.
     pub set: Script,
     pub heal: Script,
 }
@@ -27,11 +29,13 @@ pub(super) struct Scripts {
 impl Scripts {
     fn load() -> Self {
         Scripts {
-            set: Script::new(include_str!("scripts/set.lua")),
+            set: Script::new(SET),
             heal: Script::new(include_str!("scripts/heal.lua")),
         }
     }
 }
+
+const SET: &str = include_str!("scripts/set.lua");
 
 /// The one-key scripts of one slot per command (a cluster, or a server that refuses
 /// `CROSSSLOT`), sent whole (EVAL). A primary that is importing a slot may
@@ -98,6 +102,10 @@ pub struct RedisStore {
 struct Owner {
     #[serde(rename = "userId")]
     user_id: String,
+}
+
+fn is_no_script(error: &RedisError) -> bool {
+    server_error(error).is_some_and(|(code, _)| code == "NOSCRIPT")
 }
 
 fn is_wrong_type(error: &RedisError) -> bool {
@@ -294,21 +302,53 @@ impl RedisStore {
                 }
                 _ => CallError::Redis(error),
             };
-            let mut script_connection = connection.clone();
-            let mut invocation = self.scripts.set.key(keys.0);
-            invocation
-                .key(keys.1)
-                .arg(json)
-                .arg(ttl)
-                .arg(summary.updated_at_ms)
-                .arg(id)
-                .arg(index_ttl)
-                .arg(self.options.list_limit)
-                .arg(TRIM_BATCH)
-                .arg(random_rank());
-            let script = invocation.invoke_async::<Vec<redis::Value>>(&mut script_connection);
+            let pending = pending_key(keys.0, random_bits());
+            let script = |command: &str, script: &str| {
+                let mut transaction = redis::pipe();
+                transaction.atomic();
+                transaction
+                    .cmd("SET")
+                    .arg(&pending)
+                    .arg(json)
+                    .arg("EX")
+                    .arg(PENDING_TTL_SECONDS)
+                    .ignore();
+                transaction
+                    .cmd(command)
+                    .arg(script)
+                    .arg(3)
+                    .arg(&pending)
+                    .arg(keys.0)
+                    .arg(keys.1)
+                    .arg(ttl)
+                    .arg(summary.updated_at_ms)
+                    .arg(id)
+                    .arg(index_ttl)
+                    .arg(self.options.list_limit)
+                    .arg(TRIM_BATCH)
+                    .arg(random_rank());
+                transaction
+            };
+            let mut transaction_connection = connection.clone();
+            let transaction = async {
+                let by_sha = script("EVALSHA", self.scripts.set.get_hash())
+                    .query_async::<(Vec<redis::Value>,)>(&mut transaction_connection)
+                    .await;
+                // A server that lost its script cache (a restart, a failover, SCRIPT FLUSH)
+                // ran the SET alone: the same transaction with the script's text writes the
+                // same pending key again and renames it (and caches the script).
+                let (sample,) = match by_sha {
+                    Err(error) if is_no_script(&error) => {
+                        script("EVAL", SET)
+                            .query_async(&mut transaction_connection)
+                            .await?
+                    }
+                    done => done?,
+                };
+                Ok(sample)
+            };
             let written = self
-                .atomically(&connection, script)
+                .atomically(&connection, transaction)
                 .await
                 .map_err(wrong_type)?;
             let sample = match written {
@@ -384,11 +424,24 @@ impl RedisStore {
 
 /// Where the trim's random sample of the index starts (the scripts take it modulo the size).
 pub(super) fn random_rank() -> u32 {
+    random_bits() as u32
+}
+
+/// How long a set's pending key may outlive its transaction: only when the transaction's
+/// script could not run (`NOSCRIPT`, then the connection lost before the retry). Inside the
+/// transaction the script gives the record its real TTL.
+const PENDING_TTL_SECONDS: u64 = 60;
+
+/// Random bits from the standard library's randomly seeded hasher (no generator needed: these
+/// only have to differ from call to call and from other writers' keys).
+fn random_bits() -> u128 {
     use std::hash::{BuildHasher, Hasher};
-    // RandomState is seeded randomly per instance: no generator needed for a sample point.
-    std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish() as u32
+    let half = || {
+        std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish()
+    };
+    (u128::from(half()) << 64) | u128::from(half())
 }
 
 pub(super) async fn read_record(

@@ -1,29 +1,39 @@
--- set on a standalone server, atomically: the record, its index entry and the index's TTL.
--- When either key holds another type nothing at all is written. Only the two declared keys
--- are touched (a shard behind one endpoint refuses any other), so the trim is the store's
--- next step, as in a cluster: past listLimit entries this returns the oldest few and a few
--- from a random place (member, score, …), for the store to drop those whose record is gone.
--- KEYS: record, index. ARGV: json, ttl, score, id, index ttl, listLimit, how many entries of
--- each kind to return, a random number (where the second sample starts).
-local record_type = redis.call('TYPE', KEYS[1])['ok']
+-- set on a standalone server, atomically. This script is the second half of one MULTI/EXEC
+-- whose first half wrote the document to KEYS[1], a pending key named by this call alone:
+-- the document never passes through Lua, which hashes every byte of every string it is given
+-- (for a 10 KB conversation that was most of the script's cost). Here the pending key becomes
+-- the record, and the index entry and the index's TTL are written. When either key holds
+-- another type nothing at all is written and the pending key is removed, so no key is left
+-- behind. Only the three declared keys are touched (a shard behind one endpoint refuses any
+-- other), so the trim is the store's next step, as in a cluster: past listLimit entries this
+-- returns the oldest few and a few from a random place (member, score, …), for the store to
+-- drop those whose record is gone.
+-- KEYS: pending, record, index. ARGV: ttl, score, id, index ttl, listLimit, how many entries
+-- of each kind to return, a random number (where the second sample starts).
+local record_type = redis.call('TYPE', KEYS[2])['ok']
+local index_type = redis.call('TYPE', KEYS[3])['ok']
+local refused
 if record_type ~= 'none' and record_type ~= 'string' then
-  return redis.error_reply('WRONGTYPE record')
+  refused = 'WRONGTYPE record'
+elseif index_type ~= 'none' and index_type ~= 'zset' then
+  refused = 'WRONGTYPE index'
 end
-local index_type = redis.call('TYPE', KEYS[2])['ok']
-if index_type ~= 'none' and index_type ~= 'zset' then
-  return redis.error_reply('WRONGTYPE index')
+if refused then
+  redis.call('DEL', KEYS[1])
+  return redis.error_reply(refused)
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-redis.call('EXPIRE', KEYS[2], ARGV[5])
-local size = redis.call('ZCARD', KEYS[2])
-if size <= tonumber(ARGV[6]) then
+redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[3], ARGV[4])
+local size = redis.call('ZCARD', KEYS[3])
+if size <= tonumber(ARGV[5]) then
   return {}
 end
-local batch = tonumber(ARGV[7])
-local from = tonumber(ARGV[8]) % size
-local candidates = redis.call('ZRANGE', KEYS[2], 0, batch - 1, 'WITHSCORES')
-for _, item in ipairs(redis.call('ZRANGE', KEYS[2], from, from + batch - 1, 'WITHSCORES')) do
+local batch = tonumber(ARGV[6])
+local from = tonumber(ARGV[7]) % size
+local candidates = redis.call('ZRANGE', KEYS[3], 0, batch - 1, 'WITHSCORES')
+for _, item in ipairs(redis.call('ZRANGE', KEYS[3], from, from + batch - 1, 'WITHSCORES')) do
   table.insert(candidates, item)
 end
 return candidates
