@@ -164,7 +164,9 @@ describe('in-memory store', () => {
 
   it('refused calls are counted but are not latency', async () => {
     const store = new InMemoryConversationStore();
-    const c = conversation();
+    // Big enough that one set takes microseconds on any machine (the histogram counts whole µs).
+    const messages = Array.from({ length: 300 }, (_, i) => ({ text: `message ${i} ${'x'.repeat(100)}` }));
+    const c = conversation({ messages });
     for (let i = 0; i < 50; i++) await store.set(c.externalId, c);
     const before = store.stats().operations.set;
     assert.ok(before.latencyMs.p50 > 0, JSON.stringify(before));

@@ -141,10 +141,16 @@ test('installed offline into an empty project, only the matching binary lands, a
   assert.ok(root, 'the release was not staged');
   const consumerDir = path.join(workDir, 'consumer');
   fs.mkdirSync(consumerDir);
-  // The platform packages come from the tarballs instead of the registry, as npm would fetch them.
+  // The platform packages come from the tarballs instead of the registry, as npm would fetch them;
+  // so do the package's dependencies, packed from this checkout's node_modules (`npm ci` caches
+  // their tarballs but not the registry's metadata that an offline install of a range needs).
   const overrides = Object.fromEntries(
     [...platformTarballs].map(([platform, t]) => [`${pkg.name}-${platform}`, `file:${t.file}`]),
   );
+  for (const dependency of Object.keys(pkg.dependencies ?? {})) {
+    const packed = run('npm', ['pack', '--pack-destination', workDir, path.join(ROOT, 'node_modules', dependency)], workDir);
+    overrides[dependency] = `file:${path.join(workDir, packed.trim().split('\n').pop())}`;
+  }
   fs.writeFileSync(
     path.join(consumerDir, 'package.json'),
     JSON.stringify({ name: 'consumer', private: true, overrides }),
