@@ -75,3 +75,25 @@ for (const file of ['README.md', 'docs/DESIGN.md'])
     }
     assert.equal(table.retry, `\`${retry}\``);
   });
+
+/** The names of the tokio worker threads in a fresh Node process that loaded the package. */
+function tokioWorkers(env) {
+  const probe = `
+    require(${JSON.stringify(ROOT)});
+    const fs = require('node:fs');
+    const names = fs.readdirSync('/proc/self/task').map((t) => fs.readFileSync(\`/proc/self/task/\${t}/comm\`, 'utf8').trim());
+    console.log(names.filter((name) => name.startsWith('tokio-')).length);
+  `;
+  const childEnv = { ...process.env, ...env };
+  for (const [name, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[name];
+  return Number(
+    require('node:child_process').execFileSync(process.execPath, ['-e', probe], { env: childEnv, encoding: 'utf8' }),
+  );
+}
+
+test('the process runs one tokio worker thread, or as many as TOKIO_WORKER_THREADS says', {
+  skip: process.platform !== 'linux' && '/proc',
+}, () => {
+  assert.equal(tokioWorkers({ TOKIO_WORKER_THREADS: undefined }), 1);
+  assert.equal(tokioWorkers({ TOKIO_WORKER_THREADS: '3' }), 3);
+});

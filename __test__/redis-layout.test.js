@@ -201,11 +201,14 @@ it('set is one round trip: MULTI, SET of a pending key, scripts/set.lua renaming
     const client = clientOf(exec);
     const sent = monitor.lines.filter((line) => clientOf(line) === client);
     assert.deepEqual(sent.map(commandOf), ['MULTI', 'SET', 'EVALSHA', 'EXEC'], sent.join('\n'));
-    // The document goes to a pending key in the record's hash slot (a tag around its name),
+    // The document goes to a pending key under the prefix, in the record's hash slot (a tag
+    // around its name),
     // named by 128 random bits; it expires on its own should the script never run.
-    const pending = new RegExp(`^\\S+ \\[[^\\]]+\\] "SET" "\\{${recordKey}\\}#pending:[0-9a-f]{32}" ".*" "EX" "60"$`);
+    const pending = new RegExp(
+      `^\\S+ \\[[^\\]]+\\] "SET" "${prefix}\\{${recordKey}\\}#pending:[0-9a-f]{32}" ".*" "EX" "60"$`,
+    );
     assert.match(sent[1], pending);
-    assert.ok(sent[2].includes(`"${scriptSha('set.lua')}" "3" "{${recordKey}}`), sent[2]);
+    assert.ok(sent[2].includes(`"${scriptSha('set.lua')}" "3" "${prefix}{${recordKey}}`), sent[2]);
     const inScript = monitor.lines.filter((line) => line.includes(' lua] '));
     assert.deepEqual(
       inScript.map(commandOf),
@@ -214,7 +217,7 @@ it('set is one round trip: MULTI, SET of a pending key, scripts/set.lua renaming
     );
     assert.ok(inScript[3].endsWith(`"${recordKey}" "86400"`), inScript[3]);
     assert.ok(inScript[5].endsWith(`"${indexKey}" "90000"`), inScript[5]);
-    assert.equal(await server.cli('KEYS', `*${prefix}conv:${id}*pending*`), '');
+    assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
   } finally {
     monitor.stop();
   }
@@ -642,6 +645,42 @@ it('a foreign record that Lua cannot decode (a lone surrogate) is still healed o
   assert.deepEqual(await store.listByUser(alice), []);
   assert.equal(await server.cli('ZCARD', aliceIndex), '0', 'the foreign entry stayed, to be re-scanned by every list');
   assert.deepEqual(await store.get(bobs.externalId), persisted(bobs));
+});
+
+/** A store that logs in as an ACL user made with `rules` (besides `on` and a password). */
+async function storeAsUser(name, prefix, rules) {
+  const user = `${name}-${process.pid}`;
+  await server.cli('ACL', 'SETUSER', user, 'reset', 'on', '>secret-pass', ...rules);
+  const store = new RedisConversationStore(server.url.replace('rediss://', `rediss://${user}:secret-pass@`), {
+    tls: { ca: server.caPem },
+    keyPrefix: prefix,
+    logger: silentLogger,
+  });
+  opened.push(store);
+  await store.ready();
+  return store;
+}
+
+it('a user whose ACL allows only the keys under keyPrefix (~<prefix>*) can set, get and list', async () => {
+  const prefix = uniquePrefix();
+  const store = await storeAsUser('prefix-only', prefix, [`~${prefix}*`, '+@all']);
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  await store.set(conversation.externalId, conversation);
+  assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
+  assert.deepEqual(await store.listByUser(conversation.userId), [persisted(conversation)]);
+});
+
+it('a set refused by an ACL without RENAME rejects, writes nothing and leaves no pending key', async () => {
+  const prefix = uniquePrefix();
+  const store = await storeAsUser('no-rename', prefix, ['~*', '+@all', '-rename']);
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  await assert.rejects(store.set(conversation.externalId, conversation), (error) => {
+    assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
+    assert.match(error.message, /can't run this command/);
+    return true;
+  });
+  assert.equal(await server.cli('KEYS', `${prefix}*`), '');
+  assert.equal(store.status, 'ready');
 });
 
 it('a heal refused by an ACL (NOPERM) does not fail the list nor touch the connection', async () => {

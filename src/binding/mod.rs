@@ -4,6 +4,7 @@
 
 mod credentials;
 mod options;
+mod runtime;
 mod stats;
 
 use std::future::Future;

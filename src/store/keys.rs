@@ -30,28 +30,23 @@ impl KeyLayout {
     }
 }
 
-/// The key an atomic `set` writes the document to before its script renames it onto the
-/// record (`nonce`: random bits of that call). It is the record's name, a marker and the
-/// nonce, so it is that call's alone: no other writer's key, a record of this layout
-/// included, can have it. It lives in the record's hash slot (a server that checks slots
-/// refuses a transaction over two), by a hash tag around the record's name, or by the record's
-/// own tag kept first. One kind of record name cannot be matched: one with a `}` and no tag (a
-/// tag ends at the first `}`); its pending key hashes elsewhere, and a server that checks
-/// slots refuses that set's transaction, which then goes one slot per command.
-pub fn pending_key(record_key: &str, nonce: u128) -> String {
-    if has_hash_tag(record_key) || record_key.contains('}') {
-        format!("{record_key}#pending:{nonce:032x}")
-    } else {
-        format!("{{{record_key}}}#pending:{nonce:032x}")
+impl KeyLayout {
+    /// The key an atomic `set` writes the document to before its script renames it onto
+    /// `record_key` (`nonce`: random bits of that call): `<prefix>{<record key>}#pending:<hex>`.
+    /// It is that call's alone (no other writer's key can have the name), it starts with the
+    /// prefix (an ACL key pattern for the prefix covers it), and its hash tag is the record's
+    /// name, so it lives in the record's slot (a server that checks slots refuses a transaction
+    /// over two). A tag ends at the first `}`, so for a record key with a `}` (its own tag
+    /// included), or a prefix with a `{`, it is `<record key>#pending:<hex>` instead: in the
+    /// record's slot when the record has a tag, elsewhere when not, and a server that checks
+    /// slots then refuses that set's transaction, which goes one slot per command.
+    pub fn pending_key(&self, record_key: &str, nonce: u128) -> String {
+        if record_key.contains('}') || self.prefix.contains('{') {
+            format!("{record_key}#pending:{nonce:032x}")
+        } else {
+            format!("{}{{{record_key}}}#pending:{nonce:032x}", self.prefix)
+        }
     }
-}
-
-/// Whether Redis hashes only part of `key`: a `{` followed later by a `}`, with something
-/// between the first of each.
-fn has_hash_tag(key: &str) -> bool {
-    key.split_once('{')
-        .and_then(|(_, after)| after.find('}'))
-        .is_some_and(|close| close > 0)
 }
 
 #[cfg(test)]
@@ -78,36 +73,49 @@ mod tests {
     }
 
     #[test]
-    fn a_pending_key_is_in_its_records_slot() {
-        for record in ["conv:c1", "app:conv:{tag}x", "conv:a{b", "conv:{"] {
-            let pending = pending_key(record, 7);
-            assert_eq!(
-                Slot::for_key(&pending),
-                Slot::for_key(record),
-                "{record} {pending}"
-            );
-            assert!(pending.ends_with("#pending:00000000000000000000000000000007"));
+    fn a_pending_key_starts_with_the_prefix_and_is_in_its_records_slot() {
+        for prefix in ["", "app:", "{app}:", "a{:"] {
+            let keys = KeyLayout::new(prefix).unwrap();
+            for id in ["c1", "{tag}x", "a{b", "{"] {
+                let record = keys.conversation_key(id);
+                let pending = keys.pending_key(&record, 7);
+                assert!(pending.starts_with(prefix), "{pending}");
+                assert!(pending.ends_with("#pending:00000000000000000000000000000007"));
+                if prefix != "a{:" {
+                    assert_eq!(Slot::for_key(&pending), Slot::for_key(&record), "{pending}");
+                }
+            }
         }
+        assert_eq!(
+            KeyLayout::new("app:")
+                .unwrap()
+                .pending_key("app:conv:c1", 255),
+            "app:{app:conv:c1}#pending:000000000000000000000000000000ff"
+        );
         // A '}' without a tag cannot be matched: a tag ends at its first '}'.
-        for record in ["conv:a}b", "conv:{}x"] {
-            assert_ne!(Slot::for_key(pending_key(record, 7)), Slot::for_key(record));
+        for id in ["a}b", "{}x"] {
+            let record = KeyLayout::default().conversation_key(id);
+            let pending = KeyLayout::default().pending_key(&record, 7);
+            assert_ne!(Slot::for_key(pending), Slot::for_key(&record));
         }
     }
 
     proptest! {
         #[test]
-        fn any_record_without_an_untagged_brace_shares_its_pending_keys_slot(
+        fn a_pending_key_shares_its_records_slot_unless_a_brace_prevents_it(
+            prefix in "([a-z{}]{0,4}:)?",
             id in "[a-z{}:]{0,12}",
             nonce: u128,
         ) {
-            let record = KeyLayout::default().conversation_key(&id);
-            let pending = pending_key(&record, nonce);
-            let wrapped = format!("{{{record}}}");
-            prop_assert!(pending.starts_with(&record) || pending.starts_with(&wrapped));
-            if has_hash_tag(&record) || !record.contains('}') {
+            let keys = KeyLayout::new(prefix.clone()).unwrap();
+            let record = keys.conversation_key(&id);
+            let pending = keys.pending_key(&record, nonce);
+            prop_assert!(pending.starts_with(&prefix));
+            let tagged = record.split_once('{').and_then(|(_, after)| after.find('}')).is_some_and(|close| close > 0);
+            if tagged || (!record.contains('}') && !prefix.contains('{')) {
                 prop_assert_eq!(Slot::for_key(&pending), Slot::for_key(&record));
             }
-            prop_assert_ne!(pending_key(&record, nonce.wrapping_add(1)), pending);
+            prop_assert_ne!(keys.pending_key(&record, nonce.wrapping_add(1)), pending);
         }
     }
 }

@@ -12,7 +12,6 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::keys::pending_key;
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
 use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
@@ -302,7 +301,7 @@ impl RedisStore {
                 }
                 _ => CallError::Redis(error),
             };
-            let pending = pending_key(keys.0, random_bits());
+            let pending = self.keys.pending_key(keys.0, random_bits());
             let script = |command: &str, script: &str| {
                 let mut transaction = redis::pipe();
                 transaction.atomic();

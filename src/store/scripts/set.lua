@@ -4,10 +4,11 @@
 -- (for a 10 KB conversation that was most of the script's cost). Here the pending key becomes
 -- the record, and the index entry and the index's TTL are written. When either key holds
 -- another type nothing at all is written and the pending key is removed, so no key is left
--- behind. Only the three declared keys are touched (a shard behind one endpoint refuses any
--- other), so the trim is the store's next step, as in a cluster: past listLimit entries this
--- returns the oldest few and a few from a random place (member, score, …), for the store to
--- drop those whose record is gone.
+-- behind (should DEL be refused too, the key's own 60 s TTL removes it). Only the three
+-- declared keys are touched (a shard behind one endpoint refuses any other), so the trim is
+-- the store's next step, as in a cluster: past listLimit entries this returns the oldest few
+-- and a few from a random place (member, score, …), for the store to drop those whose record
+-- is gone.
 -- KEYS: pending, record, index. ARGV: ttl, score, id, index ttl, listLimit, how many entries
 -- of each kind to return, a random number (where the second sample starts).
 local record_type = redis.call('TYPE', KEYS[2])['ok']
@@ -19,10 +20,15 @@ elseif index_type ~= 'none' and index_type ~= 'zset' then
   refused = 'WRONGTYPE index'
 end
 if refused then
-  redis.call('DEL', KEYS[1])
+  redis.pcall('DEL', KEYS[1])
   return redis.error_reply(refused)
 end
-redis.call('RENAME', KEYS[1], KEYS[2])
+-- An ACL that allows SET but not RENAME refuses here: the pending key goes, the refusal stays.
+local renamed = redis.pcall('RENAME', KEYS[1], KEYS[2])
+if type(renamed) == 'table' and renamed.err then
+  redis.pcall('DEL', KEYS[1])
+  return renamed
+end
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
 redis.call('EXPIRE', KEYS[3], ARGV[4])
