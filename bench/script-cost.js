@@ -1,6 +1,7 @@
 'use strict';
 // What one set costs redis-server, in instructions (callgrind, so the machine's load does not
-// move the figure): the set script as in src/store/scripts/set.lua, variants of it, and the
+// move the figure): the set as the store sends it (src/store/scripts/set.lua), the former
+// script that took the document as an argument, empty scripts, and the
 // MULTI/EXEC of ioredis + Zod, with the bench's documents, on a scratch plain-TCP
 // redis-server under valgrind, every key already written.
 //
@@ -19,29 +20,38 @@ const { makeWorkload } = require('./workload');
 const { freePort } = require('../support/redis');
 
 const SET_LUA = fs.readFileSync(path.join(__dirname, '../src/store/scripts/set.lua'), 'utf8');
-const SET_LINE = /redis\.call\('SET', KEYS\[1\], ARGV\[1\], 'EX', ARGV\[2\]\)\n/;
-const WITHOUT_SET = SET_LUA.replace(SET_LINE, '');
-// The document written to a pending key beforehand, and renamed onto the record here.
-const RENAME_LUA = `local record_type = redis.call('TYPE', KEYS[2])['ok']
+// The set script before the document went to a pending key (commit 4b8a472 changed it): the
+// document was its argument, so Lua hashed all of it.
+const FORMER_SET_LUA = `local record_type = redis.call('TYPE', KEYS[1])['ok']
 if record_type ~= 'none' and record_type ~= 'string' then
-  redis.call('DEL', KEYS[1])
   return redis.error_reply('WRONGTYPE record')
 end
-local index_type = redis.call('TYPE', KEYS[3])['ok']
+local index_type = redis.call('TYPE', KEYS[2])['ok']
 if index_type ~= 'none' and index_type ~= 'zset' then
-  redis.call('DEL', KEYS[1])
   return redis.error_reply('WRONGTYPE index')
 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
-redis.call('EXPIRE', KEYS[3], ARGV[3])
-redis.call('ZCARD', KEYS[3])
-return 0`;
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+redis.call('EXPIRE', KEYS[2], ARGV[5])
+local size = redis.call('ZCARD', KEYS[2])
+if size <= tonumber(ARGV[6]) then
+  return {}
+end
+local batch = tonumber(ARGV[7])
+local from = tonumber(ARGV[8]) % size
+local candidates = redis.call('ZRANGE', KEYS[2], 0, batch - 1, 'WITHSCORES')
+for _, item in ipairs(redis.call('ZRANGE', KEYS[2], from, from + batch - 1, 'WITHSCORES')) do
+  table.insert(candidates, item)
+end
+return candidates
+`;
 
 const TTL = 86_400;
 const INDEX_TTL = TTL + 3600;
-// set.lua's arguments, as the store sends them (listLimit 50, trim batch 4).
-const args = (d, i, json) => [2, d.key, d.index, json, TTL, 1e12 + i, d.id, INDEX_TTL, 'conversation:', 50, 4, i];
+const pendingOf = (d) => `{${d.key}}#pending:0123456789abcdef0123456789abcdef`;
+// The former script's arguments (listLimit 50, trim batch 4), then today's set.lua's.
+const formerArgs = (d, i, json) => [2, d.key, d.index, json, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
+const setArgs = (d, i) => [3, pendingOf(d), d.key, d.index, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
 const multiExec = (c, d, i) =>
   c
     .multi()
@@ -51,23 +61,16 @@ const multiExec = (c, d, i) =>
     .exec();
 
 const VARIANTS = {
-  'EVALSHA set.lua': (c, s, d, i) => c.evalsha(s.set, ...args(d, i, d.json)),
-  'EVALSHA return 0, same arguments': (c, s, d, i) => c.evalsha(s.empty, ...args(d, i, d.json)),
-  'EVALSHA return 0, document argument empty': (c, s, d, i) => c.evalsha(s.empty, ...args(d, i, '')),
-  'EVALSHA set.lua without its SET, document argument empty': (c, s, d, i) =>
-    c.evalsha(s.withoutSet, ...args(d, i, '')),
-  'MULTI, EVALSHA set.lua without its SET, SET, EXEC': (c, s, d, i) =>
+  'MULTI, SET pending key, EVALSHA set.lua, EXEC (as the store sends it)': (c, s, d, i) =>
     c
       .multi()
-      .evalsha(s.withoutSet, ...args(d, i, ''))
-      .set(d.key, d.json, 'EX', TTL)
+      .set(pendingOf(d), d.json, 'EX', 60)
+      .evalsha(s.set, ...setArgs(d, i))
       .exec(),
-  'MULTI, SET pending key, EVALSHA rename script, EXEC': (c, s, d, i) =>
-    c
-      .multi()
-      .set(`${d.key}:pending`, d.json, 'EX', TTL)
-      .evalsha(s.rename, 3, `${d.key}:pending`, d.key, d.index, 1e12 + i, d.id, INDEX_TTL)
-      .exec(),
+  'EVALSHA of the former set script, the document an argument': (c, s, d, i) =>
+    c.evalsha(s.former, ...formerArgs(d, i, d.json)),
+  'EVALSHA return 0, the former arguments': (c, s, d, i) => c.evalsha(s.empty, ...formerArgs(d, i, d.json)),
+  'EVALSHA return 0, the former arguments, document empty': (c, s, d, i) => c.evalsha(s.empty, ...formerArgs(d, i, '')),
   'MULTI, SET, ZADD, EXPIRE, EXEC (ioredis + Zod)': (c, _s, d, i) => multiExec(c, d, i),
   PING: (c) => c.ping(),
 };
@@ -117,9 +120,8 @@ async function measure(name, run, docs, sets, dir) {
   try {
     const shas = {
       set: await client.script('LOAD', SET_LUA),
+      former: await client.script('LOAD', FORMER_SET_LUA),
       empty: await client.script('LOAD', 'return 0'),
-      withoutSet: await client.script('LOAD', WITHOUT_SET),
-      rename: await client.script('LOAD', RENAME_LUA),
     };
     const drive = async (count, offset) => {
       let next = 0;
