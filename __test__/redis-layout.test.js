@@ -528,6 +528,54 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
   assert.deepEqual(reads.at(-1), { status: 'fulfilled', value: undefined });
 });
 
+/** redis-server's `INFO stats` counter `name`. */
+async function serverStat(name) {
+  const stats = await server.cli('INFO', 'stats');
+  return Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(stats)[1]);
+}
+
+it('under load, the calls that completions prompt in one turn go out together, not one by one', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const conversations = Array.from({ length: 32 }, () => makeConversation({ userId: uniqueId('user') }));
+  await Promise.all(conversations.map((c) => store.set(c.externalId, c)));
+  const rounds = 40;
+  const readsBefore = await serverStat('total_reads_processed');
+  // 32 closed loops, each started in a turn of its own (as requests reach a server), each get
+  // once settled making the next: completions that arrive together can only be sent together
+  // if the store gathers calls past one callback's microtasks.
+  const loops = [];
+  for (const c of conversations) {
+    loops.push(
+      (async () => {
+        for (let i = 0; i < rounds; i++) assert.equal((await store.get(c.externalId)).externalId, c.externalId);
+      })(),
+    );
+    await new Promise((resolve) => require('node:timers').setImmediate(resolve));
+  }
+  await Promise.all(loops);
+  const reads = (await serverStat('total_reads_processed')) - readsBefore - 1; // - the INFO
+  const calls = conversations.length * rounds;
+  // One by one, redis-server reads about once per call; gathered per turn, several calls a read.
+  assert.ok(reads < calls / 2, `redis-server read ${reads} times for ${calls} gets`);
+});
+
+it("the store's calls settle while a test's fake timers replace the global setImmediate", async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const real = globalThis.setImmediate;
+  const held = [];
+  globalThis.setImmediate = (callback, ...args) => held.push(() => callback(...args));
+  try {
+    await store.set(conversation.externalId, conversation);
+    assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
+  } finally {
+    globalThis.setImmediate = real;
+    for (const callback of held) callback();
+  }
+});
+
 // ---------------------------------------------------------------- trust: other writers, bounds
 
 /** A raw client for what redis-cli cannot send: bytes that are not UTF-8. */

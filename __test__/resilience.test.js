@@ -17,6 +17,7 @@ const {
   startLoad,
   stopAllLoads,
   untilAcknowledged,
+  untilRejected,
   stopAndVerify,
 } = require('../support/observe');
 
@@ -108,6 +109,9 @@ test('a paused server (SIGSTOP): calls reject in time, status goes reconnecting,
       assert.equal(during.error.code, 'STORE_UNAVAILABLE');
       assert.ok(during.ms < SETTLE_CEILING_MS, `get took ${during.ms} ms`);
       await waitForStatus(store, 'reconnecting');
+      // The load's calls fail too while the server stays paused (resumed at once, those sent
+      // after the probe could still be served within their deadline).
+      await untilRejected(load);
     } finally {
       server.resume();
     }

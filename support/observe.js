@@ -414,6 +414,17 @@ function untilAcknowledged(load, count, timeoutMs = 20_000) {
   );
 }
 
+/** Resolves once one of the load's calls (kept in its results) was rejected. */
+function untilRejected(load, timeoutMs = 20_000) {
+  return untilLoad(
+    load,
+    () => load.results.some((result) => !result.ok),
+    () => undefined,
+    timeoutMs,
+    () => 'no call was rejected',
+  );
+}
+
 /**
  * Resolves once the load has settled `count` more writes, acknowledged or not: paces a fault
  * by the load without stopping at a rejection, so a test can see every kind of one at the end.
@@ -517,6 +528,7 @@ module.exports = {
   startLoad,
   stopAllLoads,
   untilAcknowledged,
+  untilRejected,
   untilWritten,
   readBack,
   stopAndVerify,
