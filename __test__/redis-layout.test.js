@@ -560,20 +560,60 @@ it('under load, the calls that completions prompt in one turn go out together, n
   assert.ok(reads < calls / 2, `redis-server read ${reads} times for ${calls} gets`);
 });
 
-it("the store's calls settle while a test's fake timers replace the global setImmediate", async () => {
+it('loaded while node:test fake timers are on, the store still settles its calls after they are off', async () => {
+  const prefix = uniquePrefix();
+  const probe = `
+    const { mock } = require('node:test');
+    mock.timers.enable({ apis: ['setImmediate'] });
+    const { RedisConversationStore } = require(${JSON.stringify(path.join(__dirname, '..'))});
+    mock.timers.reset();
+    const { makeConversation } = require(${JSON.stringify(path.join(__dirname, '../support/conversations'))});
+    (async () => {
+      const store = new RedisConversationStore(process.env.URL, { tls: { ca: process.env.CA }, keyPrefix: process.env.PREFIX });
+      const conversation = makeConversation();
+      await store.set(conversation.externalId, conversation);
+      const read = await store.get(conversation.externalId);
+      console.log(read.externalId === conversation.externalId ? 'settled' : 'wrong');
+      await store.close();
+    })();
+  `;
+  const { execFile } = require('node:child_process');
+  const out = await new Promise((resolve, reject) =>
+    execFile(
+      process.execPath,
+      ['-e', probe],
+      { env: { ...process.env, URL: server.url, CA: server.caPem, PREFIX: prefix }, timeout: 20_000 },
+      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+    ),
+  );
+  assert.equal(out.trim(), 'settled');
+});
+
+it('calls leave in the order they are made: a set not awaited is seen by a later list, delete and get', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });
-  const conversation = makeConversation({ userId: uniqueId('user') });
-  const real = globalThis.setImmediate;
-  const held = [];
-  globalThis.setImmediate = (callback, ...args) => held.push(() => callback(...args));
-  try {
-    await store.set(conversation.externalId, conversation);
-    assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
-  } finally {
-    globalThis.setImmediate = real;
-    for (const callback of held) callback();
-  }
+  const userId = uniqueId('user');
+  const first = makeConversation({ userId });
+  const id = first.externalId;
+  // A list a microtask after a set that was not awaited sees it.
+  const written = store.set(id, first);
+  await null;
+  assert.deepEqual(await store.listByUser(userId), [persisted(first)]);
+  await written;
+  // A delete a tick after a set that was not awaited wins.
+  const rewritten = store.set(id, { ...first, status: 'completed' });
+  await new Promise((resolve) => process.nextTick(resolve));
+  await store.delete(id);
+  await rewritten;
+  assert.equal(await store.get(id), undefined);
+  // A get after a set, behind a full batch of gets made before them, reads the set.
+  const others = Array.from({ length: 15 }, () => uniqueId('missing'));
+  const second = makeConversation({ userId, externalId: id, status: 'abandoned' });
+  const reads = others.map((other) => store.get(other));
+  const write = store.set(id, second);
+  const read = store.get(id);
+  await Promise.all([...reads, write]);
+  assert.deepEqual(await read, persisted(second));
 });
 
 // ---------------------------------------------------------------- trust: other writers, bounds

@@ -2,7 +2,19 @@
 'use strict';
 // The native Redis store with `get` and `set` batched per turn of the event loop.
 
-const { setImmediate } = require('node:timers');
+const timers = require('node:timers');
+
+/**
+ * `setImmediate` as Node loaded it. Fake timers (Sinon's, Vitest's, node:test's `mock.timers`)
+ * replace the global and `node:timers`' own; should the package be loaded while they are on,
+ * a batch would wait for a fake clock, so batches then close at the microtask checkpoint, as
+ * they did before (Sinon marks its fakes with `clock`, node:test binds its own).
+ * @type {(callback: () => void) => void}
+ */
+const closeTurn =
+  timers.setImmediate.name === 'setImmediate' && !('clock' in timers.setImmediate)
+    ? timers.setImmediate
+    : queueMicrotask;
 
 /** @typedef {import('../binding').BatchReply} BatchReply */
 /** @typedef {import('../index').StoreOperation} StoreOperation */
@@ -31,8 +43,12 @@ const { setImmediate } = require('node:timers');
  * and a read and a reply write for redis-server). Closed at `setImmediate`, a batch takes the
  * calls prompted by every completion delivered in that turn (get at c=64: 54.7 → 44.3 µs of
  * CPU per call, redis-server's reads 62,000 → 5,000 a second; README, "Performance").
- * `setImmediate` is taken from `node:timers`, so a test's fake timers on the global one
- * (Jest, Sinon) do not hold the store's calls back.
+ * `setImmediate` is captured when the package loads (a test's fake timers installed later do
+ * not hold the store's calls back).
+ *
+ * Calls leave in the order they were made: one queue is open at a time (a store's gets and
+ * sets share a {@link Lane}); a call of the other kind, a `delete`, a `listByUser` or
+ * `close()` sends the open queue first.
  */
 // Several batches in flight keep JSON work on the JS thread overlapping with Redis round
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1, and
@@ -48,7 +64,31 @@ const MAX_BATCH = 16;
  * @property {(error: unknown) => void} reject
  */
 
+/** The one open queue of a store's batchers, so calls leave in the order they were made. */
+class Lane {
+  /** @type {CallBatcher | null} */
+  #open = null;
+
+  /** `batcher` is about to queue a call: another batcher's open queue leaves first. */
+  enter(/** @type {CallBatcher} */ batcher) {
+    if (this.#open !== null && this.#open !== batcher) this.#open.flush();
+    this.#open = batcher;
+  }
+
+  /** `batcher`'s queue has left. */
+  left(/** @type {CallBatcher} */ batcher) {
+    if (this.#open === batcher) this.#open = null;
+  }
+
+  /** Sends the open queue now: before a call that is not batched, and before `close()`. */
+  flush() {
+    this.#open?.flush();
+  }
+}
+
 class CallBatcher {
+  /** @type {Lane} */
+  #lane;
   /** @type {(first: string, second?: string) => Promise<any>} */
   #runOne;
   /** @type {(calls: QueuedCall[]) => Promise<BatchReply>} */
@@ -57,21 +97,24 @@ class CallBatcher {
   #queue = null;
 
   /**
+   * @param {Lane} lane
    * @param {(first: string, second?: string) => Promise<any>} runOne
    * @param {(calls: QueuedCall[]) => Promise<BatchReply>} runBatch
    */
-  constructor(runOne, runBatch) {
+  constructor(lane, runOne, runBatch) {
+    this.#lane = lane;
     this.#runOne = runOne;
     this.#runBatch = runBatch;
   }
 
   /** @param {string} first @param {string} [second] @returns {Promise<any>} */
   call(first, second) {
+    this.#lane.enter(this);
     if (this.#queue === null) {
       /** @type {QueuedCall[]} */
       const queue = [];
       this.#queue = queue;
-      setImmediate(() => this.#flush(queue));
+      closeTurn(() => this.#flush(queue));
     }
     const queue = /** @type {QueuedCall[]} */ (this.#queue);
     const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }));
@@ -88,6 +131,7 @@ class CallBatcher {
   #flush(queue) {
     if (this.#queue !== queue) return;
     this.#queue = null;
+    this.#lane.left(this);
     try {
       if (queue.length === 1) {
         const [only] = queue;
@@ -118,11 +162,14 @@ class CallBatcher {
  * @returns {NativeStore}
  */
 function batchedRedisStore(native) {
+  const lane = new Lane();
   const gets = new CallBatcher(
+    lane,
     (id) => native.get(id),
     (calls) => native.getBatch(calls.map((call) => call.first)),
   );
   const sets = new CallBatcher(
+    lane,
     (id, json) => native.set(id, /** @type {string} */ (json)),
     (calls) =>
       native.setBatch(
@@ -136,14 +183,19 @@ function batchedRedisStore(native) {
     },
     get: (id) => gets.call(id),
     set: (id, json) => sets.call(id, json),
-    delete: (id) => native.delete(id),
-    listByUser: (userId) => native.listByUser(userId),
+    delete: (id) => {
+      lane.flush();
+      return native.delete(id);
+    },
+    listByUser: (userId) => {
+      lane.flush();
+      return native.listByUser(userId);
+    },
     stats: () => native.stats(),
     recordRefused: (operation, code, message) => native.recordRefused(operation, code, message),
     // Calls gathered in this turn were made before close(): they go out first and finish.
     close: () => {
-      gets.flush();
-      sets.flush();
+      lane.flush();
       return native.close();
     },
   };

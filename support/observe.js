@@ -414,11 +414,12 @@ function untilAcknowledged(load, count, timeoutMs = 20_000) {
   );
 }
 
-/** Resolves once one of the load's calls (kept in its results) was rejected. */
+/** Resolves once one of the load's calls (kept in its results) settled from now on was rejected. */
 function untilRejected(load, timeoutMs = 20_000) {
+  const from = load.results.length;
   return untilLoad(
     load,
-    () => load.results.some((result) => !result.ok),
+    () => load.results.slice(from).some((result) => !result.ok),
     () => undefined,
     timeoutMs,
     () => 'no call was rejected',
