@@ -148,7 +148,11 @@ test('installed offline into an empty project, only the matching binary lands, a
     [...platformTarballs].map(([platform, t]) => [`${pkg.name}-${platform}`, `file:${t.file}`]),
   );
   for (const dependency of Object.keys(pkg.dependencies ?? {})) {
-    const packed = run('npm', ['pack', '--pack-destination', workDir, path.join(ROOT, 'node_modules', dependency)], workDir);
+    const packed = run(
+      'npm',
+      ['pack', '--pack-destination', workDir, path.join(ROOT, 'node_modules', dependency)],
+      workDir,
+    );
     overrides[dependency] = `file:${path.join(workDir, packed.trim().split('\n').pop())}`;
   }
   fs.writeFileSync(
