@@ -560,13 +560,12 @@ it('under load, the calls that completions prompt in one turn go out together, n
   assert.ok(reads < calls / 2, `redis-server read ${reads} times for ${calls} gets`);
 });
 
-it('loaded while node:test fake timers are on, the store still settles its calls after they are off', async () => {
-  const prefix = uniquePrefix();
+/** Loads the package in a child process between `fake` and `restore` (code run there), then sets and gets. */
+async function settlesAfterLoadingUnder(fake, restore) {
   const probe = `
-    const { mock } = require('node:test');
-    mock.timers.enable({ apis: ['setImmediate'] });
+    ${fake}
     const { RedisConversationStore } = require(${JSON.stringify(path.join(__dirname, '..'))});
-    mock.timers.reset();
+    ${restore}
     const { makeConversation } = require(${JSON.stringify(path.join(__dirname, '../support/conversations'))});
     (async () => {
       const store = new RedisConversationStore(process.env.URL, { tls: { ca: process.env.CA }, keyPrefix: process.env.PREFIX });
@@ -578,15 +577,30 @@ it('loaded while node:test fake timers are on, the store still settles its calls
     })();
   `;
   const { execFile } = require('node:child_process');
-  const out = await new Promise((resolve, reject) =>
-    execFile(
-      process.execPath,
-      ['-e', probe],
-      { env: { ...process.env, URL: server.url, CA: server.caPem, PREFIX: prefix }, timeout: 20_000 },
-      (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+  const env = { ...process.env, URL: server.url, CA: server.caPem, PREFIX: uniquePrefix() };
+  return new Promise((resolve, reject) =>
+    execFile(process.execPath, ['-e', probe], { env, timeout: 20_000 }, (error, stdout, stderr) =>
+      error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout.trim()),
     ),
   );
-  assert.equal(out.trim(), 'settled');
+}
+
+it('loaded under fake timers (node:test, Sinon), the store still settles its calls after they are off', async () => {
+  const nodeTest = await settlesAfterLoadingUnder(
+    "const { mock } = require('node:test'); mock.timers.enable({ apis: ['setImmediate'] });",
+    'mock.timers.reset();',
+  );
+  assert.equal(nodeTest, 'settled');
+  // As @sinonjs/fake-timers installs itself: on the global and node:timers, marked with `clock`.
+  const sinonLike = await settlesAfterLoadingUnder(
+    `const timers = require('node:timers');
+     const real = timers.setImmediate;
+     const fake = function setImmediate() {};
+     fake.clock = {};
+     timers.setImmediate = globalThis.setImmediate = fake;`,
+    'timers.setImmediate = globalThis.setImmediate = real;',
+  );
+  assert.equal(sinonLike, 'settled');
 });
 
 it('calls leave in the order they are made: a set not awaited is seen by a later list, delete and get', async () => {

@@ -8,13 +8,14 @@ const timers = require('node:timers');
  * `setImmediate` as Node loaded it. Fake timers (Sinon's, Vitest's, node:test's `mock.timers`)
  * replace the global and `node:timers`' own; should the package be loaded while they are on,
  * a batch would wait for a fake clock, so batches then close at the microtask checkpoint, as
- * they did before (Sinon marks its fakes with `clock`, node:test binds its own).
+ * they did before. Sinon marks its fakes with `clock`; node:test's is its bound
+ * `#setImmediate`. A wrapper that calls the real one (an APM agent's) is kept.
  * @type {(callback: () => void) => void}
  */
 const closeTurn =
-  timers.setImmediate.name === 'setImmediate' && !('clock' in timers.setImmediate)
-    ? timers.setImmediate
-    : queueMicrotask;
+  'clock' in timers.setImmediate || timers.setImmediate.name.includes('#setImmediate')
+    ? queueMicrotask
+    : timers.setImmediate;
 
 /** @typedef {import('../binding').BatchReply} BatchReply */
 /** @typedef {import('../index').StoreOperation} StoreOperation */
