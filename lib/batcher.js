@@ -47,9 +47,10 @@ const closeTurn =
  * `setImmediate` is captured when the package loads (a test's fake timers installed later do
  * not hold the store's calls back).
  *
- * Calls leave in the order they were made: one queue is open at a time (a store's gets and
- * sets share a {@link Lane}); a call of the other kind, a `delete`, a `listByUser` or
- * `close()` sends the open queue first.
+ * Calls on one id are sent in the order they were made (see {@link Lane}); a `listByUser` and
+ * `close()` send every queue first. Sent in order is not applied in order for a call of
+ * several round trips (a `delete`, a `set` retried after `NOSCRIPT`, a call waiting for a
+ * connection): a later call can overtake those, as it could before batching.
  */
 // Several batches in flight keep JSON work on the JS thread overlapping with Redis round
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1, and
@@ -65,25 +66,33 @@ const MAX_BATCH = 16;
  * @property {(error: unknown) => void} reject
  */
 
-/** The one open queue of a store's batchers, so calls leave in the order they were made. */
+/**
+ * A store's batchers (its gets and its sets), so that calls on one id leave in the order they
+ * were made: a call on an id another batcher still holds sends that batcher's queue first.
+ * Calls on different ids keep batching whatever their kinds.
+ */
 class Lane {
-  /** @type {CallBatcher | null} */
-  #open = null;
+  /** @type {CallBatcher[]} */
+  #batchers = [];
 
-  /** `batcher` is about to queue a call: another batcher's open queue leaves first. */
-  enter(/** @type {CallBatcher} */ batcher) {
-    if (this.#open !== null && this.#open !== batcher) this.#open.flush();
-    this.#open = batcher;
+  /** @param {CallBatcher} batcher */
+  add(batcher) {
+    this.#batchers.push(batcher);
   }
 
-  /** `batcher`'s queue has left. */
-  left(/** @type {CallBatcher} */ batcher) {
-    if (this.#open === batcher) this.#open = null;
+  /** `batcher` is about to queue a call on `id`: another batcher's queue holding `id` goes first. */
+  enter(/** @type {CallBatcher} */ batcher, /** @type {string} */ id) {
+    for (const other of this.#batchers) if (other !== batcher && other.holds(id)) other.flush();
   }
 
-  /** Sends the open queue now: before a call that is not batched, and before `close()`. */
+  /** Sends the queues holding `id` now: before a `delete` of it. */
+  flushHolding(/** @type {string} */ id) {
+    for (const batcher of this.#batchers) if (batcher.holds(id)) batcher.flush();
+  }
+
+  /** Sends every queue now: before a `listByUser` (a pending set may be its user's) and `close()`. */
   flush() {
-    this.#open?.flush();
+    for (const batcher of this.#batchers) batcher.flush();
   }
 }
 
@@ -96,6 +105,8 @@ class CallBatcher {
   #runBatch;
   /** @type {QueuedCall[] | null} */
   #queue = null;
+  /** The ids in `#queue`. */
+  #ids = new Set();
 
   /**
    * @param {Lane} lane
@@ -106,11 +117,17 @@ class CallBatcher {
     this.#lane = lane;
     this.#runOne = runOne;
     this.#runBatch = runBatch;
+    lane.add(this);
+  }
+
+  /** Whether a call on `id` waits in this batcher's queue. */
+  holds(/** @type {string} */ id) {
+    return this.#ids.has(id);
   }
 
   /** @param {string} first @param {string} [second] @returns {Promise<any>} */
   call(first, second) {
-    this.#lane.enter(this);
+    this.#lane.enter(this, first);
     if (this.#queue === null) {
       /** @type {QueuedCall[]} */
       const queue = [];
@@ -119,6 +136,7 @@ class CallBatcher {
     }
     const queue = /** @type {QueuedCall[]} */ (this.#queue);
     const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }));
+    this.#ids.add(first);
     if (queue.length >= MAX_BATCH) this.#flush(queue);
     return settled;
   }
@@ -132,7 +150,7 @@ class CallBatcher {
   #flush(queue) {
     if (this.#queue !== queue) return;
     this.#queue = null;
-    this.#lane.left(this);
+    this.#ids = new Set();
     try {
       if (queue.length === 1) {
         const [only] = queue;
@@ -185,7 +203,7 @@ function batchedRedisStore(native) {
     get: (id) => gets.call(id),
     set: (id, json) => sets.call(id, json),
     delete: (id) => {
-      lane.flush();
+      lane.flushHolding(id);
       return native.delete(id);
     },
     listByUser: (userId) => {
