@@ -150,7 +150,7 @@ class CallBatcher {
   #flush(queue) {
     if (this.#queue !== queue) return;
     this.#queue = null;
-    this.#ids = new Set();
+    this.#ids.clear();
     try {
       if (queue.length === 1) {
         const [only] = queue;

@@ -28,9 +28,7 @@ impl KeyLayout {
     pub fn user_index_key(&self, user_id: &str) -> String {
         format!("{}user:{user_id}:conversations", self.prefix)
     }
-}
 
-impl KeyLayout {
     /// The key an atomic `set` writes the document to before its script renames it onto
     /// `record_key` (`nonce`: random bits of that call): `<prefix>{<record key>}#pending:<hex>`.
     /// It is that call's alone (no other writer's key can have the name), it starts with the
