@@ -258,7 +258,7 @@ test('BUSY (a long script) and DEBUG SLEEP: calls reject in time and the store r
   await store.close();
 });
 
-test("a half-open connection under load (bytes black-holed, no RST) is found by a call's own deadline, within about commandTimeoutMs", async (t) => {
+test("a half-open connection under load (bytes black-holed, no RST) is found by a call's deadline, within one or two commandTimeoutMs", async (t) => {
   // A heartbeat far off: only the calls' deadlines can find the dead connection.
   const { server, proxy, store, log } = await openThroughProxy({ healthCheckIntervalMs: 60_000 });
   await withLogOnFailure(server, async () => {
@@ -272,10 +272,14 @@ test("a half-open connection under load (bytes black-holed, no RST) is found by 
     assert.match(log.lines[from], new RegExp(`connection lost: no reply from Redis within ${COMMAND_TIMEOUT_MS} ms`));
     const detectedMs = at - lost;
     t.diagnostic(`detected after ${Math.round(detectedMs)} ms`);
-    // The swallowed call was sent at most moments before the black hole, and had its whole deadline.
+    // The swallowed call was sent at most moments before the black hole, and had its whole
+    // deadline. A call's timeout condemns the connection only if nothing replied since it was
+    // sent: when the last replies that crossed (to calls sent earlier) came after every call
+    // then in flight was sent, those calls fail without condemning it, and the next call's
+    // deadline does. So one deadline, or two under load.
     assert.ok(
-      detectedMs > COMMAND_TIMEOUT_MS - 150 && detectedMs < COMMAND_TIMEOUT_MS + DETECTION_SLACK_MS,
-      `detected after ${Math.round(detectedMs)} ms, expected about ${COMMAND_TIMEOUT_MS}`,
+      detectedMs > COMMAND_TIMEOUT_MS - 150 && detectedMs < 2 * COMMAND_TIMEOUT_MS + DETECTION_SLACK_MS,
+      `detected after ${Math.round(detectedMs)} ms, expected ${COMMAND_TIMEOUT_MS} to ${2 * COMMAND_TIMEOUT_MS}`,
     );
     await waitForStatus(store, 'reconnecting');
     proxy.restore();
