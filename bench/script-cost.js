@@ -23,9 +23,11 @@ const SET_LUA = fs.readFileSync(path.join(__dirname, '../src/store/scripts/set.l
 // The set script before the document went to a pending key (commit 4b8a472 changed it): the
 // document was its argument, so Lua hashed all of it. Read from git's history (without it, as
 // in a shallow clone, its variants are left out).
-const FORMER_SET_LUA = (() => {
+// The pending-key script before it left the record's TTL to the pending key and counted the
+// index only when it grew (the commit after e495074), too.
+function fromHistory(revision) {
   try {
-    return execFileSync('git', ['show', '4b8a472~1:src/store/scripts/set.lua'], {
+    return execFileSync('git', ['show', `${revision}:src/store/scripts/set.lua`], {
       cwd: __dirname,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -33,14 +35,17 @@ const FORMER_SET_LUA = (() => {
   } catch {
     return undefined;
   }
-})();
+}
+const FORMER_SET_LUA = fromHistory('4b8a472~1');
+const PREVIOUS_SET_LUA = fromHistory('e495074');
 
 const TTL = 86_400;
 const INDEX_TTL = TTL + 3600;
 const pendingOf = (d) => `{${d.key}}#pending:0123456789abcdef0123456789abcdef`;
 // The former script's arguments (listLimit 50, trim batch 4), then today's set.lua's.
 const formerArgs = (d, i, json) => [2, d.key, d.index, json, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
-const setArgs = (d, i) => [3, pendingOf(d), d.key, d.index, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
+const setArgs = (d, i) => [3, pendingOf(d), d.key, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
+const previousArgs = (d, i) => [3, pendingOf(d), d.key, d.index, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
 const multiExec = (c, d, i) =>
   c
     .multi()
@@ -53,8 +58,14 @@ const VARIANTS = {
   'MULTI, SET pending key, EVALSHA set.lua, EXEC (as the store sends it)': (c, s, d, i) =>
     c
       .multi()
-      .set(pendingOf(d), d.json, 'EX', 60)
+      .set(pendingOf(d), d.json, 'EX', TTL)
       .evalsha(s.set, ...setArgs(d, i))
+      .exec(),
+  'MULTI, SET pending key, EVALSHA of the previous set.lua, EXEC': (c, s, d, i) =>
+    c
+      .multi()
+      .set(pendingOf(d), d.json, 'EX', 60)
+      .evalsha(s.previous, ...previousArgs(d, i))
       .exec(),
   'EVALSHA of the former set script, the document an argument': (c, s, d, i) =>
     c.evalsha(s.former, ...formerArgs(d, i, d.json)),
@@ -110,6 +121,7 @@ async function measure(name, run, docs, sets, dir) {
     const shas = {
       set: await client.script('LOAD', SET_LUA),
       former: FORMER_SET_LUA && (await client.script('LOAD', FORMER_SET_LUA)),
+      previous: PREVIOUS_SET_LUA && (await client.script('LOAD', PREVIOUS_SET_LUA)),
       empty: await client.script('LOAD', 'return 0'),
     };
     const drive = async (count, offset) => {
@@ -153,7 +165,7 @@ async function main() {
   try {
     for (const [name, run] of Object.entries(VARIANTS)) {
       if (!name.startsWith(only)) continue;
-      if (name.includes('former set script') && !FORMER_SET_LUA) {
+      if ((name.includes('former set script') && !FORMER_SET_LUA) || (name.includes('previous') && !PREVIOUS_SET_LUA)) {
         console.log(`${name}: skipped (git history unavailable)`);
         continue;
       }

@@ -310,7 +310,7 @@ impl RedisStore {
                     .arg(&pending)
                     .arg(json)
                     .arg("EX")
-                    .arg(PENDING_TTL_SECONDS)
+                    .arg(ttl)
                     .ignore();
                 transaction
                     .cmd(command)
@@ -319,7 +319,6 @@ impl RedisStore {
                     .arg(&pending)
                     .arg(keys.0)
                     .arg(keys.1)
-                    .arg(ttl)
                     .arg(summary.updated_at_ms)
                     .arg(id)
                     .arg(index_ttl)
@@ -425,11 +424,6 @@ impl RedisStore {
 pub(super) fn random_rank() -> u32 {
     random_bits() as u32
 }
-
-/// How long a set's pending key may outlive its transaction: only when the transaction's
-/// script could not run (`NOSCRIPT`, then the connection lost before the retry). Inside the
-/// transaction the script gives the record its real TTL.
-const PENDING_TTL_SECONDS: u64 = 60;
 
 /// Random bits from the standard library's randomly seeded hasher (no generator needed: these
 /// only have to differ from call to call and from other writers' keys).
