@@ -25,6 +25,12 @@ function namesPath(message, path) {
   return new RegExp(`(?<![\\w\\].])${escaped}(?![\\w[])`).test(message);
 }
 
+/** A full garbage collection now, as far as this process allows. */
+function collectGarbage() {
+  require('node:v8').setFlagsFromString('--expose-gc');
+  require('node:vm').runInNewContext('gc')();
+}
+
 /** Stores `count` conversations of `userId`, one second apart; returns them newest first. */
 async function seedUser(store, userId, count) {
   const conversations = Array.from({ length: count }, (_, i) => {
@@ -299,6 +305,32 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       const userId = uniqueId('user');
       const newestFirst = await seedUser(store, userId, 60);
       assert.deepEqual(await store.listByUser(userId), newestFirst.slice(0, 50));
+    });
+
+    it('listByUser of a few hundred KB of JSON comes back exactly, ASCII or not, and stays so after GC', async () => {
+      const store = await openStore();
+      // Past 64 KB a Redis list's JSON reaches JavaScript without a copy when it is ASCII
+      // (src/binding/text.rs): both kinds of text, and one non-ASCII character at the very end.
+      const filler = 'x'.repeat(2000);
+      const texts = {
+        ascii: `plain ${filler}`,
+        latin1: `café crème ${filler}`,
+        wide: `日本語 🎉 ${filler}`,
+        last: `${filler}é`,
+      };
+      for (const [kind, text] of Object.entries(texts)) {
+        const userId = uniqueId(`large-${kind}`);
+        const written = Array.from({ length: 40 }, (_, i) =>
+          makeConversation({ userId, updatedAt: isoAt(i * 1000), messages: [{ text }, { text }] }),
+        );
+        await Promise.all(written.map((c) => store.set(c.externalId, c)));
+        const expected = written.reverse().map(persisted);
+        const lists = [];
+        for (let i = 0; i < 3; i++) lists.push(await store.listByUser(userId));
+        collectGarbage();
+        for (const listed of lists) assert.deepEqual(listed, expected, kind);
+        assert.ok(JSON.stringify(lists[0]).length > 64 * 1024, `${kind}: the list is past 64 KB`);
+      }
     });
 
     it('listByUser respects a custom listLimit', async () => {

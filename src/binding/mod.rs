@@ -6,6 +6,7 @@ mod credentials;
 mod options;
 mod runtime;
 mod stats;
+mod text;
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -24,6 +25,7 @@ use crate::store::{
 
 pub use credentials::NativeCredentials;
 pub use options::NativeStoreOptions;
+use text::JsonText;
 
 fn js_error(error: StoreError) -> Error {
     Error::new(Status::GenericFailure, error.to_string())
@@ -286,10 +288,10 @@ impl NativeRedisStore {
         &self,
         env: &'env Env,
         user_id: String,
-    ) -> Result<PromiseRaw<'env, String>> {
+    ) -> Result<PromiseRaw<'env, JsonText>> {
         let calls = (Operation::ListByUser, 1);
         spawn_call(env, &self.store, calls, |call| async move {
-            call.store().list_by_user(&user_id).await
+            call.store().list_by_user(&user_id).await.map(JsonText)
         })
     }
 

@@ -1,0 +1,127 @@
+//! JSON text handed to JavaScript without a copy into V8's heap, where Node can.
+//!
+//! A list's JSON (about 500 KB for 50 conversations) made with `napi_create_string_utf8` is
+//! decoded from UTF-8 and copied into a fresh V8 string. One that big goes to V8's
+//! large-object space: an mmap'd region per string, faulted in page by page, and counted
+//! against the old generation, so lists drive full GCs. An external one-byte string keeps the
+//! bytes where Rust put them and V8 reads them in place; its finalizer frees them when the
+//! string dies. README, "Performance", has the figures.
+//!
+//! `node_api_create_external_string_latin1` is in Node from 20.4 (18.18) on. It is looked up
+//! when first needed instead of linked: the addon is linked with immediate binding, so a
+//! symbol the running Node lacks would fail the load itself.
+
+use std::ffi::{c_char, c_void};
+use std::ptr;
+use std::sync::OnceLock;
+
+use napi::bindgen_prelude::{ToNapiValue, TypeName, ValidateNapiValue};
+use napi::{sys, Result, ValueType};
+
+/// Text shorter than this is copied as usual: the external string's bookkeeping (a finalizer
+/// and an entry in V8's external string table) would cost more than the copy saves.
+const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
+
+/// JSON text for JavaScript: an external one-byte string when it is long and ASCII (Latin-1
+/// is a superset of ASCII, so the bytes are the string), else a copied UTF-8 string.
+pub struct JsonText(pub String);
+
+type CreateExternalLatin1 = unsafe extern "C" fn(
+    env: sys::napi_env,
+    text: *mut c_char,
+    length: usize,
+    finalize: sys::napi_finalize,
+    hint: *mut c_void,
+    result: *mut sys::napi_value,
+    copied: *mut bool,
+) -> sys::napi_status;
+
+/// The running Node's `node_api_create_external_string_latin1`, if it has one.
+fn create_external_latin1() -> Option<CreateExternalLatin1> {
+    static CREATE: OnceLock<Option<CreateExternalLatin1>> = OnceLock::new();
+    *CREATE.get_or_init(|| {
+        #[cfg(unix)]
+        let host = libloading::os::unix::Library::this();
+        #[cfg(windows)]
+        let host = libloading::os::windows::Library::this().ok()?;
+        // SAFETY: the symbol, where Node has it, has this signature (node_api.h).
+        let symbol = unsafe {
+            host.get::<CreateExternalLatin1>(b"node_api_create_external_string_latin1\0")
+        };
+        // The host is the process itself, loaded for as long as the process lives.
+        let create = symbol.ok().map(|symbol| *symbol);
+        std::mem::forget(host);
+        create
+    })
+}
+
+/// Frees the bytes of an external string V8 no longer needs (or has copied).
+unsafe extern "C" fn free_text(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the `Box<Vec<u8>>` leaked in `external`, handed back exactly once.
+    drop(unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) });
+}
+
+/// An external one-byte string over `text`'s bytes, or the text back when Node cannot make one.
+unsafe fn external(
+    env: sys::napi_env,
+    text: String,
+) -> std::result::Result<sys::napi_value, String> {
+    let Some(create) = create_external_latin1() else {
+        return Err(text);
+    };
+    let bytes = Box::new(text.into_bytes());
+    let (data, length) = (bytes.as_ptr(), bytes.len());
+    let hint = Box::into_raw(bytes);
+    let mut value = ptr::null_mut();
+    let mut copied = false;
+    // SAFETY: `data` stays valid until `free_text` runs, which Node does once, when the string
+    // dies or, if it copied the bytes, at once.
+    let status = unsafe {
+        create(
+            env,
+            data.cast_mut().cast(),
+            length,
+            Some(free_text),
+            hint.cast(),
+            &mut value,
+            &mut copied,
+        )
+    };
+    if status == sys::Status::napi_ok {
+        return Ok(value);
+    }
+    // On failure Node never calls the finalizer: the bytes are still ours.
+    // SAFETY: `hint` came from `Box::into_raw` above and was not handed over.
+    let bytes = unsafe { Box::from_raw(hint) };
+    // SAFETY: these are the bytes of a `String`.
+    Err(unsafe { String::from_utf8_unchecked(*bytes) })
+}
+
+impl ToNapiValue for JsonText {
+    unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
+        let text = value.0;
+        let text = if text.len() >= EXTERNAL_MIN_BYTES && text.is_ascii() {
+            // SAFETY: called on the JavaScript thread with its env, as every to_napi_value is.
+            match unsafe { external(env, text) } {
+                Ok(value) => return Ok(value),
+                Err(text) => text,
+            }
+        } else {
+            text
+        };
+        // SAFETY: as above.
+        unsafe { String::to_napi_value(env, text) }
+    }
+}
+
+impl TypeName for JsonText {
+    fn type_name() -> &'static str {
+        "string"
+    }
+
+    fn value_type() -> ValueType {
+        ValueType::String
+    }
+}
+
+impl ValidateNapiValue for JsonText {}
