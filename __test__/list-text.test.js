@@ -1,0 +1,128 @@
+'use strict';
+// How a list's JSON reaches JavaScript (src/binding/text.rs): past 64 KB of ASCII as an
+// external one-byte string over the addon's own bytes, which V8 is told about so that a
+// full GC frees them in time; anything else copied. Checked in a child process, where V8's
+// natives syntax can say what kind of string it got and a GC can be forced.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFile } = require('node:child_process');
+const path = require('node:path');
+
+const { RedisConversationStore } = require('..');
+const { startRedis, stopAll } = require('../support/redis');
+const { makeConversation, isoAt, uniqueId, persisted } = require('../support/conversations');
+const { silentLogger } = require('../support/observe');
+
+let server;
+before(async () => {
+  server = await startRedis();
+});
+after(stopAll);
+
+/** Writes `count` conversations of a new user whose messages carry `text`. */
+async function seed(text, count) {
+  const store = new RedisConversationStore(server.url, { tls: { ca: server.caPem }, logger: silentLogger });
+  await store.ready();
+  const userId = uniqueId('list-text');
+  const written = Array.from({ length: count }, (_, i) =>
+    makeConversation({ userId, updatedAt: isoAt(i * 1000), messages: [{ text }, { text }] }),
+  );
+  await Promise.all(written.map((c) => store.set(c.externalId, c)));
+  await store.close();
+  return { userId, expected: written.reverse().map(persisted) };
+}
+
+/**
+ * Runs `body` (an async function's text, given `native`, `userId` and `report`) in a child
+ * Node with natives syntax and gc(); resolves with what it reported and its stdout, where
+ * `%DebugPrint` writes a string's map (its type names the representation).
+ */
+function inChild(userId, body) {
+  const script = `
+    const { NativeRedisStore } = require(${JSON.stringify(path.join(__dirname, '..', 'binding.js'))});
+    (async () => {
+      const native = new NativeRedisStore(process.env.URL, { tls: { ca: process.env.CA } }, () => {}, null, null);
+      await native.ready();
+      const result = {};
+      const report = (name, value) => { result[name] = value; };
+      await (${body})(native, process.env.USER_ID, report);
+      await native.close();
+      process.stderr.write('RESULT ' + JSON.stringify(result) + '\\n');
+    })().catch((error) => { console.error(error); process.exit(1); });
+  `;
+  return new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ['--allow-natives-syntax', '--expose-gc', '-e', script],
+      {
+        env: { ...process.env, URL: server.url, CA: server.caPem, USER_ID: userId },
+        maxBuffer: 256 * 1024 * 1024,
+        timeout: 120_000,
+      },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`${error.message}\n${stderr.slice(-2000)}`));
+        const line = stderr.split('\n').find((l) => l.startsWith('RESULT '));
+        if (!line) return reject(new Error(`no result:\n${stderr.slice(-2000)}`));
+        resolve({ result: JSON.parse(line.slice('RESULT '.length)), stdout });
+      },
+    );
+  });
+}
+
+test('a list of more than 64 KB of ASCII is an external string that outlives a GC intact', async () => {
+  const { userId, expected } = await seed(`plain ${'x'.repeat(2000)}`, 40);
+  const { result, stdout } = await inChild(
+    userId,
+    `async (native, userId, report) => {
+      const text = await native.listByUser(userId);
+      report('length', text.length);
+      gc();
+      gc();
+      report('parsed', JSON.parse(text));
+      %DebugPrint(text);
+    }`,
+  );
+  assert.ok(result.length > 64 * 1024, `the list is ${result.length} chars`);
+  assert.deepEqual(result.parsed, expected);
+  assert.match(stdout, /type: EXTERNAL_ONE_BYTE_STRING_TYPE/);
+});
+
+test('a list with one non-ASCII character is copied, and reads back exactly', async () => {
+  const { userId, expected } = await seed(`${'x'.repeat(2000)} café`, 40);
+  const { result, stdout } = await inChild(
+    userId,
+    `async (native, userId, report) => {
+      const text = await native.listByUser(userId);
+      report('parsed', JSON.parse(text));
+      %DebugPrint(text);
+    }`,
+  );
+  assert.deepEqual(result.parsed, expected);
+  assert.doesNotMatch(stdout, /EXTERNAL/);
+});
+
+test("V8 counts the external lists' bytes: they are freed as lists go on, not piled up", async () => {
+  // ~180 KB a list, 1,500 lists: 270 MB if nothing freed them before the end.
+  const { userId } = await seed(`plain ${'x'.repeat(2000)}`, 40);
+  const { result } = await inChild(
+    userId,
+    `async (native, userId, report) => {
+      let peak = 0;
+      let length = 0;
+      for (let i = 0; i < 1500; i++) {
+        const text = await native.listByUser(userId);
+        length = text.length;
+        peak = Math.max(peak, process.memoryUsage().external);
+      }
+      report('length', length);
+      report('peakExternal', peak);
+    }`,
+  );
+  assert.ok(result.length > 64 * 1024);
+  const total = result.length * 1500;
+  assert.ok(
+    result.peakExternal < total / 2,
+    `external memory peaked at ${(result.peakExternal / 2 ** 20).toFixed(0)} MB of ${(total / 2 ** 20).toFixed(0)} MB listed`,
+  );
+});
