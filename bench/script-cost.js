@@ -1,7 +1,7 @@
 'use strict';
 // What one set costs redis-server, in instructions (callgrind, so the machine's load does not
-// move the figure): the set as the store sends it (src/store/scripts/set.lua), the former
-// script that took the document as an argument, empty scripts, and the
+// move the figure): the set as the store sends it (src/store/scripts/set.lua), the same
+// without MULTI/EXEC, the previous and the former set scripts, empty scripts, and the
 // MULTI/EXEC of ioredis + Zod, with the bench's documents, on a scratch plain-TCP
 // redis-server under valgrind, every key already written.
 //
@@ -58,6 +58,12 @@ const VARIANTS = {
   'MULTI, SET pending key, EVALSHA set.lua, EXEC (as the store sends it)': (c, s, d, i) =>
     c
       .multi()
+      .set(pendingOf(d), d.json, 'EX', TTL)
+      .evalsha(s.set, ...setArgs(d, i))
+      .exec(),
+  'SET pending key, EVALSHA set.lua, pipelined without MULTI': (c, s, d, i) =>
+    c
+      .pipeline()
       .set(pendingOf(d), d.json, 'EX', TTL)
       .evalsha(s.set, ...setArgs(d, i))
       .exec(),
@@ -129,7 +135,11 @@ async function measure(name, run, docs, sets, dir) {
       const worker = async () => {
         while (next < count) {
           const i = next++;
-          await run(client, shas, docs[i % docs.length], offset + i);
+          const result = await run(client, shas, docs[i % docs.length], offset + i);
+          // A transaction or pipeline resolves with [error, reply] pairs: a failed call
+          // (NOSCRIPT, wrong arguments) must not pass for a cheap one.
+          const failed = Array.isArray(result) && result.find((pair) => Array.isArray(pair) && pair[0]);
+          if (failed) throw new Error(`${name}: ${failed[0].message}`);
         }
       };
       await Promise.all(Array.from({ length: 8 }, worker));

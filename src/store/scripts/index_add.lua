@@ -9,12 +9,8 @@ local index_type = redis.call('TYPE', KEYS[1])['ok']
 if index_type ~= 'none' and index_type ~= 'zset' then
   return redis.error_reply('WRONGTYPE index')
 end
-local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
--- Only a new entry can take the index past listLimit (set.lua does the same).
-if added == 0 then
-  return {}
-end
 local size = redis.call('ZCARD', KEYS[1])
 if size <= tonumber(ARGV[4]) then
   return {}
