@@ -1,7 +1,8 @@
 'use strict';
-// How a list's JSON reaches JavaScript (src/binding/text.rs): past 64 KB of ASCII as an
-// external one-byte string over the addon's own bytes, which V8 is told about so that a
-// full GC frees them in time; anything else copied. Checked in a child process, where V8's
+// How a list's JSON reaches JavaScript (src/binding/text.rs): past 64 KB, as an external
+// one-byte string over the addon's own bytes (Latin-1 JSON, other characters escaped),
+// which V8 is told about so that a full GC frees them in time; text mostly past U+00FF, or
+// shorter, copied. Checked in a child process, where V8's
 // natives syntax can say what kind of string it got and a GC can be forced.
 
 const { test, before, after } = require('node:test');
@@ -88,16 +89,33 @@ test('a list of more than 64 KB of ASCII is an external string that outlives a G
   assert.match(stdout, /type: EXTERNAL_ONE_BYTE_STRING_TYPE/);
 });
 
-test('a list with one non-ASCII character is copied, and reads back exactly', async () => {
-  const { userId, expected } = await seed(`${'x'.repeat(2000)} café`, 40);
+test('a list with Latin-1 and other characters goes as Latin-1 JSON, external, and reads back exactly', async () => {
+  const { userId, expected } = await seed(`${'x'.repeat(2000)} café “quoted” 🎉 ÿ`, 40);
   const { result, stdout } = await inChild(
     userId,
     `async (native, userId, report) => {
       const text = await native.listByUser(userId);
+      gc();
       report('parsed', JSON.parse(text));
       %DebugPrint(text);
     }`,
   );
+  assert.deepEqual(result.parsed, expected);
+  assert.match(stdout, /type: EXTERNAL_ONE_BYTE_STRING_TYPE/);
+});
+
+test('a list mostly past U+00FF (escaped, it would grow by more than a quarter) is copied, and reads back exactly', async () => {
+  const { userId, expected } = await seed('日本語のテキスト'.repeat(300), 20);
+  const { result, stdout } = await inChild(
+    userId,
+    `async (native, userId, report) => {
+      const text = await native.listByUser(userId);
+      report('length', text.length);
+      report('parsed', JSON.parse(text));
+      %DebugPrint(text);
+    }`,
+  );
+  assert.ok(result.length > 64 * 1024, `the list is ${result.length} chars`);
   assert.deepEqual(result.parsed, expected);
   assert.doesNotMatch(stdout, /EXTERNAL/);
 });

@@ -6,6 +6,7 @@
 
 mod conn;
 mod error;
+mod json_text;
 mod log;
 mod schema;
 mod store;

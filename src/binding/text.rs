@@ -5,7 +5,9 @@
 //! large-object space: an mmap'd region per string, faulted in page by page, and counted
 //! against the old generation, so lists drive full GCs. An external one-byte string keeps the
 //! bytes where Rust put them and V8 reads them in place; its finalizer frees them when the
-//! string dies. README, "Performance", has the figures.
+//! string dies. Text beyond ASCII goes as Latin-1 JSON meaning the same
+//! (`crate::json_text`), unless that would make it more than a quarter longer. README,
+//! "Performance", has the figures.
 //!
 //! `node_api_create_external_string_latin1` is in Node from 20.4 (18.18) on. It is looked up
 //! when first needed instead of linked: the addon is linked with immediate binding, so a
@@ -24,14 +26,16 @@ use std::ptr;
 use std::sync::OnceLock;
 
 use napi::bindgen_prelude::{ToNapiValue, TypeName};
-use napi::{sys, Result, ValueType};
+use napi::{check_status, sys, Result, ValueType};
+
+use crate::json_text::into_latin1_json;
 
 /// Text shorter than this is copied as usual: the external string's bookkeeping (a finalizer
 /// and an entry in V8's external string table) would cost more than the copy saves.
 const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
 
-/// JSON text for JavaScript: an external one-byte string when it is long and ASCII (Latin-1
-/// is a superset of ASCII, so the bytes are the string), else a copied UTF-8 string.
+/// JSON text for JavaScript: past `EXTERNAL_MIN_BYTES`, an external one-byte string of its
+/// Latin-1 form; else (or when Node has no external strings) a copied string.
 pub struct JsonText(pub String);
 
 type CreateExternalLatin1 = unsafe extern "C" fn(
@@ -97,15 +101,14 @@ unsafe extern "C" fn free_text(_env: sys::napi_env, _data: *mut c_void, hint: *m
     let _ = FREED.try_with(|freed| freed.set(freed.get() + length));
 }
 
-/// An external one-byte string over `text`'s bytes, or the text back when Node cannot make one.
+/// An external one-byte string over `bytes` (Latin-1), or the bytes back when Node cannot
+/// make one.
 unsafe fn external(
     env: sys::napi_env,
-    text: String,
-) -> std::result::Result<sys::napi_value, String> {
-    let Some(create) = create_external_latin1() else {
-        return Err(text);
-    };
-    let bytes = Box::new(text.into_bytes());
+    create: CreateExternalLatin1,
+    bytes: Vec<u8>,
+) -> std::result::Result<sys::napi_value, Vec<u8>> {
+    let bytes = Box::new(bytes);
     let (data, length) = (bytes.as_ptr(), bytes.len());
     let hint = Box::into_raw(bytes);
     let mut value = ptr::null_mut();
@@ -135,26 +138,37 @@ unsafe fn external(
     }
     // On failure Node never calls the finalizer: the bytes are still ours.
     // SAFETY: `hint` came from `Box::into_raw` above and was not handed over.
-    let bytes = unsafe { Box::from_raw(hint) };
-    // SAFETY: these are the bytes of a `String`.
-    Err(unsafe { String::from_utf8_unchecked(*bytes) })
+    Err(*unsafe { Box::from_raw(hint) })
 }
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
         let text = value.0;
-        let text = if text.len() >= EXTERNAL_MIN_BYTES && text.is_ascii() {
-            // SAFETY: called on the JavaScript thread with its env, as every to_napi_value is.
-            match unsafe { external(env, text) } {
-                Ok(value) => return Ok(value),
-                Err(text) => text,
-            }
-        } else {
-            text
+        // SAFETY (each call below): on the JavaScript thread with its env, as every
+        // to_napi_value is.
+        let create = match create_external_latin1() {
+            Some(create) if text.len() >= EXTERNAL_MIN_BYTES => create,
+            _ => return unsafe { String::to_napi_value(env, text) },
         };
-        // SAFETY: as above.
-        unsafe { String::to_napi_value(env, text) }
+        let latin1 = match into_latin1_json(text) {
+            Ok(latin1) => latin1,
+            Err(text) => return unsafe { String::to_napi_value(env, text) },
+        };
+        match unsafe { external(env, create, latin1) } {
+            Ok(value) => Ok(value),
+            Err(latin1) => unsafe { latin1_copy(env, &latin1) },
+        }
     }
+}
+
+/// A one-byte string copied from Latin-1 bytes.
+unsafe fn latin1_copy(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
+    let mut value = ptr::null_mut();
+    // SAFETY: on the JavaScript thread with its env; `bytes` is read before this returns.
+    check_status!(unsafe {
+        sys::napi_create_string_latin1(env, bytes.as_ptr().cast(), bytes.len() as isize, &mut value)
+    })?;
+    Ok(value)
 }
 
 impl TypeName for JsonText {

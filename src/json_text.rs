@@ -1,0 +1,131 @@
+//! JSON text as Latin-1 bytes, for V8 to read as a one-byte string in place
+//! (`src/binding/text.rs`).
+//!
+//! In JSON text a character beyond ASCII can only stand inside a string, where `\uXXXX` means
+//! the same character: so every character up to U+00FF becomes its Latin-1 byte, and every
+//! other one its `\u` escape (two, a surrogate pair, beyond U+FFFF). `JSON.parse` of the
+//! result gives exactly what it gives of the UTF-8 text.
+
+/// `json` as Latin-1 JSON text meaning the same, or `json` back when that would be more than
+/// a quarter longer. ASCII text is returned as is, without a copy.
+pub fn into_latin1_json(json: String) -> Result<Vec<u8>, String> {
+    if json.is_ascii() {
+        return Ok(json.into_bytes());
+    }
+    // Text with many characters past U+00FF (three UTF-8 bytes, six escaped) is handed over
+    // as UTF-8 instead.
+    let limit = json.len() + json.len() / 4;
+    let mut out = Vec::with_capacity(json.len());
+    let mut rest = json.as_str();
+    while !rest.is_empty() {
+        let ascii = ascii_prefix(rest.as_bytes());
+        out.extend_from_slice(&rest.as_bytes()[..ascii]);
+        rest = &rest[ascii..];
+        let mut chars = rest.chars();
+        let Some(c) = chars.next() else { break };
+        rest = chars.as_str();
+        if let Ok(byte) = u8::try_from(u32::from(c)) {
+            out.push(byte);
+        } else {
+            let mut units = [0u16; 2];
+            for unit in c.encode_utf16(&mut units) {
+                push_escape(&mut out, *unit);
+            }
+        }
+        if out.len() > limit {
+            return Err(json);
+        }
+    }
+    Ok(out)
+}
+
+/// The length of the ASCII run `bytes` starts with, 16 bytes at a time while it lasts.
+fn ascii_prefix(bytes: &[u8]) -> usize {
+    let whole = bytes
+        .chunks_exact(16)
+        .take_while(|chunk| chunk.is_ascii())
+        .count()
+        * 16;
+    whole
+        + bytes[whole..]
+            .iter()
+            .take_while(|byte| byte.is_ascii())
+            .count()
+}
+
+fn push_escape(out: &mut Vec<u8>, unit: u16) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.extend_from_slice(b"\\u");
+    for shift in [12, 8, 4, 0] {
+        out.push(HEX[usize::from((unit >> shift) & 0xf)]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::into_latin1_json;
+
+    /// Latin-1 bytes as the string V8 would see: one character per byte.
+    fn as_latin1(bytes: &[u8]) -> String {
+        bytes.iter().map(|&b| char::from(b)).collect()
+    }
+
+    #[test]
+    fn ascii_passes_through_without_a_copy() {
+        let json = String::from(r#"{"text":"plain"}"#);
+        let pointer = json.as_ptr();
+        let bytes = into_latin1_json(json).unwrap();
+        assert_eq!(bytes.as_ptr(), pointer);
+    }
+
+    #[test]
+    fn latin1_characters_become_their_byte_and_others_escapes() {
+        let filler = "x".repeat(40);
+        let json = format!(r#"["{filler}","café","日","🎉"]"#);
+        let bytes = into_latin1_json(json).unwrap();
+        assert_eq!(
+            as_latin1(&bytes),
+            format!("[\"{filler}\",\"caf\u{e9}\",\"\\u65e5\",\"\\ud83c\\udf89\"]")
+        );
+    }
+
+    #[test]
+    fn text_mostly_past_latin1_stays_utf8() {
+        let json = format!("[\"{}\"]", "日本語".repeat(100));
+        assert_eq!(into_latin1_json(json.clone()), Err(json));
+    }
+
+    proptest! {
+        /// Whatever the strings, the Latin-1 form parses to the same JSON value.
+        #[test]
+        fn the_latin1_form_means_the_same(
+            strings in prop::collection::vec("[a-z\"\\\\\u{0}-\u{1f}\u{80}-\u{ff}]{0,40}|.{0,4}", 0..8),
+            filler in 0usize..64,
+        ) {
+            let value = serde_json::json!({
+                "filler": "x".repeat(filler),
+                "strings": strings,
+            });
+            let json = serde_json::to_string(&value).unwrap();
+            match into_latin1_json(json.clone()) {
+                Ok(bytes) => {
+                    let reread: serde_json::Value =
+                        serde_json::from_str(&as_latin1(&bytes)).unwrap();
+                    prop_assert_eq!(reread, value);
+                }
+                Err(back) => prop_assert_eq!(back, json),
+            }
+        }
+
+        /// Text with nothing past U+00FF always has a Latin-1 form, one byte a character.
+        #[test]
+        fn latin1_text_always_converts(text in "[\u{0}-\u{ff}]{0,200}") {
+            let json = serde_json::to_string(&text).unwrap();
+            let bytes = into_latin1_json(json).unwrap();
+            let reread: String = serde_json::from_str(&as_latin1(&bytes)).unwrap();
+            prop_assert_eq!(reread, text);
+        }
+    }
+}
