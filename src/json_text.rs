@@ -36,6 +36,12 @@ pub fn into_latin1_json(json: String) -> Result<Vec<u8>, String> {
             return Err(json);
         }
     }
+    // The ASCII after the last escape counts too.
+    if out.len() > limit {
+        return Err(json);
+    }
+    // Escapes may have doubled the buffer; an external string holds all of it.
+    out.shrink_to_fit();
     Ok(out)
 }
 
@@ -95,6 +101,17 @@ mod tests {
     fn text_mostly_past_latin1_stays_utf8() {
         let json = format!("[\"{}\"]", "日本語".repeat(100));
         assert_eq!(into_latin1_json(json.clone()), Err(json));
+    }
+
+    #[test]
+    fn the_limit_counts_the_ascii_after_the_last_escape() {
+        // 100 characters of 3 UTF-8 bytes (300) become 600 escaped; with 700 bytes of ASCII
+        // after them the UTF-8 text is 1,006 bytes and the Latin-1 one 1,306: past 1.25×.
+        let json = format!("[\"{}\",\"{}\"]", "日".repeat(100), "x".repeat(700));
+        assert_eq!(into_latin1_json(json.clone()), Err(json));
+        // With 1,200 bytes of ASCII it is 1,506 against 1,806: within.
+        let json = format!("[\"{}\",\"{}\"]", "日".repeat(100), "x".repeat(1200));
+        assert!(into_latin1_json(json).is_ok());
     }
 
     proptest! {

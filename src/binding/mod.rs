@@ -291,7 +291,10 @@ impl NativeRedisStore {
     ) -> Result<PromiseRaw<'env, JsonText>> {
         let calls = (Operation::ListByUser, 1);
         spawn_call(env, &self.store, calls, |call| async move {
-            call.store().list_by_user(&user_id).await.map(JsonText)
+            call.store()
+                .list_by_user(&user_id)
+                .await
+                .map(JsonText::from)
         })
     }
 

@@ -34,9 +34,27 @@ use crate::json_text::into_latin1_json;
 /// and an entry in V8's external string table) would cost more than the copy saves.
 const EXTERNAL_MIN_BYTES: usize = 64 * 1024;
 
-/// JSON text for JavaScript: past `EXTERNAL_MIN_BYTES`, an external one-byte string of its
-/// Latin-1 form; else (or when Node has no external strings) a copied string.
-pub struct JsonText(pub String);
+/// JSON text for JavaScript, made ready on tokio's thread (the Latin-1 form of a list can
+/// take a millisecond, which the JavaScript thread should not pay).
+pub enum JsonText {
+    /// Latin-1 JSON meaning the same, for an external one-byte string.
+    Latin1(Vec<u8>),
+    /// Text to copy: shorter than `EXTERNAL_MIN_BYTES`, mostly past U+00FF, or for a Node
+    /// without external strings.
+    Utf8(String),
+}
+
+impl From<String> for JsonText {
+    fn from(text: String) -> Self {
+        if text.len() < EXTERNAL_MIN_BYTES || create_external_latin1().is_none() {
+            return JsonText::Utf8(text);
+        }
+        match into_latin1_json(text) {
+            Ok(latin1) => JsonText::Latin1(latin1),
+            Err(text) => JsonText::Utf8(text),
+        }
+    }
+}
 
 type CreateExternalLatin1 = unsafe extern "C" fn(
     env: sys::napi_env,
@@ -95,10 +113,10 @@ thread_local! {
 unsafe extern "C" fn free_text(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the `Box<Vec<u8>>` leaked in `external`, handed back exactly once.
     let bytes = unsafe { Box::from_raw(hint.cast::<Vec<u8>>()) };
-    let length = bytes.len() as i64;
+    let held = bytes.capacity() as i64;
     drop(bytes);
     // Never fails: at thread exit the count has no one left to tell.
-    let _ = FREED.try_with(|freed| freed.set(freed.get() + length));
+    let _ = FREED.try_with(|freed| freed.set(freed.get() + held));
 }
 
 /// An external one-byte string over `bytes` (Latin-1), or the bytes back when Node cannot
@@ -109,7 +127,7 @@ unsafe fn external(
     bytes: Vec<u8>,
 ) -> std::result::Result<sys::napi_value, Vec<u8>> {
     let bytes = Box::new(bytes);
-    let (data, length) = (bytes.as_ptr(), bytes.len());
+    let (data, length, held) = (bytes.as_ptr(), bytes.len(), bytes.capacity());
     let hint = Box::into_raw(bytes);
     let mut value = ptr::null_mut();
     let mut copied = false;
@@ -127,13 +145,14 @@ unsafe fn external(
         )
     };
     if status == sys::Status::napi_ok {
-        // What this string holds, less what strings since freed: V8 weighs it when it
-        // decides on a full GC. (Should Node have copied, the finalizer has already run.)
+        // What this string holds (its allocation), less what strings since freed: V8 weighs
+        // it when it decides on a full GC. (Should Node have copied, the finalizer has
+        // already run.)
         let freed = FREED.with(|freed| freed.replace(0));
         let mut total = 0;
         // SAFETY: on the JavaScript thread with its env. A failure only leaves V8's
         // estimate where it was.
-        unsafe { sys::napi_adjust_external_memory(env, length as i64 - freed, &mut total) };
+        unsafe { sys::napi_adjust_external_memory(env, held as i64 - freed, &mut total) };
         return Ok(value);
     }
     // On failure Node never calls the finalizer: the bytes are still ours.
@@ -143,20 +162,20 @@ unsafe fn external(
 
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
-        let text = value.0;
         // SAFETY (each call below): on the JavaScript thread with its env, as every
         // to_napi_value is.
-        let create = match create_external_latin1() {
-            Some(create) if text.len() >= EXTERNAL_MIN_BYTES => create,
-            _ => return unsafe { String::to_napi_value(env, text) },
-        };
-        let latin1 = match into_latin1_json(text) {
-            Ok(latin1) => latin1,
-            Err(text) => return unsafe { String::to_napi_value(env, text) },
-        };
-        match unsafe { external(env, create, latin1) } {
-            Ok(value) => Ok(value),
-            Err(latin1) => unsafe { latin1_copy(env, &latin1) },
+        match value {
+            JsonText::Utf8(text) => unsafe { String::to_napi_value(env, text) },
+            JsonText::Latin1(latin1) => {
+                let made = match create_external_latin1() {
+                    Some(create) => unsafe { external(env, create, latin1) },
+                    None => Err(latin1),
+                };
+                match made {
+                    Ok(value) => Ok(value),
+                    Err(latin1) => unsafe { latin1_copy(env, &latin1) },
+                }
+            }
         }
     }
 }
