@@ -1,5 +1,4 @@
-//! JSON text as Latin-1 bytes, for V8 to read as a one-byte string in place
-//! (`src/binding/text.rs`).
+//! JSON text as Latin-1 bytes, for V8 to make a one-byte string of (`src/binding/text.rs`).
 //!
 //! In JSON text a character beyond ASCII can only stand inside a string, where `\uXXXX` means
 //! the same character: so every character up to U+00FF becomes its Latin-1 byte, and every
@@ -40,8 +39,6 @@ pub fn into_latin1_json(json: String) -> Result<Vec<u8>, String> {
     if out.len() > limit {
         return Err(json);
     }
-    // Escapes may have doubled the buffer; an external string holds all of it.
-    out.shrink_to_fit();
     Ok(out)
 }
 

@@ -104,8 +104,7 @@ fn check_stored(key: &str, bytes: Vec<u8>) -> StoreResult<(String, ConversationS
 /// Joins validated JSON records into one JSON array, so JavaScript parses a list in one call.
 fn json_array<'a>(records: impl IntoIterator<Item = &'a str, IntoIter: Clone>) -> String {
     let records = records.into_iter();
-    // Sized at once: a list's ~500 KB would otherwise be copied as it doubles, and hold up
-    // to twice its length (an external string's bytes are all V8 is told of).
+    // Sized at once: a list's ~500 KB would otherwise be copied each time it doubles.
     let length = records
         .clone()
         .map(|record| record.len() + 1)
