@@ -59,7 +59,7 @@ export declare class NativeRedisStore {
 
 /**
  * What each call of a batch came to, index by index: `values[i]` unless `errors[i]` is set
- * (a `STORE_…: message` text, as in a rejection).
+ * (a `STORE_…: message` text, as in a rejection). Only ever handed to JavaScript.
  */
 export interface BatchReply {
   values: Array<string | undefined | null>

@@ -71,14 +71,16 @@ fn js_logger(log: Function<FnArgs<(String, String)>, ()>) -> Result<Logger> {
 }
 
 /// What each call of a batch came to, index by index: `values[i]` unless `errors[i]` is set
-/// (a `STORE_…: message` text, as in a rejection).
-#[napi(object)]
+/// (a `STORE_…: message` text, as in a rejection). Only ever handed to JavaScript.
+#[napi(object, object_from_js = false)]
 pub struct BatchReply {
-    pub values: Vec<Option<String>>,
+    #[napi(ts_type = "Array<string | undefined | null>")]
+    pub values: Vec<Option<JsonText>>,
     pub errors: Vec<Option<String>>,
 }
 
 impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
+    /// Runs on tokio's thread: each value's Latin-1 rewrite (`JsonText`) is done here.
     fn from(outcomes: Vec<StoreResult<Option<String>>>) -> Self {
         let mut reply = BatchReply {
             values: Vec::with_capacity(outcomes.len()),
@@ -86,7 +88,7 @@ impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
         };
         for outcome in outcomes {
             let (value, error) = match outcome {
-                Ok(value) => (value, None),
+                Ok(value) => (value.map(JsonText::from), None),
                 Err(error) => (None, Some(error.to_string())),
             };
             reply.values.push(value);
@@ -218,9 +220,10 @@ impl NativeRedisStore {
         &self,
         env: &'env Env,
         id: String,
-    ) -> Result<PromiseRaw<'env, Option<String>>> {
+    ) -> Result<PromiseRaw<'env, Option<JsonText>>> {
         spawn_call(env, &self.store, (Operation::Get, 1), |call| async move {
-            call.store().get(&id).await
+            let json = call.store().get(&id).await?;
+            Ok(json.map(JsonText::from))
         })
     }
 
@@ -325,9 +328,10 @@ impl NativeMemoryStore {
         self.store.status().into()
     }
 
-    #[napi(catch_unwind)]
-    pub fn get(&self, id: String) -> Result<Option<String>> {
-        self.store.get(&id).map_err(js_error)
+    #[napi(catch_unwind, ts_return_type = "string | null")]
+    pub fn get(&self, id: String) -> Result<Option<JsonText>> {
+        let json = self.store.get(&id).map_err(js_error)?;
+        Ok(json.map(JsonText::from))
     }
 
     #[napi(catch_unwind)]
@@ -340,9 +344,12 @@ impl NativeMemoryStore {
         self.store.delete(&id).map_err(js_error)
     }
 
-    #[napi(catch_unwind)]
-    pub fn list_by_user(&self, user_id: String) -> Result<String> {
-        self.store.list_by_user(&user_id).map_err(js_error)
+    #[napi(catch_unwind, ts_return_type = "string")]
+    pub fn list_by_user(&self, user_id: String) -> Result<JsonText> {
+        self.store
+            .list_by_user(&user_id)
+            .map(JsonText::from)
+            .map_err(js_error)
     }
 
     #[napi]

@@ -1,12 +1,14 @@
-//! A list's JSON for JavaScript as a one-byte string wherever it can be one.
+//! A conversation's JSON (a get's) or a list's, for JavaScript as a one-byte string wherever
+//! it can be one.
 //!
 //! `napi_create_string_utf8` makes V8 decode the text, and V8 decodes UTF-8 slowly once it
 //! leaves ASCII; a single character past U+00FF (a curly quote, an emoji) turns the whole
-//! list (about 500 KB for 50 conversations) into a two-byte string, twice the size, which
-//! `JSON.parse` then reads. So a list goes as Latin-1 JSON meaning the same
+//! text (about 10 KB a conversation, 500 KB for a list of 50) into a two-byte string, twice
+//! the size, which `JSON.parse` then reads. So the text goes as Latin-1 JSON meaning the same
 //! (`crate::json_text`: a character up to U+00FF as its byte, any other as its `\u` escape),
-//! rewritten on tokio's thread and copied with `napi_create_string_latin1`, unless the
-//! escapes would make it more than a quarter longer (text mostly in CJK scripts, say).
+//! copied with `napi_create_string_latin1`, unless the escapes would make it more than a
+//! quarter longer (text mostly in CJK scripts, say). The Redis store rewrites it on tokio's
+//! thread (`From<String>` in the call's future); the in-memory store, on the caller's.
 //!
 //! An external one-byte string (`node_api_create_external_string_latin1`), which would skip
 //! the copy, was tried and not kept: V8 keeps such strings in old space, so only a full GC
