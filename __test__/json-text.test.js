@@ -49,6 +49,7 @@ const READS = {
   list: 'await native.listByUser(args.userId)',
   get: 'await native.get(args.ids[0])',
   getBatch: '(await native.getBatch(args.ids)).values[1]',
+  lastOfBatch: '(await native.getBatch(args.ids)).values.at(-1)',
   memoryList: 'native.listByUser(args.userId)',
   memoryGet: 'native.get(args.ids[0])',
 };
@@ -121,3 +122,28 @@ for (const [name, text, type] of CASES) {
     assert.deepEqual(await readInChild('memoryGet', { ids, written }), { parsed: expected.at(-1), type });
   });
 }
+
+test('a batch of gets mixing a miss, a corrupt record and non-ASCII hits settles each call alone, the hits one-byte strings', async () => {
+  const { ids, expected } = await seed(MIXED, 2);
+  const [newer, older] = expected;
+  const missing = uniqueId('json-text-miss');
+  const corrupt = uniqueId('json-text-corrupt');
+  await server.cli('SET', `conv:${corrupt}`, 'not json “at all” 🎉');
+  const store = new RedisConversationStore(server.url, { tls: { ca: server.caPem }, logger: silentLogger });
+  try {
+    await store.ready();
+    // Made in one turn of the event loop, so they go as one batch.
+    const settled = await Promise.allSettled([ids[0], missing, corrupt, ids[1]].map((id) => store.get(id)));
+    assert.deepEqual(settled[0], { status: 'fulfilled', value: older });
+    assert.deepEqual(settled[1], { status: 'fulfilled', value: undefined });
+    assert.equal(settled[2].status, 'rejected');
+    assert.equal(settled[2].reason.code, 'STORE_CORRUPT_RECORD');
+    assert.deepEqual(settled[3], { status: 'fulfilled', value: newer });
+  } finally {
+    await store.close();
+  }
+  assert.deepEqual(await readInChild('lastOfBatch', { ids: [missing, corrupt, ids[1]] }), {
+    parsed: newer,
+    type: 'ONE_BYTE_STRING_TYPE',
+  });
+});

@@ -7,7 +7,8 @@
 //! the size, which `JSON.parse` then reads. So the text goes as Latin-1 JSON meaning the same
 //! (`crate::json_text`: a character up to U+00FF as its byte, any other as its `\u` escape),
 //! copied with `napi_create_string_latin1`, unless the escapes would make it more than a
-//! quarter longer (text mostly in CJK scripts, say). The Redis store rewrites it on tokio's
+//! quarter longer (text mostly in Cyrillic, Greek or CJK scripts, say: two or three UTF-8
+//! bytes a character, six escaped), which is counted before anything is written. The Redis store rewrites it on tokio's
 //! thread (`From<String>` in the call's future); the in-memory store, on the caller's.
 //!
 //! An external one-byte string (`node_api_create_external_string_latin1`), which would skip
@@ -22,7 +23,8 @@ use napi::{check_status, sys, Result, ValueType};
 
 use crate::json_text::into_latin1_json;
 
-/// JSON text for JavaScript, made ready on tokio's thread.
+/// JSON text for JavaScript, made ready before the call returns to JavaScript (the Redis
+/// store does it on tokio's thread).
 pub enum JsonText {
     /// Latin-1 JSON meaning the same: a one-byte string, copied as is.
     Latin1(Vec<u8>),
