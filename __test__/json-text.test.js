@@ -2,7 +2,7 @@
 // How a conversation's JSON reaches JavaScript (src/binding/text.rs), from a get, a batch of
 // gets or a list, of either store: as a one-byte string of Latin-1 JSON meaning the same
 // (other characters escaped), unless escaping would make it more than a quarter longer (text
-// mostly past U+00FF), which goes as UTF-8. Checked in a child process, where V8's natives
+// mostly past U+00FF), which goes as UTF-16. Checked in a child process, where V8's natives
 // syntax can say what kind of string it got.
 
 const { test, before, after } = require('node:test');
@@ -23,7 +23,8 @@ after(stopAll);
 
 const ASCII = `plain ${'x'.repeat(2000)}`;
 const MIXED = `${'x'.repeat(2000)} café “quoted” 🎉 ÿ`;
-const WIDE = '日本語のテキスト'.repeat(300);
+// Surrogate pairs and a Latin-1 character too, for the UTF-16 it then goes as.
+const WIDE = '日本語のテキスト é 🎉'.repeat(300);
 
 /** `count` conversations of a new user whose messages carry `text`, newest first. */
 function conversationsOf(text, count) {

@@ -1,15 +1,22 @@
-//! A conversation's JSON (a get's) or a list's, for JavaScript as a one-byte string wherever
-//! it can be one.
+//! A conversation's JSON (a get's) or a list's, for JavaScript, made so that V8 only copies
+//! it.
 //!
 //! `napi_create_string_utf8` makes V8 decode the text, and V8 decodes UTF-8 slowly once it
-//! leaves ASCII; a single character past U+00FF (a curly quote, an emoji) turns the whole
-//! text (about 10 KB a conversation, 500 KB for a list of 50) into a two-byte string, twice
-//! the size, which `JSON.parse` then reads. So the text goes as Latin-1 JSON meaning the same
-//! (`crate::json_text`: a character up to U+00FF as its byte, any other as its `\u` escape),
-//! copied with `napi_create_string_latin1`, unless the escapes would make it more than a
-//! quarter longer (text mostly in Cyrillic, Greek or CJK scripts, say: two or three UTF-8
-//! bytes a character, six escaped), which is counted before anything is written. The Redis store rewrites it on tokio's
-//! thread (`From<String>` in the call's future); the in-memory store, on the caller's.
+//! leaves ASCII: about 50 µs for a conversation of 12 KB in Cyrillic, against 2 µs to copy
+//! the same as UTF-16. A single character past U+00FF (a curly quote, an emoji) also turns the
+//! whole text (about 10 KB a conversation, 500 KB for a list of 50) into a two-byte string,
+//! twice the size, which `JSON.parse` then reads. So the text goes:
+//! - as Latin-1 JSON meaning the same (`crate::json_text`: a character up to U+00FF as its
+//!   byte, any other as its `\u` escape), copied with `napi_create_string_latin1` into a
+//!   one-byte string: ASCII as it is, and text with a few characters past U+00FF;
+//! - else as UTF-16, copied with `napi_create_string_utf16` into the two-byte string V8 would
+//!   have made of it: text whose escapes would make it more than a quarter longer (mostly in
+//!   Cyrillic, Greek or CJK scripts, say: two or three UTF-8 bytes a character, six
+//!   escaped), which is counted before anything is written. Rust's encoder does in about
+//!   8 µs what V8's decoder does in 50.
+//!
+//! The Redis store makes it on tokio's thread (`From<String>` in the call's future); the
+//! in-memory store, on the caller's.
 //!
 //! An external one-byte string (`node_api_create_external_string_latin1`), which would skip
 //! the copy, was tried and not kept: V8 keeps such strings in old space, so only a full GC
@@ -28,15 +35,20 @@ use crate::json_text::into_latin1_json;
 pub enum JsonText {
     /// Latin-1 JSON meaning the same: a one-byte string, copied as is.
     Latin1(Vec<u8>),
-    /// Text mostly past U+00FF: handed over as UTF-8.
-    Utf8(String),
+    /// Text mostly past U+00FF: a two-byte string, copied as is.
+    Utf16(Vec<u16>),
 }
 
 impl From<String> for JsonText {
     fn from(text: String) -> Self {
         match into_latin1_json(text) {
             Ok(latin1) => JsonText::Latin1(latin1),
-            Err(text) => JsonText::Utf8(text),
+            Err(text) => {
+                // Never longer than the UTF-8: one unit for each one to three bytes, two for four.
+                let mut utf16 = Vec::with_capacity(text.len());
+                utf16.extend(text.encode_utf16());
+                JsonText::Utf16(utf16)
+            }
         }
     }
 }
@@ -44,16 +56,28 @@ impl From<String> for JsonText {
 impl ToNapiValue for JsonText {
     unsafe fn to_napi_value(env: sys::napi_env, value: Self) -> Result<sys::napi_value> {
         match value {
-            // SAFETY: on the JavaScript thread with its env, as every to_napi_value is.
-            JsonText::Utf8(text) => unsafe { String::to_napi_value(env, text) },
             JsonText::Latin1(latin1) => {
                 let mut value = ptr::null_mut();
-                // SAFETY: as above; V8 copies the bytes before this returns.
+                // SAFETY: on the JavaScript thread with its env, as every to_napi_value is; V8
+                // copies the bytes before this returns.
                 check_status!(unsafe {
                     sys::napi_create_string_latin1(
                         env,
                         latin1.as_ptr().cast(),
                         latin1.len() as isize,
+                        &mut value,
+                    )
+                })?;
+                Ok(value)
+            }
+            JsonText::Utf16(utf16) => {
+                let mut value = ptr::null_mut();
+                // SAFETY: as above.
+                check_status!(unsafe {
+                    sys::napi_create_string_utf16(
+                        env,
+                        utf16.as_ptr(),
+                        utf16.len() as isize,
                         &mut value,
                     )
                 })?;
