@@ -104,7 +104,7 @@ function readInChild(read, args) {
 const CASES = [
   ['ASCII', ASCII, 'ONE_BYTE_STRING_TYPE'],
   ['Latin-1, curly quotes and an emoji (escaped)', MIXED, 'ONE_BYTE_STRING_TYPE'],
-  ['text mostly past U+00FF (escaped, it would grow by more than a quarter)', WIDE, 'STRING_TYPE'],
+  ['text mostly past U+00FF (escaped, it would grow by more than a quarter: UTF-16 instead)', WIDE, 'STRING_TYPE'],
 ];
 
 for (const [name, text, type] of CASES) {

@@ -44,9 +44,11 @@ impl From<String> for JsonText {
         match into_latin1_json(text) {
             Ok(latin1) => JsonText::Latin1(latin1),
             Err(text) => {
-                // Never longer than the UTF-8: one unit for each one to three bytes, two for four.
+                // At most one unit a UTF-8 byte (one for one to three bytes, two for four); the
+                // rest is given back (for CJK text two thirds of it, untouched).
                 let mut utf16 = Vec::with_capacity(text.len());
                 utf16.extend(text.encode_utf16());
+                utf16.shrink_to_fit();
                 JsonText::Utf16(utf16)
             }
         }
