@@ -80,7 +80,7 @@ pub struct BatchReply {
 }
 
 impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
-    /// Runs on tokio's thread: each value's Latin-1 rewrite (`JsonText`) is done here.
+    /// Runs on tokio's thread: each value is made ready for V8 (`JsonText`) here.
     fn from(outcomes: Vec<StoreResult<Option<String>>>) -> Self {
         let mut reply = BatchReply {
             values: Vec::with_capacity(outcomes.len()),
