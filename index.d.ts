@@ -65,6 +65,11 @@ export interface ConversationStore {
   /** The user's newest conversations first, at most `listLimit`. */
   listByUser(userId: string): Promise<StoredConversation[]>;
   readonly status: StoreStatus;
+  /**
+   * Resolves once the store can serve calls (at once in memory); a server awaits it at
+   * start-up. A Redis store rejects with `STORE_UNAVAILABLE` after `connectTimeoutMs`.
+   */
+  ready(): Promise<void>;
   /** Calls, errors and latency per operation, and the connection's state; never waits. */
   stats(): StoreStats;
   close(): Promise<void>;

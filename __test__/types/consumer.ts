@@ -39,10 +39,12 @@ const memory: ConversationStore = new InMemoryConversationStore({ ttlSeconds: 60
 const chosen: ConversationStore = createConversationStore({ redisUrl: process.env.REDIS_URL, commandTimeoutMs: 500 });
 const stores: ConversationStore[] = [redis, memory, chosen, createConversationStore()];
 
-// ready() exists on both classes, not on the interface.
+// ready() is on the interface, so the store the factory chose can be awaited at start-up.
 const readiness: Promise<void>[] = [
   new InMemoryConversationStore().ready(),
   new RedisConversationStore('rediss://h:6380').ready(),
+  createConversationStore().ready(),
+  ...stores.map((store) => store.ready()),
 ];
 
 const message: NormalizedMessage = {
