@@ -92,12 +92,13 @@ pub(super) fn is_object(raw: &str) -> bool {
     raw.starts_with('{')
 }
 
-/// A safe integer >= 0, judged on the number JS would read (`3.0` is 3, `1e400` is Infinity).
+/// An integer >= 0 as Zod's `z.number().int().nonnegative()` judges the number JS reads
+/// (`Number.isInteger`: `3.0` is 3, `2 ** 53` and `1e300` are integers, `1e400` is Infinity
+/// and is not).
 pub(super) fn is_step(raw: &str) -> bool {
-    const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
     let starts_numeric = raw.starts_with(|c: char| c == '-' || c.is_ascii_digit());
     match raw.parse::<f64>() {
-        Ok(n) if starts_numeric => n.trunc() == n && (0.0..=MAX_SAFE_INTEGER).contains(&n),
+        Ok(n) if starts_numeric => n.is_finite() && n.trunc() == n && n >= 0.0,
         _ => false,
     }
 }

@@ -1,15 +1,10 @@
 //! ISO 8601 UTC timestamps as Zod's `z.string().datetime()` accepts them.
 
-/// Epoch milliseconds of `YYYY-MM-DDTHH:MM:SS[.f+]Z`, None when not of that
-/// form or not a real date/time. Fractional digits past milliseconds are cut.
+/// Epoch milliseconds of `YYYY-MM-DDTHH:MM[:SS[.f+]]Z`, None when not of that form or not a
+/// real date/time. Seconds are optional, as in Zod's regex (`HH:MM(:SS(\.\d+)?)?Z`);
+/// fractional digits past milliseconds are cut.
 pub(super) fn parse_utc_bytes(b: &[u8]) -> Option<i64> {
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
+    if b.len() < 17 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' {
         return None;
     }
     let year = digits(&b[0..4])?;
@@ -17,15 +12,24 @@ pub(super) fn parse_utc_bytes(b: &[u8]) -> Option<i64> {
     let day = digits(&b[8..10])?;
     let hour = digits(&b[11..13])?;
     let minute = digits(&b[14..16])?;
-    let second = digits(&b[17..19])?;
-    let millis = match &b[19..] {
-        b"Z" => 0,
-        [b'.', frac @ .., b'Z'] if !frac.is_empty() && frac.iter().all(u8::is_ascii_digit) => {
-            // Only the first three digits count; ".1" is 100 ms.
-            frac.iter()
-                .chain(b"000")
-                .take(3)
-                .fold(0, |ms, d| ms * 10 + i64::from(d - b'0'))
+    let (second, millis) = match &b[16..] {
+        b"Z" => (0, 0),
+        [b':', s1, s2, rest @ ..] => {
+            let second = digits(&[*s1, *s2])?;
+            let millis = match rest {
+                b"Z" => 0,
+                [b'.', frac @ .., b'Z']
+                    if !frac.is_empty() && frac.iter().all(u8::is_ascii_digit) =>
+                {
+                    // Only the first three digits count; ".1" is 100 ms.
+                    frac.iter()
+                        .chain(b"000")
+                        .take(3)
+                        .fold(0, |ms, d| ms * 10 + i64::from(d - b'0'))
+                }
+                _ => return None,
+            };
+            (second, millis)
         }
         _ => return None,
     };

@@ -295,11 +295,17 @@ pub(super) fn timestamp_literal() -> impl Strategy<Value = String> {
         1u32..=31,
         0u32..=23,
         0u32..=59,
-        0u32..=59,
-        prop_oneof![Just(String::new()), "\\.[0-9]{1,3}", "\\.[0-9]{4,25}"],
+        // Seconds, with or without a fraction, or none (Zod's `HH:MM(:SS(\.\d+)?)?`).
+        prop::option::weighted(
+            0.9,
+            (
+                0u32..=59,
+                prop_oneof![Just(String::new()), "\\.[0-9]{1,3}", "\\.[0-9]{4,25}"],
+            ),
+        ),
         prop::option::weighted(0.1, any::<Index>()),
     )
-        .prop_map(|(y, mo, d, h, mi, s, frac, escape)| {
+        .prop_map(|(y, mo, d, h, mi, seconds, escape)| {
             let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
             let last = match mo {
                 2 if leap => 29,
@@ -308,8 +314,11 @@ pub(super) fn timestamp_literal() -> impl Strategy<Value = String> {
                 _ => 31,
             };
             let d = d.min(last);
+            let seconds = seconds
+                .map(|(s, frac)| format!(":{s:02}{frac}"))
+                .unwrap_or_default();
             key_literal(
-                &format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}{frac}Z"),
+                &format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}{seconds}Z"),
                 escape,
             )
         })
@@ -399,6 +408,8 @@ pub(super) fn conversation() -> impl Strategy<Value = Vec<Field>> {
             "3.0",
             "1e2",
             "9007199254740991",
+            "9007199254740993",
+            "1e300",
             "-0",
             "0.0e5",
             "2E0",
