@@ -67,6 +67,28 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
       assert.equal(store.status, 'ready');
     });
   });
+
+  test("one slot per command, a conversation key of another type is left out of its user's list and healed, not failing the list", async (t) => {
+    await withLogOnFailure(server, async () => {
+      const store = new RedisConversationStore(server.url, {
+        tls: { ca: server.caPem },
+        keyPrefix: 'typed:',
+        logger: silentLogger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      const good = makeConversation();
+      await store.set(good.externalId, good); // CROSSSLOT: one slot per command from here on
+      const hashId = makeConversation().externalId;
+      const indexKey = `typed:user:${good.userId}:conversations`;
+      await server.cli('HSET', `typed:conv:${hashId}`, 'a', 'b');
+      await server.cli('ZADD', indexKey, Date.parse(good.updatedAt) + 1000, hashId);
+
+      assert.deepEqual(await store.listByUser(good.userId), [persisted(good)]);
+      assert.equal(await server.cli('ZSCORE', indexKey, hashId), '', 'the entry of the hash was healed');
+      assert.equal(await server.cli('HGET', `typed:conv:${hashId}`, 'a'), 'b');
+    });
+  });
 });
 
 describe('a shard that serves half the slots (scripts reach only the keys they declare)', () => {

@@ -360,6 +360,22 @@ it('a conversation key holding another type: get rejects STORE_CORRUPT_RECORD na
   await assert.rejects(store.get(id), corruptRecord(`${prefix}conv:${id}`));
 });
 
+it("a conversation key holding another type is left out of its user's list, and its index entry healed", async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  const good = makeConversation({ userId, updatedAt: isoAt(1000) });
+  await store.set(good.externalId, good);
+  const hashId = uniqueId('hash');
+  await server.cli('HSET', `${prefix}conv:${hashId}`, 'a', 'b');
+  await server.cli('ZADD', indexKey, Date.parse(isoAt(9000)), hashId);
+
+  assert.deepEqual(await store.listByUser(userId), [persisted(good)]);
+  assert.equal(await server.cli('ZSCORE', indexKey, hashId), '', 'the entry of the hash was healed');
+  assert.equal(await server.cli('HGET', `${prefix}conv:${hashId}`, 'a'), 'b', "the other writer's key is untouched");
+});
+
 it('a user index holding another type: listByUser rejects STORE_CORRUPT_RECORD naming the key', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });

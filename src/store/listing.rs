@@ -16,7 +16,7 @@ use redis::{RedisError, Value};
 use tokio::time::{timeout_at, Instant};
 
 use super::redis::{
-    eval_one_key, read_record, wrong_type_names, RedisStore, ONE_SLOT_HEAL_FINISH,
+    eval_one_key, is_wrong_type, read_record, wrong_type_names, RedisStore, ONE_SLOT_HEAL_FINISH,
     ONE_SLOT_HEAL_MARK,
 };
 use super::{check_stored, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
@@ -96,7 +96,15 @@ impl RedisStore {
         }
         let gets = keys.iter().map(|key| {
             let mut connection = connection.clone();
-            async move { read_record(&mut connection, key).await }
+            async move {
+                match read_record(&mut connection, key).await {
+                    // MGET answers nil for a key of another type: so does this, and the key is
+                    // then left out and healed like a missing record (it holds no conversation),
+                    // instead of failing the whole list.
+                    Err(error) if is_wrong_type(&error) => Ok(None),
+                    read => read,
+                }
+            }
         });
         join_all(gets).await.into_iter().collect()
     }

@@ -107,7 +107,7 @@ fn is_no_script(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, _)| code == "NOSCRIPT")
 }
 
-fn is_wrong_type(error: &RedisError) -> bool {
+pub(super) fn is_wrong_type(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, _)| code == "WRONGTYPE")
 }
 
