@@ -53,7 +53,10 @@ export declare class NativeRedisStore {
   delete(id: string): Promise<void>
   /** The user's conversations as one JSON array, newest first. */
   listByUser(userId: string): Promise<string>
-  /** Lets the calls made before it finish, then closes the connection. */
+  /**
+   * Lets the calls made before it finish, then closes the connection. Calls made after it
+   * are refused from the moment it is called, not from when the runtime gets to it.
+   */
   close(): Promise<void>
 }
 

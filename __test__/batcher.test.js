@@ -72,3 +72,46 @@ test('a batch leaves at the end of the turn, or at once when it holds 16 calls',
   assert.equal(log[1], 'get:k16');
   await Promise.all(calls);
 });
+
+/** `recordingNative` whose deletes settle only when the test says so. */
+function nativeWithHeldDeletes() {
+  const recording = recordingNative();
+  /** @type {Map<string, () => void>} */
+  const release = new Map();
+  recording.native.delete = (id) => {
+    recording.log.push(`delete:${id}`);
+    return new Promise((resolve) => release.set(id, resolve));
+  };
+  return { ...recording, release: (id) => /** @type {() => void} */ (release.get(id))() };
+}
+
+test('calls on an id wait while a delete of it is in flight and then leave in the order made; other ids do not wait', async () => {
+  const { native, log, release } = nativeWithHeldDeletes();
+  const store = batchedRedisStore(/** @type {any} */ (native));
+  const calls = [store.delete('a'), store.set('a', '{}'), store.get('b'), store.delete('a'), store.get('a')];
+  await nextTurn();
+  assert.deepEqual(log, ['delete:a', 'get:b'], 'only the other id went while the delete is in flight');
+  release('a');
+  await nextTurn();
+  assert.deepEqual(log.slice(2), ['set:a', 'delete:a'], 'the set, then the second delete, in the order made');
+  release('a');
+  await Promise.all(calls);
+  assert.deepEqual(log.slice(4), ['get:a']);
+});
+
+test('calls made after close() are refused STORE_CLOSED and counted; a call waiting behind a delete goes before the native close', async () => {
+  const { native, log, release } = nativeWithHeldDeletes();
+  const refused = [];
+  native.recordRefused = (operation, code) => refused.push(`${operation}:${code}`);
+  const store = batchedRedisStore(/** @type {any} */ (native));
+  const deleted = store.delete('a');
+  const waiting = store.set('a', '{}');
+  const closed = store.close();
+  const late = [store.get('b'), store.set('c', '{}'), store.delete('d'), store.listByUser('u')];
+  for (const call of late) await assert.rejects(call, { code: 'STORE_CLOSED' });
+  assert.deepEqual(refused, ['get:STORE_CLOSED', 'set:STORE_CLOSED', 'delete:STORE_CLOSED', 'listByUser:STORE_CLOSED']);
+  assert.deepEqual(log, ['delete:a'], 'nothing closes while a call made before close() waits');
+  release('a');
+  await Promise.all([deleted, waiting, closed]);
+  assert.deepEqual(log, ['delete:a', 'set:a', 'close']);
+});

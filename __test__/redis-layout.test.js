@@ -424,6 +424,55 @@ it("delete removes the conversation key and its entry in the owner's index, and 
   assert.equal(await server.cli('EXISTS', `${prefix}conv:${keptId}`), '1');
 });
 
+it('a set made right after a delete of its id, not awaited, is what stays: the delete does not overtake it', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  // The delete's two round trips (the record, then the transaction) left room for the set in
+  // between, which the transaction then deleted: 17 runs in 100 lost the set before.
+  for (let run = 0; run < 40; run++) {
+    const first = makeConversation({ userId: uniqueId('user'), updatedAt: isoAt(1000) });
+    const second = { ...first, status: 'completed', updatedAt: isoAt(2000) };
+    await store.set(first.externalId, first);
+    const [, , read] = await Promise.all([
+      store.delete(first.externalId),
+      store.set(second.externalId, second),
+      store.get(first.externalId),
+    ]);
+    assert.deepEqual(read, persisted(second), `run ${run}: the get made after the set reads it`);
+    assert.deepEqual(await store.get(first.externalId), persisted(second), `run ${run}`);
+    assert.deepEqual(await store.listByUser(first.userId), [persisted(second)], `run ${run}`);
+  }
+  const gone = makeConversation();
+  await store.set(gone.externalId, gone);
+  const [, , read] = await Promise.all([
+    store.set(gone.externalId, gone),
+    store.delete(gone.externalId),
+    store.get(gone.externalId),
+  ]);
+  assert.equal(read, undefined, 'a get made after a delete does not read what it deleted');
+});
+
+it('calls made right after close(), not awaited, reject STORE_CLOSED and write nothing', async () => {
+  // Sixteen sets fill a batch, which goes at once: before, it raced the native close on
+  // tokio's thread and was taken in 4 runs in 30.
+  for (let run = 0; run < 30; run++) {
+    const prefix = uniquePrefix();
+    const store = await openStore({ keyPrefix: prefix });
+    const conversations = Array.from({ length: 16 }, () => makeConversation());
+    const closed = store.close();
+    const calls = [
+      ...conversations.map((c) => store.set(c.externalId, c)),
+      store.get(conversations[0].externalId),
+      store.delete(conversations[1].externalId),
+      store.listByUser(conversations[0].userId),
+      store.ready(),
+    ];
+    for (const call of calls) await assert.rejects(call, { code: 'STORE_CLOSED' }, `run ${run}`);
+    await closed;
+    assert.equal(await server.cli('EVAL', `return #redis.call('KEYS', ARGV[1])`, '0', `${prefix}*`), '0');
+  }
+});
+
 it('delete removes a conversation key whose value is corrupt or of another type', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });

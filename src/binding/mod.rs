@@ -301,11 +301,18 @@ impl NativeRedisStore {
         })
     }
 
-    /// Lets the calls made before it finish, then closes the connection.
-    #[napi(catch_unwind)]
-    pub async fn close(&self) -> Result<()> {
-        self.store.close().await;
-        Ok(())
+    /// Lets the calls made before it finish, then closes the connection. Calls made after it
+    /// are refused from the moment it is called, not from when the runtime gets to it.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'env>(&self, env: &'env Env) -> Result<PromiseRaw<'env, ()>> {
+        self.store.begin_close();
+        let store = self.store.clone();
+        let close = AssertUnwindSafe(async move { store.close().await }).catch_unwind();
+        env.spawn_future(async move {
+            close
+                .await
+                .map_err(|payload| Error::new(Status::GenericFailure, panic_message(&*payload)))
+        })
     }
 }
 

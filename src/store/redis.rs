@@ -215,11 +215,17 @@ impl RedisStore {
         })
     }
 
+    /// Takes no call in from now on: done on the JavaScript thread where `close()` is called,
+    /// so a call made after it gets `STORE_CLOSED` even before [`close`](Self::close) runs.
+    pub fn begin_close(&self) {
+        self.gate.closing.store(true, Ordering::Release);
+    }
+
     /// Lets the calls already taken in settle (each within its own deadline; one still
     /// waiting for a connection gives up at once), then stops the supervisor. Always
     /// settles: each wait is bounded.
     pub async fn close(&self) {
-        self.gate.closing.store(true, Ordering::Release);
+        self.begin_close();
         self.supervisor.drain();
         let bound = self.supervisor.command_timeout() + CLOSE_SLACK;
         let drained = async {
