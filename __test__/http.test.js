@@ -440,6 +440,14 @@ function conversationApiSuite(name, { redisConfigured, open }) {
         const malformed = await caller.request('POST', '/api/conversations', undefined, { rawBody: '{"externalId": ' });
         assert.equal(malformed.status, 400);
         assert.equal(malformed.body.error, 'invalid_request');
+
+        // A path parameter that is not UTF-8 once decoded (a lone surrogate's bytes): Express
+        // refuses it with a 400 URIError, the client's mistake, not the server's.
+        for (const method of ['GET', 'DELETE']) {
+          const undecodable = await caller.request(method, '/api/conversations/%ED%A0%80');
+          assert.equal(undecodable.status, 400, method);
+          assert.equal(undecodable.body.error, 'invalid_request', method);
+        }
       }),
     );
 

@@ -66,11 +66,15 @@ function storeErrorCode(error: unknown): StoreErrorCode | undefined {
   return typeof code === 'string' && code.startsWith('STORE_') ? (code as StoreErrorCode) : undefined;
 }
 
-/** body-parser's errors (malformed JSON, too large) carry a 4xx `status` and `expose`. */
+/**
+ * body-parser's errors (malformed JSON, too large) carry a 4xx `status` and `expose`; the
+ * router's `URIError` for a path parameter it cannot decode carries `status` 400 only.
+ */
 function clientHttpStatus(error: unknown): number | undefined {
   if (!(error instanceof Error)) return undefined;
   const { status, expose } = error as { status?: unknown; expose?: unknown };
-  return typeof status === 'number' && status >= 400 && status < 500 && expose === true ? status : undefined;
+  const shown = expose === true || error instanceof URIError;
+  return typeof status === 'number' && status >= 400 && status < 500 && shown ? status : undefined;
 }
 
 function errorDetail(error: unknown): string {
