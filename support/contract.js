@@ -444,6 +444,16 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       await assert.rejects(store.delete(long), rejectsWith('STORE_INVALID_ARGUMENT', 'id'));
       await assert.rejects(store.listByUser(long), rejectsWith('STORE_INVALID_ARGUMENT', 'userId'));
       assert.deepEqual(await store.listByUser('é'.repeat(30_000)), []);
+      // A conversation whose owner's list could never be asked for is not stored either.
+      const unlistable = makeConversation({ userId: long });
+      await assert.rejects(
+        store.set(unlistable.externalId, unlistable),
+        rejectsWith('STORE_INVALID_ARGUMENT', 'userId'),
+      );
+      assert.equal(await store.get(unlistable.externalId), undefined);
+      const listable = makeConversation({ userId: 'é'.repeat(30_000) });
+      await store.set(listable.externalId, listable);
+      assert.deepEqual(await store.listByUser(listable.userId), [persisted(listable)]);
     });
 
     it('get, delete and listByUser reject an id with a lone surrogate: it never aliases the id napi would make of it', async () => {

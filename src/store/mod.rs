@@ -76,6 +76,8 @@ fn check_record(options: &StoreOptions, id: &str, json: &str) -> StoreResult<Con
     }
     let summary =
         schema::validate_conversation(json).map_err(|e| StoreError::invalid_argument(e.message))?;
+    // Its owner's list could never be asked for (listByUser refuses a userId that long).
+    check_id("userId", &summary.user_id)?;
     // Stored under one id and listed under another, a conversation could never be found again.
     if summary.external_id != id {
         return Err(StoreError::invalid_argument(
