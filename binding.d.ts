@@ -69,6 +69,13 @@ export interface BatchReply {
   errors: Array<string | undefined | null>
 }
 
+/**
+ * Checks a Redis store's options as its constructor would, with no URL and no connection:
+ * `createConversationStore` runs it when it picks the in-memory store, so that a bad value
+ * fails in development as it would in production.
+ */
+export declare function checkStoreOptions(options: NativeStoreOptions): void
+
 export interface LastError {
   code: import('./index').StoreErrorCode
   message: string

@@ -837,5 +837,6 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeMemoryStore = nativeBinding.NativeMemoryStore
 module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
+module.exports.checkStoreOptions = nativeBinding.checkStoreOptions
 module.exports.StoreOperation = nativeBinding.StoreOperation
 module.exports.StoreStatus = nativeBinding.StoreStatus

@@ -5,7 +5,7 @@
 // as JSON text: V8's own JSON.stringify/JSON.parse are far faster than building objects
 // through N-API.
 
-const { NativeRedisStore, NativeMemoryStore } = require('./load-binding.js');
+const { NativeRedisStore, NativeMemoryStore, checkStoreOptions } = require('./load-binding.js');
 const { trustedByNode } = require('./node-trust.js');
 const {
   StoreError,
@@ -15,7 +15,7 @@ const {
   rejectWithStoreError,
   constructNative,
 } = require('./lib/errors.js');
-const { COMMON_OPTIONS, REDIS_OPTIONS, splitOptions, logSink } = require('./lib/options.js');
+const { COMMON_OPTIONS, REDIS_OPTIONS, ownOptions, splitOptions, logSink } = require('./lib/options.js');
 const { nativeCredentials, entraIdCredentials } = require('./lib/credentials.js');
 const { STORE_CALL_CHANNEL, traced, traceCall } = require('./lib/tracing.js');
 const { batchedRedisStore } = require('./lib/batcher.js');
@@ -289,11 +289,13 @@ function createConversationStore(options = {}) {
     if (options === null || typeof options !== 'object') {
       throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
     }
-    const { redisUrl, ...rest } = options;
-    const { logger } = splitOptions(rest, REDIS_OPTIONS);
+    const { redisUrl, ...rest } = ownOptions(options);
+    const { native, logger } = splitOptions(rest, REDIS_OPTIONS);
     if (redisUrl !== undefined && redisUrl !== null && typeof redisUrl !== 'string') {
       throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string');
     }
+    // In memory the Redis options go unused, but a bad one fails here as it would on Redis.
+    if (!redisUrl) checkStoreOptions(native);
     return { redisUrl, rest, logger };
   });
   if (redisUrl) {

@@ -304,6 +304,25 @@ describe('createConversationStore', () => {
     assert.equal(store.status, 'ready');
   });
 
+  test('a bad value of a Redis-only option throws STORE_INVALID_CONFIG even when it returns the in-memory store', () => {
+    for (const bad of [
+      { commandTimeoutMs: -5 },
+      { connectTimeoutMs: 0 },
+      { keyPrefix: 'nocolon' },
+      { tls: { ca: 5 } },
+      { retry: { baseDelayMs: -1 } },
+      { healthCheckIntervalMs: Number.NaN },
+      { cluster: 'yes' },
+      { credentials: 'not a function' },
+    ]) {
+      assert.throws(
+        build(() => createConversationStore({ logger: silentLogger, ...bad })),
+        invalidConfig(),
+        JSON.stringify(bad),
+      );
+    }
+  });
+
   test('the common options reach the in-memory store it returns', async () => {
     const store = build(() => createConversationStore({ logger: silentLogger, listLimit: 2, keyPrefix: 'ignored:' }))();
     for (let i = 0; i < 3; i++) {
@@ -374,6 +393,42 @@ describe('hostile option objects', () => {
       assert.throws(build(construct), invalidConfig());
     });
   }
+
+  test('options are the own properties of the object given: a polluted Object.prototype adds none', () => {
+    const { spawnSync } = require('node:child_process');
+    const script = `
+      const pkg = require(${JSON.stringify(require.resolve('..'))});
+      const { makeConversation, isoAt } = require(${JSON.stringify(require.resolve('../support/conversations'))});
+      const silent = { info() {}, warn() {}, error() {} };
+      // Each of these would change or break a store if read: a list of one, a TTL refused,
+      // an unknown retry field refused, a Redis store chosen, a CA trusted.
+      Object.assign(Object.prototype, {
+        listLimit: 1,
+        ttlSeconds: 0,
+        retry: { bogus: 1 },
+        redisUrl: 'rediss://polluted.example:6380',
+        tls: { ca: 'not a certificate' },
+      });
+      (async () => {
+        const memory = new pkg.InMemoryConversationStore({ logger: silent });
+        const chosen = pkg.createConversationStore({ logger: silent });
+        const redis = new pkg.RedisConversationStore('rediss://127.0.0.1:1', { logger: silent });
+        const lengths = [];
+        for (const store of [memory, chosen]) {
+          for (let i = 0; i < 3; i++) {
+            const c = makeConversation({ userId: 'polluted-user', updatedAt: isoAt(i) });
+            await store.set(c.externalId, c);
+          }
+          lengths.push((await store.listByUser('polluted-user')).length);
+        }
+        console.log(JSON.stringify({ lengths, chosenInMemory: chosen instanceof pkg.InMemoryConversationStore }));
+        await Promise.all([memory.close(), chosen.close(), redis.close()]);
+      })().catch((error) => { console.error(error); process.exit(1); });
+    `;
+    const child = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(child.status, 0, child.stderr);
+    assert.deepEqual(JSON.parse(child.stdout), { lengths: [3, 3], chosenInMemory: true });
+  });
 
   test('a logger that returns a rejected promise never becomes an unhandled rejection', async () => {
     const { spawnSync } = require('node:child_process');

@@ -34,6 +34,16 @@ const toStderr = (line) => {
 const stderrLogger = { info: toStderr, warn: toStderr, error: toStderr };
 
 /**
+ * The caller's own properties, in an object with no prototype: nothing inherited (a polluted
+ * `Object.prototype.tls`, say) becomes an option, here or where napi reads the fields.
+ * @param {object} options
+ * @returns {Record<string, unknown>}
+ */
+function ownOptions(options) {
+  return Object.assign(Object.create(null), options);
+}
+
+/**
  * Checks the options object; returns what the native side takes, the logger and the
  * credentials provider.
  * @param {unknown} options
@@ -50,7 +60,8 @@ function splitOptions(options, allowed) {
       throw new StoreError('STORE_INVALID_CONFIG', `options: unknown option '${name}'`);
     }
   }
-  const { logger = stderrLogger, credentials, ...native } = /** @type {Record<string, unknown>} */ (options);
+  const { logger = stderrLogger, credentials, ...rest } = ownOptions(options);
+  const native = ownOptions(rest);
   if (credentials !== undefined && typeof credentials !== 'function') {
     throw new StoreError(
       'STORE_INVALID_CONFIG',
@@ -63,6 +74,9 @@ function splitOptions(options, allowed) {
   }
   checkNestedOption(native, 'tls', ['ca', 'cert', 'key']);
   checkNestedOption(native, 'retry', ['baseDelayMs', 'maxDelayMs']);
+  for (const nested of ['tls', 'retry']) {
+    if (native[nested] !== undefined) native[nested] = ownOptions(/** @type {object} */ (native[nested]));
+  }
   const validLogger =
     logger !== null &&
     typeof logger === 'object' &&
@@ -119,4 +133,10 @@ function logSink(logger) {
 
 const ignore = () => {};
 
-module.exports = { COMMON_OPTIONS, REDIS_OPTIONS, splitOptions, logSink };
+module.exports = {
+  ownOptions,
+  COMMON_OPTIONS,
+  REDIS_OPTIONS,
+  splitOptions,
+  logSink,
+};

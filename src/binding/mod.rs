@@ -316,6 +316,14 @@ impl NativeRedisStore {
     }
 }
 
+/// Checks a Redis store's options as its constructor would, with no URL and no connection:
+/// `createConversationStore` runs it when it picks the in-memory store, so that a bad value
+/// fails in development as it would in production.
+#[napi]
+pub fn check_store_options(options: NativeStoreOptions) -> Result<()> {
+    options.values().check().map(drop).map_err(js_error)
+}
+
 /// The in-memory store; `index.js` wraps it as `InMemoryConversationStore`.
 #[napi]
 pub struct NativeMemoryStore {
