@@ -333,6 +333,13 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
       assert.deepEqual(await store.listByUser(userId), newestFirst.slice(0, 7));
     });
 
+    it('listByUser takes a listLimit past 64 with the default maxRecordBytes (a list is bounded by what it returns)', async () => {
+      const store = await openStore({ listLimit: 100 });
+      const userId = uniqueId('user');
+      const newestFirst = await seedUser(store, userId, 110);
+      assert.deepEqual(await store.listByUser(userId), newestFirst.slice(0, 100));
+    });
+
     it("listByUser returns only that user's conversations", async () => {
       const store = await openStore();
       const alice = uniqueId('alice');

@@ -15,11 +15,12 @@ use futures_util::future::join_all;
 use redis::{RedisError, Value};
 use tokio::time::{timeout_at, Instant};
 
+use super::options::MAX_LIST_BYTES;
 use super::redis::{
     eval_one_key, is_wrong_type, read_record, wrong_type_names, RedisStore, ONE_SLOT_HEAL_FINISH,
     ONE_SLOT_HEAL_MARK,
 };
-use super::{check_stored, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
+use super::{check_stored, fitting_records, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
 use crate::conn::{server_error, CallError, Connection};
 use crate::error::describe_chain;
 
@@ -48,6 +49,11 @@ pub(super) enum Stale {
 /// One heal hashes at most this many bytes of foreign records on Redis's thread; entries
 /// beyond it are left for a later list.
 const HEAL_FOREIGN_BYTES: usize = 8 * 1024 * 1024;
+
+/// Whether the records fetched so far already pass what one list returns.
+fn full(records: &[String]) -> bool {
+    records.iter().map(String::len).sum::<usize>() as u64 > MAX_LIST_BYTES
+}
 
 /// Flat `member, score, …` (RESP2) or `[member, score]` pairs (RESP3).
 fn parse_entries(reply: Value) -> Vec<Entry> {
@@ -152,8 +158,9 @@ impl RedisStore {
                         .count();
                 }
                 let mut entries = entries.into_iter().peekable();
-                // Records past `listLimit` are not fetched: they would only be dropped.
-                while entries.peek().is_some() && records.len() < limit {
+                // Records past `listLimit`, or past what one list returns, are not fetched:
+                // they would only be dropped.
+                while entries.peek().is_some() && records.len() < limit && !full(&records) {
                     let batch: Vec<Entry> = entries
                         .by_ref()
                         .filter(|entry| self.usable(entry, &index_key))
@@ -163,11 +170,19 @@ impl RedisStore {
                     self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
                         .await?;
                 }
-                if records.len() >= limit || exhausted {
+                if records.len() >= limit || exhausted || full(&records) {
                     break;
                 }
             }
             records.truncate(limit);
+            let fit = fitting_records(records.iter().map(String::as_str));
+            if fit < records.len() {
+                self.logger().warn(format!(
+                    "a list of {index_key} returns its newest {fit} conversations only: more \
+                     would pass {MAX_LIST_BYTES} bytes of JSON, the most one list returns"
+                ));
+                records.truncate(fit);
+            }
             if !stale.is_empty() {
                 self.heal_in_time(&mut connection, deadline, &index_key, user_id, &stale)
                     .await;

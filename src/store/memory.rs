@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::stats::{epoch_ms, CallStats};
 use super::INDEX_TTL_MARGIN_SECONDS;
-use super::{check_id, check_record, json_array, StoreOptions, StoreStatus};
+use super::{check_id, check_record, fitting_records, json_array, StoreOptions, StoreStatus};
 use crate::error::{StoreError, StoreResult};
 
 struct Record {
@@ -172,6 +172,9 @@ impl MemoryStore {
         // ZREVRANGEBYSCORE order: score descending, then member descending.
         live.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.cmp(a.0)));
         live.truncate(self.options.list_limit);
+        live.truncate(fitting_records(
+            live.iter().map(|(_, _, r)| r.json.as_str()),
+        ));
         Ok(json_array(live.iter().map(|(_, _, r)| r.json.as_str())))
     }
 }

@@ -16,6 +16,7 @@ pub use crate::conn::{CredentialSource, CredentialsProvider, Token};
 pub use crate::log::{LogLevel, Logger};
 use keys::KeyLayout;
 pub use memory::MemoryStore;
+use options::MAX_LIST_BYTES;
 pub use options::{Options, RedisSettings, StoreOptions};
 pub use redis::{Admitted, RedisStore};
 use stats::CallStats;
@@ -103,6 +104,21 @@ fn check_stored(key: &str, bytes: Vec<u8>) -> StoreResult<(String, ConversationS
     }
 }
 
+/// How many of `records` (newest first) one list returns: all of them, unless their JSON
+/// array would pass `MAX_LIST_BYTES`; then the newest that fit.
+fn fitting_records<'a>(records: impl IntoIterator<Item = &'a str>) -> usize {
+    let mut bytes = 2; // the brackets
+    let mut count = 0;
+    for record in records {
+        bytes += record.len() + usize::from(count > 0);
+        if bytes as u64 > MAX_LIST_BYTES {
+            break;
+        }
+        count += 1;
+    }
+    count
+}
+
 /// Joins validated JSON records into one JSON array, so JavaScript parses a list in one call.
 fn json_array<'a>(records: impl IntoIterator<Item = &'a str, IntoIter: Clone>) -> String {
     let records = records.into_iter();
@@ -122,4 +138,26 @@ fn json_array<'a>(records: impl IntoIterator<Item = &'a str, IntoIter: Clone>) -
     }
     out.push(']');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_returns_the_newest_records_whose_json_array_fits_in_max_list_bytes() {
+        let mib = |n: usize| "x".repeat(n << 20);
+        let (hundred, fifty_five) = (mib(100), mib(55));
+        assert_eq!(fitting_records(["{}", "{}"]), 2);
+        assert_eq!(fitting_records(Vec::<&str>::new()), 0);
+        // 100 + 100 + 55 MiB, two commas and the brackets: 255 MiB and 4 bytes.
+        assert_eq!(fitting_records([&*hundred, &hundred, &fifty_five]), 3);
+        // One more MiB passes 256 MiB: the third record is left out, and any after it.
+        let fifty_six = mib(56);
+        assert_eq!(fitting_records([&*hundred, &hundred, &fifty_six, "{}"]), 2);
+        // Exactly at the bound fits.
+        let rest = "x".repeat(MAX_LIST_BYTES as usize - (200 << 20) - 4);
+        assert_eq!(fitting_records([&*hundred, &hundred, &rest]), 3);
+        assert_eq!(fitting_records([&*hundred, &hundred, &rest, ""]), 3);
+    }
 }
