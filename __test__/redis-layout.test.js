@@ -13,6 +13,7 @@ const { RedisConversationStore } = require('..');
 const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted, isoAt, uniqueId } = require('../support/conversations');
 const { recordingLogger, silentLogger } = require('../support/observe');
+const { startProxy } = require('../support/proxy');
 
 const DEFAULT_TTL_SECONDS = 86_400;
 const INDEX_TTL_MARGIN_SECONDS = 3600;
@@ -27,8 +28,10 @@ before(async () => {
 afterEach(() => Promise.all(opened.splice(0).map((store) => store.close())));
 after(stopAll);
 
-async function openStore(options = {}) {
-  const store = new RedisConversationStore(server.url, {
+async function openStore({ proxyPort, ...options } = {}) {
+  // Through a proxy on loopback: the server's certificate names 127.0.0.1 too.
+  const url = proxyPort === undefined ? server.url : `rediss://127.0.0.1:${proxyPort}`;
+  const store = new RedisConversationStore(url, {
     tls: { ca: server.caPem },
     logger: silentLogger,
     ...options,
@@ -927,6 +930,48 @@ it('a list fetches its records in MGETs of bounded worst-case size', async () =>
     assert.deepEqual(sizes, [4, 4, 2], mgets().join('\n'));
   } finally {
     monitor.stop();
+  }
+});
+
+it('a list is two round trips: the index, then all its MGETs sent together', async () => {
+  const proxy = await startProxy({ targetPort: server.port });
+  try {
+    const prefix = uniquePrefix();
+    // An MGET of 4 keys at most (64 MiB in the worst case): three MGETs for 10 records.
+    const store = await openStore({
+      keyPrefix: prefix,
+      listLimit: 10,
+      maxRecordBytes: 16 * 1024 * 1024,
+      healthCheckIntervalMs: 60_000,
+    });
+    const proxied = await openStore({
+      keyPrefix: prefix,
+      listLimit: 10,
+      maxRecordBytes: 16 * 1024 * 1024,
+      healthCheckIntervalMs: 60_000,
+      proxyPort: proxy.port,
+    });
+    const userId = uniqueId('user');
+    for (let i = 0; i < 10; i++) {
+      const c = makeConversation({ userId, updatedAt: isoAt(i) });
+      await store.set(c.externalId, c);
+    }
+    await proxied.listByUser(userId); // connected and warm
+    // A round trip is a burst of requests after a reply: count the turns from reply to request.
+    const seen = [];
+    const onRequest = () => seen.push('request');
+    const onReply = () => seen.push('reply');
+    proxy.events.on('request', onRequest);
+    proxy.events.on('reply', onReply);
+    const listed = await proxied.listByUser(userId);
+    proxy.events.off('request', onRequest);
+    proxy.events.off('reply', onReply);
+    assert.equal(listed.length, 10);
+    const turns = seen.filter((event, i) => event === 'request' && seen[i - 1] === 'reply').length;
+    assert.equal(seen[0], 'request', seen.join(' '));
+    assert.equal(turns, 1, `one request burst after the index's reply, not one per MGET: ${seen.join(' ')}`);
+  } finally {
+    await proxy.close();
   }
 });
 

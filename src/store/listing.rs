@@ -5,8 +5,9 @@
 //! record is gone or now another user's. When that leaves fewer than `listLimit`, it reads
 //! further down the index, for a bounded number of rounds, so it returns what the in-memory
 //! store returns. Records are fetched in batches of bounded worst-case size (one MGET each on
-//! a standalone server), so one list never asks for one reply larger than `LIST_CHUNK_BYTES`. Healing is best effort: it is skipped
-//! when it would outlast the call's deadline, and a refusal never fails the read.
+//! a standalone server), so one list never asks for one reply larger than `LIST_CHUNK_BYTES`,
+//! and the batches of one pass are sent together (one round trip). Healing is best effort: it
+//! is skipped when it would outlast the call's deadline, and a refusal never fails the read.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
@@ -50,9 +51,14 @@ pub(super) enum Stale {
 /// beyond it are left for a later list.
 const HEAL_FOREIGN_BYTES: usize = 8 * 1024 * 1024;
 
+/// The bytes of the records fetched so far.
+fn fetched(records: &[String]) -> usize {
+    records.iter().map(String::len).sum()
+}
+
 /// Whether the records fetched so far already pass what one list returns.
 fn full(records: &[String]) -> bool {
-    records.iter().map(String::len).sum::<usize>() as u64 > MAX_LIST_BYTES
+    fetched(records) as u64 > MAX_LIST_BYTES
 }
 
 /// Flat `member, score, …` (RESP2) or `[member, score]` pairs (RESP3).
@@ -159,15 +165,20 @@ impl RedisStore {
                 }
                 let mut entries = entries.into_iter().peekable();
                 // Records past `listLimit`, or past what one list returns, are not fetched:
-                // they would only be dropped.
+                // they would only be dropped. Each pass sends its MGETs together (one round
+                // trip), as many as fit in what a list fetches at most, every record at
+                // `maxRecordBytes`: with the defaults, all of a round's.
                 while entries.peek().is_some() && records.len() < limit && !full(&records) {
+                    let room = (MAX_LIST_BYTES as usize).saturating_sub(fetched(&records));
+                    let at_once = (room / LIST_CHUNK_BYTES).max(1) * chunk;
                     let batch: Vec<Entry> = entries
                         .by_ref()
                         .filter(|entry| self.usable(entry, &index_key))
                         .filter(|entry| seen.insert(entry.member.clone()))
-                        .take(chunk)
+                        .take(at_once.min(limit - records.len()))
                         .collect();
-                    self.read_batch(&mut connection, user_id, batch, &mut records, &mut stale)
+                    let read = (&mut records, &mut stale);
+                    self.read_batch(&mut connection, user_id, batch, chunk, read)
                         .await?;
                 }
                 if records.len() >= limit || exhausted || full(&records) {
@@ -203,14 +214,15 @@ impl RedisStore {
         false
     }
 
-    /// Fetches one batch of records and sorts each into the list or the stale entries.
+    /// Fetches the records of `batch`, `chunk` keys a read, all reads sent together, and sorts
+    /// each into the list or the stale entries.
     async fn read_batch(
         &self,
         connection: &mut Connection,
         user_id: &str,
         batch: Vec<Entry>,
-        records: &mut Vec<String>,
-        stale: &mut Vec<(Entry, Stale)>,
+        chunk: usize,
+        (records, stale): (&mut Vec<String>, &mut Vec<(Entry, Stale)>),
     ) -> Result<(), CallError> {
         if batch.is_empty() {
             return Ok(());
@@ -219,7 +231,14 @@ impl RedisStore {
             .iter()
             .map(|entry| self.keys.conversation_key(entry.id().unwrap_or_default()))
             .collect();
-        let stored = self.read_records(connection, &keys).await?;
+        let reads = keys.chunks(chunk).map(|keys| {
+            let mut connection = connection.clone();
+            async move { self.read_records(&mut connection, keys).await }
+        });
+        let mut stored = Vec::with_capacity(keys.len());
+        for read in join_all(reads).await {
+            stored.extend(read?);
+        }
         for ((entry, key), value) in batch.into_iter().zip(&keys).zip(stored) {
             let Some(bytes) = value else {
                 stale.push((entry, Stale::Missing));
