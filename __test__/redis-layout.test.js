@@ -476,6 +476,22 @@ it('calls made right after close(), not awaited, reject STORE_CLOSED and write n
   }
 });
 
+it("delete of a conversation whose owner's index holds another type deletes the record and resolves", async () => {
+  const prefix = uniquePrefix();
+  const log = recordingLogger();
+  const store = await openStore({ keyPrefix: prefix, logger: log.logger });
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  await store.set(conversation.externalId, conversation);
+  const indexKey = `${prefix}user:${conversation.userId}:conversations`;
+  await server.cli('DEL', indexKey);
+  await server.cli('HSET', indexKey, 'a', 'b');
+
+  await store.delete(conversation.externalId);
+  assert.equal(await store.get(conversation.externalId), undefined);
+  assert.equal(await server.cli('HGET', indexKey, 'a'), 'b', "the other writer's key is left as it is");
+  await log.waitFor('warn', new RegExp(`${indexKey}\\b`));
+});
+
 it('delete removes a conversation key whose value is corrupt or of another type', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });

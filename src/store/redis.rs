@@ -403,23 +403,37 @@ impl RedisStore {
             transaction.atomic();
             transaction.add_command(record_delete.clone()).ignore();
             transaction.add_command(index_remove.clone()).ignore();
+            // The index holding another type holds no entry to remove: the record is deleted
+            // (DEL never refuses), and the delete is done.
+            let foreign_index = |result: Result<_, RedisError>| match result {
+                Err(error) if is_wrong_type(&error) => {
+                    self.logger().warn(format!(
+                        "deleted {key}; its owner's index {index_key} holds a value of another \
+                         type, left as it is"
+                    ));
+                    Ok(Some(()))
+                }
+                result => result,
+            };
             let mut transaction_connection = connection.clone();
-            let deleted = self
-                .atomically(
+            let deleted = foreign_index(
+                self.atomically(
                     &connection,
                     transaction.query_async::<()>(&mut transaction_connection),
                 )
-                .await
-                .map_err(wrong_type_names(&index_key))?;
+                .await,
+            )?;
             if deleted.is_some() {
                 return Ok(());
             }
             // Record first: healing only removes entries whose record is really gone.
             record_delete.query_async::<()>(&mut connection).await?;
-            index_remove
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(wrong_type_names(&index_key))?;
+            foreign_index(
+                index_remove
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map(Some),
+            )?;
             Ok(())
         })
         .await
