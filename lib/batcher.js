@@ -3,7 +3,6 @@
 // The native Redis store with `get` and `set` batched per turn of the event loop.
 
 const timers = require('node:timers');
-const { StoreError } = require('./errors');
 
 /**
  * `setImmediate` as Node loaded it. Fake timers (Sinon's, Vitest's, node:test's `mock.timers`)
@@ -49,10 +48,9 @@ const closeTurn =
  * not hold the store's calls back).
  *
  * Calls on one id are sent in the order they were made (see {@link Lane}); a `listByUser` and
- * `close()` send every queue first. A `delete` is two round trips, so calls on its id wait
- * until it settles (see {@link batchedRedisStore}). Sent in order is not applied in order for
- * the other calls of several round trips (a `set` retried after `NOSCRIPT`, a call waiting
- * for a connection): a later call can overtake those, as it could before batching.
+ * `close()` send every queue first. Sent in order is not applied in order for a call of
+ * several round trips (a `delete`, a `set` retried after `NOSCRIPT`, a call waiting for a
+ * connection): a later call can overtake those, as it could before batching.
  */
 // Several batches in flight keep JSON work on the JS thread overlapping with Redis round
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1, and
@@ -179,14 +177,6 @@ class CallBatcher {
 
 /**
  * The native Redis store with `get` and `set` batched per turn of the event loop.
- *
- * A `delete` takes two round trips (the record, for its owner's index; then the transaction
- * that removes both), so a call on its id sent meanwhile would land between them: a `set`
- * made right after a `delete` was written and then deleted, though it resolved. So calls on
- * an id wait while a delete of it is in flight, and leave in the order they were made once it
- * settles. Calls made after `close()` are refused at once (`STORE_CLOSED`, counted as the
- * native store counts them); the ones made before it and still waiting behind a delete are
- * sent before the native close runs, so they finish.
  * @param {import('../binding').NativeRedisStore} native
  * @returns {NativeStore}
  */
@@ -206,91 +196,26 @@ function batchedRedisStore(native) {
         calls.map((call) => /** @type {string} */ (call.second)),
       ),
   );
-  /** @type {Map<string, Promise<void>>} ids with a delete in flight: when it settles */
-  const deleting = new Map();
-  /** Calls waiting behind a delete, not sent yet. */
-  let waiting = 0;
-  let closing = false;
-
-  /**
-   * `send()` now, or once the delete of `id` in flight (and any made after it) has settled.
-   * @template T
-   * @param {string} id
-   * @param {() => T | Promise<T>} send
-   * @returns {T | Promise<T>}
-   */
-  const afterDeletes = (id, send) => {
-    if (!deleting.has(id)) return send();
-    waiting += 1;
-    /** @returns {T | Promise<T>} */
-    const sendOnceSettled = () => {
-      const pending = deleting.get(id);
-      if (pending !== undefined) return pending.then(sendOnceSettled);
-      waiting -= 1;
-      return send();
-    };
-    return sendOnceSettled();
-  };
-
-  /**
-   * @template T
-   * @param {StoreOperation} operation
-   * @param {() => T | Promise<T>} call
-   * @returns {T | Promise<T>}
-   */
-  const unlessClosed = (operation, call) => {
-    if (!closing) return call();
-    const message = 'the store is closed';
-    native.recordRefused(operation, 'STORE_CLOSED', message);
-    return Promise.reject(new StoreError('STORE_CLOSED', message));
-  };
-
-  /** @param {string} id */
-  const startDelete = (id) => {
-    lane.flushHolding(id);
-    const done = native.delete(id);
-    const settled = done.then(
-      () => {},
-      () => {},
-    );
-    deleting.set(id, settled);
-    // Registered first, so it runs before the calls waiting on `settled` look again.
-    settled.then(() => {
-      if (deleting.get(id) === settled) deleting.delete(id);
-    });
-    return done;
-  };
-
-  /**
-   * Resolves once every call that waited behind a delete has been sent.
-   * @returns {Promise<void>}
-   */
-  const waitersSent = () => (waiting === 0 ? Promise.resolve() : Promise.all(deleting.values()).then(waitersSent));
-
   return {
     get status() {
       return native.status;
     },
-    get: (id) => unlessClosed('get', () => afterDeletes(id, () => gets.call(id))),
-    set: (id, json) => unlessClosed('set', () => afterDeletes(id, () => sets.call(id, json))),
-    delete: (id) => unlessClosed('delete', () => afterDeletes(id, () => startDelete(id))),
-    listByUser: (userId) =>
-      unlessClosed('listByUser', () => {
-        lane.flush();
-        return native.listByUser(userId);
-      }),
+    get: (id) => gets.call(id),
+    set: (id, json) => sets.call(id, json),
+    delete: (id) => {
+      lane.flushHolding(id);
+      return native.delete(id);
+    },
+    listByUser: (userId) => {
+      lane.flush();
+      return native.listByUser(userId);
+    },
     stats: () => native.stats(),
     recordRefused: (operation, code, message) => native.recordRefused(operation, code, message),
-    // Calls gathered in this turn, or waiting behind a delete, were made before close(): they
-    // go out first and finish.
+    // Calls gathered in this turn were made before close(): they go out first and finish.
     close: () => {
-      closing = true;
       lane.flush();
-      if (waiting === 0) return native.close();
-      return waitersSent().then(() => {
-        lane.flush();
-        return native.close();
-      });
+      return native.close();
     },
   };
 }

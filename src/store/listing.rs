@@ -5,8 +5,9 @@
 //! record is gone or now another user's. When that leaves fewer than `listLimit`, it reads
 //! further down the index, for a bounded number of rounds, so it returns what the in-memory
 //! store returns. Records are fetched in batches of bounded worst-case size (one MGET each on
-//! a standalone server), so one list never asks for one reply larger than `LIST_CHUNK_BYTES`,
-//! and the batches of one pass are sent together (one round trip). Healing is best effort: it
+//! a standalone server: `LIST_CHUNK_BYTES`, or one record when `maxRecordBytes` is larger),
+//! and the batches of one pass are sent together (one round trip), `MAX_LIST_BYTES` at most
+//! in the worst case. Healing is best effort: it
 //! is skipped when it would outlast the call's deadline, and a refusal never fails the read.
 
 use std::collections::HashSet;
@@ -166,11 +167,12 @@ impl RedisStore {
                 let mut entries = entries.into_iter().peekable();
                 // Records past `listLimit`, or past what one list returns, are not fetched:
                 // they would only be dropped. Each pass sends its MGETs together (one round
-                // trip), as many as fit in what a list fetches at most, every record at
-                // `maxRecordBytes`: with the defaults, all of a round's.
+                // trip) for as many records as the room left under `MAX_LIST_BYTES` holds,
+                // every record at `maxRecordBytes` (at least one): with the defaults, all of a
+                // round's.
                 while entries.peek().is_some() && records.len() < limit && !full(&records) {
                     let room = (MAX_LIST_BYTES as usize).saturating_sub(fetched(&records));
-                    let at_once = (room / LIST_CHUNK_BYTES).max(1) * chunk;
+                    let at_once = (room / self.options.max_record_bytes).max(1);
                     let batch: Vec<Entry> = entries
                         .by_ref()
                         .filter(|entry| self.usable(entry, &index_key))

@@ -23,8 +23,8 @@ pub const DEFAULT_CLUSTER: bool = false;
 /// Ten years.
 pub const TTL_SECONDS_RANGE: RangeInclusive<u64> = 1..=315_360_000;
 pub const LIST_LIMIT_RANGE: RangeInclusive<u64> = 1..=10_000;
-/// Up to what one list may return (a record crosses into JavaScript as one V8 string).
-pub const MAX_RECORD_BYTES_RANGE: RangeInclusive<u64> = 1..=268_435_456;
+/// Up to what one list returns, less its brackets: a record that large is listed alone.
+pub const MAX_RECORD_BYTES_RANGE: RangeInclusive<u64> = 1..=(MAX_LIST_BYTES - 2);
 /// `commandTimeoutMs`, `connectTimeoutMs`, `retry.baseDelayMs`, `retry.maxDelayMs`: up to a day.
 pub const MILLISECONDS_RANGE: RangeInclusive<u64> = 1..=86_400_000;
 /// A shorter interval would PING more than it finds.
