@@ -70,9 +70,10 @@ export interface BatchReply {
 }
 
 /**
- * Checks a Redis store's options as its constructor would, with no URL and no connection:
- * `createConversationStore` runs it when it picks the in-memory store, so that a bad value
- * fails in development as it would in production.
+ * Checks a Redis store's option values and the rules between them, with no URL and no
+ * connection: `createConversationStore` runs it when it picks the in-memory store, so that a
+ * bad value fails in development as it would in production. The TLS material itself (a PEM
+ * that does not parse, a certificate without its key) is checked only by a Redis store.
  */
 export declare function checkStoreOptions(options: NativeStoreOptions): void
 

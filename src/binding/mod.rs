@@ -316,9 +316,10 @@ impl NativeRedisStore {
     }
 }
 
-/// Checks a Redis store's options as its constructor would, with no URL and no connection:
-/// `createConversationStore` runs it when it picks the in-memory store, so that a bad value
-/// fails in development as it would in production.
+/// Checks a Redis store's option values and the rules between them, with no URL and no
+/// connection: `createConversationStore` runs it when it picks the in-memory store, so that a
+/// bad value fails in development as it would in production. The TLS material itself (a PEM
+/// that does not parse, a certificate without its key) is checked only by a Redis store.
 #[napi]
 pub fn check_store_options(options: NativeStoreOptions) -> Result<()> {
     options.values().check().map(drop).map_err(js_error)

@@ -397,24 +397,25 @@ impl RedisStore {
         if candidates.is_empty() {
             return;
         }
-        let exists = candidates.iter().map(|entry| {
+        // Gone: no key, or a key of another type (no conversation either), as a list heals.
+        let types = candidates.iter().map(|entry| {
             let mut connection = connection.clone();
             let key = self.keys.conversation_key(entry.id().unwrap_or_default());
             async move {
-                redis::cmd("EXISTS")
+                redis::cmd("TYPE")
                     .arg(key)
-                    .query_async::<i64>(&mut connection)
+                    .query_async::<String>(&mut connection)
                     .await
             }
         });
         let heal_by = deadline - self.supervisor.command_timeout() / 5;
-        let Ok(found) = timeout_at(heal_by, join_all(exists)).await else {
+        let Ok(found) = timeout_at(heal_by, join_all(types)).await else {
             return;
         };
         let gone: Vec<(Entry, Stale)> = candidates
             .into_iter()
             .zip(found)
-            .filter(|(_, found)| matches!(found, Ok(0)))
+            .filter(|(_, found)| matches!(found, Ok(kind) if kind != "string"))
             .map(|(entry, _)| (entry, Stale::Missing))
             .collect();
         if gone.is_empty() {
