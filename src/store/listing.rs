@@ -19,8 +19,8 @@ use tokio::time::{timeout_at, Instant};
 
 use super::options::MAX_LIST_BYTES;
 use super::redis::{
-    eval_one_key, is_wrong_type, read_record, wrong_type_names, RedisStore, ONE_SLOT_HEAL_FINISH,
-    ONE_SLOT_HEAL_MARK,
+    eval_one_key, is_wrong_type, random_bits, read_record, wrong_type_names, RedisStore,
+    ONE_SLOT_HEAL_FINISH, ONE_SLOT_HEAL_MARK,
 };
 use super::{check_stored, fitting_records, json_array, LIST_CHUNK_BYTES, LIST_ROUNDS};
 use crate::conn::{server_error, CallError, Connection};
@@ -51,6 +51,13 @@ pub(super) enum Stale {
 /// One heal hashes at most this many bytes of foreign records on Redis's thread; entries
 /// beyond it are left for a later list.
 const HEAL_FOREIGN_BYTES: usize = 8 * 1024 * 1024;
+
+/// A score of its own for one heal's marks, far below any real one (an `updatedAt` in epoch
+/// ms): -1e300 times 1 + 52 random bits, written so that it parses back to the same double.
+fn heal_mark() -> String {
+    let fraction = (random_bits() >> 76) as f64 / (1u64 << 52) as f64;
+    format!("{:e}", -1e300 * (1.0 + fraction))
+}
 
 /// The bytes of the records fetched so far.
 fn fetched(records: &[String]) -> usize {
@@ -304,13 +311,15 @@ impl RedisStore {
         if self.atomically(connection, atomic).await?.is_some() {
             return Ok(());
         }
-        let mut mark = eval_one_key(ONE_SLOT_HEAL_MARK, index_key);
+        let mark = heal_mark();
+        let mut marking = eval_one_key(ONE_SLOT_HEAL_MARK, index_key);
+        marking.arg(&mark);
         for (entry, _) in stale {
-            mark.arg(&entry.member).arg(&entry.score);
+            marking.arg(&entry.member).arg(&entry.score);
         }
-        let marked: Vec<Vec<u8>> = mark.query_async(connection).await?;
+        let marked: Vec<Vec<u8>> = marking.query_async(connection).await?;
         if !marked.is_empty() {
-            self.finish_one_slot_heal(connection, index_key, user_id, marked)
+            self.finish_one_slot_heal(connection, index_key, user_id, &mark, marked)
                 .await?;
         }
         Ok(())
@@ -355,6 +364,7 @@ impl RedisStore {
         connection: &mut Connection,
         index_key: &str,
         user_id: &str,
+        mark: &str,
         marked: Vec<Vec<u8>>,
     ) -> Result<(), RedisError> {
         let keys: Vec<String> = marked
@@ -363,6 +373,7 @@ impl RedisStore {
             .collect();
         let records = self.read_records(connection, &keys).await?;
         let mut finish = eval_one_key(ONE_SLOT_HEAL_FINISH, index_key);
+        finish.arg(mark);
         for ((member, key), record) in marked.iter().zip(&keys).zip(records) {
             let owned = record
                 .and_then(|bytes| check_stored(key, bytes).ok())
@@ -432,6 +443,22 @@ mod tests {
 
     fn bulk(text: &str) -> Value {
         Value::BulkString(text.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn each_heal_marks_with_a_score_of_its_own_far_below_any_real_one() {
+        let marks: Vec<String> = (0..100).map(|_| heal_mark()).collect();
+        let distinct: HashSet<&String> = marks.iter().collect();
+        assert_eq!(distinct.len(), marks.len());
+        for mark in &marks {
+            let score: f64 = mark.parse().unwrap();
+            assert!((-2e300..=-1e300).contains(&score), "{mark}");
+            assert_eq!(
+                &format!("{score:e}"),
+                mark,
+                "parses back to the same double"
+            );
+        }
     }
 
     #[test]

@@ -494,7 +494,7 @@ pub(super) fn random_rank() -> u32 {
 
 /// Random bits from the standard library's randomly seeded hasher (no generator needed: these
 /// only have to differ from call to call and from other writers' keys).
-fn random_bits() -> u128 {
+pub(super) fn random_bits() -> u128 {
     use std::hash::{BuildHasher, Hasher};
     let half = || {
         std::collections::hash_map::RandomState::new()
