@@ -47,7 +47,12 @@ impl RedisStore {
             at,
         });
         self.stats.snapshot(
-            StoreStatus::from(vitals.status),
+            // `end` from the moment `close()` is called, as `status` says.
+            if self.is_closing() {
+                StoreStatus::End
+            } else {
+                StoreStatus::from(vitals.status)
+            },
             vitals.status_since,
             vitals.reconnects,
             connection_error,

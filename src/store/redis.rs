@@ -17,15 +17,12 @@ use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
-use crate::schema::validate_conversation;
 
 /// The standalone scripts, sent by SHA (EVALSHA, loaded on first use).
 pub(super) struct Scripts {
     /// Run inside the set's `MULTI`, by SHA, and by its text ([`SET`]) after a `NOSCRIPT`.
     pub set: Script,
     pub heal: Script,
-    /// Compare-and-delete of the record and its index entry.
-    pub delete: Script,
 }
 
 impl Scripts {
@@ -33,7 +30,6 @@ impl Scripts {
         Scripts {
             set: Script::new(SET),
             heal: Script::new(include_str!("scripts/heal.lua")),
-            delete: Script::new(DELETE),
         }
     }
 }
@@ -46,9 +42,6 @@ const SET: &str = include_str!("scripts/set.lua");
 /// there by `ASK` could only answer `NOSCRIPT`. Redis caches an EVAL'd script by its SHA too.
 pub(super) const RECORD_SET: &str = include_str!("scripts/record_set.lua");
 pub(super) const INDEX_ADD: &str = include_str!("scripts/index_add.lua");
-/// Run alone (record only) one slot per command, and as [`Scripts::delete`] otherwise.
-const DELETE: &str = include_str!("scripts/delete.lua");
-const INDEX_REMOVE: &str = include_str!("scripts/index_remove.lua");
 pub(super) const ONE_SLOT_HEAL_MARK: &str = include_str!("scripts/heal_cluster.lua");
 pub(super) const ONE_SLOT_HEAL_FINISH: &str = include_str!("scripts/heal_cluster_finish.lua");
 
@@ -188,10 +181,15 @@ impl RedisStore {
 
     /// `end` from the moment `close()` is called, as the in-memory store's.
     pub fn status(&self) -> StoreStatus {
-        if self.gate.closing.load(Ordering::Acquire) {
+        if self.is_closing() {
             return StoreStatus::End;
         }
         self.supervisor.status().into()
+    }
+
+    /// Whether `close()` has been called.
+    pub(super) fn is_closing(&self) -> bool {
+        self.gate.closing.load(Ordering::Acquire)
     }
 
     pub fn address(&self) -> String {
@@ -211,7 +209,7 @@ impl RedisStore {
 
     pub async fn ready(&self) -> StoreResult<()> {
         // Closing, it will never be ready again.
-        if self.gate.closing.load(Ordering::Acquire) {
+        if self.is_closing() {
             return Err(StoreError::closed());
         }
         self.ensure_open()?;
@@ -397,87 +395,55 @@ impl RedisStore {
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
         self.call(|mut connection, _| async move {
+            // A key of another type is deleted too: it is in our namespace and unusable.
             let stored = match read_record(&mut connection, &key).await {
-                // A key of another type is deleted too: it is in our namespace and unusable.
-                Err(error) if is_wrong_type(&error) => {
-                    redis::cmd("DEL")
-                        .arg(&key)
-                        .query_async::<()>(&mut connection)
-                        .await?;
-                    return Ok(());
-                }
+                Err(error) if is_wrong_type(&error) => None,
                 stored => stored?,
             };
-            let Some(bytes) = stored else {
-                return Ok(());
-            };
-            // Everything below deletes only while the record is still these bytes: a set made
-            // after the delete and landing between its round trips is kept.
-            let seen = sha1_smol::Sha1::from(&bytes).digest().to_string();
-            let (owner, score) = match std::str::from_utf8(&bytes)
-                .ok()
-                .and_then(|json| validate_conversation(json).ok())
-            {
-                Some(summary) => (Some(summary.user_id), Some(summary.updated_at_ms)),
-                None => (
-                    serde_json::from_slice::<Owner>(&bytes)
-                        .ok()
-                        .map(|o| o.user_id),
-                    None,
-                ),
-            };
+            let owner = stored
+                .as_deref()
+                .and_then(|bytes| serde_json::from_slice::<Owner>(bytes).ok());
+            let mut record_delete = redis::cmd("DEL");
+            record_delete.arg(&key);
             let Some(owner) = owner else {
-                eval_one_key(DELETE, &key)
-                    .arg(&seen)
-                    .query_async::<i64>(&mut connection)
-                    .await?;
+                record_delete.query_async::<()>(&mut connection).await?;
                 return Ok(());
             };
-            let index_key = self.keys.user_index_key(&owner);
-            // The index holding another type holds no entry to remove: the record is deleted,
-            // and the delete is done.
-            let foreign_index = |result: Result<Option<i64>, RedisError>| match result {
+            let index_key = self.keys.user_index_key(&owner.user_id);
+            let mut index_remove = redis::cmd("ZREM");
+            index_remove.arg(&index_key).arg(id);
+            let mut transaction = redis::pipe();
+            transaction.atomic();
+            transaction.add_command(record_delete.clone()).ignore();
+            transaction.add_command(index_remove.clone()).ignore();
+            // The index holding another type holds no entry to remove: the record is deleted
+            // (DEL never refuses), and the delete is done.
+            let foreign_index = |result: Result<_, RedisError>| match result {
                 Err(error) if is_wrong_type(&error) => {
                     self.logger().warn(format!(
                         "deleted {key}; its owner's index {index_key} holds a value of another \
                          type, left as it is"
                     ));
-                    Ok(Some(1))
+                    Ok(Some(()))
                 }
                 result => result,
             };
-            let mut atomic_connection = connection.clone();
-            let mut invocation = self.scripts.delete.key(&key);
-            invocation.key(&index_key).arg(&seen).arg(id);
-            let atomic = invocation.invoke_async::<i64>(&mut atomic_connection);
-            if foreign_index(self.atomically(&connection, atomic).await)?.is_some() {
+            let mut transaction_connection = connection.clone();
+            let deleted = foreign_index(
+                self.atomically(
+                    &connection,
+                    transaction.query_async::<()>(&mut transaction_connection),
+                )
+                .await,
+            )?;
+            if deleted.is_some() {
                 return Ok(());
             }
-            // One slot per command: the record first (healing only removes entries whose record
-            // is really gone), then its entry while the score is still the deleted record's.
-            let deleted: i64 = eval_one_key(DELETE, &key)
-                .arg(&seen)
-                .query_async(&mut connection)
-                .await?;
-            if deleted == 0 {
-                return Ok(());
-            }
-            let index_remove = match score {
-                Some(score) => {
-                    let mut remove = eval_one_key(INDEX_REMOVE, &index_key);
-                    remove.arg(id).arg(score);
-                    remove
-                }
-                // No score to compare with (a record that fails validation).
-                None => {
-                    let mut remove = redis::cmd("ZREM");
-                    remove.arg(&index_key).arg(id);
-                    remove
-                }
-            };
+            // Record first: healing only removes entries whose record is really gone.
+            record_delete.query_async::<()>(&mut connection).await?;
             foreign_index(
                 index_remove
-                    .query_async::<i64>(&mut connection)
+                    .query_async::<()>(&mut connection)
                     .await
                     .map(Some),
             )?;
