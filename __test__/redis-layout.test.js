@@ -767,10 +767,11 @@ it('the index stays bounded: a set past listLimit drops the oldest entries whose
   // Two live conversations older than everything, then ghosts of expired ones above them.
   const oldLive = [1, 2].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
   for (const c of oldLive) await store.set(c.externalId, c);
-  for (let i = 0; i < 6; i++) await server.cli('ZADD', indexKey, Date.parse(isoAt(10 + i)), `expired-${i}`);
-  // And one whose key holds another type: no conversation either.
+  for (let i = 0; i < 5; i++) await server.cli('ZADD', indexKey, Date.parse(isoAt(10 + i)), `expired-${i}`);
+  // And one whose key holds another type: no conversation either. Six ghosts in all: each of
+  // the three sets below drops the two oldest (the two old live ones come first).
   await server.cli('HSET', `${prefix}conv:expired-hash`, 'a', 'b');
-  await server.cli('ZADD', indexKey, Date.parse(isoAt(9)), 'expired-hash');
+  await server.cli('ZADD', indexKey, Date.parse(isoAt(15)), 'expired-hash');
   const newer = [];
   for (let i = 0; i < 3; i++) {
     const c = makeConversation({ userId, updatedAt: isoAt(100 + i) });

@@ -145,8 +145,6 @@ impl RedisStore {
             let mut seen: HashSet<Vec<u8>> = HashSet::new();
             let mut max_score = b"+inf".to_vec();
             let mut again = 0;
-            // Stopped short of `listLimit` by what one list may fetch.
-            let mut cut = false;
             for _ in 0..LIST_ROUNDS {
                 let reply: Value = redis::cmd("ZREVRANGEBYSCORE")
                     .arg(&index_key)
@@ -173,11 +171,13 @@ impl RedisStore {
                 // Records past `listLimit`, or past what one list returns, are not fetched:
                 // they would only be dropped. Each pass sends its MGETs together (one round
                 // trip) for as many records as the room left under `MAX_LIST_BYTES` holds,
-                // every record at `maxRecordBytes`: with the defaults, all of a round's. Once
-                // the room holds no such record, the list stops (so it never fetches more
-                // than `MAX_LIST_BYTES` of records within `maxRecordBytes`).
-                while entries.peek().is_some() && records.len() < limit && !self.full(&records) {
-                    let at_once = room(&records) / self.options.max_record_bytes;
+                // every record at `maxRecordBytes`, and at least one: with the defaults, all
+                // of a round's. So a list fetches at most `MAX_LIST_BYTES` and one record of
+                // `maxRecordBytes` more (records within `maxRecordBytes`); stopping before
+                // that last one would cut lists of small records short whenever
+                // `maxRecordBytes` is close to `MAX_LIST_BYTES`.
+                while entries.peek().is_some() && records.len() < limit && room(&records) > 0 {
+                    let at_once = (room(&records) / self.options.max_record_bytes).max(1);
                     let batch: Vec<Entry> = entries
                         .by_ref()
                         .filter(|entry| self.usable(entry, &index_key))
@@ -188,17 +188,16 @@ impl RedisStore {
                     self.read_batch(&mut connection, user_id, batch, chunk, read)
                         .await?;
                 }
-                if records.len() >= limit || exhausted || self.full(&records) {
-                    cut = !exhausted && records.len() < limit && self.full(&records);
+                if records.len() >= limit || exhausted || room(&records) == 0 {
                     break;
                 }
             }
             records.truncate(limit);
             let fit = fitting_records(records.iter().map(String::as_str));
-            if fit < records.len() || cut {
+            if fit < records.len() {
                 self.logger().warn(format!(
                     "a list of {index_key} returns its newest {fit} conversations only: more \
-                     could pass {MAX_LIST_BYTES} bytes of JSON, the most one list returns"
+                     would pass {MAX_LIST_BYTES} bytes of JSON, the most one list returns"
                 ));
                 records.truncate(fit);
             }
@@ -209,11 +208,6 @@ impl RedisStore {
             Ok(json_array(records.iter().map(String::as_str)))
         })
         .await
-    }
-
-    /// Whether the room left for a list holds no more record of `maxRecordBytes`.
-    fn full(&self, records: &[String]) -> bool {
-        room(records) < self.options.max_record_bytes
     }
 
     /// A member that is not UTF-8 is another writer's: skipped with a warning, never sent on.
