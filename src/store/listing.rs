@@ -6,9 +6,9 @@
 //! further down the index, for a bounded number of rounds, so it returns what the in-memory
 //! store returns. Records are fetched in batches of bounded worst-case size (one MGET each on
 //! a standalone server: `LIST_CHUNK_BYTES`, or one record when `maxRecordBytes` is larger),
-//! and the batches of one pass are sent together (one round trip), `MAX_LIST_BYTES` at most
-//! in the worst case. Healing is best effort: it
-//! is skipped when it would outlast the call's deadline, and a refusal never fails the read.
+//! and the batches of one pass are sent together (one round trip), `MAX_LIST_BYTES` and one
+//! record at most in the worst case. Healing is best effort: it is skipped when it would
+//! outlast the call's deadline, and a refusal never fails the read.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
