@@ -716,6 +716,40 @@ it('calls on one id leave in the order they are made (one tokio worker, the defa
   assert.deepEqual(await read, persisted(second));
 });
 
+it('a get or set made right after a delete of its id, not awaited, follows it; a delete right after a set follows it, even when the set is retried after NOSCRIPT', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  // Before the order by id, the set landed between the delete's GET and its transaction and
+  // was deleted with it in about one round in six, and the get read the deleted record.
+  for (let round = 0; round < 60; round += 1) {
+    const old = makeConversation({ userId });
+    const id = old.externalId;
+    await store.set(id, old);
+    const fresh = { ...old, status: 'completed' };
+    const deleted = store.delete(id);
+    const read = store.get(id);
+    const written = store.set(id, fresh);
+    await Promise.all([deleted, written]);
+    // The get and the set both wait for the delete, then go together: the get reads nothing
+    // or the set, never the deleted record.
+    const got = await read;
+    assert.ok(got === undefined || got.status === 'completed', `round ${round}: the get overtook the delete`);
+    assert.deepEqual(await store.get(id), persisted(fresh), `round ${round}: the set was deleted`);
+    const entry = await server.cli('ZSCORE', `${prefix}user:${userId}:conversations`, id);
+    assert.notEqual(entry, '', `round ${round}: the set's index entry was deleted`);
+  }
+  // A set retried after NOSCRIPT takes a second round trip; the delete made after it waits.
+  for (let round = 0; round < 10; round += 1) {
+    const conversation = makeConversation({ userId });
+    await server.cli('SCRIPT', 'FLUSH');
+    const written = store.set(conversation.externalId, conversation);
+    const deleted = store.delete(conversation.externalId);
+    await Promise.all([written, deleted]);
+    assert.equal(await store.get(conversation.externalId), undefined, `round ${round}: the set outlived the delete`);
+  }
+});
+
 // ---------------------------------------------------------------- trust: other writers, bounds
 
 /** A raw client for what redis-cli cannot send: bytes that are not UTF-8. */

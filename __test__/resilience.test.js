@@ -169,6 +169,37 @@ test('a call made while reconnecting waits for the connection within its own dea
   await store.close();
 });
 
+test('calls on one id made while reconnecting apply in the order made: a delete then a set keeps the set, a set then a delete removes it', async () => {
+  const server = await startRedis();
+  const { store } = openStore(server, { commandTimeoutMs: 4000 });
+  await withLogOnFailure(server, async () => {
+    await store.ready();
+    const kept = Array.from({ length: 20 }, () => makeConversation({ userId: 'order-kept' }));
+    const removed = Array.from({ length: 20 }, () => makeConversation({ userId: 'order-removed' }));
+    await Promise.all(kept.map((conversation) => store.set(conversation.externalId, conversation)));
+    await server.kill();
+    await waitForStatus(store, 'reconnecting');
+    // All these wait for the connection; they used to be woken in no set order.
+    const fresh = kept.map((conversation) => ({ ...conversation, status: 'completed' }));
+    const calls = [];
+    for (const conversation of fresh) {
+      calls.push(store.delete(conversation.externalId), store.set(conversation.externalId, conversation));
+    }
+    for (const conversation of removed) {
+      calls.push(store.set(conversation.externalId, conversation), store.delete(conversation.externalId));
+    }
+    await server.restart();
+    await Promise.all(calls);
+    for (const conversation of fresh) {
+      assert.deepEqual(await store.get(conversation.externalId), conversation, 'a set made after a delete was deleted');
+    }
+    for (const conversation of removed) {
+      assert.equal(await store.get(conversation.externalId), undefined, 'a set made before a delete outlived it');
+    }
+  });
+  await store.close();
+});
+
 test('reconnect attempts back off exponentially up to maxDelayMs and are each logged', async () => {
   const server = await startRedis();
   const { store, log } = openStore(server, { retry: { baseDelayMs: 40, maxDelayMs: 160 } });

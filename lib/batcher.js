@@ -48,9 +48,9 @@ const closeTurn =
  * not hold the store's calls back).
  *
  * Calls on one id are sent in the order they were made (see {@link Lane}); a `listByUser` and
- * `close()` send every queue first. Sent in order is not applied in order for a call of
- * several round trips (a `delete`, a `set` retried after `NOSCRIPT`, a call waiting for a
- * connection): a later call can overtake those, as it could before batching.
+ * `close()` send every queue first. The native store takes each call's turn on its id as it
+ * is handed over, so that order holds across a `delete`'s two round trips too
+ * (`src/store/order.rs`).
  */
 // Several batches in flight keep JSON work on the JS thread overlapping with Redis round
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1, and

@@ -20,7 +20,8 @@ use napi_derive::napi;
 
 use crate::error::{StoreError, StoreResult};
 use crate::store::{
-    self, Admitted, LogLevel, Logger, MemoryStore, Operation, RedisSettings, RedisStore,
+    self, Admitted, CallKind, LogLevel, Logger, MemoryStore, Operation, RedisSettings, RedisStore,
+    Turn,
 };
 
 pub use credentials::NativeCredentials;
@@ -105,6 +106,11 @@ where
     Fut: Future<Output = StoreResult<Option<String>>>,
 {
     futures_util::future::join_all(calls).await
+}
+
+/// The turns of a batch's calls, in the batch's order (see [`RedisStore::turn`]).
+fn turns(call: &Admitted, kind: CallKind, ids: &[String]) -> Vec<Turn> {
+    ids.iter().map(|id| call.store().turn(kind, id)).collect()
 }
 
 /// A panic's payload as text, for the rejection it becomes.
@@ -221,9 +227,12 @@ impl NativeRedisStore {
         env: &'env Env,
         id: String,
     ) -> Result<PromiseRaw<'env, Option<JsonText>>> {
-        spawn_call(env, &self.store, (Operation::Get, 1), |call| async move {
-            let json = call.store().get(&id).await?;
-            Ok(json.map(JsonText::from))
+        spawn_call(env, &self.store, (Operation::Get, 1), |call| {
+            let turn = call.store().turn(CallKind::Get, &id);
+            async move {
+                let json = call.store().get(&id, turn).await?;
+                Ok(json.map(JsonText::from))
+            }
         })
     }
 
@@ -235,8 +244,9 @@ impl NativeRedisStore {
         id: String,
         json: String,
     ) -> Result<PromiseRaw<'env, ()>> {
-        spawn_call(env, &self.store, (Operation::Set, 1), |call| async move {
-            call.store().set(&id, &json).await
+        spawn_call(env, &self.store, (Operation::Set, 1), |call| {
+            let turn = call.store().turn(CallKind::Set, &id);
+            async move { call.store().set(&id, &json, turn).await }
         })
     }
 
@@ -248,11 +258,13 @@ impl NativeRedisStore {
         ids: Vec<String>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
         let calls = (Operation::Get, ids.len());
-        spawn_call(env, &self.store, calls, |call| async move {
-            let store = call.store();
-            Ok(BatchReply::from(
-                run_each(ids.iter().map(|id| store.get(id))).await,
-            ))
+        spawn_call(env, &self.store, calls, |call| {
+            let turns = turns(&call, CallKind::Get, &ids);
+            async move {
+                let store = call.store();
+                let gets = ids.iter().zip(turns).map(|(id, turn)| store.get(id, turn));
+                Ok(BatchReply::from(run_each(gets).await))
+            }
         })
     }
 
@@ -265,24 +277,28 @@ impl NativeRedisStore {
         jsons: Vec<String>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
         let calls = (Operation::Set, ids.len());
-        spawn_call(env, &self.store, calls, |call| async move {
-            let store = call.store();
-            let sets = ids
-                .iter()
-                .zip(&jsons)
-                .map(|(id, json)| async move { store.set(id, json).await.map(|()| None) });
-            Ok(BatchReply::from(run_each(sets).await))
+        spawn_call(env, &self.store, calls, |call| {
+            let turns = turns(&call, CallKind::Set, &ids);
+            async move {
+                let store = call.store();
+                let sets = ids
+                    .iter()
+                    .zip(&jsons)
+                    .zip(turns)
+                    .map(|((id, json), turn)| async move {
+                        store.set(id, json, turn).await.map(|()| None)
+                    });
+                Ok(BatchReply::from(run_each(sets).await))
+            }
         })
     }
 
     #[napi(ts_return_type = "Promise<void>")]
     pub fn delete<'env>(&self, env: &'env Env, id: String) -> Result<PromiseRaw<'env, ()>> {
-        spawn_call(
-            env,
-            &self.store,
-            (Operation::Delete, 1),
-            |call| async move { call.store().delete(&id).await },
-        )
+        spawn_call(env, &self.store, (Operation::Delete, 1), |call| {
+            let turn = call.store().turn(CallKind::Delete, &id);
+            async move { call.store().delete(&id, turn).await }
+        })
     }
 
     /// The user's conversations as one JSON array, newest first.

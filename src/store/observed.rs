@@ -2,26 +2,28 @@
 //! errors by code, latency), and `stats()`. The work itself is in `redis.rs`, `listing.rs`
 //! and `memory.rs`; counting it lives here, in one place.
 
+use super::order::Turn;
 use super::stats::{LastError, Operation, StatsSnapshot};
 use super::{MemoryStore, RedisStore, StoreStatus};
 use crate::error::{ErrorCode, StoreError, StoreResult};
 
 impl RedisStore {
-    pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
+    /// `turn` is the call's [`turn`](RedisStore::turn), taken when it was made.
+    pub async fn get(&self, id: &str, turn: Turn) -> StoreResult<Option<String>> {
         self.stats
-            .observe_async(Operation::Get, self.run_get(id))
+            .observe_async(Operation::Get, self.run_get(id, turn))
             .await
     }
 
-    pub async fn set(&self, id: &str, json: &str) -> StoreResult<()> {
+    pub async fn set(&self, id: &str, json: &str, turn: Turn) -> StoreResult<()> {
         self.stats
-            .observe_async(Operation::Set, self.run_set(id, json))
+            .observe_async(Operation::Set, self.run_set(id, json, turn))
             .await
     }
 
-    pub async fn delete(&self, id: &str) -> StoreResult<()> {
+    pub async fn delete(&self, id: &str, turn: Turn) -> StoreResult<()> {
         self.stats
-            .observe_async(Operation::Delete, self.run_delete(id))
+            .observe_async(Operation::Delete, self.run_delete(id, turn))
             .await
     }
 

@@ -12,6 +12,7 @@ use tokio::runtime::Handle;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use super::order::{CallKind, IdOrder, Turn};
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
 use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
@@ -94,6 +95,8 @@ pub struct RedisStore {
     /// Managed Redis' Enterprise policy): since then every call works one slot per command.
     pub(super) one_slot_per_command: AtomicBool,
     pub(super) stats: CallStats,
+    /// The order of gets, sets and deletes of one id (see `order.rs`).
+    order: Arc<IdOrder>,
 }
 
 /// Only the owner, for `delete` of a record that may not pass validation any more.
@@ -176,6 +179,7 @@ impl RedisStore {
             heal_refusal_logged: AtomicBool::new(false),
             one_slot_per_command: AtomicBool::new(false),
             stats: CallStats::default(),
+            order: Arc::default(),
         })
     }
 
@@ -228,6 +232,12 @@ impl RedisStore {
         })
     }
 
+    /// The place of a call of `kind` on `id` among the calls on that id, taken where
+    /// JavaScript made the call (so in the order the calls were made); the call runs with it.
+    pub fn turn(&self, kind: CallKind, id: &str) -> Turn {
+        self.order.take(kind, id)
+    }
+
     /// Takes no call in from now on: done on the JavaScript thread where `close()` is called,
     /// so a call made after it gets `STORE_CLOSED` even before [`close`](Self::close) runs.
     pub fn begin_close(&self) {
@@ -266,12 +276,25 @@ impl RedisStore {
         F: FnOnce(Connection, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
+        self.call_in_turn(Turn::unordered(), call).await
+    }
+
+    /// [`call`](Self::call) in `turn`: its deadline runs from when it was made, and it starts
+    /// once the calls on its id that it follows have ended.
+    pub(super) async fn call_in_turn<T, F, Fut>(&self, mut turn: Turn, call: F) -> StoreResult<T>
+    where
+        F: FnOnce(Connection, Instant) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
         let call = |connection: Connection, deadline| {
             let cluster = connection.is_cluster();
             call(connection, deadline)
                 .map_err(move |error| super::writes::moved(wrong_type_is_corrupt(error), cluster))
         };
-        self.supervisor.call(call).await
+        let made = turn.made();
+        let result = self.supervisor.call_after(made, turn.wait(), call).await;
+        drop(turn);
+        result
     }
 
     pub(super) fn ensure_open(&self) -> StoreResult<()> {
@@ -281,11 +304,11 @@ impl RedisStore {
         Ok(())
     }
 
-    pub(super) async fn run_get(&self, id: &str) -> StoreResult<Option<String>> {
+    pub(super) async fn run_get(&self, id: &str, turn: Turn) -> StoreResult<Option<String>> {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
-        self.call(|mut connection, _| async move {
+        self.call_in_turn(turn, |mut connection, _| async move {
             let stored = read_record(&mut connection, &key)
                 .await
                 .map_err(wrong_type_names(&key))?;
@@ -305,7 +328,7 @@ impl RedisStore {
     /// leaves. Either way, once the index is over `listLimit` the write returns a few of its
     /// entries, and the trim checks their records as its own step (a script touches only the
     /// keys it declares): under the limit, an atomic set is one round trip.
-    pub(super) async fn run_set(&self, id: &str, json: &str) -> StoreResult<()> {
+    pub(super) async fn run_set(&self, id: &str, json: &str, turn: Turn) -> StoreResult<()> {
         self.ensure_open()?;
         let summary = check_record(&self.options, id, json)?;
         let record_key = self.keys.conversation_key(id);
@@ -313,7 +336,7 @@ impl RedisStore {
         let ttl = self.options.ttl_seconds;
         let index_ttl = ttl + INDEX_TTL_MARGIN_SECONDS;
         let keys = (record_key.as_str(), index_key.as_str());
-        self.call(|mut connection, deadline| async move {
+        self.call_in_turn(turn, |mut connection, deadline| async move {
             let wrong_type = |error: RedisError| match server_error(&error) {
                 Some((code, which)) if code == "WRONGTYPE" => {
                     other_type(if which == "record" { keys.0 } else { keys.1 })
@@ -390,11 +413,11 @@ impl RedisStore {
     }
 
     /// Removes the conversation and its owner's index entry; a missing id is not an error.
-    pub(super) async fn run_delete(&self, id: &str) -> StoreResult<()> {
+    pub(super) async fn run_delete(&self, id: &str, turn: Turn) -> StoreResult<()> {
         self.ensure_open()?;
         check_id("id", id)?;
         let key = self.keys.conversation_key(id);
-        self.call(|mut connection, _| async move {
+        self.call_in_turn(turn, |mut connection, _| async move {
             // A key of another type is deleted too: it is in our namespace and unusable.
             let stored = match read_record(&mut connection, &key).await {
                 Err(error) if is_wrong_type(&error) => None,

@@ -171,16 +171,39 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
         self.acquire(deadline).await.map(|_| ())
     }
 
-    /// Runs one store call: waits for a connection and runs `call` on it, all within
-    /// `commandTimeoutMs`, and turns what failed into the store's error. `call` is told the
-    /// deadline, so best-effort work (healing) can stop before it.
+    /// [`call_after`](Self::call_after) for a call made now that waits for nothing.
+    #[cfg(test)]
     pub(crate) async fn call<T, F, Fut>(&self, call: F) -> StoreResult<T>
     where
         F: FnOnce(C, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
+        self.call_after(Instant::now(), std::future::ready(()), call)
+            .await
+    }
+
+    /// Runs one store call, made at `made`: waits for `before` (the calls on its id it must
+    /// follow), then for a connection, and runs `call` on it, all within `commandTimeoutMs` of
+    /// `made`, and turns what failed into the store's error. `call` is told the deadline, so
+    /// best-effort work (healing) can stop before it.
+    pub(crate) async fn call_after<T, F, Fut>(
+        &self,
+        made: Instant,
+        before: impl Future<Output = ()>,
+        call: F,
+    ) -> StoreResult<T>
+    where
+        F: FnOnce(C, Instant) -> Fut,
+        Fut: Future<Output = Result<T, CallError>>,
+    {
         let core = &self.core;
-        let deadline = Instant::now() + core.settings.command_timeout;
+        let deadline = made + core.settings.command_timeout;
+        if timeout_at(deadline, before).await.is_err() {
+            let waited = core.settings.command_timeout.as_millis();
+            return Err(StoreError::unavailable(format!(
+                "not done within {waited} ms: an earlier call on the same id was still running"
+            )));
+        }
         let (connection, generation) = self.acquire(deadline).await?;
         let sent_ms = core.now_ms();
         match timeout_at(deadline, call(connection, deadline)).await {
