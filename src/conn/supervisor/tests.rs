@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -246,6 +246,46 @@ async fn a_call_without_reply_condemns_only_a_connection_silent_since_it_was_sen
     assert_eq!(supervisor.status(), Status::Reconnecting);
     ready(&supervisor).await;
     assert_eq!(connection_id(&supervisor).await, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_after_a_wait_has_its_deadline_from_when_it_was_made() {
+    let fake = Fake::new([]);
+    let supervisor = start(&fake);
+    ready(&supervisor).await;
+    // Made now, its turn comes 400 ms later: 100 ms of its 500 are left for the call.
+    let made = Instant::now();
+    let turn = sleep(Duration::from_millis(400));
+    let call = supervisor.call_after(made, turn, |_, deadline| async move {
+        Ok::<_, CallError>(deadline)
+    });
+    let deadline = timeout(HANG, call)
+        .await
+        .expect("hung")
+        .expect("call failed");
+    assert_eq!(deadline, made + COMMAND_TIMEOUT);
+    // A turn that never comes: the call gives up at its deadline, runs nothing, and leaves
+    // the connection alone (nothing was sent on it).
+    let made = Instant::now();
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let never = supervisor.call_after(made, std::future::pending(), |_, _| async move {
+        flag.store(true, Ordering::SeqCst);
+        Ok::<_, CallError>(())
+    });
+    let error = timeout(HANG, never).await.expect("hung").unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    assert!(
+        error.message.contains("earlier call on the same id"),
+        "{}",
+        error.message
+    );
+    assert_eq!(Instant::now(), made + COMMAND_TIMEOUT);
+    assert!(!ran.load(Ordering::SeqCst));
+    assert_eq!(
+        (supervisor.status(), connection_id(&supervisor).await),
+        (Status::Ready, 1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
