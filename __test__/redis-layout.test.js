@@ -730,7 +730,9 @@ it('a get or set made right after a delete of its id, not awaited, follows it; a
     const deleted = store.delete(id);
     const read = store.get(id);
     const written = store.set(id, fresh);
+    const readAfter = store.get(id);
     await Promise.all([deleted, written]);
+    assert.deepEqual(await readAfter, persisted(fresh), `round ${round}: a get made after the set missed it`);
     // The get and the set both wait for the delete, then go together: the get reads nothing
     // or the set, never the deleted record.
     const got = await read;
@@ -748,6 +750,30 @@ it('a get or set made right after a delete of its id, not awaited, follows it; a
     await Promise.all([written, deleted]);
     assert.equal(await store.get(conversation.externalId), undefined, `round ${round}: the set outlived the delete`);
   }
+});
+
+it('a burst of calls alternating on one id does not cost the connection: calls on other ids go on', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix, commandTimeoutMs: 300 });
+  const userId = uniqueId('user');
+  const other = makeConversation({ userId });
+  await store.set(other.externalId, other);
+  const conversation = makeConversation({ userId });
+  const reconnectsBefore = store.stats().reconnects;
+  // Each delete waits for the sets before it and each set for the delete before it: most of
+  // the burst runs out of time waiting. A call sent with little of its time left and then
+  // timed out used to be taken for a silent connection, which was dropped.
+  const burst = [];
+  for (let i = 0; i < 2000; i += 1) {
+    burst.push(store.delete(conversation.externalId), store.set(conversation.externalId, conversation));
+  }
+  const reads = [];
+  const outcomes = await Promise.allSettled(burst);
+  for (let i = 0; i < 20; i += 1) reads.push(store.get(other.externalId));
+  for (const read of await Promise.all(reads)) assert.deepEqual(read, persisted(other));
+  const failed = outcomes.filter((outcome) => outcome.status === 'rejected');
+  for (const { reason } of failed) assert.equal(reason.code, 'STORE_UNAVAILABLE', reason.message);
+  assert.equal(store.stats().reconnects, reconnectsBefore, `the store reconnected (${failed.length} calls of the burst failed)`);
 });
 
 // ---------------------------------------------------------------- trust: other writers, bounds

@@ -141,7 +141,14 @@ where
         store.refused(calls.0, calls.1, &error);
         js_error(error)
     })?;
-    let call = AssertUnwindSafe(call(admitted)).catch_unwind();
+    // Making the future takes the calls' turns (on this thread, in the order made): a panic
+    // there is a rejection too.
+    let call =
+        std::panic::catch_unwind(AssertUnwindSafe(|| call(admitted))).map_err(|payload| {
+            store.refused(calls.0, calls.1, &StoreError::unavailable("internal error"));
+            Error::new(Status::GenericFailure, panic_message(payload.as_ref()))
+        })?;
+    let call = AssertUnwindSafe(call).catch_unwind();
     let store = store.clone();
     env.spawn_future(async move {
         match call.await {

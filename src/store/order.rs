@@ -7,9 +7,11 @@
 //! turns are taken in the order the calls were made. Sets of one id made one after the other
 //! form a group, and so do deletes: the calls of a group run together (sets are kept in order
 //! by the connection, and deletes of one id agree), and each waits for the group of the other
-//! kind before it. A `get` waits for the deletes before it and joins no group. Nothing waits
-//! for a `listByUser`, nor does it wait. Each wait counts against the call's own deadline,
-//! which runs from when the call was made.
+//! kind before it. A `get` waits for the deletes before it, and for the sets that followed
+//! those; it joins no group, and the group it waits for takes no later member (later calls
+//! of that kind start a group after it), so a stream of calls cannot hold a get back. Nothing
+//! waits for a `listByUser`, nor does it wait. Each wait counts against the call's own
+//! deadline, which runs from when the call was handed to the native store.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -36,6 +38,9 @@ struct Group {
     done: watch::Receiver<()>,
     /// The group of the other kind before this one, while it may still run.
     after: Option<watch::Receiver<()>>,
+    /// A `get` waits for this group: later calls of its kind start a group after it, so that
+    /// a stream of them cannot hold the get back for ever.
+    closed: bool,
 }
 
 impl Group {
@@ -47,6 +52,7 @@ impl Group {
             members: Arc::downgrade(&sender),
             done,
             after,
+            closed: false,
         };
         (group, sender)
     }
@@ -68,11 +74,17 @@ impl IdOrder {
     pub fn take(self: &Arc<Self>, kind: CallKind, id: &str) -> Turn {
         let made = Instant::now();
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
-        let newest = ids.get(id);
         if kind == CallKind::Get {
-            let after = newest.and_then(|group| match group.kind {
-                CallKind::Delete => group.running().map(|_| group.done.clone()),
-                _ => group.after.clone(),
+            // A get follows the deletes before it, and the sets that followed those while they
+            // run: released with them, or right after them but before they were sent, it could
+            // read the deleted state.
+            let after = ids.get_mut(id).and_then(|group| {
+                let follows = match group.kind {
+                    CallKind::Delete => group.running().is_some(),
+                    _ => group.running().is_some() && group.after.is_some(),
+                };
+                group.closed |= follows;
+                follows.then(|| group.done.clone())
             });
             return Turn {
                 made,
@@ -80,18 +92,21 @@ impl IdOrder {
                 member: None,
             };
         }
+        let newest = ids.get(id);
         // A group ends only once its calls and what they waited for have ended (see `Drop`
         // for `Turn`), so a group that ended leaves nothing to wait for.
         let joined = newest.and_then(|group| {
-            let signal = group.running().filter(|_| group.kind == kind)?;
+            let signal = group
+                .running()
+                .filter(|_| group.kind == kind && !group.closed)?;
             Some((group.after.clone(), signal))
         });
         let (after, signal) = match joined {
             Some(joined) => joined,
             None => {
-                let after = newest
-                    .filter(|group| group.kind != kind)
-                    .and_then(|group| group.running().map(|_| group.done.clone()));
+                // After the newest group while it runs: of the other kind, or of this kind and
+                // closed (a get waits between the two).
+                let after = newest.and_then(|group| group.running().map(|_| group.done.clone()));
                 let (group, signal) = Group::new(kind, after.clone());
                 match ids.get_mut(id) {
                     Some(newest) => *newest = group,
@@ -187,6 +202,9 @@ impl Drop for Turn {
                     order.leave(&id, signal);
                 });
             }
+            // Without a runtime (a call dropped on the JavaScript thread because it could not be
+            // spawned, so it never ran) nothing can wait on: the group may end before what it
+            // waited for. Calls are only ever dropped on the runtime once spawned.
             _ => order.leave(&id, signal),
         }
     }
@@ -230,6 +248,9 @@ mod tests {
         );
         drop(delete);
         assert!(!waits(&mut set_after));
+        // The get was made after the set too.
+        assert!(waits(&mut get_after));
+        drop(set_after);
         assert!(!waits(&mut get_after));
     }
 
@@ -275,6 +296,64 @@ mod tests {
         drop(order.take(CallKind::Delete, "a"));
         let mut delete = order.take(CallKind::Delete, "a");
         assert!(waits(&mut delete), "the delete overtook the set");
+    }
+
+    #[test]
+    fn a_get_after_a_delete_and_a_set_waits_for_the_set() {
+        let order = order();
+        let delete = order.take(CallKind::Delete, "a");
+        let mut set = order.take(CallKind::Set, "a");
+        let mut get = order.take(CallKind::Get, "a");
+        assert!(waits(&mut set));
+        drop(delete);
+        assert!(!waits(&mut set));
+        assert!(waits(&mut get), "the get would read the deleted state");
+        // Made once the delete has ended, before the set was sent: it waits for the set too.
+        let mut late_get = order.take(CallKind::Get, "a");
+        assert!(waits(&mut late_get), "the get could overtake the set");
+        drop(set);
+        assert!(!waits(&mut get));
+        assert!(!waits(&mut late_get));
+        // Sets that followed no delete: a get waits for nothing (the connection keeps their
+        // order).
+        let _set = order.take(CallKind::Set, "a");
+        assert!(!waits(&mut order.take(CallKind::Get, "a")));
+    }
+
+    #[tokio::test]
+    async fn calls_made_after_a_get_do_not_hold_it_back() {
+        let order = order();
+        let first = order.take(CallKind::Delete, "a");
+        let mut get = order.take(CallKind::Get, "a");
+        // A later delete starts a group after the one the get waits for.
+        let mut second = order.take(CallKind::Delete, "a");
+        assert!(waits(&mut get));
+        assert!(waits(&mut second));
+        let mut set = order.take(CallKind::Set, "a");
+        drop(first);
+        assert!(
+            !waits(&mut get),
+            "the get waited for a delete made after it"
+        );
+        assert!(!waits(&mut second));
+        assert!(waits(&mut set));
+        drop(second);
+        assert!(!waits(&mut set));
+    }
+
+    #[tokio::test]
+    async fn a_set_waits_for_every_delete_before_it_across_a_get() {
+        let order = order();
+        let first = order.take(CallKind::Delete, "a");
+        let _get = order.take(CallKind::Get, "a");
+        // Refused at once: its group lives on until the first delete ends.
+        drop(order.take(CallKind::Delete, "a"));
+        let mut set = order.take(CallKind::Set, "a");
+        tokio::task::yield_now().await;
+        assert!(waits(&mut set), "the set overtook the first delete");
+        drop(first);
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), set.wait()).await;
+        assert!(ended.is_ok(), "the set still waits");
     }
 
     #[test]

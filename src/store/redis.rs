@@ -235,6 +235,10 @@ impl RedisStore {
     /// The place of a call of `kind` on `id` among the calls on that id, taken where
     /// JavaScript made the call (so in the order the calls were made); the call runs with it.
     pub fn turn(&self, kind: CallKind, id: &str) -> Turn {
+        // An id the call will refuse (a 20 MB string, say) is not copied into the order.
+        if check_id("id", id).is_err() {
+            return Turn::unordered();
+        }
         self.order.take(kind, id)
     }
 

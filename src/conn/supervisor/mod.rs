@@ -205,6 +205,16 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             )));
         }
         let (connection, generation) = self.acquire(deadline).await?;
+        let sent = Instant::now();
+        // Out of time already (its wait took it all): nothing is sent, for a reply that could
+        // not be waited for.
+        if sent >= deadline {
+            let waited = core.settings.command_timeout.as_millis();
+            return Err(StoreError::unavailable(format!(
+                "not sent within {waited} ms: the call waited for a connection or an earlier \
+                 call on the same id"
+            )));
+        }
         let sent_ms = core.now_ms();
         match timeout_at(deadline, call(connection, deadline)).await {
             Ok(Ok(value)) => {
@@ -217,11 +227,21 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             }
             Ok(Err(CallError::Redis(error))) => Err(core.classify(error, generation, sent_ms)),
             Err(_) => {
-                let waited = core.settings.command_timeout.as_millis();
-                let message = format!("no reply from Redis within {waited} ms");
+                let timeout = core.settings.command_timeout;
+                let before = sent - made;
+                let mut message = format!("no reply from Redis within {} ms", timeout.as_millis());
+                if before >= Duration::from_millis(1) {
+                    message += &format!(
+                        " ({} ms of them waiting for a connection or an earlier call on the \
+                         same id)",
+                        before.as_millis()
+                    );
+                }
                 // Only silence since this call was sent condemns the connection: a reply to
                 // anything else meanwhile means a slow server, and a reconnect would not help.
-                if core.silent_since(sent_ms) {
+                // And only silence long enough to mean something: a call sent with little of
+                // its time left (after a long wait) proves nothing about the connection.
+                if core.silent_since(sent_ms) && deadline - sent >= timeout / 2 {
                     core.connection_failed(generation, &message);
                 }
                 Err(StoreError::unavailable(message))

@@ -286,6 +286,33 @@ async fn a_call_after_a_wait_has_its_deadline_from_when_it_was_made() {
         (supervisor.status(), connection_id(&supervisor).await),
         (Status::Ready, 1)
     );
+    // Sent with 100 ms of its 500 left, and no reply: too short a silence to condemn the
+    // connection (a burst of such calls used to make the store reconnect).
+    sleep(Duration::from_millis(10)).await;
+    let late = supervisor.call_after(Instant::now(), sleep(Duration::from_millis(400)), |_, _| {
+        std::future::pending::<Result<(), CallError>>()
+    });
+    let error = timeout(HANG, late).await.expect("hung").unwrap_err();
+    assert!(
+        error.message.contains("400 ms of them waiting"),
+        "{}",
+        error.message
+    );
+    assert_eq!(
+        (supervisor.status(), connection_id(&supervisor).await),
+        (Status::Ready, 1)
+    );
+    // Its wait took all its time: nothing is sent.
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    let made = Instant::now();
+    let spent = supervisor.call_after(made, sleep(COMMAND_TIMEOUT), |_, _| async move {
+        flag.store(true, Ordering::SeqCst);
+        Ok::<_, CallError>(())
+    });
+    let error = timeout(HANG, spent).await.expect("hung").unwrap_err();
+    assert_eq!(error.code, ErrorCode::Unavailable);
+    assert!(!ran.load(Ordering::SeqCst), "sent past its deadline");
 }
 
 #[tokio::test(start_paused = true)]
