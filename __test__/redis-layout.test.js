@@ -773,7 +773,11 @@ it('a burst of calls alternating on one id does not cost the connection: calls o
   for (const read of await Promise.all(reads)) assert.deepEqual(read, persisted(other));
   const failed = outcomes.filter((outcome) => outcome.status === 'rejected');
   for (const { reason } of failed) assert.equal(reason.code, 'STORE_UNAVAILABLE', reason.message);
-  assert.equal(store.stats().reconnects, reconnectsBefore, `the store reconnected (${failed.length} calls of the burst failed)`);
+  assert.equal(
+    store.stats().reconnects,
+    reconnectsBefore,
+    `the store reconnected (${failed.length} calls of the burst failed)`,
+  );
 });
 
 // ---------------------------------------------------------------- trust: other writers, bounds
