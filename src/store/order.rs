@@ -1,17 +1,14 @@
-//! The order of calls on one id in the Redis store: a `delete` (a GET, then a transaction)
-//! is not overtaken by a `set` or `get` of its id made after it, and does not overtake a
-//! `set` made before it, whatever happens between its round trips (a retry after `NOSCRIPT`,
-//! a reconnect, another tokio worker).
+//! The order of calls on one id in the Redis store: calls on one id apply in the order they
+//! were made, as the in-memory store's do, whatever happens between their round trips (a
+//! `delete`'s GET then its transaction, a `set` retried after `NOSCRIPT`, one slot per
+//! command, a reconnect) and whichever task tokio runs first.
 //!
-//! A call takes its [`Turn`] synchronously, on the JavaScript thread where it was made, so
-//! turns are taken in the order the calls were made. Sets of one id made one after the other
-//! form a group, and so do deletes: the calls of a group run together (sets are kept in order
-//! by the connection, and deletes of one id agree), and each waits for the group of the other
-//! kind before it. A `get` waits for the deletes before it, and for the sets that followed
-//! those; it joins no group, and the group it waits for takes no later member (later calls
-//! of that kind start a group after it), so a stream of calls cannot hold a get back. Nothing
-//! waits for a `listByUser`, nor does it wait. Each wait counts against the call's own
-//! deadline, which runs from when the call was handed to the native store.
+//! A call takes its [`Turn`] synchronously, on the JavaScript thread where the native method
+//! is called, so turns are taken in the order the calls were made. Calls form groups: gets of
+//! one id made one after the other run together, and so do deletes (they agree); each `set`
+//! is a group of its own. A group starts once the group before it has ended, so only calls
+//! on one id that overlap ever wait, and they wait within their own deadline, which runs from
+//! when the call reached the native store. Nothing waits for a `listByUser`, nor does it wait.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
@@ -31,16 +28,13 @@ pub enum CallKind {
 /// every receiver's `changed()` returns.
 type Signal = watch::Sender<()>;
 
-/// The newest group of calls on one id, and the group of the other kind before it.
+/// The newest group of calls on one id.
 struct Group {
     kind: CallKind,
     members: Weak<Signal>,
     done: watch::Receiver<()>,
-    /// The group of the other kind before this one, while it may still run.
+    /// The group before this one, while it may still run.
     after: Option<watch::Receiver<()>>,
-    /// A `get` waits for this group: later calls of its kind start a group after it, so that
-    /// a stream of them cannot hold the get back for ever.
-    closed: bool,
 }
 
 impl Group {
@@ -52,7 +46,6 @@ impl Group {
             members: Arc::downgrade(&sender),
             done,
             after,
-            closed: false,
         };
         (group, sender)
     }
@@ -74,38 +67,20 @@ impl IdOrder {
     pub fn take(self: &Arc<Self>, kind: CallKind, id: &str) -> Turn {
         let made = Instant::now();
         let mut ids = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
-        if kind == CallKind::Get {
-            // A get follows the deletes before it, and the sets that followed those while they
-            // run: released with them, or right after them but before they were sent, it could
-            // read the deleted state.
-            let after = ids.get_mut(id).and_then(|group| {
-                let follows = match group.kind {
-                    CallKind::Delete => group.running().is_some(),
-                    _ => group.running().is_some() && group.after.is_some(),
-                };
-                group.closed |= follows;
-                follows.then(|| group.done.clone())
-            });
-            return Turn {
-                made,
-                after,
-                member: None,
-            };
-        }
         let newest = ids.get(id);
-        // A group ends only once its calls and what they waited for have ended (see `Drop`
-        // for `Turn`), so a group that ended leaves nothing to wait for.
+        // Joins the newest group while it runs and takes calls of this kind (sets never
+        // share: two sets of one id sent by two tasks may reach Redis in either order). A
+        // group ends only once its calls and what they waited for have ended (see `Drop` for
+        // `Turn`), so a group that ended leaves nothing to wait for.
         let joined = newest.and_then(|group| {
             let signal = group
                 .running()
-                .filter(|_| group.kind == kind && !group.closed)?;
+                .filter(|_| group.kind == kind && kind != CallKind::Set)?;
             Some((group.after.clone(), signal))
         });
         let (after, signal) = match joined {
             Some(joined) => joined,
             None => {
-                // After the newest group while it runs: of the other kind, or of this kind and
-                // closed (a get waits between the two).
                 let after = newest.and_then(|group| group.running().map(|_| group.done.clone()));
                 let (group, signal) = Group::new(kind, after.clone());
                 match ids.get_mut(id) {
@@ -228,7 +203,7 @@ mod tests {
     }
 
     #[test]
-    fn a_set_and_a_get_after_a_delete_wait_for_it_and_a_set_before_it_does_not() {
+    fn calls_on_one_id_run_in_the_order_made() {
         let order = order();
         let mut set_before = order.take(CallKind::Set, "a");
         let mut delete = order.take(CallKind::Delete, "a");
@@ -238,122 +213,69 @@ mod tests {
         assert!(waits(&mut delete), "the delete overtook the set before it");
         drop(set_before);
         assert!(!waits(&mut delete));
-        assert!(
-            waits(&mut set_after),
-            "the set overtook the delete before it"
-        );
-        assert!(
-            waits(&mut get_after),
-            "the get overtook the delete before it"
-        );
+        assert!(waits(&mut set_after), "the set overtook the delete");
+        assert!(waits(&mut get_after), "the get overtook the delete");
         drop(delete);
         assert!(!waits(&mut set_after));
-        // The get was made after the set too.
-        assert!(waits(&mut get_after));
+        assert!(waits(&mut get_after), "the get overtook the set");
         drop(set_after);
         assert!(!waits(&mut get_after));
     }
 
     #[test]
-    fn calls_of_one_kind_run_together_and_other_ids_are_not_held() {
+    fn gets_and_deletes_of_one_id_run_together_sets_one_by_one_and_other_ids_are_not_held() {
         let order = order();
-        let mut sets: Vec<Turn> = (0..3).map(|_| order.take(CallKind::Set, "a")).collect();
+        let mut gets: Vec<Turn> = (0..3).map(|_| order.take(CallKind::Get, "a")).collect();
+        let mut first = order.take(CallKind::Set, "a");
+        let mut second = order.take(CallKind::Set, "a");
         let mut deletes: Vec<Turn> = (0..3).map(|_| order.take(CallKind::Delete, "a")).collect();
         let mut other = order.take(CallKind::Set, "b");
-        assert!(sets.iter_mut().all(|turn| !waits(turn)));
-        assert!(deletes.iter_mut().all(waits));
+        assert!(gets.iter_mut().all(|turn| !waits(turn)));
+        assert!(waits(&mut first) && waits(&mut second));
         assert!(!waits(&mut other));
-        // The deletes wait for every set before them, not for the first alone.
-        sets.truncate(2);
+        gets.truncate(1);
+        assert!(waits(&mut first), "the set overtook a get");
+        gets.clear();
+        assert!(!waits(&mut first));
+        assert!(waits(&mut second), "two sets of one id ran together");
+        drop(first);
+        assert!(!waits(&mut second));
         assert!(deletes.iter_mut().all(waits));
-        sets.clear();
+        drop(second);
         assert!(deletes.iter_mut().all(|turn| !waits(turn)));
     }
 
-    #[test]
-    fn a_get_waits_for_no_set() {
-        let order = order();
-        let _set = order.take(CallKind::Set, "a");
-        assert!(!waits(&mut order.take(CallKind::Get, "a")));
-    }
-
     #[tokio::test]
-    async fn a_set_after_sets_that_ended_early_still_waits_for_the_delete_before_them() {
-        let order = order();
-        let _delete = order.take(CallKind::Delete, "a");
-        // A set refused before it waited (bad input) ends at once.
-        drop(order.take(CallKind::Set, "a"));
-        let mut set = order.take(CallKind::Set, "a");
-        assert!(waits(&mut set), "the set overtook the delete");
-        let mut get = order.take(CallKind::Get, "a");
-        assert!(waits(&mut get), "the get overtook the delete");
-    }
-
-    #[tokio::test]
-    async fn a_delete_after_a_delete_group_ended_early_still_waits_for_the_sets_before() {
-        let order = order();
-        let _set = order.take(CallKind::Set, "a");
-        drop(order.take(CallKind::Delete, "a"));
-        let mut delete = order.take(CallKind::Delete, "a");
-        assert!(waits(&mut delete), "the delete overtook the set");
-    }
-
-    #[test]
-    fn a_get_after_a_delete_and_a_set_waits_for_the_set() {
+    async fn calls_after_one_that_ended_early_still_wait_for_what_it_waited_for() {
         let order = order();
         let delete = order.take(CallKind::Delete, "a");
+        // A set refused before it waited (bad input) ends at once; its group lives on until
+        // the delete ends.
+        drop(order.take(CallKind::Set, "a"));
         let mut set = order.take(CallKind::Set, "a");
         let mut get = order.take(CallKind::Get, "a");
-        assert!(waits(&mut set));
+        tokio::task::yield_now().await;
+        assert!(waits(&mut set), "the set overtook the delete");
         drop(delete);
-        assert!(!waits(&mut set));
-        assert!(waits(&mut get), "the get would read the deleted state");
-        // Made once the delete has ended, before the set was sent: it waits for the set too.
-        let mut late_get = order.take(CallKind::Get, "a");
-        assert!(waits(&mut late_get), "the get could overtake the set");
-        drop(set);
-        assert!(!waits(&mut get));
-        assert!(!waits(&mut late_get));
-        // Sets that followed no delete: a get waits for nothing (the connection keeps their
-        // order).
-        let _set = order.take(CallKind::Set, "a");
-        assert!(!waits(&mut order.take(CallKind::Get, "a")));
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), set.wait()).await;
+        assert!(ended.is_ok(), "the set still waits");
+        assert!(waits(&mut get));
     }
 
-    #[tokio::test]
-    async fn calls_made_after_a_get_do_not_hold_it_back() {
+    #[test]
+    fn calls_made_after_a_get_do_not_hold_it_back() {
         let order = order();
-        let first = order.take(CallKind::Delete, "a");
+        let delete = order.take(CallKind::Delete, "a");
         let mut get = order.take(CallKind::Get, "a");
-        // A later delete starts a group after the one the get waits for.
-        let mut second = order.take(CallKind::Delete, "a");
-        assert!(waits(&mut get));
-        assert!(waits(&mut second));
-        let mut set = order.take(CallKind::Set, "a");
-        drop(first);
+        let mut later = order.take(CallKind::Delete, "a");
+        drop(delete);
         assert!(
             !waits(&mut get),
             "the get waited for a delete made after it"
         );
-        assert!(!waits(&mut second));
-        assert!(waits(&mut set));
-        drop(second);
-        assert!(!waits(&mut set));
-    }
-
-    #[tokio::test]
-    async fn a_set_waits_for_every_delete_before_it_across_a_get() {
-        let order = order();
-        let first = order.take(CallKind::Delete, "a");
-        let _get = order.take(CallKind::Get, "a");
-        // Refused at once: its group lives on until the first delete ends.
-        drop(order.take(CallKind::Delete, "a"));
-        let mut set = order.take(CallKind::Set, "a");
-        tokio::task::yield_now().await;
-        assert!(waits(&mut set), "the set overtook the first delete");
-        drop(first);
-        let ended = tokio::time::timeout(std::time::Duration::from_secs(10), set.wait()).await;
-        assert!(ended.is_ok(), "the set still waits");
+        assert!(waits(&mut later));
+        drop(get);
+        assert!(!waits(&mut later));
     }
 
     #[test]
@@ -363,47 +285,60 @@ mod tests {
         let delete = order.take(CallKind::Delete, "a");
         let get = order.take(CallKind::Get, "a");
         assert_eq!(order.len(), 1);
-        drop(get);
         drop(set);
-        assert_eq!(order.len(), 1, "the delete is still running");
         drop(delete);
-        assert_eq!(order.len(), 0);
-        // Gets alone leave nothing behind.
-        drop(order.take(CallKind::Get, "a"));
+        assert_eq!(order.len(), 1, "the get is still running");
+        drop(get);
         assert_eq!(order.len(), 0);
     }
 
-    #[test]
-    fn many_deletes_and_sets_of_one_id_alternate_in_order() {
+    /// Random calls on one id, ended in random order (some before they ran, as refused or
+    /// timed-out calls are): a call that runs never overtakes a live call made before it,
+    /// unless both are gets or both deletes; something can always run; the map empties.
+    #[tokio::test]
+    async fn random_calls_on_one_id_never_overtake_and_never_stall() {
         let order = order();
-        let mut turns: Vec<(CallKind, Turn)> = (0..200)
-            .map(|i| {
-                let kind = if i % 3 == 0 {
-                    CallKind::Delete
-                } else {
-                    CallKind::Set
-                };
-                (kind, order.take(kind, "a"))
-            })
-            .collect();
-        // Run them in order: each runs once what it waits for has ended.
-        let mut ended = 0;
-        while !turns.is_empty() {
-            let runnable: Vec<usize> = (0..turns.len())
-                .filter(|&i| !waits(&mut turns[i].1))
-                .collect();
-            assert!(!runnable.is_empty(), "nothing can run: a cycle");
-            // Only calls of one kind run at once, and only the first group.
-            let kind = turns[runnable[0]].0;
-            assert!(runnable.iter().all(|&i| turns[i].0 == kind));
-            assert_eq!(runnable, (0..runnable.len()).collect::<Vec<_>>());
-            for i in runnable.into_iter().rev() {
-                turns.remove(i);
-                ended += 1;
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let kinds = [CallKind::Get, CallKind::Set, CallKind::Delete];
+        for _round in 0..300 {
+            let mut live: Vec<(CallKind, Turn)> = Vec::new();
+            for _ in 0..(1 + next(12)) {
+                let kind = kinds[next(3) as usize];
+                live.push((kind, order.take(kind, "a")));
             }
+            while !live.is_empty() {
+                tokio::task::yield_now().await;
+                let runnable: Vec<usize> = (0..live.len())
+                    .filter(|&i| !waits(&mut live[i].1))
+                    .collect();
+                assert!(!runnable.is_empty(), "nothing can run");
+                for &i in &runnable {
+                    let kind = live[i].0;
+                    let shared = kind != CallKind::Set;
+                    assert!(
+                        live[..i].iter().all(|(k, _)| shared && *k == kind),
+                        "a {kind:?} overtook a live call of another group"
+                    );
+                }
+                // End a runnable call, or now and then one still waiting.
+                let index = if next(5) == 0 {
+                    next(live.len() as u64) as usize
+                } else {
+                    runnable[next(runnable.len() as u64) as usize]
+                };
+                live.remove(index);
+            }
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            assert_eq!(order.len(), 0, "an id stayed in the map");
         }
-        assert_eq!(ended, 200);
-        assert_eq!(order.len(), 0);
     }
 
     #[tokio::test(start_paused = true)]

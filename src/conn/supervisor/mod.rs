@@ -26,6 +26,7 @@ use tokio::time::{sleep, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
 use super::credentials::Credentials;
+use super::health::{health_check, Ping};
 use super::{ConnectionSettings, ServerAddress};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
@@ -81,6 +82,9 @@ pub(crate) struct Core<C> {
     started: Instant,
     /// Milliseconds after `started` of the last reply from Redis.
     last_reply_ms: AtomicU64,
+    /// A PING is checking the connection for a call that timed out with too little time
+    /// to judge it (`probe`).
+    probing: AtomicBool,
     /// What `stats()` reports of the connection.
     vitals: Vitals,
 }
@@ -114,6 +118,7 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
             draining: AtomicBool::new(false),
             started: Instant::now(),
             last_reply_ms: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
             vitals: Vitals::default(),
         });
         runtime.spawn(run(core.clone()));
@@ -175,6 +180,7 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
     #[cfg(test)]
     pub(crate) async fn call<T, F, Fut>(&self, call: F) -> StoreResult<T>
     where
+        C: Ping,
         F: FnOnce(C, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
@@ -193,6 +199,7 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
         call: F,
     ) -> StoreResult<T>
     where
+        C: Ping,
         F: FnOnce(C, Instant) -> Fut,
         Fut: Future<Output = Result<T, CallError>>,
     {
@@ -240,13 +247,50 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
                 // Only silence since this call was sent condemns the connection: a reply to
                 // anything else meanwhile means a slow server, and a reconnect would not help.
                 // And only silence long enough to mean something: a call sent with little of
-                // its time left (after a long wait) proves nothing about the connection.
-                if core.silent_since(sent_ms) && deadline - sent >= timeout / 2 {
-                    core.connection_failed(generation, &message);
+                // its time left (after a long wait) proves nothing, so a PING with a whole
+                // deadline judges the connection instead.
+                if core.silent_since(sent_ms) {
+                    if deadline - sent >= timeout / 2 {
+                        core.connection_failed(generation, &message);
+                    } else {
+                        self.probe(generation);
+                    }
                 }
                 Err(StoreError::unavailable(message))
             }
         }
+    }
+
+    /// PINGs connection `generation` (one PING at a time) and condemns it if nothing at all
+    /// replied by the PING's deadline: for a call that timed out silent but was sent too late
+    /// to judge the link, so that a dead connection is found within two `commandTimeoutMs`
+    /// even when every call on it waited before it was sent.
+    fn probe(&self, generation: u64)
+    where
+        C: Ping,
+    {
+        let core = &self.core;
+        let connection = match &*core.link.borrow() {
+            Link::Up {
+                connection,
+                generation: current,
+            } if *current == generation => connection.clone(),
+            _ => return,
+        };
+        if core.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let core = core.clone();
+        tokio::spawn(async move {
+            let mut connection = connection;
+            let asked_ms = core.now_ms();
+            if let Some(failure) = health_check(&core, &mut connection).await {
+                if failure.silent && core.silent_since(asked_ms) {
+                    core.connection_failed(generation, &failure.cause);
+                }
+            }
+            core.probing.store(false, Ordering::Release);
+        });
     }
 
     /// Stops the supervisor and drops the connection; resolves once both are done.

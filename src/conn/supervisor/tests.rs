@@ -13,7 +13,7 @@ use futures_util::future::BoxFuture;
 use redis::{RedisError, RedisResult};
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
-use tokio::time::{sleep, timeout, Instant};
+use tokio::time::{sleep, sleep_until, timeout, Instant};
 
 use super::{CallError, Connector, Core, Status, Supervisor};
 use crate::conn::health::Ping;
@@ -313,6 +313,36 @@ async fn a_call_after_a_wait_has_its_deadline_from_when_it_was_made() {
     let error = timeout(HANG, spent).await.expect("hung").unwrap_err();
     assert_eq!(error.code, ErrorCode::Unavailable);
     assert!(!ran.load(Ordering::SeqCst), "sent past its deadline");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_sent_late_that_gets_no_reply_has_the_connection_pinged() {
+    let fake = Fake::new([]);
+    let supervisor = start(&fake);
+    ready(&supervisor).await;
+    let late = || {
+        supervisor.call_after(Instant::now(), sleep(Duration::from_millis(400)), |_, _| {
+            std::future::pending::<Result<(), CallError>>()
+        })
+    };
+    // A live connection answers the PING: it stays.
+    let pings = fake.pings.load(Ordering::SeqCst);
+    timeout(HANG, late()).await.expect("hung").unwrap_err();
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(fake.pings.load(Ordering::SeqCst), pings + 1, "no PING");
+    assert_eq!(
+        (supervisor.status(), connection_id(&supervisor).await),
+        (Status::Ready, 1)
+    );
+    // A dead one does not: condemned one PING deadline after the call gave up, before the
+    // heartbeat (due one interval after the last reply) would have found it.
+    fake.silent_from.store(1, Ordering::SeqCst);
+    let made = Instant::now();
+    timeout(HANG, late()).await.expect("hung").unwrap_err();
+    sleep_until(made + 2 * COMMAND_TIMEOUT + Duration::from_millis(1)).await;
+    assert_eq!(supervisor.status(), Status::Reconnecting);
+    ready(&supervisor).await;
+    assert_eq!(connection_id(&supervisor).await, 2);
 }
 
 #[tokio::test(start_paused = true)]
