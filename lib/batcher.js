@@ -49,8 +49,7 @@ const closeTurn =
  *
  * Calls on one id are sent in the order they were made (see {@link Lane}); a `listByUser` and
  * `close()` send every queue first. The native store takes each call's turn on its id as it
- * is handed over, so that order holds across a `delete`'s two round trips too
- * (`src/store/order.rs`).
+ * is handed over and applies the calls on one id in that order (`src/store/order.rs`).
  */
 // Several batches in flight keep JSON work on the JS thread overlapping with Redis round
 // trips; one batch of everything would run them in lockstep (measured: 16 beats 4, 64, 1, and
