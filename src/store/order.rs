@@ -55,8 +55,8 @@ impl Group {
     }
 }
 
-/// The ids with a set or delete taken in and not ended; an id leaves when its newest group
-/// ends, so the map holds only ids with calls in flight.
+/// The ids with a call taken in and not ended; an id leaves when its newest group ends, so
+/// the map holds only ids with calls in flight.
 #[derive(Default)]
 pub struct IdOrder {
     ids: Mutex<HashMap<Box<str>, Group>>,

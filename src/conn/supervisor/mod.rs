@@ -284,11 +284,15 @@ impl<C: Clone + Send + Sync + 'static> Supervisor<C> {
         tokio::spawn(async move {
             let mut connection = connection;
             let asked_ms = core.now_ms();
-            if let Some(failure) = health_check(&core, &mut connection).await {
+            // Ends at once when the store closes or the connection is condemned meanwhile:
+            // the probe holds its connection no longer than the store does.
+            let checked = health_check(&core, &mut connection);
+            if let Some(Some(failure)) = core.unless_condemned(generation, checked).await {
                 if failure.silent && core.silent_since(asked_ms) {
                     core.connection_failed(generation, &failure.cause);
                 }
             }
+            drop(connection);
             core.probing.store(false, Ordering::Release);
         });
     }

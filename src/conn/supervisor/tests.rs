@@ -343,6 +343,20 @@ async fn a_call_sent_late_that_gets_no_reply_has_the_connection_pinged() {
     assert_eq!(supervisor.status(), Status::Reconnecting);
     ready(&supervisor).await;
     assert_eq!(connection_id(&supervisor).await, 2);
+    // A probe still waiting for its PING when the store closes ends with it, connection and
+    // all.
+    fake.silent_from.store(2, Ordering::SeqCst);
+    timeout(HANG, late()).await.expect("hung").unwrap_err();
+    sleep(Duration::from_millis(1)).await;
+    let holders = Arc::strong_count(&fake);
+    timeout(HANG, supervisor.close()).await.expect("close hung");
+    sleep(Duration::from_millis(1)).await;
+    assert_eq!(
+        Handle::current().metrics().num_alive_tasks(),
+        0,
+        "a task outlived close()"
+    );
+    assert!(Arc::strong_count(&fake) < holders);
 }
 
 #[tokio::test(start_paused = true)]
