@@ -41,12 +41,43 @@ test('gets and sets on different ids made in one turn go as one batch of each ki
   assert.deepEqual(log, ['getBatch:g0,g1,g2,g3,g4,g5,g6,g7', 'setBatch:s0,s1,s2,s3,s4,s5,s6,s7']);
 });
 
-test('a call on an id the other kind still holds sends that queue first', async () => {
+test('a call on a busy id sends the queues holding it, then goes alone; quiet ids keep batching', async () => {
   const { native, log } = recordingNative();
   const store = batchedRedisStore(/** @type {any} */ (native));
   const calls = [store.get('a'), store.get('b'), store.set('b', '{}'), store.get('b'), store.get('c')];
   await Promise.all(calls);
-  assert.deepEqual(log, ['getBatch:a,b', 'set:b', 'getBatch:b,c']);
+  assert.deepEqual(log, ['getBatch:a,b', 'set:b', 'get:b', 'get:c']);
+  // Settled, b is quiet again.
+  await Promise.all([store.get('b'), store.get('d')]);
+  assert.deepEqual(log.slice(4), ['getBatch:b,d']);
+});
+
+test("a quiet id's call does not wait for a busy id's calls: it is never in their batch", async () => {
+  const { native } = recordingNative();
+  // The native store holds each call on `hot` until released, as it holds a call queued
+  // behind others on its id.
+  /** @type {(() => void)[]} */
+  const held = [];
+  const hold = (/** @type {string[]} */ ids, /** @type {any} */ value) =>
+    ids.includes('hot') ? new Promise((resolve) => held.push(() => resolve(value))) : Promise.resolve(value);
+  const batch = (/** @type {string[]} */ ids) => ({ values: ids.map(() => null), errors: ids.map(() => null) });
+  native.get = (id) => hold([id], null);
+  native.getBatch = (ids) => hold(ids, batch(ids));
+  const store = batchedRedisStore(/** @type {any} */ (native));
+  const first = store.get('hot');
+  await nextTurn();
+  // Made in one turn: before, both went in one batch, and the quiet get settled with the hot one.
+  const second = store.get('hot');
+  const quiet = store.get('quiet');
+  const settled = await Promise.race([
+    quiet.then(() => 'quiet'),
+    nextTurn()
+      .then(() => nextTurn())
+      .then(() => 'held'),
+  ]);
+  assert.equal(settled, 'quiet');
+  for (const release of held) release();
+  await Promise.all([first, second]);
 });
 
 test('a delete sends the queues holding its id first; a list and close() send every queue first', async () => {

@@ -66,22 +66,69 @@ const MAX_BATCH = 16;
  */
 
 /**
- * A store's batchers (its gets and its sets), so that calls on one id leave in the order they
- * were made: a call on an id another batcher still holds sends that batcher's queue first.
- * Calls on different ids keep batching whatever their kinds.
+ * A store's batchers (its gets and its sets) and the ids with calls queued or in flight, so
+ * that calls on one id leave in the order they were made. A call on a busy id (one with calls
+ * queued or not settled) sends the queues holding that id, then goes alone: the native store
+ * makes it wait for the calls on its id before it, and alone it holds no batch of other ids
+ * back (a batch settles with its slowest call). Calls on quiet ids keep batching whatever
+ * their kinds.
  */
 class Lane {
   /** @type {CallBatcher[]} */
   #batchers = [];
+  /** Calls queued or not settled, per id. @type {Map<string, number>} */
+  #calls = new Map();
 
   /** @param {CallBatcher} batcher */
   add(batcher) {
     this.#batchers.push(batcher);
   }
 
-  /** `batcher` is about to queue a call on `id`: another batcher's queue holding `id` goes first. */
-  enter(/** @type {CallBatcher} */ batcher, /** @type {string} */ id) {
-    for (const other of this.#batchers) if (other !== batcher && other.holds(id)) other.flush();
+  /** Whether `id` has calls queued or not settled. */
+  busy(/** @type {string} */ id) {
+    return this.#calls.has(id);
+  }
+
+  /** A call on `id` is queued or sent. */
+  take(/** @type {string} */ id) {
+    this.#calls.set(id, (this.#calls.get(id) ?? 0) + 1);
+  }
+
+  /** A call on `id` settled. */
+  release(/** @type {string} */ id) {
+    const calls = (this.#calls.get(id) ?? 1) - 1;
+    if (calls > 0) this.#calls.set(id, calls);
+    else this.#calls.delete(id);
+  }
+
+  /**
+   * Sends `run()`, a native call on `id`, alone, after the queues holding `id`; settles as it
+   * does, and releases `id` then.
+   * @template T
+   * @param {string} id
+   * @param {() => Promise<T>} run
+   * @returns {Promise<T>}
+   */
+  alone(id, run) {
+    this.flushHolding(id);
+    this.take(id);
+    let sent;
+    try {
+      sent = run();
+    } catch (error) {
+      this.release(id);
+      throw error;
+    }
+    return sent.then(
+      (value) => {
+        this.release(id);
+        return value;
+      },
+      (error) => {
+        this.release(id);
+        throw error;
+      },
+    );
   }
 
   /** Sends the queues holding `id` now: before a `delete` of it. */
@@ -126,7 +173,9 @@ class CallBatcher {
 
   /** @param {string} first @param {string} [second] @returns {Promise<any>} */
   call(first, second) {
-    this.#lane.enter(this, first);
+    const lane = this.#lane;
+    if (lane.busy(first)) return lane.alone(first, () => this.#runOne(first, second));
+    lane.take(first);
     if (this.#queue === null) {
       /** @type {QueuedCall[]} */
       const queue = [];
@@ -134,7 +183,20 @@ class CallBatcher {
       closeTurn(() => this.#flush(queue));
     }
     const queue = /** @type {QueuedCall[]} */ (this.#queue);
-    const settled = new Promise((resolve, reject) => queue.push({ first, second, resolve, reject }));
+    const settled = new Promise((resolve, reject) =>
+      queue.push({
+        first,
+        second,
+        resolve: (value) => {
+          lane.release(first);
+          resolve(value);
+        },
+        reject: (error) => {
+          lane.release(first);
+          reject(error);
+        },
+      }),
+    );
     this.#ids.add(first);
     if (queue.length >= MAX_BATCH) this.#flush(queue);
     return settled;
@@ -201,10 +263,7 @@ function batchedRedisStore(native) {
     },
     get: (id) => gets.call(id),
     set: (id, json) => sets.call(id, json),
-    delete: (id) => {
-      lane.flushHolding(id);
-      return native.delete(id);
-    },
+    delete: (id) => lane.alone(id, () => native.delete(id)),
     listByUser: (userId) => {
       lane.flush();
       return native.listByUser(userId);
