@@ -53,21 +53,22 @@ test('a call on a busy id sends the queues holding it, then goes alone; quiet id
 });
 
 test("a quiet id's call does not wait for a busy id's calls: it is never in their batch", async () => {
-  const { native } = recordingNative();
-  // The native store holds each call on `hot` until released, as it holds a call queued
-  // behind others on its id.
+  const { native, log } = recordingNative();
+  // The native store holds each write on `hot` until released, and a get made after it, as it
+  // holds a call queued behind others on its id.
   /** @type {(() => void)[]} */
   const held = [];
   const hold = (/** @type {string[]} */ ids, /** @type {any} */ value) =>
     ids.includes('hot') ? new Promise((resolve) => held.push(() => resolve(value))) : Promise.resolve(value);
   const batch = (/** @type {string[]} */ ids) => ({ values: ids.map(() => null), errors: ids.map(() => null) });
+  native.set = (id) => hold([id], undefined);
   native.get = (id) => hold([id], null);
   native.getBatch = (ids) => hold(ids, batch(ids));
   const store = batchedRedisStore(/** @type {any} */ (native));
-  const first = store.get('hot');
+  const write = store.set('hot', '{}');
   await nextTurn();
   // Made in one turn: before, both went in one batch, and the quiet get settled with the hot one.
-  const second = store.get('hot');
+  const read = store.get('hot');
   const quiet = store.get('quiet');
   const settled = await Promise.race([
     quiet.then(() => 'quiet'),
@@ -77,7 +78,14 @@ test("a quiet id's call does not wait for a busy id's calls: it is never in thei
   ]);
   assert.equal(settled, 'quiet');
   for (const release of held) release();
-  await Promise.all([first, second]);
+  await Promise.all([write, read]);
+});
+
+test('gets of one id with only gets in flight still batch: the native store lets them join', async () => {
+  const { native, log } = recordingNative();
+  const store = batchedRedisStore(/** @type {any} */ (native));
+  await Promise.all([store.get('a'), store.get('a'), store.get('b')]);
+  assert.deepEqual(log, ['getBatch:a,a,b']);
 });
 
 test('a delete sends the queues holding its id first; a list and close() send every queue first', async () => {

@@ -67,38 +67,47 @@ const MAX_BATCH = 16;
 
 /**
  * A store's batchers (its gets and its sets) and the ids with calls queued or in flight, so
- * that calls on one id leave in the order they were made. A call on a busy id (one with calls
- * queued or not settled) sends the queues holding that id, then goes alone: the native store
- * makes it wait for the calls on its id before it, and alone it holds no batch of other ids
- * back (a batch settles with its slowest call). Calls on quiet ids keep batching whatever
- * their kinds.
+ * that calls on one id leave in the order they were made. A call that the native store would
+ * make wait (a write on an id with any call queued or not settled, a get on an id with a
+ * write queued or not settled) sends the queues holding that id, then goes alone: alone it
+ * holds no batch of other ids back (a batch settles with its slowest call). Other calls keep
+ * batching whatever their kinds; gets of one id join one another there without waiting.
  */
+/** Adds `by` to `id`'s count in `counts`, which holds no zero. */
+function count(/** @type {Map<string, number>} */ counts, /** @type {string} */ id, /** @type {number} */ by) {
+  const next = (counts.get(id) ?? 0) + by;
+  if (next > 0) counts.set(id, next);
+  else counts.delete(id);
+}
+
 class Lane {
   /** @type {CallBatcher[]} */
   #batchers = [];
   /** Calls queued or not settled, per id. @type {Map<string, number>} */
   #calls = new Map();
+  /** Sets and deletes queued or not settled, per id. @type {Map<string, number>} */
+  #writes = new Map();
 
   /** @param {CallBatcher} batcher */
   add(batcher) {
     this.#batchers.push(batcher);
   }
 
-  /** Whether `id` has calls queued or not settled. */
-  busy(/** @type {string} */ id) {
-    return this.#calls.has(id);
+  /** Whether a call on `id` (a set or delete if `write`, else a get) would wait for others. */
+  busy(/** @type {string} */ id, /** @type {boolean} */ write) {
+    return (write ? this.#calls : this.#writes).has(id);
   }
 
   /** A call on `id` is queued or sent. */
-  take(/** @type {string} */ id) {
-    this.#calls.set(id, (this.#calls.get(id) ?? 0) + 1);
+  take(/** @type {string} */ id, /** @type {boolean} */ write) {
+    count(this.#calls, id, 1);
+    if (write) count(this.#writes, id, 1);
   }
 
   /** A call on `id` settled. */
-  release(/** @type {string} */ id) {
-    const calls = (this.#calls.get(id) ?? 1) - 1;
-    if (calls > 0) this.#calls.set(id, calls);
-    else this.#calls.delete(id);
+  release(/** @type {string} */ id, /** @type {boolean} */ write) {
+    count(this.#calls, id, -1);
+    if (write) count(this.#writes, id, -1);
   }
 
   /**
@@ -106,26 +115,27 @@ class Lane {
    * does, and releases `id` then.
    * @template T
    * @param {string} id
+   * @param {boolean} write
    * @param {() => Promise<T>} run
    * @returns {Promise<T>}
    */
-  alone(id, run) {
+  alone(id, write, run) {
     this.flushHolding(id);
-    this.take(id);
+    this.take(id, write);
     let sent;
     try {
       sent = run();
     } catch (error) {
-      this.release(id);
+      this.release(id, write);
       throw error;
     }
     return sent.then(
       (value) => {
-        this.release(id);
+        this.release(id, write);
         return value;
       },
       (error) => {
-        this.release(id);
+        this.release(id, write);
         throw error;
       },
     );
@@ -149,6 +159,8 @@ class CallBatcher {
   #runOne;
   /** @type {(calls: QueuedCall[]) => Promise<BatchReply>} */
   #runBatch;
+  /** Its calls are sets (writes), not gets. */
+  #write;
   /** @type {QueuedCall[] | null} */
   #queue = null;
   /** The ids in `#queue`. */
@@ -156,11 +168,13 @@ class CallBatcher {
 
   /**
    * @param {Lane} lane
+   * @param {boolean} write
    * @param {(first: string, second?: string) => Promise<any>} runOne
    * @param {(calls: QueuedCall[]) => Promise<BatchReply>} runBatch
    */
-  constructor(lane, runOne, runBatch) {
+  constructor(lane, write, runOne, runBatch) {
     this.#lane = lane;
+    this.#write = write;
     this.#runOne = runOne;
     this.#runBatch = runBatch;
     lane.add(this);
@@ -174,8 +188,9 @@ class CallBatcher {
   /** @param {string} first @param {string} [second] @returns {Promise<any>} */
   call(first, second) {
     const lane = this.#lane;
-    if (lane.busy(first)) return lane.alone(first, () => this.#runOne(first, second));
-    lane.take(first);
+    const write = this.#write;
+    if (lane.busy(first, write)) return lane.alone(first, write, () => this.#runOne(first, second));
+    lane.take(first, write);
     if (this.#queue === null) {
       /** @type {QueuedCall[]} */
       const queue = [];
@@ -188,11 +203,11 @@ class CallBatcher {
         first,
         second,
         resolve: (value) => {
-          lane.release(first);
+          lane.release(first, write);
           resolve(value);
         },
         reject: (error) => {
-          lane.release(first);
+          lane.release(first, write);
           reject(error);
         },
       }),
@@ -245,11 +260,13 @@ function batchedRedisStore(native) {
   const lane = new Lane();
   const gets = new CallBatcher(
     lane,
+    false,
     (id) => native.get(id),
     (calls) => native.getBatch(calls.map((call) => call.first)),
   );
   const sets = new CallBatcher(
     lane,
+    true,
     (id, json) => native.set(id, /** @type {string} */ (json)),
     (calls) =>
       native.setBatch(
@@ -263,7 +280,7 @@ function batchedRedisStore(native) {
     },
     get: (id) => gets.call(id),
     set: (id, json) => sets.call(id, json),
-    delete: (id) => lane.alone(id, () => native.delete(id)),
+    delete: (id) => lane.alone(id, true, () => native.delete(id)),
     listByUser: (userId) => {
       lane.flush();
       return native.listByUser(userId);
