@@ -692,7 +692,7 @@ it('calls on one id leave in the order they are made (one tokio worker, the defa
   const first = makeConversation({ userId });
   const id = first.externalId;
   // The set script cached first: a set retried after NOSCRIPT takes two round trips, and a
-  // later call may overtake the second (docs/rules-and-reasons.md).
+  // list (which takes no turn on the id) may overtake the second.
   const warm = makeConversation({ userId: uniqueId('user') });
   await store.set(warm.externalId, warm);
   // A list a microtask after a set that was not awaited sees it.
