@@ -141,7 +141,7 @@ class Lane {
     );
   }
 
-  /** Sends the queues holding `id` now: before a `delete` of it. */
+  /** Sends the queues holding `id` now: before a call on it that goes alone (`alone`). */
   flushHolding(/** @type {string} */ id) {
     for (const batcher of this.#batchers) if (batcher.holds(id)) batcher.flush();
   }
