@@ -214,12 +214,8 @@ it('set is one round trip: MULTI, SET of a pending key, scripts/set.lua renaming
     assert.match(sent[1], pending);
     assert.ok(sent[2].includes(`"${scriptSha('set.lua')}" "3" "${prefix}{${recordKey}}`), sent[2]);
     const inScript = monitor.lines.filter((line) => line.includes(' lua] '));
-    assert.deepEqual(
-      inScript.map(commandOf),
-      ['TYPE', 'TYPE', 'RENAME', 'ZADD', 'EXPIRE', 'ZCARD'],
-      inScript.join('\n'),
-    );
-    assert.ok(inScript[4].endsWith(`"${indexKey}" "90000"`), inScript[4]);
+    assert.deepEqual(inScript.map(commandOf), ['TYPE', 'ZADD', 'RENAME', 'EXPIRE', 'ZCARD'], inScript.join('\n'));
+    assert.ok(inScript[3].endsWith(`"${indexKey}" "90000"`), inScript[3]);
     assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
     assertWithin(Number(await server.cli('TTL', recordKey)), 86_400 - 5, 86_400, 'TTL of the record');
   } finally {
@@ -951,7 +947,7 @@ it('a user whose ACL allows only the keys under keyPrefix (~<prefix>*) can set, 
   assert.deepEqual(await store.listByUser(conversation.userId), [persisted(conversation)]);
 });
 
-for (const command of ['rename', 'type']) {
+for (const command of ['rename', 'type', 'zadd']) {
   it(`a set refused by an ACL without ${command.toUpperCase()} rejects, writes nothing and leaves no pending key`, async () => {
     const prefix = uniquePrefix();
     const store = await storeAsUser(`no-${command}`, prefix, ['~*', '+@all', `-${command}`]);
@@ -965,6 +961,19 @@ for (const command of ['rename', 'type']) {
     assert.equal(store.status, 'ready');
   });
 }
+
+it('a set of a stored conversation refused at RENAME leaves its record and entry, and no pending key', async () => {
+  const prefix = uniquePrefix();
+  const writer = await openStore({ keyPrefix: prefix });
+  const store = await storeAsUser('no-rename-update', prefix, ['~*', '+@all', '-rename']);
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  await writer.set(conversation.externalId, conversation);
+  const changed = { ...conversation, status: 'completed', updatedAt: new Date(Date.now() + 60_000).toISOString() };
+  await assert.rejects(store.set(conversation.externalId, changed), { code: 'STORE_UNAVAILABLE' });
+  assert.deepEqual(await writer.get(conversation.externalId), persisted(conversation));
+  assert.deepEqual(await writer.listByUser(conversation.userId), [persisted(conversation)]);
+  assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
+});
 
 it('a heal refused by an ACL (NOPERM) does not fail the list nor touch the connection', async () => {
   const prefix = uniquePrefix();
