@@ -135,6 +135,19 @@ it('the stored value is exactly JSON.stringify of the conversation minus sdkConv
   assert.equal(await server.cli('GET', `${prefix}conv:${id}`), JSON.stringify(expected));
 });
 
+it('a document of more than a million UTF-16 units (copied in two passes) is stored exactly too', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  // 1.35 M units, 3.5 MB of UTF-8: three- and four-byte characters, under maxRecordBytes.
+  const conversation = makeConversation({ messages: [{ text: '日本語😀'.repeat(270_000) }] });
+  const json = JSON.stringify(conversation);
+  assert.ok(json.length > 1 << 20 && Buffer.byteLength(json) < 4_194_304);
+  await store.set(conversation.externalId, conversation);
+  const key = `${prefix}conv:${conversation.externalId}`;
+  const stored = await server.cli('EVAL', "return redis.sha1hex(redis.call('GET', KEYS[1]))", '1', key);
+  assert.equal(stored, createHash('sha1').update(json).digest('hex'));
+});
+
 it('the index score is updatedAt as epoch milliseconds, whatever the fraction digits', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });

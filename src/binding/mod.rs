@@ -26,7 +26,7 @@ use crate::store::{
 
 pub use credentials::NativeCredentials;
 pub use options::NativeStoreOptions;
-use text::JsonText;
+use text::{JsonText, Utf8Text};
 
 fn js_error(error: StoreError) -> Error {
     Error::new(Status::GenericFailure, error.to_string())
@@ -249,11 +249,11 @@ impl NativeRedisStore {
         &self,
         env: &'env Env,
         id: String,
-        json: String,
+        #[napi(ts_arg_type = "string")] json: Utf8Text,
     ) -> Result<PromiseRaw<'env, ()>> {
         spawn_call(env, &self.store, (Operation::Set, 1), |call| {
             let turn = call.store().turn(CallKind::Set, &id);
-            async move { call.store().set(&id, &json, turn).await }
+            async move { call.store().set(&id, &json.0, turn).await }
         })
     }
 
@@ -281,7 +281,7 @@ impl NativeRedisStore {
         &self,
         env: &'env Env,
         ids: Vec<String>,
-        jsons: Vec<String>,
+        #[napi(ts_arg_type = "Array<string>")] jsons: Vec<Utf8Text>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
         let calls = (Operation::Set, ids.len());
         spawn_call(env, &self.store, calls, |call| {
@@ -293,7 +293,7 @@ impl NativeRedisStore {
                     .zip(&jsons)
                     .zip(turns)
                     .map(|((id, json), turn)| async move {
-                        store.set(id, json, turn).await.map(|()| None)
+                        store.set(id, &json.0, turn).await.map(|()| None)
                     });
                 Ok(BatchReply::from(run_each(sets).await))
             }
