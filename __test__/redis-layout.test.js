@@ -227,8 +227,12 @@ it('set is one round trip: MULTI, SET of a pending key, scripts/set.lua renaming
     assert.match(sent[1], pending);
     assert.ok(sent[2].includes(`"${scriptSha('set.lua')}" "3" "${prefix}{${recordKey}}`), sent[2]);
     const inScript = monitor.lines.filter((line) => line.includes(' lua] '));
-    assert.deepEqual(inScript.map(commandOf), ['TYPE', 'ZADD', 'RENAME', 'EXPIRE', 'ZCARD'], inScript.join('\n'));
-    assert.ok(inScript[3].endsWith(`"${indexKey}" "90000"`), inScript[3]);
+    assert.deepEqual(
+      inScript.map(commandOf),
+      ['TYPE', 'TYPE', 'RENAME', 'ZADD', 'EXPIRE', 'ZCARD'],
+      inScript.join('\n'),
+    );
+    assert.ok(inScript[4].endsWith(`"${indexKey}" "90000"`), inScript[4]);
     assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
     assertWithin(Number(await server.cli('TTL', recordKey)), 86_400 - 5, 86_400, 'TTL of the record');
   } finally {
@@ -960,7 +964,7 @@ it('a user whose ACL allows only the keys under keyPrefix (~<prefix>*) can set, 
   assert.deepEqual(await store.listByUser(conversation.userId), [persisted(conversation)]);
 });
 
-for (const command of ['rename', 'type', 'zadd']) {
+for (const command of ['rename', 'type']) {
   it(`a set refused by an ACL without ${command.toUpperCase()} rejects, writes nothing and leaves no pending key`, async () => {
     const prefix = uniquePrefix();
     const store = await storeAsUser(`no-${command}`, prefix, ['~*', '+@all', `-${command}`]);
@@ -975,16 +979,23 @@ for (const command of ['rename', 'type', 'zadd']) {
   });
 }
 
-it('a set of a stored conversation refused at RENAME leaves its record and entry, and no pending key', async () => {
+it('a set of a stored conversation refused at RENAME changes nothing: record, entry, score, no pending key', async () => {
   const prefix = uniquePrefix();
   const writer = await openStore({ keyPrefix: prefix });
   const store = await storeAsUser('no-rename-update', prefix, ['~*', '+@all', '-rename']);
-  const conversation = makeConversation({ userId: uniqueId('user') });
-  await writer.set(conversation.externalId, conversation);
-  const changed = { ...conversation, status: 'completed', updatedAt: new Date(Date.now() + 60_000).toISOString() };
-  await assert.rejects(store.set(conversation.externalId, changed), { code: 'STORE_UNAVAILABLE' });
-  assert.deepEqual(await writer.get(conversation.externalId), persisted(conversation));
-  assert.deepEqual(await writer.listByUser(conversation.userId), [persisted(conversation)]);
+  const userId = uniqueId('user');
+  const older = makeConversation({ userId, updatedAt: '2026-02-22T10:00:00.000Z' });
+  const newer = makeConversation({ userId, updatedAt: '2026-02-22T11:00:00.000Z' });
+  await writer.set(older.externalId, older);
+  await writer.set(newer.externalId, newer);
+  const moved = { ...older, status: 'completed', updatedAt: '2026-02-22T12:00:00.000Z' };
+  await assert.rejects(store.set(older.externalId, moved), { code: 'STORE_UNAVAILABLE' });
+  assert.deepEqual(await writer.get(older.externalId), persisted(older));
+  assert.equal(
+    await server.cli('ZSCORE', `${prefix}user:${userId}:conversations`, older.externalId),
+    String(Date.parse(older.updatedAt)),
+  );
+  assert.deepEqual(await writer.listByUser(userId), [persisted(newer), persisted(older)]);
   assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
 });
 

@@ -4,12 +4,8 @@
 -- (for a 10 KB conversation that was most of the script's cost). Here the pending key becomes
 -- the record (with the TTL the pending key was written with: RENAME keeps it), and the index
 -- entry and the index's TTL are written. When either key holds another type nothing at all
--- is written and the pending key is removed: the record's type is asked, the index's is
--- ZADD's own check (it refuses a key of another type and writes nothing), which saves a call
--- (5 k instructions of about 121 k). Every call up to the RENAME is a pcall, so that a
--- refusal (an ACL's, say) removes the pending key too (should DEL be refused as well, its TTL
--- does); a RENAME refused after the ZADD removes the entry the ZADD added, but an entry it
--- rescored keeps its new score (the record is as it was). Only
+-- is written and the pending key is removed; every call before the RENAME is a pcall, so
+-- that an ACL's refusal removes it too (should DEL be refused as well, its TTL does). Only
 -- the three declared keys are touched (a shard behind one endpoint refuses any other), so
 -- the trim is the store's next step, as in a cluster: past listLimit entries this returns
 -- the oldest few and a few from a random place (member, score, …), for the store to drop
@@ -24,24 +20,21 @@ local record_type = redis.pcall('TYPE', KEYS[2])
 if record_type.err then
   return refuse(record_type)
 end
+local index_type = redis.pcall('TYPE', KEYS[3])
+if index_type.err then
+  return refuse(index_type)
+end
 if record_type.ok ~= 'none' and record_type.ok ~= 'string' then
   return refuse(redis.error_reply('WRONGTYPE record'))
+elseif index_type.ok ~= 'none' and index_type.ok ~= 'zset' then
+  return refuse(redis.error_reply('WRONGTYPE index'))
 end
-local added = redis.pcall('ZADD', KEYS[3], ARGV[1], ARGV[2])
-if type(added) == 'table' and added.err then
-  if string.sub(added.err, 1, 10) == 'WRONGTYPE ' then
-    return refuse(redis.error_reply('WRONGTYPE index'))
-  end
-  return refuse(added)
-end
+-- An ACL that allows SET but not RENAME refuses here: the pending key goes, the refusal stays.
 local renamed = redis.pcall('RENAME', KEYS[1], KEYS[2])
 if type(renamed) == 'table' and renamed.err then
-  -- Refused (an ACL without RENAME): an entry this call added goes too; one it rescored stays.
-  if added == 1 then
-    redis.pcall('ZREM', KEYS[3], ARGV[2])
-  end
   return refuse(renamed)
 end
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[3], ARGV[3])
 local size = redis.call('ZCARD', KEYS[3])
 if size <= tonumber(ARGV[4]) then
