@@ -148,3 +148,24 @@ test('a batch of gets mixing a miss, a corrupt record and non-ASCII hits settles
     type: 'ONE_BYTE_STRING_TYPE',
   });
 });
+
+test('the native setBatch refuses ids and documents of different lengths, and a document that is not a string, writing nothing', async () => {
+  const { NativeRedisStore } = require('../binding.js');
+  const native = new NativeRedisStore(server.url, { tls: { ca: server.caPem } }, () => {}, null, null);
+  try {
+    await native.ready();
+    const [a, b] = [makeConversation(), makeConversation()];
+    assert.throws(
+      () => native.setBatch([a.externalId, b.externalId], [JSON.stringify(a)]),
+      // The native half names the code first; index.js makes it the error's `code`.
+      { message: 'STORE_INVALID_ARGUMENT: setBatch: 2 ids but 1 documents' },
+    );
+    assert.throws(() => native.setBatch([a.externalId], [42]), /expected a string/);
+    assert.throws(() => native.set(a.externalId, { json: true }), /expected a string/);
+    for (const id of [a.externalId, b.externalId]) assert.equal(await server.cli('EXISTS', `conv:${id}`), '0');
+    const reply = await native.setBatch([a.externalId], [JSON.stringify(a)]);
+    assert.deepEqual(reply.errors, [null]);
+  } finally {
+    await native.close();
+  }
+});

@@ -1,6 +1,8 @@
 'use strict';
 // Checks the four Linux addons with readelf: the right machine, glibc 2.17 as the floor of
-// the gnu builds (no symbol version above it), and only musl's libc for the musl builds.
+// the gnu builds (no symbol version above it), only musl's libc for the musl builds, and no
+// initial-exec (static) TLS, which a library loaded with dlopen may find no room for (mimalloc
+// is built with its local-dynamic TLS model for this).
 // Usage: node scripts/check-linux-binaries.js [dir] (default: the package root).
 
 const { execFileSync } = require('node:child_process');
@@ -35,6 +37,9 @@ function check(file, arch, libc) {
   const needed = [...readelf(['-d'], file).matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1]);
   const glibcVersions = [...new Set([...readelf(['-V'], file).matchAll(/Name: GLIBC_([0-9.]+)/g)].map((m) => m[1]))];
   const newest = glibcVersions.reduce((max, v) => (versionAbove(v, max) ? v : max), '0');
+  if (/\bSTATIC_TLS\b/.test(readelf(['-d'], file))) problems.push('is flagged STATIC_TLS (initial-exec TLS)');
+  const staticTls = new Set(readelf(['-r'], file).match(/\bR_(X86_64_TPOFF(32|64)|AARCH64_TLS_TPREL(64)?)\b/g));
+  if (staticTls.size > 0) problems.push(`has initial-exec TLS relocations: ${[...staticTls].join(', ')}`);
   if (libc === 'gnu') {
     problems.push(...needed.filter((lib) => !GLIBC_LIBS.test(lib)).map((lib) => `links ${lib}, not a glibc library`));
     if (versionAbove(newest, GLIBC_FLOOR)) problems.push(`needs GLIBC_${newest}, above the ${GLIBC_FLOOR} floor`);

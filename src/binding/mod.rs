@@ -283,6 +283,14 @@ impl NativeRedisStore {
         ids: Vec<String>,
         #[napi(ts_arg_type = "Array<string>")] jsons: Vec<Utf8Text>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
+        // One reply a call: a caller of the native class could pass lists of other lengths.
+        if ids.len() != jsons.len() {
+            return Err(js_error(StoreError::invalid_argument(format!(
+                "setBatch: {} ids but {} documents",
+                ids.len(),
+                jsons.len()
+            ))));
+        }
         let calls = (Operation::Set, ids.len());
         spawn_call(env, &self.store, calls, |call| {
             let turns = turns(&call, CallKind::Set, &ids);
