@@ -155,16 +155,20 @@ test('the native setBatch refuses ids and documents of different lengths, and a 
   try {
     await native.ready();
     const [a, b] = [makeConversation(), makeConversation()];
-    assert.throws(
-      () => native.setBatch([a.externalId, b.externalId], [JSON.stringify(a)]),
-      // The native half names the code first; index.js makes it the error's `code`.
-      { message: 'STORE_INVALID_ARGUMENT: setBatch: 2 ids but 1 documents' },
-    );
+    // The native half names the code first; index.js makes it the error's `code`.
+    const mismatch = (ids, docs) => ({
+      message: `STORE_INVALID_ARGUMENT: setBatch: ${ids} ids and ${docs} documents, not one document an id`,
+    });
+    assert.throws(() => native.setBatch([a.externalId, b.externalId], [JSON.stringify(a)]), mismatch(2, 1));
+    assert.throws(() => native.setBatch([a.externalId], [JSON.stringify(a), JSON.stringify(b)]), mismatch(1, 2));
+    assert.throws(() => native.setBatch([], [JSON.stringify(a)]), mismatch(0, 1));
+    assert.deepEqual(native.stats().operations.set.errors, { STORE_INVALID_ARGUMENT: 5 });
     assert.throws(() => native.setBatch([a.externalId], [42]), /expected a string/);
     assert.throws(() => native.set(a.externalId, { json: true }), /expected a string/);
     for (const id of [a.externalId, b.externalId]) assert.equal(await server.cli('EXISTS', `conv:${id}`), '0');
     const reply = await native.setBatch([a.externalId], [JSON.stringify(a)]);
     assert.deepEqual(reply.errors, [null]);
+    assert.equal(await server.cli('EXISTS', `conv:${a.externalId}`), '1');
   } finally {
     await native.close();
   }

@@ -148,6 +148,35 @@ it('a document of more than a million UTF-16 units (copied in two passes) is sto
   assert.equal(stored, createHash('sha1').update(json).digest('hex'));
 });
 
+it('documents at the edges of the one-pass copy (its shrink, a million units) are stored exactly', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const conversation = makeConversation();
+  const base = JSON.stringify({ ...conversation, messages: [] }).length;
+  // The JSON's length in UTF-16 units is `base` plus the text's plus the message's own JSON.
+  const messageOverhead = JSON.stringify({ ...conversation, messages: [{ text: '' }] }).length - base;
+  const sized = (units, tail) => ({
+    ...conversation,
+    messages: [{ text: 'a'.repeat(units - base - messageOverhead - tail.length) + tail }],
+  });
+  const cases = [
+    ['ASCII, 32,767 units: 65,535 bytes unused, kept', 32_767, ''],
+    ['ASCII, 32,768 units: shrunk', 32_768, ''],
+    ['ASCII, 100,000 units: shrunk', 100_000, ''],
+    ['1,048,576 units ending in a surrogate pair: one pass', 1 << 20, '😀'],
+    ['1,048,577 units: two passes', (1 << 20) + 1, 'é'],
+  ];
+  for (const [name, units, tail] of cases) {
+    const value = sized(units, tail);
+    const json = JSON.stringify(value);
+    assert.equal(json.length, units, name);
+    await store.set(value.externalId, value);
+    const key = `${prefix}conv:${value.externalId}`;
+    const stored = await server.cli('EVAL', "return redis.sha1hex(redis.call('GET', KEYS[1]))", '1', key);
+    assert.equal(stored, createHash('sha1').update(json).digest('hex'), name);
+  }
+});
+
 it('the index score is updatedAt as epoch milliseconds, whatever the fraction digits', async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix });

@@ -284,12 +284,16 @@ impl NativeRedisStore {
         #[napi(ts_arg_type = "Array<string>")] jsons: Vec<Utf8Text>,
     ) -> Result<PromiseRaw<'env, BatchReply>> {
         // One reply a call: a caller of the native class could pass lists of other lengths.
+        // Refused and counted as a closed store's calls are.
         if ids.len() != jsons.len() {
-            return Err(js_error(StoreError::invalid_argument(format!(
-                "setBatch: {} ids but {} documents",
+            let error = StoreError::invalid_argument(format!(
+                "setBatch: {} ids and {} documents, not one document an id",
                 ids.len(),
                 jsons.len()
-            ))));
+            ));
+            self.store
+                .refused(Operation::Set, ids.len().max(jsons.len()), &error);
+            return Err(js_error(error));
         }
         let calls = (Operation::Set, ids.len());
         spawn_call(env, &self.store, calls, |call| {

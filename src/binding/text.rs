@@ -104,12 +104,12 @@ impl TypeName for JsonText {
 /// V8 writes it: for a set's 9.7 KB document that was 1.6% of a set's CPU samples
 /// (`v8::String::Utf8Length`, `memset`). Here the buffer is sized from the UTF-16 length,
 /// which V8 knows (three UTF-8 bytes a unit at most, a lone surrogate becoming U+FFFD as with
-/// napi-rs), and V8 writes the text into it once. Past [`ONE_PASS_UNITS`] the exact length is
-/// asked for first, as napi-rs does, so that a huge argument does not take three times its
-/// size.
+/// napi-rs), and V8 writes the text into it once; a buffer left mostly unused is shrunk
+/// (below). Past [`ONE_PASS_UNITS`] the exact length is asked for first, as napi-rs does, so
+/// that a huge argument does not take three times its size.
 pub struct Utf8Text(pub String);
 
-/// The longest text (in UTF-16 units) copied in one pass: 3 MiB of buffer at most.
+/// The longest text (in UTF-16 units) copied in one pass: 3 MiB (and a byte) of buffer at most.
 const ONE_PASS_UNITS: usize = 1 << 20;
 
 /// Unused buffer past which a one-pass copy is shrunk to its text (a 10 KB document's 20 KB is
@@ -145,7 +145,10 @@ impl FromNapiValue for Utf8Text {
         // capacity, `written < capacity`.
         unsafe { bytes.set_len(written) };
         // The text lives as long as its call (its turn's wait and retries included): a large
-        // ASCII one gives back the two thirds it did not use.
+        // ASCII one gives back the two thirds it did not use. Only a buffer less than half
+        // used is shrunk, since mimalloc reallocates in place (keeping the block) down to half
+        // its size; text of 1.5 bytes a unit or more (Cyrillic, Greek) keeps up to twice its
+        // size for the call.
         if capacity - written > SHRINK_SLACK && capacity > 2 * written {
             bytes.shrink_to_fit();
         }
