@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use super::order::{CallKind, IdOrder, Turn};
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
-use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
+use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
@@ -368,9 +368,7 @@ impl RedisStore {
                     .arg(summary.updated_at_ms)
                     .arg(id)
                     .arg(index_ttl)
-                    .arg(self.options.list_limit)
-                    .arg(TRIM_BATCH)
-                    .arg(random_rank());
+                    .arg(self.options.list_limit);
                 transaction
             };
             let mut transaction_connection = connection.clone();
@@ -506,6 +504,7 @@ pub(super) async fn read_record(
 
 #[cfg(test)]
 mod tests {
+    use super::super::TRIM_BATCH;
     use super::*;
     use crate::error::ErrorCode;
 
@@ -514,6 +513,17 @@ mod tests {
             code.to_owned(),
             Some("detail".to_owned()),
         ))
+    }
+
+    #[test]
+    fn the_set_script_samples_trim_batch_entries_from_the_pending_keys_random_bits() {
+        // set.lua takes neither as an argument (README, "Changes measured").
+        assert!(SET.contains(&format!("\nlocal TRIM_BATCH = {TRIM_BATCH}\n")));
+        assert!(SET.contains("tonumber(string.sub(KEYS[1], -8), 16)"));
+        let keys = KeyLayout::new("app:").unwrap();
+        let pending = keys.pending_key(&keys.conversation_key("c1"), u128::MAX - 1);
+        let last = &pending[pending.len() - 8..];
+        assert_eq!(u32::from_str_radix(last, 16), Ok(u32::MAX - 1));
     }
 
     #[test]
