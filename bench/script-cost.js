@@ -41,6 +41,8 @@ const PREVIOUS_SET_LUA = fromHistory('0d00958');
 
 const TTL = 86_400;
 const INDEX_TTL = TTL + 3600;
+// A fixed nonce: today's set.lua starts its trim sample at the same rank each time (its last 8
+// hex digits), the previous one at `i`; the instructions barely differ for it.
 const pendingOf = (d) => `{${d.key}}#pending:0123456789abcdef0123456789abcdef`;
 // The former script's arguments (listLimit 50, trim batch 4), today's set.lua's, the previous one's.
 const formerArgs = (d, i, json) => [2, d.key, d.index, json, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];

@@ -520,10 +520,15 @@ mod tests {
         // set.lua takes neither as an argument (README, "Changes measured").
         assert!(SET.contains(&format!("\nlocal TRIM_BATCH = {TRIM_BATCH}\n")));
         assert!(SET.contains("tonumber(string.sub(KEYS[1], -8), 16)"));
-        let keys = KeyLayout::new("app:").unwrap();
-        let pending = keys.pending_key(&keys.conversation_key("c1"), u128::MAX - 1);
-        let last = &pending[pending.len() - 8..];
-        assert_eq!(u32::from_str_radix(last, 16), Ok(u32::MAX - 1));
+        // Both forms of the pending key end with the nonce's low 32 bits as 8 hex digits.
+        for (prefix, id) in [("app:", "c1"), ("a{:", "c1"), ("", "a}b")] {
+            let keys = KeyLayout::new(prefix).unwrap();
+            for (nonce, low) in [(u128::MAX - 1, u32::MAX - 1), (7, 7), (1 << 32, 0)] {
+                let pending = keys.pending_key(&keys.conversation_key(id), nonce);
+                let last = &pending[pending.len() - 8..];
+                assert_eq!(u32::from_str_radix(last, 16), Ok(low), "{pending}");
+            }
+        }
     }
 
     #[test]

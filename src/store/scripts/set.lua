@@ -12,9 +12,10 @@
 -- those whose record is gone.
 -- KEYS: pending, record, index. ARGV: score, id, index ttl, listLimit. How many entries of
 -- each kind to return is the store's TRIM_BATCH (4, checked by a test), and where the second
--- sample starts comes from the pending key's last 32 random bits (8 hex digits): as
--- arguments they cost redis-server 3.6 k instructions a set (four ARGV strings fit a table
--- of four; six made Lua grow it once more).
+-- sample starts comes from the pending key's last 32 random bits (8 hex digits; 0 should
+-- they ever not be hex, as the script has written by then): as arguments they cost
+-- redis-server 3.0 k instructions a set (four ARGV strings fit a table of four; six made Lua
+-- grow it once more).
 local TRIM_BATCH = 4
 local function refuse(reply)
   redis.pcall('DEL', KEYS[1])
@@ -44,7 +45,7 @@ local size = redis.call('ZCARD', KEYS[3])
 if size <= tonumber(ARGV[4]) then
   return {}
 end
-local from = tonumber(string.sub(KEYS[1], -8), 16) % size
+local from = (tonumber(string.sub(KEYS[1], -8), 16) or 0) % size
 local candidates = redis.call('ZRANGE', KEYS[3], 0, TRIM_BATCH - 1, 'WITHSCORES')
 for _, item in ipairs(redis.call('ZRANGE', KEYS[3], from, from + TRIM_BATCH - 1, 'WITHSCORES')) do
   table.insert(candidates, item)
