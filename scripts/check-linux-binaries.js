@@ -34,10 +34,11 @@ function check(file, arch, libc) {
   const problems = [];
   const machine = /Machine:\s+(.*)/.exec(readelf(['-h'], file))?.[1].trim();
   if (machine !== MACHINES[arch]) problems.push(`machine is ${machine}, expected ${MACHINES[arch]}`);
-  const needed = [...readelf(['-d'], file).matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1]);
+  const dynamic = readelf(['-d'], file);
+  const needed = [...dynamic.matchAll(/\(NEEDED\)\s+Shared library: \[(.+)\]/g)].map((m) => m[1]);
   const glibcVersions = [...new Set([...readelf(['-V'], file).matchAll(/Name: GLIBC_([0-9.]+)/g)].map((m) => m[1]))];
   const newest = glibcVersions.reduce((max, v) => (versionAbove(v, max) ? v : max), '0');
-  if (/\bSTATIC_TLS\b/.test(readelf(['-d'], file))) problems.push('is flagged STATIC_TLS (initial-exec TLS)');
+  if (/\bSTATIC_TLS\b/.test(dynamic)) problems.push('is flagged STATIC_TLS (initial-exec TLS)');
   const staticTls = new Set(readelf(['-r'], file).match(/\bR_(X86_64_TPOFF(32|64)|AARCH64_TLS_TPREL(64)?)\b/g));
   if (staticTls.size > 0) problems.push(`has initial-exec TLS relocations: ${[...staticTls].join(', ')}`);
   if (libc === 'gnu') {
