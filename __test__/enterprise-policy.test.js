@@ -167,7 +167,7 @@ describe('a shard that serves half the slots (scripts reach only the keys they d
       await store.set(conversation.externalId, { ...conversation, status: 'completed' });
       const stats = await shard.cli('INFO', 'commandstats');
       const topLevel = stats.match(/^cmdstat_(evalsha|eval|exists|get|mget|type|multi|exec):calls=\d+/gm) ?? [];
-      // Commands a script runs count too (TYPE twice here); one transaction alone was sent,
+      // Commands a script runs count too (TYPE here); one transaction alone was sent,
       // its pending key in the record's slot (a shard refuses a transaction over two).
       assert.deepEqual(
         topLevel.filter((line) => !line.startsWith('cmdstat_type')).sort(),

@@ -256,11 +256,7 @@ it('set is one round trip: MULTI, SET of a pending key, scripts/set.lua renaming
     assert.match(sent[1], pending);
     assert.ok(sent[2].includes(`"${scriptSha('set.lua')}" "3" "${prefix}{${recordKey}}`), sent[2]);
     const inScript = monitor.lines.filter((line) => line.includes(' lua] '));
-    assert.deepEqual(
-      inScript.map(commandOf),
-      ['TYPE', 'TYPE', 'RENAME', 'ZADD', 'EXPIRE', 'ZCARD'],
-      inScript.join('\n'),
-    );
+    assert.deepEqual(inScript.map(commandOf), ['TYPE', 'ZCARD', 'RENAME', 'ZADD', 'EXPIRE'], inScript.join('\n'));
     assert.ok(inScript[4].endsWith(`"${indexKey}" "90000"`), inScript[4]);
     assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
     assertWithin(Number(await server.cli('TTL', recordKey)), 86_400 - 5, 86_400, 'TTL of the record');
@@ -918,6 +914,45 @@ it('the index stays bounded: a set past listLimit drops the oldest entries whose
   assert.deepEqual(new Set(members), new Set([...oldLive, ...newer].map((c) => c.externalId)));
 });
 
+it('the trim starts past listLimit: an update at listLimit entries samples nothing, a new conversation then does', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix, listLimit: 3 });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  // A ghost (its record gone) at the bottom, then two live conversations: listLimit entries.
+  await server.cli('ZADD', indexKey, Date.parse(isoAt(1)), 'expired-0');
+  const live = [2, 3].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
+  for (const c of live) await store.set(c.externalId, c);
+  // An update adds no entry: the index stays at listLimit, so the set returns no sample and
+  // the ghost stays (set.lua counts the index before its ZADD and adds what ZADD added).
+  await store.set(live[0].externalId, { ...live[0], status: 'completed' });
+  assert.equal(await server.cli('ZCARD', indexKey), '3');
+  assert.match(await server.cli('ZRANGE', indexKey, 0, -1), /expired-0/, 'an update at listLimit trimmed');
+  // A new conversation makes listLimit + 1 entries: the set samples the oldest, the ghost goes.
+  const newer = makeConversation({ userId, updatedAt: isoAt(4) });
+  await store.set(newer.externalId, newer);
+  assert.deepEqual(
+    new Set((await server.cli('ZRANGE', indexKey, 0, -1)).split('\n')),
+    new Set([...live, newer].map((c) => c.externalId)),
+  );
+});
+
+it('set when both keys hold another type writes nothing and names the record', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const conversation = makeConversation({ userId: uniqueId('user') });
+  const recordKey = `${prefix}conv:${conversation.externalId}`;
+  const indexKey = `${prefix}user:${conversation.userId}:conversations`;
+  await server.cli('HSET', recordKey, 'a', 'b');
+  await server.cli('SADD', indexKey, 'a');
+  const keysBefore = await server.cli('DBSIZE');
+  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(recordKey));
+  assert.equal(await server.cli('TYPE', recordKey), 'hash');
+  assert.equal(await server.cli('TYPE', indexKey), 'set');
+  assert.equal(await server.cli('TTL', indexKey), '-1', 'the foreign key got a TTL');
+  assert.equal(await server.cli('DBSIZE'), keysBefore, 'a key was left behind');
+});
+
 it("an active user's index does not grow with every conversation they ever had", async () => {
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix, listLimit: 5 });
@@ -993,7 +1028,7 @@ it('a user whose ACL allows only the keys under keyPrefix (~<prefix>*) can set, 
   assert.deepEqual(await store.listByUser(conversation.userId), [persisted(conversation)]);
 });
 
-for (const command of ['rename', 'type']) {
+for (const command of ['rename', 'type', 'zcard']) {
   it(`a set refused by an ACL without ${command.toUpperCase()} rejects, writes nothing and leaves no pending key`, async () => {
     const prefix = uniquePrefix();
     const store = await storeAsUser(`no-${command}`, prefix, ['~*', '+@all', `-${command}`]);

@@ -23,8 +23,8 @@ const SET_LUA = fs.readFileSync(path.join(__dirname, '../src/store/scripts/set.l
 // The set script before the document went to a pending key (commit 4b8a472 changed it): the
 // document was its argument, so Lua hashed all of it. Read from git's history (without it, as
 // in a shallow clone, its variants are left out).
-// The pending-key script before it stopped taking the trim's batch and random start as
-// arguments (0d00958: six ARGV), too.
+// The pending-key script before its index check became the ZCARD the trim needs (be7079e:
+// TYPE on both keys, ZCARD after the ZADD), too.
 function fromHistory(revision) {
   try {
     return execFileSync('git', ['show', `${revision}:src/store/scripts/set.lua`], {
@@ -37,17 +37,17 @@ function fromHistory(revision) {
   }
 }
 const FORMER_SET_LUA = fromHistory('4b8a472~1');
-const PREVIOUS_SET_LUA = fromHistory('0d00958');
+const PREVIOUS_SET_LUA = fromHistory('be7079e');
 
 const TTL = 86_400;
 const INDEX_TTL = TTL + 3600;
 // A fixed nonce: today's set.lua starts its trim sample at the same rank each time (its last 8
-// hex digits), the previous one at `i`; the instructions barely differ for it.
+// hex digits), as the previous one did.
 const pendingOf = (d) => `{${d.key}}#pending:0123456789abcdef0123456789abcdef`;
-// The former script's arguments (listLimit 50, trim batch 4), today's set.lua's, the previous one's.
+// The former script's arguments (listLimit 50, trim batch 4), and today's set.lua's (the previous
+// one took the same).
 const formerArgs = (d, i, json) => [2, d.key, d.index, json, TTL, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
 const setArgs = (d, i) => [3, pendingOf(d), d.key, d.index, 1e12 + i, d.id, INDEX_TTL, 50];
-const previousArgs = (d, i) => [3, pendingOf(d), d.key, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i];
 const multiExec = (c, d, i) =>
   c
     .multi()
@@ -73,7 +73,7 @@ const VARIANTS = {
     c
       .multi()
       .set(pendingOf(d), d.json, 'EX', TTL)
-      .evalsha(s.previous, ...previousArgs(d, i))
+      .evalsha(s.previous, ...setArgs(d, i))
       .exec(),
   'EVALSHA of the former set script, the document an argument': (c, s, d, i) =>
     c.evalsha(s.former, ...formerArgs(d, i, d.json)),
