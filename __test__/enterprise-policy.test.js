@@ -9,14 +9,45 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
+const { createHash, randomUUID } = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+
 const { RedisConversationStore } = require('..');
-const { stopAll, withLogOnFailure } = require('../support/redis');
+const { makeCerts, stopAll, withLogOnFailure } = require('../support/redis');
+const { startOlderRedis } = require('../support/resp-proxy');
 const { startCluster, startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
 const { makeConversation, persisted } = require('../support/conversations');
 const { defineContractSuite } = require('../support/contract');
 const { recordingLogger, silentLogger } = require('../support/observe');
 
 const CROSS_SLOT_WARNING = /^\[STORE\] the server refuses a script or transaction over two hash slots \(CROSSSLOT/;
+const SET_GET_REFUSED = /the server refuses SET's GET option/;
+// The record half of a set one slot per command on a server without SET … GET.
+const RECORD_SET_SHA = createHash('sha1')
+  .update(fs.readFileSync(path.join(__dirname, '../src/store/scripts/record_set.lua')))
+  .digest('hex');
+
+function corruptRecord(key) {
+  return (error) => {
+    assert.equal(error.code, 'STORE_CORRUPT_RECORD', error.message);
+    assert.ok(error.message.includes(key), `the message should name ${key}: ${error.message}`);
+    return true;
+  };
+}
+
+/** A set one slot per command over a record key holding a hash: refused, naming it, nothing written. */
+async function assertForeignRecordRefused(store, redis, prefix) {
+  const conversation = makeConversation({ userId: `foreign-${randomUUID()}` });
+  const recordKey = `${prefix}conv:${conversation.externalId}`;
+  await redis.cli('HSET', recordKey, 'a', 'b');
+  const keysBefore = await redis.cli('DBSIZE');
+  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(recordKey));
+  assert.equal(await redis.cli('HGET', recordKey, 'a'), 'b');
+  assert.equal(await redis.cli('TTL', recordKey), '-1', 'the foreign key got a TTL');
+  assert.equal(await redis.cli('EXISTS', `${prefix}user:${conversation.userId}:conversations`), '0');
+  assert.equal(await redis.cli('DBSIZE'), keysBefore, 'a key was written');
+}
 
 let server;
 let prefixes = 0;
@@ -87,6 +118,58 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
       assert.deepEqual(await store.listByUser(good.userId), [persisted(good)]);
       assert.equal(await server.cli('ZSCORE', indexKey, hashId), '', 'the entry of the hash was healed');
       assert.equal(await server.cli('HGET', `typed:conv:${hashId}`, 'a'), 'b');
+    });
+  });
+  test('one slot per command, a record is written by one SET … GET, never through Lua, and a key of another type is refused', async (t) => {
+    await withLogOnFailure(server, async () => {
+      const log = recordingLogger();
+      const store = new RedisConversationStore(server.url, {
+        tls: { ca: server.caPem },
+        keyPrefix: 'setget:',
+        logger: log.logger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      await server.cli('SCRIPT', 'FLUSH');
+      const first = makeConversation();
+      await store.set(first.externalId, first); // CROSSSLOT: one slot per command from here on
+      const second = { ...makeConversation({ userId: first.userId }), externalId: first.externalId };
+      await store.set(second.externalId, second);
+      assert.deepEqual(await store.get(first.externalId), persisted(second));
+      assert.equal(await server.cli('GET', `setget:conv:${first.externalId}`), JSON.stringify(persisted(second)));
+      assert.equal(await server.cli('SCRIPT', 'EXISTS', RECORD_SET_SHA), '0', 'record_set.lua ran');
+      await assertForeignRecordRefused(store, server, 'setget:');
+      assert.ok(!log.lines.some((line) => SET_GET_REFUSED.test(line)), log.lines.join('\n'));
+    });
+  });
+});
+
+describe("a server that refuses SET's GET option (before Redis 6.2, as Azure Cache for Redis 6), emulated", () => {
+  test('records written one slot per command go through record_set.lua from the first refusal on, said once', async (t) => {
+    const certs = await makeCerts();
+    const node = await startSlotCheckingServer({ certs });
+    const older = await startOlderRedis({ targetPort: node.port, certs });
+    t.after(() => older.close());
+    await withLogOnFailure(node, async () => {
+      const log = recordingLogger();
+      const store = new RedisConversationStore(`rediss://${older.host}:${older.port}`, {
+        tls: { ca: certs.caPem },
+        keyPrefix: 'older:',
+        logger: log.logger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      const conversations = Array.from({ length: 3 }, () => makeConversation());
+      for (const conversation of conversations) await store.set(conversation.externalId, conversation);
+      for (const conversation of conversations) {
+        assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
+        assert.equal(await node.cli('TTL', `older:conv:${conversation.externalId}`), '86400');
+      }
+      assert.equal(older.refused, 1, 'SET … GET was tried again after its refusal');
+      assert.equal(await node.cli('SCRIPT', 'EXISTS', RECORD_SET_SHA), '1', 'record_set.lua never ran');
+      assert.equal(log.entries.filter(({ line }) => SET_GET_REFUSED.test(line)).length, 1, log.lines.join('\n'));
+      await assertForeignRecordRefused(store, node, 'older:');
+      assert.equal(store.status, 'ready');
     });
   });
 });

@@ -3,7 +3,9 @@
 // move the figure): the set as the store sends it (src/store/scripts/set.lua), the same
 // without MULTI/EXEC, the previous and the former set scripts, empty scripts, and the
 // MULTI/EXEC of ioredis + Zod, with the bench's documents, on a scratch plain-TCP
-// redis-server under valgrind, every key already written.
+// redis-server under valgrind, every key already written. Also the halves of a set one slot
+// per command (a cluster, Azure Managed Redis): the record's `SET … GET`, the record_set.lua
+// it replaced (still used before Redis 6.2), and index_add.lua.
 //
 //   node bench/script-cost.js [--sets 1000] [--only PREFIX]
 //
@@ -19,7 +21,10 @@ const Redis = require('ioredis');
 const { makeWorkload } = require('./workload');
 const { freePort } = require('../support/redis');
 
-const SET_LUA = fs.readFileSync(path.join(__dirname, '../src/store/scripts/set.lua'), 'utf8');
+const script = (name) => fs.readFileSync(path.join(__dirname, `../src/store/scripts/${name}`), 'utf8');
+const SET_LUA = script('set.lua');
+const RECORD_SET_LUA = script('record_set.lua');
+const INDEX_ADD_LUA = script('index_add.lua');
 // The set script before the document went to a pending key (commit 4b8a472 changed it): the
 // document was its argument, so Lua hashed all of it. Read from git's history (without it, as
 // in a shallow clone, its variants are left out).
@@ -80,6 +85,12 @@ const VARIANTS = {
   'EVALSHA return 0, the former arguments': (c, s, d, i) => c.evalsha(s.empty, ...formerArgs(d, i, d.json)),
   'EVALSHA return 0, the former arguments, document empty': (c, s, d, i) => c.evalsha(s.empty, ...formerArgs(d, i, '')),
   'MULTI, SET, ZADD, EXPIRE, EXEC (ioredis + Zod)': (c, _s, d, i) => multiExec(c, d, i),
+  'one slot per command, the record: SET … EX … GET (Redis 6.2 on)': (c, _s, d) =>
+    c.set(d.key, d.json, 'EX', TTL, 'GET'),
+  'one slot per command, the record: EVALSHA record_set.lua (before 6.2)': (c, s, d) =>
+    c.evalsha(s.record, 1, d.key, d.json, TTL),
+  'one slot per command, the index: EVALSHA index_add.lua': (c, s, d, i) =>
+    c.evalsha(s.indexAdd, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
   PING: (c) => c.ping(),
 };
 
@@ -131,6 +142,8 @@ async function measure(name, run, docs, sets, dir) {
       former: FORMER_SET_LUA && (await client.script('LOAD', FORMER_SET_LUA)),
       previous: PREVIOUS_SET_LUA && (await client.script('LOAD', PREVIOUS_SET_LUA)),
       empty: await client.script('LOAD', 'return 0'),
+      record: await client.script('LOAD', RECORD_SET_LUA),
+      indexAdd: await client.script('LOAD', INDEX_ADD_LUA),
     };
     const drive = async (count, offset) => {
       let next = 0;

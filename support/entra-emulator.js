@@ -9,15 +9,14 @@
 // connections per listener, so a test can prove live connections were re-authenticated rather
 // than replaced; and the server, its replies and the cluster's routing stay the real ones.
 
-const { EventEmitter, once } = require('node:events');
+const { EventEmitter } = require('node:events');
 const { randomBytes, randomUUID } = require('node:crypto');
-const fs = require('node:fs');
-const tls = require('node:tls');
 const { SignJWT } = require('jose');
 
 const { makeCerts, startRedis } = require('./redis');
 const { startCluster, parseNodes } = require('./cluster');
 const resp = require('./resp');
+const { startRespProxy, PASS, PING } = require('./resp-proxy');
 
 const HOST = '127.0.0.1';
 const DEFAULT_LIFETIME_MS = 5000;
@@ -25,8 +24,6 @@ const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.
 const NOAUTH = 'NOAUTH Authentication required.';
 const NOAUTH_HELLO =
   'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time';
-const PING = resp.encodeRequest(['PING']);
-const PASS = Symbol('pass'); // the server's reply goes to the client as it came
 
 // ---------------------------------------------------------------- tokens
 
@@ -121,70 +118,29 @@ function createTokenIssuer({ oid = randomUUID(), lifetimeMs = DEFAULT_LIFETIME_M
  */
 async function startEntraEmulator({ targetPort, targetHost = HOST, certs, host = HOST, issuer = createTokenIssuer() }) {
   const stats = { accepted: 0, open: 0, auths: 0, reauths: 0, refused: 0, noauth: 0, expiredClosed: 0 };
-  const connections = new Set();
   const events = new EventEmitter();
-  const ca = certs.caPem;
-
-  const server = tls.createServer(
-    { cert: fs.readFileSync(certs.certFile), key: fs.readFileSync(certs.keyFile) },
-    (client) => {
+  const proxy = await startRespProxy({
+    targetPort,
+    targetHost,
+    certs,
+    host,
+    accept(conn) {
       stats.accepted++;
       stats.open++;
-      const upstream = tls.connect({ host: targetHost, port: targetPort, ca, servername: 'localhost' });
-      const conn = { id: stats.accepted, client, upstream, authenticated: false, auths: 0, expiresAt: undefined };
-      conn.timer = undefined;
-      connections.add(conn);
-      client.unref();
-      upstream.unref();
-      client.on('error', () => {});
-      upstream.on('error', () => {});
-      const closeBoth = () => {
-        client.destroy();
-        upstream.destroy();
-      };
-      client.on('close', () => {
+      Object.assign(conn, { authenticated: false, auths: 0, expiresAt: undefined, timer: undefined });
+      conn.client.on('close', () => {
         clearTimeout(conn.timer);
-        upstream.destroy();
-        if (connections.delete(conn)) stats.open--;
+        stats.open--;
       });
-      upstream.on('close', () => client.destroy());
-      pipe(conn, { issuer, stats, events, closeBoth });
-      events.emit('connection', conn);
+      conn.accepted = () => events.emit('connection', conn);
+      return entraHandler(conn, { issuer, stats, events });
     },
-  );
-  server.on('tlsClientError', () => {});
-  server.unref();
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, resolve);
   });
-
-  return {
-    port: server.address().port,
-    host,
-    issuer,
-    stats,
-    connections,
-    events,
-    /** Destroys every connection and stops listening. */
-    async close() {
-      const sockets = [...connections].flatMap((c) => [c.client, c.upstream]).filter((s) => !s.closed);
-      const closed = sockets.map((s) => once(s, 'close'));
-      for (const s of sockets) s.destroy();
-      await Promise.all(closed);
-      await new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
+  return { port: proxy.port, host, issuer, stats, connections: proxy.connections, events, close: proxy.close };
 }
 
-// Requests from the client go up with AUTH replaced by a PING; replies come down with each PING's
-// reply replaced by the AUTH's own answer, so pipelined replies keep their order.
-function pipe(conn, { issuer, stats, events, closeBoth }) {
-  const { client, upstream } = conn;
-  const pending = []; // per request sent up: PASS, or the reply to send instead of the server's
-  let requests = Buffer.alloc(0);
-  let replies = Buffer.alloc(0);
-
+// AUTH goes up as a PING, and the PING's reply comes down replaced by the AUTH's own answer.
+function entraHandler(conn, { issuer, stats, events }) {
   const authenticate = (username, token) => {
     const verdict = issuer.check(username, token);
     events.emit('auth', { conn, ok: verdict.ok, reason: verdict.reason });
@@ -201,14 +157,14 @@ function pipe(conn, { issuer, stats, events, closeBoth }) {
     conn.timer = setTimeout(() => {
       stats.expiredClosed++;
       events.emit('expired', conn);
-      closeBoth();
+      conn.closeBoth();
     }, verdict.expiresAt - Date.now());
     conn.timer.unref();
     return true;
   };
 
   // What goes up for one request, and what comes down in place of its reply.
-  const handle = (args, raw) => {
+  return (args, raw) => {
     const name = args[0]?.toString('latin1').toLowerCase();
     if (name === 'auth') {
       if (args.length < 2 || args.length > 3)
@@ -233,55 +189,6 @@ function pipe(conn, { issuer, stats, events, closeBoth }) {
     }
     return [raw, PASS];
   };
-
-  client.on('data', (chunk) => {
-    requests = requests.length ? Buffer.concat([requests, chunk]) : chunk;
-    const out = [];
-    let pos = 0;
-    for (;;) {
-      let request;
-      try {
-        request = resp.parseRequest(requests, pos);
-      } catch {
-        closeBoth(); // a protocol error: Redis too closes the connection
-        return;
-      }
-      if (!request) break;
-      if (request.args.length) {
-        const [up, reply] = handle(request.args, requests.subarray(pos, request.end));
-        out.push(up);
-        pending.push(reply);
-      }
-      pos = request.end;
-    }
-    requests = requests.subarray(pos);
-    if (out.length && !upstream.write(Buffer.concat(out))) {
-      client.pause();
-      upstream.once('drain', () => client.resume());
-    }
-  });
-
-  upstream.on('data', (chunk) => {
-    replies = replies.length ? Buffer.concat([replies, chunk]) : chunk;
-    const out = [];
-    let pos = 0;
-    for (;;) {
-      const end = resp.replyEnd(replies, pos);
-      if (end < 0) break;
-      if (resp.isPush(replies, pos)) out.push(replies.subarray(pos, end));
-      else {
-        const instead = pending.shift();
-        out.push(instead === PASS || instead === undefined ? replies.subarray(pos, end) : instead);
-      }
-      pos = end;
-    }
-    replies = replies.subarray(pos);
-    if (out.length && !client.write(Buffer.concat(out))) {
-      upstream.pause();
-      client.once('drain', () => upstream.resume());
-    }
-  });
-  client.on('end', () => upstream.end());
 }
 
 // ---------------------------------------------------------------- standalone and cluster

@@ -94,6 +94,9 @@ pub struct RedisStore {
     /// The server refused a script or transaction over two hash slots (`CROSSSLOT`: Azure
     /// Managed Redis' Enterprise policy): since then every call works one slot per command.
     pub(super) one_slot_per_command: AtomicBool,
+    /// The server refused `SET … GET` (Redis before 6.2, as Azure Cache for Redis 6): since
+    /// then a record written one slot per command goes through `record_set.lua`.
+    pub(super) set_get_refused: AtomicBool,
     pub(super) stats: CallStats,
     /// The order of gets, sets and deletes of one id (see `order.rs`).
     order: Arc<IdOrder>,
@@ -178,6 +181,7 @@ impl RedisStore {
             scripts: Scripts::load(),
             heal_refusal_logged: AtomicBool::new(false),
             one_slot_per_command: AtomicBool::new(false),
+            set_get_refused: AtomicBool::new(false),
             stats: CallStats::default(),
             order: Arc::default(),
         })
