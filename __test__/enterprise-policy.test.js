@@ -9,7 +9,7 @@
 const { describe, test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { createHash, randomUUID } = require('node:crypto');
+const { randomUUID } = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -17,16 +17,22 @@ const { RedisConversationStore } = require('..');
 const { makeCerts, stopAll, withLogOnFailure } = require('../support/redis');
 const { startOlderRedis } = require('../support/resp-proxy');
 const { startCluster, startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
-const { makeConversation, persisted } = require('../support/conversations');
+const { makeConversation, persisted, isoAt } = require('../support/conversations');
 const { defineContractSuite } = require('../support/contract');
 const { recordingLogger, silentLogger } = require('../support/observe');
 
 const CROSS_SLOT_WARNING = /^\[STORE\] the server refuses a script or transaction over two hash slots \(CROSSSLOT/;
 const SET_GET_REFUSED = /the server refuses SET's GET option/;
-// The record half of a set one slot per command on a server without SET … GET.
-const RECORD_SET_SHA = createHash('sha1')
-  .update(fs.readFileSync(path.join(__dirname, '../src/store/scripts/record_set.lua')))
-  .digest('hex');
+/** A TTL just set to `seconds`, read back a moment later. */
+function assertTtl(ttl, seconds) {
+  assert.ok(Number(ttl) <= seconds && Number(ttl) > seconds - 60, `TTL ${ttl}, expected about ${seconds}`);
+}
+
+/** How many times redis-server ran `command` since its stats were last reset. */
+async function calls(redis, command) {
+  const stats = await redis.cli('INFO', 'commandstats');
+  return Number(stats.match(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm'))?.[1] ?? 0);
+}
 
 function corruptRecord(key) {
   return (error) => {
@@ -130,16 +136,83 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
       });
       t.after(() => store.close());
       await store.ready();
-      await server.cli('SCRIPT', 'FLUSH');
       const first = makeConversation();
       await store.set(first.externalId, first); // CROSSSLOT: one slot per command from here on
+      await server.cli('CONFIG', 'RESETSTAT');
       const second = { ...makeConversation({ userId: first.userId }), externalId: first.externalId };
       await store.set(second.externalId, second);
+      const third = makeConversation({ userId: first.userId });
+      await store.set(third.externalId, third);
+      assert.equal(await calls(server, 'set'), 2, 'one SET a record');
+      assert.equal(await calls(server, 'eval'), 2, 'one script a set (the index entry), none for the record');
       assert.deepEqual(await store.get(first.externalId), persisted(second));
-      assert.equal(await server.cli('GET', `setget:conv:${first.externalId}`), JSON.stringify(persisted(second)));
-      assert.equal(await server.cli('SCRIPT', 'EXISTS', RECORD_SET_SHA), '0', 'record_set.lua ran');
+      const recordKey = `setget:conv:${first.externalId}`;
+      assert.equal(await server.cli('GET', recordKey), JSON.stringify(persisted(second)));
+      assertTtl(await server.cli('TTL', recordKey), 86_400);
       await assertForeignRecordRefused(store, server, 'setget:');
       assert.ok(!log.lines.some((line) => SET_GET_REFUSED.test(line)), log.lines.join('\n'));
+    });
+  });
+  test('one slot per command, the trim starts past listLimit: an update at listLimit entries samples nothing, a new conversation then does', async (t) => {
+    await withLogOnFailure(server, async () => {
+      const store = new RedisConversationStore(server.url, {
+        tls: { ca: server.caPem },
+        keyPrefix: 'limit:',
+        listLimit: 3,
+        logger: silentLogger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      const userId = `limit-${randomUUID()}`;
+      const indexKey = `limit:user:${userId}:conversations`;
+      // A ghost (no record) at the bottom, then two live conversations: listLimit entries.
+      await server.cli('ZADD', indexKey, Date.parse(isoAt(1)), 'expired-0');
+      const live = [2, 3].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
+      for (const c of live) await store.set(c.externalId, c); // the first one switches
+      // An update adds no entry: the index stays at listLimit, so index_add.lua returns no
+      // sample and the ghost stays (it counts the index before its ZADD and adds what ZADD added).
+      await store.set(live[0].externalId, { ...live[0], status: 'completed' });
+      assert.equal(await server.cli('ZCARD', indexKey), '3');
+      assert.match(await server.cli('ZRANGE', indexKey, 0, -1), /expired-0/, 'an update at listLimit trimmed');
+      // A new conversation makes listLimit + 1 entries: the set samples the oldest, the ghost goes.
+      const newer = makeConversation({ userId, updatedAt: isoAt(4) });
+      await store.set(newer.externalId, newer);
+      assert.deepEqual(
+        new Set((await server.cli('ZRANGE', indexKey, 0, -1)).split('\n')),
+        new Set([...live, newer].map((c) => c.externalId)),
+      );
+    });
+  });
+  test('one slot per command, index_add.lua writes nothing into a key of another type nor for a user without ZCARD', async (t) => {
+    await withLogOnFailure(server, async () => {
+      const script = fs.readFileSync(path.join(__dirname, '../src/store/scripts/index_add.lua'), 'utf8');
+      const foreign = `addidx:user:${randomUUID()}:conversations`;
+      await server.cli('HSET', foreign, 'a', 'b');
+      const refused = await server.tryCli(['EVAL', script, '1', foreign, '1', 'id', '90000', '50', '4', '7']);
+      assert.match(refused.stdout + refused.stderr, /WRONGTYPE index/);
+      assert.equal(await server.cli('TTL', foreign), '-1', 'the foreign key got a TTL');
+      assert.equal(await server.cli('HGET', foreign, 'a'), 'b');
+
+      const user = `no-zcard-${process.pid}`;
+      await server.cli('ACL', 'SETUSER', user, 'reset', 'on', '>secret-pass', '~*', '+@all', '-zcard');
+      t.after(() => server.cli('ACL', 'DELUSER', user));
+      const store = new RedisConversationStore(server.url.replace('rediss://', `rediss://${user}:secret-pass@`), {
+        tls: { ca: server.caPem },
+        keyPrefix: 'addidx:',
+        logger: silentLogger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      const conversation = makeConversation({ userId: `addidx-${randomUUID()}` });
+      await assert.rejects(store.set(conversation.externalId, conversation), (error) => {
+        assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
+        assert.match(error.message, /can't run this command|NOPERM/);
+        return true;
+      });
+      // The record goes first one slot per command (a list heals an entry without one, never
+      // the other way round); the refused index half wrote nothing, not even its TTL.
+      assert.equal(await server.cli('EXISTS', `addidx:user:${conversation.userId}:conversations`), '0');
+      assert.equal(store.status, 'ready');
     });
   });
 });
@@ -163,12 +236,40 @@ describe("a server that refuses SET's GET option (before Redis 6.2, as Azure Cac
       for (const conversation of conversations) await store.set(conversation.externalId, conversation);
       for (const conversation of conversations) {
         assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
-        assert.equal(await node.cli('TTL', `older:conv:${conversation.externalId}`), '86400');
+        assertTtl(await node.cli('TTL', `older:conv:${conversation.externalId}`), 86_400);
       }
       assert.equal(older.refused, 1, 'SET … GET was tried again after its refusal');
-      assert.equal(await node.cli('SCRIPT', 'EXISTS', RECORD_SET_SHA), '1', 'record_set.lua never ran');
+      // Each set after the switch: record_set.lua for the record, index_add.lua for the entry.
+      assert.equal(await calls(node, 'eval'), 2 * conversations.length, 'record_set.lua did not run');
       assert.equal(log.entries.filter(({ line }) => SET_GET_REFUSED.test(line)).length, 1, log.lines.join('\n'));
       await assertForeignRecordRefused(store, node, 'older:');
+      assert.equal(store.status, 'ready');
+    });
+  });
+  test('another refusal of SET … GET fails that set alone and is not taken for an older server', async (t) => {
+    const certs = await makeCerts();
+    const node = await startSlotCheckingServer({ certs });
+    const refusing = await startOlderRedis({ targetPort: node.port, certs, refusal: 'ERR invalid expire time in set' });
+    t.after(() => refusing.close());
+    await withLogOnFailure(node, async () => {
+      const log = recordingLogger();
+      const store = new RedisConversationStore(`rediss://${refusing.host}:${refusing.port}`, {
+        tls: { ca: certs.caPem },
+        keyPrefix: 'refusing:',
+        logger: log.logger,
+      });
+      t.after(() => store.close());
+      await store.ready();
+      for (const conversation of [makeConversation(), makeConversation()]) {
+        await assert.rejects(store.set(conversation.externalId, conversation), (error) => {
+          assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
+          assert.match(error.message, /invalid expire time/);
+          return true;
+        });
+      }
+      assert.equal(refusing.refused, 2, 'the second set did not try SET … GET again');
+      assert.equal(await calls(node, 'eval'), 0, 'a record went through record_set.lua');
+      assert.ok(!log.lines.some((line) => SET_GET_REFUSED.test(line)), log.lines.join('\n'));
       assert.equal(store.status, 'ready');
     });
   });

@@ -23,16 +23,23 @@ const { freePort } = require('../support/redis');
 
 const script = (name) => fs.readFileSync(path.join(__dirname, `../src/store/scripts/${name}`), 'utf8');
 const SET_LUA = script('set.lua');
-const RECORD_SET_LUA = script('record_set.lua');
-const INDEX_ADD_LUA = script('index_add.lua');
+// One slot per command the store sends each script whole (EVAL), without its comment lines
+// (`OneSlotScript` in src/store/redis.rs).
+const withoutCommentLines = (lua) =>
+  lua
+    .split('\n')
+    .filter((line) => line.trim() !== '' && !line.trimStart().startsWith('--'))
+    .join('\n');
+const RECORD_SET_LUA = withoutCommentLines(script('record_set.lua'));
+const INDEX_ADD_LUA = withoutCommentLines(script('index_add.lua'));
 // The set script before the document went to a pending key (commit 4b8a472 changed it): the
 // document was its argument, so Lua hashed all of it. Read from git's history (without it, as
 // in a shallow clone, its variants are left out).
 // The pending-key script before its index check became the ZCARD the trim needs (be7079e:
 // TYPE on both keys, ZCARD after the ZADD), too.
-function fromHistory(revision) {
+function fromHistory(revision, name = 'set.lua') {
   try {
-    return execFileSync('git', ['show', `${revision}:src/store/scripts/set.lua`], {
+    return execFileSync('git', ['show', `${revision}:src/store/scripts/${name}`], {
       cwd: __dirname,
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
@@ -43,6 +50,10 @@ function fromHistory(revision) {
 }
 const FORMER_SET_LUA = fromHistory('4b8a472~1');
 const PREVIOUS_SET_LUA = fromHistory('be7079e');
+// The one-slot scripts as sent before the record became SET … GET and comment lines were
+// left out (fac5452 sent record_set.lua and index_add.lua whole, comments and all).
+const PREVIOUS_RECORD_SET_LUA = fromHistory('fac5452~1', 'record_set.lua');
+const PREVIOUS_INDEX_ADD_LUA = fromHistory('fac5452', 'index_add.lua');
 
 const TTL = 86_400;
 const INDEX_TTL = TTL + 3600;
@@ -87,10 +98,14 @@ const VARIANTS = {
   'MULTI, SET, ZADD, EXPIRE, EXEC (ioredis + Zod)': (c, _s, d, i) => multiExec(c, d, i),
   'one slot per command, the record: SET … EX … GET (Redis 6.2 on)': (c, _s, d) =>
     c.set(d.key, d.json, 'EX', TTL, 'GET'),
-  'one slot per command, the record: EVALSHA record_set.lua (before 6.2)': (c, s, d) =>
-    c.evalsha(s.record, 1, d.key, d.json, TTL),
-  'one slot per command, the index: EVALSHA index_add.lua': (c, s, d, i) =>
-    c.evalsha(s.indexAdd, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
+  'one slot per command, the record: EVAL record_set.lua (before 6.2)': (c, _s, d) =>
+    c.eval(RECORD_SET_LUA, 1, d.key, d.json, TTL),
+  'one slot per command, the record: EVAL of the previous record_set.lua, whole': (c, _s, d) =>
+    c.eval(PREVIOUS_RECORD_SET_LUA, 1, d.key, d.json, TTL),
+  'one slot per command, the index: EVAL index_add.lua': (c, _s, d, i) =>
+    c.eval(INDEX_ADD_LUA, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
+  'one slot per command, the index: EVAL of the previous index_add.lua, whole': (c, _s, d, i) =>
+    c.eval(PREVIOUS_INDEX_ADD_LUA, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
   PING: (c) => c.ping(),
 };
 
@@ -142,8 +157,6 @@ async function measure(name, run, docs, sets, dir) {
       former: FORMER_SET_LUA && (await client.script('LOAD', FORMER_SET_LUA)),
       previous: PREVIOUS_SET_LUA && (await client.script('LOAD', PREVIOUS_SET_LUA)),
       empty: await client.script('LOAD', 'return 0'),
-      record: await client.script('LOAD', RECORD_SET_LUA),
-      indexAdd: await client.script('LOAD', INDEX_ADD_LUA),
     };
     const drive = async (count, offset) => {
       let next = 0;
@@ -190,7 +203,12 @@ async function main() {
   try {
     for (const [name, run] of Object.entries(VARIANTS)) {
       if (!name.startsWith(only)) continue;
-      if ((name.includes('former set script') && !FORMER_SET_LUA) || (name.includes('previous') && !PREVIOUS_SET_LUA)) {
+      const missing =
+        (name.includes('former set script') && !FORMER_SET_LUA) ||
+        (name.includes('previous set.lua') && !PREVIOUS_SET_LUA) ||
+        (name.includes('previous record_set.lua') && !PREVIOUS_RECORD_SET_LUA) ||
+        (name.includes('previous index_add.lua') && !PREVIOUS_INDEX_ADD_LUA);
+      if (missing) {
         console.log(`${name}: skipped (git history unavailable)`);
         continue;
       }

@@ -137,9 +137,11 @@ function relay(conn, handle) {
 /**
  * A server that refuses SET's GET option with "ERR syntax error", as Redis before 6.2 (Azure
  * Cache for Redis 6) does, in front of the TLS redis-server at targetPort; every other request
- * goes through. { port, host, connections, refused (how many SET … GET it refused), close() }
+ * is answered by that server. `refusal` sets another error for the option (for tests that
+ * some other error is not taken for that one). { port, host, connections, refused (how many
+ * SET … GET it refused), close() }
  */
-async function startOlderRedis({ targetPort, certs }) {
+async function startOlderRedis({ targetPort, certs, refusal = 'ERR syntax error' }) {
   const counts = { refused: 0 };
   const proxy = await startRespProxy({
     targetPort,
@@ -148,7 +150,7 @@ async function startOlderRedis({ targetPort, certs }) {
       const name = args[0]?.toString('latin1').toLowerCase();
       if (name === 'set' && args.slice(3).some((a) => a.toString('latin1').toLowerCase() === 'get')) {
         counts.refused++;
-        return [PING, resp.error('ERR syntax error')];
+        return [PING, resp.error(refusal)];
       }
       return [raw, PASS];
     },

@@ -310,7 +310,7 @@ impl RedisStore {
             return Ok(());
         }
         let mark = heal_mark();
-        let mut marking = eval_one_key(ONE_SLOT_HEAL_MARK, index_key);
+        let mut marking = eval_one_key(&ONE_SLOT_HEAL_MARK, index_key);
         marking.arg(&mark);
         for (entry, _) in stale {
             marking.arg(&entry.member).arg(&entry.score);
@@ -370,7 +370,7 @@ impl RedisStore {
             .map(|member| self.keys.conversation_key(&String::from_utf8_lossy(member)))
             .collect();
         let records = self.read_records(connection, &keys).await?;
-        let mut finish = eval_one_key(ONE_SLOT_HEAL_FINISH, index_key);
+        let mut finish = eval_one_key(&ONE_SLOT_HEAL_FINISH, index_key);
         finish.arg(mark);
         for ((member, key), record) in marked.iter().zip(&keys).zip(records) {
             let owned = record

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use futures_util::TryFutureExt;
@@ -41,15 +41,53 @@ const SET: &str = include_str!("scripts/set.lua");
 /// `CROSSSLOT`), sent whole (EVAL). A primary that is importing a slot may
 /// serve no slot yet, so redis-rs never sends it `SCRIPT LOAD`, and an `EVALSHA` redirected
 /// there by `ASK` could only answer `NOSCRIPT`. Redis caches an EVAL'd script by its SHA too.
-pub(super) const RECORD_SET: &str = include_str!("scripts/record_set.lua");
-pub(super) const INDEX_ADD: &str = include_str!("scripts/index_add.lua");
-pub(super) const ONE_SLOT_HEAL_MARK: &str = include_str!("scripts/heal_cluster.lua");
-pub(super) const ONE_SLOT_HEAL_FINISH: &str = include_str!("scripts/heal_cluster_finish.lua");
+pub(super) static RECORD_SET: OneSlotScript =
+    OneSlotScript::new(include_str!("scripts/record_set.lua"));
+pub(super) static INDEX_ADD: OneSlotScript =
+    OneSlotScript::new(include_str!("scripts/index_add.lua"));
+pub(super) static ONE_SLOT_HEAL_MARK: OneSlotScript =
+    OneSlotScript::new(include_str!("scripts/heal_cluster.lua"));
+pub(super) static ONE_SLOT_HEAL_FINISH: OneSlotScript =
+    OneSlotScript::new(include_str!("scripts/heal_cluster_finish.lua"));
+
+/// A script sent whole on every call: its code without the comment lines, which redis-server
+/// would otherwise read, hash (the SHA it caches scripts by) and copy each time (README,
+/// "Redis Cluster", has the cost).
+pub(super) struct OneSlotScript {
+    source: &'static str,
+    code: OnceLock<String>,
+}
+
+impl OneSlotScript {
+    const fn new(source: &'static str) -> Self {
+        OneSlotScript {
+            source,
+            code: OnceLock::new(),
+        }
+    }
+
+    pub(super) fn code(&self) -> &str {
+        self.code.get_or_init(|| without_comment_lines(self.source))
+    }
+}
+
+/// Lua without its blank lines and the lines that are only a comment (`--`). The scripts have
+/// no comment after code on a line, nor a long comment (`--[[`); a test holds them to that.
+fn without_comment_lines(source: &str) -> String {
+    let code: Vec<&str> = source
+        .lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !line.is_empty() && !line.starts_with("--")
+        })
+        .collect();
+    code.join("\n")
+}
 
 /// `EVAL script 1 key`: the start of a cluster script's command; its arguments follow.
-pub(super) fn eval_one_key(script: &str, key: &str) -> redis::Cmd {
+pub(super) fn eval_one_key(script: &OneSlotScript, key: &str) -> redis::Cmd {
     let mut command = redis::cmd("EVAL");
-    command.arg(script).arg(1).arg(key);
+    command.arg(script.code()).arg(1).arg(key);
     command
 }
 
@@ -533,6 +571,35 @@ mod tests {
                 assert_eq!(u32::from_str_radix(last, 16), Ok(low), "{pending}");
             }
         }
+    }
+
+    #[test]
+    fn one_slot_scripts_are_sent_without_their_comment_lines_and_keep_every_line_of_code() {
+        for script in [
+            &RECORD_SET,
+            &INDEX_ADD,
+            &ONE_SLOT_HEAL_MARK,
+            &ONE_SLOT_HEAL_FINISH,
+        ] {
+            let code = script.code();
+            let kept: Vec<&str> = script
+                .source
+                .lines()
+                .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
+                .collect();
+            assert_eq!(code.lines().collect::<Vec<_>>(), kept);
+            assert!(kept.len() > 3, "{code}");
+            assert!(
+                code.len() * 3 < script.source.len() * 2,
+                "most of the text is comment"
+            );
+            // What the stripping relies on: no comment after code, no long comment.
+            assert!(!code.contains("--"), "{code}");
+        }
+        assert_eq!(
+            without_comment_lines("-- a\n\n  -- b\nlocal x = 1\n  return x\n"),
+            "local x = 1\n  return x"
+        );
     }
 
     #[test]

@@ -74,7 +74,7 @@ impl RedisStore {
             return Err(other_type(index_key));
         }
         self.write_record(connection, record_key, json).await?;
-        eval_one_key(INDEX_ADD, index_key)
+        eval_one_key(&INDEX_ADD, index_key)
             .arg(updated_at_ms)
             .arg(id)
             .arg(ttl + INDEX_TTL_MARGIN_SECONDS)
@@ -113,7 +113,7 @@ impl RedisStore {
                 done => return done.map_err(wrong_type_names(record_key)),
             }
         }
-        eval_one_key(RECORD_SET, record_key)
+        eval_one_key(&RECORD_SET, record_key)
             .arg(json)
             .arg(ttl)
             .query_async::<()>(connection)

@@ -5,13 +5,19 @@
 -- other slots, out of this script's reach).
 -- KEYS: index. ARGV: score, id, index ttl, listLimit, how many entries of each kind to
 -- return, a random number (where the second sample starts).
-local index_type = redis.call('TYPE', KEYS[1])['ok']
-if index_type ~= 'none' and index_type ~= 'zset' then
-  return redis.error_reply('WRONGTYPE index')
+-- The index's type is checked by ZCARD, which refuses any key but a sorted set and gives the
+-- size the trim needs (the ZADD's reply adds the new entry), as in set.lua: a pcall, so that
+-- a key of another type reads as WRONGTYPE on any Redis (a failed redis.call is an ERR before
+-- 7.0), and any other refusal (an ACL) comes back as it is, before anything is written.
+local size = redis.pcall('ZCARD', KEYS[1])
+if type(size) == 'table' and size.err then
+  if string.sub(size.err, 1, 10) == 'WRONGTYPE ' then
+    return redis.error_reply('WRONGTYPE index')
+  end
+  return size
 end
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+size = size + redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-local size = redis.call('ZCARD', KEYS[1])
 if size <= tonumber(ARGV[4]) then
   return {}
 end
