@@ -23,15 +23,15 @@ const { freePort } = require('../support/redis');
 
 const script = (name) => fs.readFileSync(path.join(__dirname, `../src/store/scripts/${name}`), 'utf8');
 const SET_LUA = script('set.lua');
-// One slot per command the store sends each script whole (EVAL), without its comment lines
+// One slot per command the store sends each script whole (EVAL), its comment lines emptied
 // (`OneSlotScript` in src/store/redis.rs).
-const withoutCommentLines = (lua) =>
+const withoutComments = (lua) =>
   lua
     .split('\n')
-    .filter((line) => line.trim() !== '' && !line.trimStart().startsWith('--'))
+    .map((line) => (line.trimStart().startsWith('--') ? '' : line))
     .join('\n');
-const RECORD_SET_LUA = withoutCommentLines(script('record_set.lua'));
-const INDEX_ADD_LUA = withoutCommentLines(script('index_add.lua'));
+const RECORD_SET_LUA = withoutComments(script('record_set.lua'));
+const INDEX_ADD_LUA = withoutComments(script('index_add.lua'));
 // The set script before the document went to a pending key (commit 4b8a472 changed it): the
 // document was its argument, so Lua hashed all of it. Read from git's history (without it, as
 // in a shallow clone, its variants are left out).
@@ -106,6 +106,8 @@ const VARIANTS = {
     c.eval(INDEX_ADD_LUA, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
   'one slot per command, the index: EVAL of the previous index_add.lua, whole': (c, _s, d, i) =>
     c.eval(PREVIOUS_INDEX_ADD_LUA, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
+  'one slot per command, the index: EVAL of the previous index_add.lua, comments emptied': (c, _s, d, i) =>
+    c.eval(withoutComments(PREVIOUS_INDEX_ADD_LUA ?? ''), 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
   PING: (c) => c.ping(),
 };
 

@@ -50,9 +50,9 @@ pub(super) static ONE_SLOT_HEAL_MARK: OneSlotScript =
 pub(super) static ONE_SLOT_HEAL_FINISH: OneSlotScript =
     OneSlotScript::new(include_str!("scripts/heal_cluster_finish.lua"));
 
-/// A script sent whole on every call: its code without the comment lines, which redis-server
-/// would otherwise read, hash (the SHA it caches scripts by) and copy each time (README,
-/// "Redis Cluster", has the cost).
+/// A script sent whole on every call: its comment lines emptied, which redis-server would
+/// otherwise read, hash (the SHA it caches scripts by) and copy each time (README, "Redis
+/// Cluster", has the cost). The lines stay, so a Lua error's `@user_script:N` is the file's.
 pub(super) struct OneSlotScript {
     source: &'static str,
     code: OnceLock<String>,
@@ -67,21 +67,24 @@ impl OneSlotScript {
     }
 
     pub(super) fn code(&self) -> &str {
-        self.code.get_or_init(|| without_comment_lines(self.source))
+        self.code.get_or_init(|| without_comments(self.source))
     }
 }
 
-/// Lua without its blank lines and the lines that are only a comment (`--`). The scripts have
-/// no comment after code on a line, nor a long comment (`--[[`); a test holds them to that.
-fn without_comment_lines(source: &str) -> String {
-    let code: Vec<&str> = source
+/// Lua with each line that is only a comment (`--`) left empty. The scripts have no comment
+/// after code on a line and no long string or comment (`[[`): a test holds them to that.
+fn without_comments(source: &str) -> String {
+    let lines: Vec<&str> = source
         .lines()
-        .filter(|line| {
-            let line = line.trim_start();
-            !line.is_empty() && !line.starts_with("--")
+        .map(|line| {
+            if line.trim_start().starts_with("--") {
+                ""
+            } else {
+                line
+            }
         })
         .collect();
-    code.join("\n")
+    lines.join("\n")
 }
 
 /// `EVAL script 1 key`: the start of a cluster script's command; its arguments follow.
@@ -574,31 +577,33 @@ mod tests {
     }
 
     #[test]
-    fn one_slot_scripts_are_sent_without_their_comment_lines_and_keep_every_line_of_code() {
+    fn one_slot_scripts_are_sent_with_their_comment_lines_emptied_and_every_line_in_place() {
         for script in [
             &RECORD_SET,
             &INDEX_ADD,
             &ONE_SLOT_HEAL_MARK,
             &ONE_SLOT_HEAL_FINISH,
         ] {
-            let code = script.code();
-            let kept: Vec<&str> = script
-                .source
-                .lines()
-                .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
-                .collect();
-            assert_eq!(code.lines().collect::<Vec<_>>(), kept);
-            assert!(kept.len() > 3, "{code}");
-            assert!(
-                code.len() * 3 < script.source.len() * 2,
-                "most of the text is comment"
-            );
-            // What the stripping relies on: no comment after code, no long comment.
-            assert!(!code.contains("--"), "{code}");
+            // What emptying whole lines relies on: no long string or comment, whose lines a
+            // `--` could start, and no comment after code.
+            assert!(!script.source.contains("[["), "{}", script.source);
+            assert!(!script.source.contains("[="), "{}", script.source);
+            for line in script.source.lines() {
+                assert!(
+                    line.trim_start().starts_with("--") || !line.contains("--"),
+                    "a comment after code: {line}"
+                );
+            }
+            let (code, source) = (script.code(), script.source);
+            assert_eq!(code.lines().count(), source.lines().count());
+            for (sent, line) in code.lines().zip(source.lines()) {
+                assert!(sent == line || (sent.is_empty() && line.trim_start().starts_with("--")));
+            }
+            assert!(code.len() < source.len() && !code.contains("--"), "{code}");
         }
         assert_eq!(
-            without_comment_lines("-- a\n\n  -- b\nlocal x = 1\n  return x\n"),
-            "local x = 1\n  return x"
+            without_comments("-- a\n\n  -- b\nlocal x = 1\n  return x\n"),
+            "\n\n\nlocal x = 1\n  return x"
         );
     }
 

@@ -88,7 +88,7 @@ impl RedisStore {
 
     /// The record half of a set one slot per command: one command, so that a migrating slot's
     /// `ASK` is followed for all of it, which writes nothing when the key holds another type.
-    /// `SET … GET` is that command from Redis 6.2 on; it costs redis-server a sixth of
+    /// `SET … GET` is that command from Redis 6.2 on; it costs redis-server about a sixth of
     /// `record_set.lua`, which takes the document through Lua (README, "Redis Cluster"), and
     /// its reply, the document it replaced, is dropped. A server that refuses the option
     /// (`syntax error`: it ran nothing) gets the script from then on.
