@@ -17,8 +17,8 @@ const { RedisConversationStore } = require('..');
 const { makeCerts, stopAll, withLogOnFailure } = require('../support/redis');
 const { startOlderRedis } = require('../support/resp-proxy');
 const { startCluster, startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
-const { makeConversation, persisted, isoAt } = require('../support/conversations');
-const { defineContractSuite } = require('../support/contract');
+const { makeConversation, persisted } = require('../support/conversations');
+const { defineContractSuite, checkTrimStartsPastListLimit } = require('../support/contract');
 const { recordingLogger, silentLogger } = require('../support/observe');
 
 const CROSS_SLOT_WARNING = /^\[STORE\] the server refuses a script or transaction over two hash slots \(CROSSSLOT/;
@@ -164,23 +164,8 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
       t.after(() => store.close());
       await store.ready();
       const userId = `limit-${randomUUID()}`;
-      const indexKey = `limit:user:${userId}:conversations`;
-      // A ghost (no record) at the bottom, then two live conversations: listLimit entries.
-      await server.cli('ZADD', indexKey, Date.parse(isoAt(1)), 'expired-0');
-      const live = [2, 3].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
-      for (const c of live) await store.set(c.externalId, c); // the first one switches
-      // An update adds no entry: the index stays at listLimit, so index_add.lua returns no
-      // sample and the ghost stays (it counts the index before its ZADD and adds what ZADD added).
-      await store.set(live[0].externalId, { ...live[0], status: 'completed' });
-      assert.equal(await server.cli('ZCARD', indexKey), '3');
-      assert.match(await server.cli('ZRANGE', indexKey, 0, -1), /expired-0/, 'an update at listLimit trimmed');
-      // A new conversation makes listLimit + 1 entries: the set samples the oldest, the ghost goes.
-      const newer = makeConversation({ userId, updatedAt: isoAt(4) });
-      await store.set(newer.externalId, newer);
-      assert.deepEqual(
-        new Set((await server.cli('ZRANGE', indexKey, 0, -1)).split('\n')),
-        new Set([...live, newer].map((c) => c.externalId)),
-      );
+      // The first set switches to one slot per command: index_add.lua takes every entry.
+      await checkTrimStartsPastListLimit(store, server, { userId, indexKey: `limit:user:${userId}:conversations` });
     });
   });
   test('one slot per command, index_add.lua writes nothing into a key of another type nor for a user without ZCARD', async (t) => {

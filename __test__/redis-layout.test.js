@@ -14,6 +14,7 @@ const { startRedis, stopAll, withLogOnFailure } = require('../support/redis');
 const { makeConversation, persisted, isoAt, uniqueId } = require('../support/conversations');
 const { recordingLogger, silentLogger } = require('../support/observe');
 const { startProxy } = require('../support/proxy');
+const { checkTrimStartsPastListLimit } = require('../support/contract');
 
 const DEFAULT_TTL_SECONDS = 86_400;
 const INDEX_TTL_MARGIN_SECONDS = 3600;
@@ -918,23 +919,7 @@ it('the trim starts past listLimit: an update at listLimit entries samples nothi
   const prefix = uniquePrefix();
   const store = await openStore({ keyPrefix: prefix, listLimit: 3 });
   const userId = uniqueId('user');
-  const indexKey = `${prefix}user:${userId}:conversations`;
-  // A ghost (its record gone) at the bottom, then two live conversations: listLimit entries.
-  await server.cli('ZADD', indexKey, Date.parse(isoAt(1)), 'expired-0');
-  const live = [2, 3].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
-  for (const c of live) await store.set(c.externalId, c);
-  // An update adds no entry: the index stays at listLimit, so the set returns no sample and
-  // the ghost stays (set.lua counts the index before its ZADD and adds what ZADD added).
-  await store.set(live[0].externalId, { ...live[0], status: 'completed' });
-  assert.equal(await server.cli('ZCARD', indexKey), '3');
-  assert.match(await server.cli('ZRANGE', indexKey, 0, -1), /expired-0/, 'an update at listLimit trimmed');
-  // A new conversation makes listLimit + 1 entries: the set samples the oldest, the ghost goes.
-  const newer = makeConversation({ userId, updatedAt: isoAt(4) });
-  await store.set(newer.externalId, newer);
-  assert.deepEqual(
-    new Set((await server.cli('ZRANGE', indexKey, 0, -1)).split('\n')),
-    new Set([...live, newer].map((c) => c.externalId)),
-  );
+  await checkTrimStartsPastListLimit(store, server, { userId, indexKey: `${prefix}user:${userId}:conversations` });
 });
 
 it('set when both keys hold another type writes nothing and names the record', async () => {

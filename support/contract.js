@@ -524,4 +524,26 @@ function defineContractSuite(name, makeStore, { around = (fn) => fn() } = {}) {
 
 // ---------------------------------------------------------------- the two stores
 
-module.exports = { defineContractSuite, rejectsWith };
+/**
+ * The trim starts exactly past listLimit: `store` (listLimit 3) writes to the server `redis`,
+ * and `indexKey` is the index of `userId` under its prefix. With a ghost (an entry without a
+ * record) at the bottom and two live conversations, an update adds no entry, so the write
+ * samples nothing and the ghost stays (its script counts the index before the ZADD and adds
+ * what the ZADD added); a new conversation makes listLimit + 1 entries, and the ghost goes.
+ */
+async function checkTrimStartsPastListLimit(store, redis, { userId, indexKey }) {
+  await redis.cli('ZADD', indexKey, Date.parse(isoAt(1)), 'expired-0');
+  const live = [2, 3].map((i) => makeConversation({ userId, updatedAt: isoAt(i) }));
+  for (const c of live) await store.set(c.externalId, c);
+  await store.set(live[0].externalId, { ...live[0], status: 'completed' });
+  assert.equal(await redis.cli('ZCARD', indexKey), '3');
+  assert.match(await redis.cli('ZRANGE', indexKey, 0, -1), /expired-0/, 'an update at listLimit trimmed');
+  const newer = makeConversation({ userId, updatedAt: isoAt(4) });
+  await store.set(newer.externalId, newer);
+  assert.deepEqual(
+    new Set((await redis.cli('ZRANGE', indexKey, 0, -1)).split('\n')),
+    new Set([...live, newer].map((c) => c.externalId)),
+  );
+}
+
+module.exports = { defineContractSuite, rejectsWith, checkTrimStartsPastListLimit };
