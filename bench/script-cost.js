@@ -24,9 +24,10 @@ const { freePort } = require('../support/redis');
 const script = (name) => fs.readFileSync(path.join(__dirname, `../src/store/scripts/${name}`), 'utf8');
 const SET_LUA = script('set.lua');
 // One slot per command the store sends each script whole (EVAL), its comment lines emptied
-// (`OneSlotScript` in src/store/redis.rs).
+// and without the file's last newline, byte for byte (`OneSlotScript` in src/store/redis.rs).
 const withoutComments = (lua) =>
   lua
+    .replace(/\n$/, '')
     .split('\n')
     .map((line) => (line.trimStart().startsWith('--') ? '' : line))
     .join('\n');
@@ -50,8 +51,8 @@ function fromHistory(revision, name = 'set.lua') {
 }
 const FORMER_SET_LUA = fromHistory('4b8a472~1');
 const PREVIOUS_SET_LUA = fromHistory('be7079e');
-// The one-slot scripts as sent before the record became SET … GET and comment lines were
-// left out (fac5452 sent record_set.lua and index_add.lua whole, comments and all).
+// The one-slot scripts as sent before the record became SET … GET and their comment lines
+// were emptied (fac5452 sent record_set.lua and index_add.lua whole, comments and all).
 const PREVIOUS_RECORD_SET_LUA = fromHistory('fac5452~1', 'record_set.lua');
 const PREVIOUS_INDEX_ADD_LUA = fromHistory('fac5452', 'index_add.lua');
 
@@ -107,7 +108,7 @@ const VARIANTS = {
   'one slot per command, the index: EVAL of the previous index_add.lua, whole': (c, _s, d, i) =>
     c.eval(PREVIOUS_INDEX_ADD_LUA, 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
   'one slot per command, the index: EVAL of the previous index_add.lua, comments emptied': (c, _s, d, i) =>
-    c.eval(withoutComments(PREVIOUS_INDEX_ADD_LUA ?? ''), 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
+    c.eval(withoutComments(PREVIOUS_INDEX_ADD_LUA), 1, d.index, 1e12 + i, d.id, INDEX_TTL, 50, 4, i),
   PING: (c) => c.ping(),
 };
 
