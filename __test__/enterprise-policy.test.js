@@ -18,7 +18,7 @@ const { makeCerts, stopAll, withLogOnFailure } = require('../support/redis');
 const { startOlderRedis } = require('../support/resp-proxy');
 const { startCluster, startSlotCheckingServer, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
 const { makeConversation, persisted } = require('../support/conversations');
-const { defineContractSuite, checkTrimStartsPastListLimit } = require('../support/contract');
+const { defineContractSuite, checkTrimStartsPastListLimit, rejectsWith } = require('../support/contract');
 const { recordingLogger, silentLogger } = require('../support/observe');
 
 const CROSS_SLOT_WARNING = /^\[STORE\] the server refuses a script or transaction over two hash slots \(CROSSSLOT/;
@@ -34,21 +34,16 @@ async function calls(redis, command) {
   return Number(stats.match(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm'))?.[1] ?? 0);
 }
 
-function corruptRecord(key) {
-  return (error) => {
-    assert.equal(error.code, 'STORE_CORRUPT_RECORD', error.message);
-    assert.ok(error.message.includes(key), `the message should name ${key}: ${error.message}`);
-    return true;
-  };
-}
-
 /** A set one slot per command over a record key holding a hash: refused, naming it, nothing written. */
 async function assertForeignRecordRefused(store, redis, prefix) {
   const conversation = makeConversation({ userId: `foreign-${randomUUID()}` });
   const recordKey = `${prefix}conv:${conversation.externalId}`;
   await redis.cli('HSET', recordKey, 'a', 'b');
   const keysBefore = await redis.cli('DBSIZE');
-  await assert.rejects(store.set(conversation.externalId, conversation), corruptRecord(recordKey));
+  await assert.rejects(
+    store.set(conversation.externalId, conversation),
+    rejectsWith('STORE_CORRUPT_RECORD', recordKey),
+  );
   assert.equal(await redis.cli('HGET', recordKey, 'a'), 'b');
   assert.equal(await redis.cli('TTL', recordKey), '-1', 'the foreign key got a TTL');
   assert.equal(await redis.cli('EXISTS', `${prefix}user:${conversation.userId}:conversations`), '0');
