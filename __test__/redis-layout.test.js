@@ -1163,6 +1163,51 @@ it('a list is two round trips: the index, then all its MGETs sent together', asy
   }
 });
 
+/**
+ * The lengths of the TLS application-data records in a byte stream that starts at a record's
+ * header (RFC 8446 5.1: type, version, a 16-bit length), whatever the chunks it came in.
+ */
+function tlsRecordReader() {
+  const lengths = [];
+  let pending = Buffer.alloc(0);
+  return {
+    lengths,
+    push(chunk) {
+      pending = Buffer.concat([pending, chunk]);
+      while (pending.length >= 5) {
+        const length = pending.readUInt16BE(3);
+        if (pending.length < 5 + length) break;
+        if (pending[0] === 23) lengths.push(length);
+        pending = pending.subarray(5 + length);
+      }
+    },
+  };
+}
+
+it('sets made together leave together: their commands fill TLS records, not one write each', async () => {
+  const proxy = await startProxy({ targetPort: server.port });
+  try {
+    const records = tlsRecordReader();
+    proxy.events.on('request', (_, chunk) => records.push(chunk));
+    const store = await openStore({ keyPrefix: uniquePrefix(), healthCheckIntervalMs: 60_000, proxyPort: proxy.port });
+    // Each set's commands are about 10 KB: alone they fit one record with room to spare.
+    const text = 'x'.repeat(10_000);
+    const conversations = Array.from({ length: 64 }, () => makeConversation({ messages: [{ text }] }));
+    // The first set loads the script, which the server does not hold yet.
+    await store.set(conversations[0].externalId, conversations[0]);
+    const before = records.lengths.length;
+    await Promise.all(conversations.map((c) => store.set(c.externalId, c)));
+    const sent = records.lengths.slice(before);
+    const full = sent.filter((length) => length > 16_384).length;
+    // A record holds at most 16 KiB of commands (its length adds the AEAD's tag, RFC 8446
+    // 5.2): a full one carries parts of two sets, which a write per set never makes.
+    assert.ok(full > 0 && sent.length < conversations.length, `${sent.length} records: ${sent.join(' ')}`);
+    for (const c of conversations) assert.deepEqual(await store.get(c.externalId), persisted(c));
+  } finally {
+    await proxy.close();
+  }
+});
+
 it('ids and keys in log lines and messages are escaped: a newline cannot forge a line', async () => {
   const prefix = uniquePrefix();
   const log = recordingLogger();

@@ -11,8 +11,8 @@ const HOST = '127.0.0.1';
  * startProxy({ targetPort, targetHost?, host? }) → { port, host, blackhole(), restore(), close(), connections, totalAccepted, events }
  * host: the loopback address it listens on (default 127.0.0.1).
  * events: 'reply' (bytes from the server, just passed on to the client) and 'request' (the
- * other way), each with the chunk's length, emitted synchronously: a listener that calls
- * blackhole() stops everything after that chunk.
+ * other way), each with the chunk's length and the chunk, emitted synchronously: a listener
+ * that calls blackhole() stops everything after that chunk.
  *
  * blackhole(): every current connection goes dead for good (bytes both ways are
  * swallowed, sockets stay open, closes are not passed on); connections accepted
@@ -51,8 +51,8 @@ async function startProxy({ targetPort, targetHost = HOST, host = HOST }) {
       if (!conn.dead) client.destroy();
       forget();
     });
-    forward(client, upstream, conn, (length) => events.emit('request', length));
-    forward(upstream, client, conn, (length) => events.emit('reply', length));
+    forward(client, upstream, conn, (chunk) => events.emit('request', chunk.length, chunk));
+    forward(upstream, client, conn, (chunk) => events.emit('reply', chunk.length, chunk));
   });
   server.unref();
 
@@ -99,7 +99,7 @@ function forward(from, to, conn, passed) {
       from.pause();
       to.once('drain', () => from.resume());
     }
-    passed(chunk.length);
+    passed(chunk);
   });
   // Half-close passes through while alive; a dead connection keeps silent.
   from.on('end', () => {
