@@ -94,6 +94,16 @@ pub(super) fn eval_one_key(script: &OneSlotScript, key: &str) -> redis::Cmd {
     command
 }
 
+/// `SET key json EX ttl`, its buffer sized for the document at the start: built an argument
+/// at a time, the buffer grew past the document by doubling, which copied it once more.
+pub(super) fn set_with_ttl(key: &str, json: &str, ttl: u64) -> redis::Cmd {
+    // The command's name, `EX`, the TTL's digits and a `GET` the caller may add.
+    const SMALL_ARGS: usize = 32;
+    let mut command = redis::Cmd::with_capacity(6, key.len() + json.len() + SMALL_ARGS);
+    command.arg("SET").arg(key).arg(json).arg("EX").arg(ttl);
+    command
+}
+
 /// Calls taken in and not settled yet, so `close()` can let them finish.
 #[derive(Default)]
 struct CallGate {
@@ -397,11 +407,7 @@ impl RedisStore {
                 let mut transaction = redis::pipe();
                 transaction.atomic();
                 transaction
-                    .cmd("SET")
-                    .arg(&pending)
-                    .arg(json)
-                    .arg("EX")
-                    .arg(ttl)
+                    .add_command(set_with_ttl(&pending, json, ttl))
                     .ignore();
                 transaction
                     .cmd(command)

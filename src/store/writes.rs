@@ -14,7 +14,8 @@ use std::sync::atomic::Ordering;
 use redis::RedisError;
 
 use super::redis::{
-    eval_one_key, other_type, random_rank, wrong_type_names, RedisStore, INDEX_ADD, RECORD_SET,
+    eval_one_key, other_type, random_rank, set_with_ttl, wrong_type_names, RedisStore, INDEX_ADD,
+    RECORD_SET,
 };
 use super::{INDEX_TTL_MARGIN_SECONDS, TRIM_BATCH};
 use crate::conn::{server_error, CallError, Connection};
@@ -100,11 +101,7 @@ impl RedisStore {
     ) -> Result<(), CallError> {
         let ttl = self.options.ttl_seconds;
         if !self.set_get_refused.load(Ordering::Acquire) {
-            let replaced = redis::cmd("SET")
-                .arg(record_key)
-                .arg(json)
-                .arg("EX")
-                .arg(ttl)
+            let replaced = set_with_ttl(record_key, json, ttl)
                 .arg("GET")
                 .query_async::<()>(connection)
                 .await;
