@@ -1175,6 +1175,7 @@ function tlsRecordReader() {
     push(chunk) {
       pending = Buffer.concat([pending, chunk]);
       while (pending.length >= 5) {
+        assert.equal(pending[1], 3, 'a record header: the reader lost its place');
         const length = pending.readUInt16BE(3);
         if (pending.length < 5 + length) break;
         if (pending[0] === 23) lengths.push(length);
@@ -1190,7 +1191,9 @@ it('sets made together leave together: their commands fill TLS records, not one 
     const records = tlsRecordReader();
     proxy.events.on('request', (_, chunk) => records.push(chunk));
     const store = await openStore({ keyPrefix: uniquePrefix(), healthCheckIntervalMs: 60_000, proxyPort: proxy.port });
-    // Each set's commands are about 10 KB: alone they fit one record with room to spare.
+    // Each set's commands are about 10 KB: alone they fit one record with room to spare. The
+    // 64 calls reach the native store as four batches of 16 (lib/batcher.js), each queued on
+    // the connection at once: what a batch shares is its writes.
     const text = 'x'.repeat(10_000);
     const conversations = Array.from({ length: 64 }, () => makeConversation({ messages: [{ text }] }));
     // The first set loads the script, which the server does not hold yet.
@@ -1198,9 +1201,12 @@ it('sets made together leave together: their commands fill TLS records, not one 
     const before = records.lengths.length;
     await Promise.all(conversations.map((c) => store.set(c.externalId, c)));
     const sent = records.lengths.slice(before);
+    // One connection, so one stream of records for the reader.
+    assert.equal(proxy.totalAccepted, 1);
     const full = sent.filter((length) => length > 16_384).length;
-    // A record holds at most 16 KiB of commands (its length adds the AEAD's tag, RFC 8446
-    // 5.2): a full one carries parts of two sets, which a write per set never makes.
+    // A record holds at most 16 KiB of commands (its length adds the content type's byte and
+    // the AEAD's tag, RFC 8446 5.2): a full one carries parts of two sets, which a write per
+    // set never makes.
     assert.ok(full > 0 && sent.length < conversations.length, `${sent.length} records: ${sent.join(' ')}`);
     for (const c of conversations) assert.deepEqual(await store.get(c.externalId), persisted(c));
   } finally {

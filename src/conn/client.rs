@@ -84,9 +84,10 @@ pub(super) fn build_client(
     Ok(RedisClient::Cluster(Box::new(target)))
 }
 
-/// How many bytes of commands a connection gathers before it writes them out: it writes
-/// whatever it holds as soon as no more calls are waiting, so this bounds a batch, not a
-/// wait. At the crate's default (8 KiB) every 10 KB set was a `writev` of its own.
+/// A connection writes the commands it holds once no other call is queued, or once it holds
+/// this many bytes (plus the command that crossed it): a bound on a batch, never a wait. At
+/// the crate's default (8 KiB) every 10 KB set was a `writev` of its own. The buffer keeps
+/// its largest size after a burst: up to this plus the largest command, per connection.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
 /// How a standalone connection (and a cluster's seed) is opened. The supervisor bounds each

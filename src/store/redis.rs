@@ -583,6 +583,23 @@ mod tests {
     }
 
     #[test]
+    fn a_set_sized_at_the_start_sends_the_bytes_of_one_built_an_argument_at_a_time() {
+        let json = format!("{{\"text\":\"{}\"}}", "é".repeat(5_000));
+        for ttl in [0, 86_400, u64::MAX] {
+            let mut sized = set_with_ttl("conv:ключ", &json, ttl);
+            sized.arg("GET");
+            let mut grown = redis::cmd("SET");
+            grown
+                .arg("conv:ключ")
+                .arg(&json)
+                .arg("EX")
+                .arg(ttl)
+                .arg("GET");
+            assert_eq!(sized.get_packed_command(), grown.get_packed_command());
+        }
+    }
+
+    #[test]
     fn one_slot_scripts_are_sent_with_their_comment_lines_emptied_and_every_line_in_place() {
         for script in [
             &RECORD_SET,
