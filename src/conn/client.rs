@@ -88,7 +88,7 @@ pub(super) fn build_client(
 /// this many bytes (plus the command that crossed it): a bound on a batch, never a wait. At
 /// the crate's default (8 KiB) every 10 KB set was a `writev` of its own. The buffer keeps
 /// its largest size after a burst: up to this plus the largest command, per connection.
-const WRITE_BATCH_BYTES: usize = 256 * 1024;
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// How a standalone connection (and a cluster's seed) is opened. The supervisor bounds each
 /// attempt by `connectTimeoutMs`, which names the cause; each call runs under its own deadline
