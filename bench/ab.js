@@ -11,9 +11,26 @@
 const { startServer, runCell, load, gc, waitForQuiet, verifyState } = require('./lib');
 const { makeWorkload } = require('./workload');
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
+const USAGE =
+  'BENCH_BEFORE_MODULE=<checkout with its addon built> node bench/ab.js [--op set|get|listByUser|delete] [--concurrency 64] [--pairs 10] [--seconds 5] [--warmup 1]';
+
+function parseArgs(argv) {
+  const args = { op: 'set', concurrency: 64, pairs: 10, seconds: 5, warmup: 1 };
+  for (let i = 0; i < argv.length; i += 2) {
+    const name = argv[i].replace(/^--/, '');
+    if (!(name in args) || !argv[i].startsWith('--') || i + 1 >= argv.length)
+      throw new Error(`unknown or incomplete argument ${argv[i]}\n${USAGE}`);
+    args[name] = name === 'op' ? argv[i + 1] : Number(argv[i + 1]);
+  }
+  if (!['get', 'set', 'listByUser', 'delete'].includes(args.op))
+    throw new Error(`--op: get, set, listByUser or delete, not ${args.op}`);
+  if (!(Number.isInteger(args.pairs) && args.pairs >= 1 && args.pairs <= 100))
+    throw new Error('--pairs: an integer, 1 to 100');
+  if (!(Number.isInteger(args.concurrency) && args.concurrency >= 1 && args.concurrency <= 1024))
+    throw new Error('--concurrency: an integer, 1 to 1024');
+  if (!(args.seconds > 0 && args.seconds <= 60)) throw new Error('--seconds: 0 < N <= 60');
+  if (!(args.warmup >= 0 && args.warmup <= 30)) throw new Error('--warmup: 0 <= N <= 30');
+  return args;
 }
 
 function median(values) {
@@ -23,22 +40,23 @@ function median(values) {
 }
 
 const PARTS = ['jsUs', 'helpersUs', 'nativeUs', 'redisUs', 'totalUs'];
-const fmt = (cpu) => PARTS.map((part) => cpu[part].toFixed(1).padStart(7)).join(' ');
+const fmt = (cpu) =>
+  PARTS.map((part) => (Number.isFinite(cpu?.[part]) ? cpu[part].toFixed(1) : '-').padStart(7)).join(' ');
 
 async function main() {
-  const op = option('op', 'set');
-  const concurrency = Number(option('concurrency', '64'));
-  const pairs = Number(option('pairs', '10'));
-  const seconds = Number(option('seconds', '5'));
-  const warmup = Number(option('warmup', '1'));
-  if (!['get', 'set', 'listByUser', 'delete'].includes(op))
-    throw new Error(`--op: get, set, listByUser or delete, not ${op}`);
-  if (!(pairs >= 1 && seconds > 0 && warmup >= 0 && concurrency >= 1))
-    throw new Error('--pairs, --seconds, --warmup, --concurrency: positive numbers');
-  if (!process.env.BENCH_BEFORE_MODULE)
-    throw new Error('BENCH_BEFORE_MODULE=<checkout with its addon built> names the "before"');
+  const { op, concurrency, pairs, seconds, warmup } = parseArgs(process.argv.slice(2));
+  const before = process.env.BENCH_BEFORE_MODULE;
+  if (!before) throw new Error(`BENCH_BEFORE_MODULE names the "before"\n${USAGE}`);
+  // Everything stops by itself, and an interrupted run stops its redis-server (the harness'
+  // exit hook): as bench/run.js.
+  const budgetMs = (pairs * 2 * (warmup + seconds + 75) + 300) * 1000;
+  setTimeout(() => {
+    console.error(`ab: over its time budget (${Math.round(budgetMs / 1000)} s); giving up`);
+    process.exit(2);
+  }, budgetMs).unref();
+  process.once('SIGINT', () => process.exit(130));
 
-  const { server, admin, redis, stop } = await startServer();
+  const { server, admin, redis } = await startServer();
   const data = makeWorkload();
   const builds = {
     before: await require('./peers/ours-before').create(server),
@@ -46,11 +64,15 @@ async function main() {
   };
   const expected = new Map();
   await load(builds.after, data, expected);
+  const loadProblems = await verifyState(admin, data, expected);
+  if (loadProblems.length) throw new Error(`loading failed:\n  ${loadProblems.join('\n  ')}`);
   let keyBase = 0;
   let failures = 0;
   const rows = [];
+  console.log(`before: ${before}; after: ${process.env.BENCH_STORE_MODULE || 'this checkout'}`);
   console.log(`${op} at c = ${concurrency}, ${pairs} pairs of ${seconds} s cells, order alternating; CPU µs per op:`);
-  console.log(`pair  build   ${PARTS.map((p) => p.replace('Us', '').padStart(7)).join(' ')}    ops/s`);
+  if (pairs % 2) console.log('(an odd number of pairs: "before" runs first once more than "after")');
+  console.log(`pair  build   ${PARTS.map((p) => p.replace('Us', '').padStart(7)).join(' ')}    ops/s  other cores`);
   for (let pair = 0; pair < pairs; pair++) {
     const order = pair % 2 === 0 ? ['before', 'after'] : ['after', 'before'];
     const cells = {};
@@ -68,17 +90,24 @@ async function main() {
         redisPid: redis.pid,
       });
       keyBase += r.keysUsed;
-      if (op === 'set' || op === 'delete') r.failures += (await verifyState(admin, data, expected)).length;
+      if (op === 'set' || op === 'delete') {
+        const problems = await verifyState(admin, data, expected);
+        r.failures += problems.length;
+        r.failureSamples.push(...problems.slice(0, 5));
+      }
       failures += r.failures;
       cells[build] = r;
+      const others = r.cpuCores ? r.cpuCores.others.toFixed(2) : '-';
       console.log(
-        `${String(pair + 1).padStart(4)}  ${build.padEnd(6)}  ${fmt(r.cpuPerOp)}  ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(7)}`,
+        `${String(pair + 1).padStart(4)}  ${build.padEnd(6)}  ${fmt(r.cpuPerOp)}  ${Math.round(r.opsPerSec).toLocaleString('en-US').padStart(7)}  ${others.padStart(11)}` +
+          (r.failures ? `  FAILURES ${r.failures}: ${r.failureSamples.join(' | ')}` : ''),
       );
     }
+    const ratio = (part) => cells.after.cpuPerOp?.[part] / cells.before.cpuPerOp?.[part];
     rows.push({
-      total: cells.after.cpuPerOp.totalUs / cells.before.cpuPerOp.totalUs,
-      native: cells.after.cpuPerOp.nativeUs / cells.before.cpuPerOp.nativeUs,
-      redis: cells.after.cpuPerOp.redisUs / cells.before.cpuPerOp.redisUs,
+      total: ratio('totalUs'),
+      native: ratio('nativeUs'),
+      redis: ratio('redisUs'),
       ops: cells.after.opsPerSec / cells.before.opsPerSec,
     });
   }
@@ -89,23 +118,28 @@ async function main() {
     ['redis', 'CPU per op, redis-server'],
     ['ops', 'ops/s'],
   ]) {
-    const values = rows.map((row) => row[name]);
+    // A cell without ops (or without /proc) has no ratio.
+    const values = rows.map((row) => row[name]).filter(Number.isFinite);
+    if (values.length === 0) {
+      console.log(`  ${label.padEnd(28)} -`);
+      continue;
+    }
     const below = values.filter((v) => v < 1).length;
     console.log(
       `  ${label.padEnd(28)} ${median(values).toFixed(3)} (${Math.min(...values).toFixed(3)} to ${Math.max(...values).toFixed(3)}; below 1 in ${below} of ${values.length})`,
     );
   }
-  if (failures) console.log(`FAILURES: ${failures}`);
+  if (failures) console.log(`FAILURES: ${failures}: these figures are not valid`);
   for (const build of Object.values(builds)) await build.close();
-  await stop();
   return failures;
 }
 
-main()
-  .then((failures) => {
-    process.exitCode = failures ? 1 : 0;
-  })
-  .catch((error) => {
+// process.exit runs the harness' exit hook, which stops redis-server; an open client would
+// otherwise keep the process (and the server) alive after an error.
+main().then(
+  (failures) => process.exit(failures ? 1 : 0),
+  (error) => {
     console.error(error?.stack ? error.stack : error);
-    process.exitCode = 1;
-  });
+    process.exit(1);
+  },
+);

@@ -86,8 +86,9 @@ pub(super) fn build_client(
 
 /// A connection writes the commands it holds once no other call is queued, or once it holds
 /// this many bytes (plus the command that crossed it): a bound on a batch, never a wait. At
-/// the crate's default (8 KiB) every 10 KB set was a `writev` of its own. The buffer keeps
-/// its largest size after a burst: up to this plus the largest command, per connection.
+/// tokio-util's default, which redis-rs keeps (8 KiB), every 10 KB set was a `writev` of its
+/// own. The buffer grows by doubling and keeps its largest size after a burst: about twice
+/// this, or this plus the largest command if that is more, per connection.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 /// How a standalone connection (and a cluster's seed) is opened. The supervisor bounds each
