@@ -8,7 +8,7 @@
 //   BENCH_BEFORE_MODULE=<checkout with its addon built> node bench/ab.js [--op set]
 //     [--concurrency 64] [--pairs 10] [--seconds 5] [--warmup 1]
 
-const { startServer, runCell, load, gc, waitForQuiet, verifyState } = require('./lib');
+const { startServer, runCell, load, gc, waitForQuiet, verifyState, checkStateAfterCell } = require('./lib');
 const { makeWorkload } = require('./workload');
 
 const USAGE =
@@ -90,11 +90,7 @@ async function main() {
         redisPid: redis.pid,
       });
       keyBase += r.keysUsed;
-      if (op === 'set' || op === 'delete') {
-        const problems = await verifyState(admin, data, expected);
-        r.failures += problems.length;
-        r.failureSamples.push(...problems.slice(0, 5));
-      }
+      await checkStateAfterCell(r, ctx);
       failures += r.failures;
       cells[build] = r;
       const others = r.cpuCores ? r.cpuCores.others.toFixed(2) : '-';

@@ -399,6 +399,17 @@ function mb(bytes) {
   return Math.round((bytes / 1048576) * 10) / 10;
 }
 
+/**
+ * After a cell of writes (set, or delete with its re-set): what Redis holds, checked against
+ * what the bench wrote, counted as the cell's failures.
+ */
+async function checkStateAfterCell(r, { admin, data, expected }) {
+  if (r.op !== 'set' && r.op !== 'delete') return;
+  const problems = await verifyState(admin, data, expected);
+  r.failures += problems.length;
+  r.failureSamples.push(...problems.slice(0, 5).map((p) => `state after the cell: ${p}`));
+}
+
 module.exports = {
   PEERS,
   OPS,
@@ -411,6 +422,7 @@ module.exports = {
   startServer,
   runCell,
   verifyState,
+  checkStateAfterCell,
   load,
   percentiles,
   gc,

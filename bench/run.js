@@ -24,7 +24,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
-const { PEERS, startServer, runCell, verifyState, load, gc, mb, waitForQuiet } = require('./lib');
+const { PEERS, startServer, runCell, verifyState, checkStateAfterCell, load, gc, mb, waitForQuiet } = require('./lib');
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
 
@@ -520,13 +520,7 @@ async function main() {
             redisPid: redis.pid,
           });
           keyBase += r.keysUsed;
-          if (op === 'set' || op === 'delete') {
-            const problems = await verifyState(admin, data, expected);
-            if (problems.length) {
-              r.failures += problems.length;
-              r.failureSamples.push(...problems.slice(0, 5).map((p) => `state after the cell: ${p}`));
-            }
-          }
+          await checkStateAfterCell(r, ctx);
           r.attempts = attempt + 1;
           const noisy = r.cpuCores && r.cpuCores.others > NOISY_CORES;
           if (!noisy || r.failures || attempt >= args.retries || quietWaitedMs >= args.quietWaitSeconds * 1000) break;
