@@ -29,6 +29,14 @@ function assertTtl(ttl, seconds) {
 }
 
 /** How many times redis-server ran `command` since its stats were last reset. */
+/** A store on `url` (TLS with `caPem`), ready, closed when test `t` ends. */
+async function openStore(t, url, caPem, options) {
+  const store = new RedisConversationStore(url, { tls: { ca: caPem }, ...options });
+  t.after(() => store.close());
+  await store.ready();
+  return store;
+}
+
 async function calls(redis, command) {
   const stats = await redis.cli('INFO', 'commandstats');
   return Number(stats.match(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm'))?.[1] ?? 0);
@@ -72,13 +80,7 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
   test('set, get, listByUser and delete work, and the switch to one slot per command is said once', async (t) => {
     await withLogOnFailure(server, async () => {
       const log = recordingLogger();
-      const store = new RedisConversationStore(server.url, {
-        tls: { ca: server.caPem },
-        keyPrefix: 'switch:',
-        logger: log.logger,
-      });
-      t.after(() => store.close());
-      await store.ready();
+      const store = await openStore(t, server.url, server.caPem, { keyPrefix: 'switch:', logger: log.logger });
       const first = makeConversation();
       const second = makeConversation({ userId: first.userId });
       await store.set(first.externalId, first);
@@ -102,13 +104,7 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
 
   test("one slot per command, a conversation key of another type is left out of its user's list and healed, not failing the list", async (t) => {
     await withLogOnFailure(server, async () => {
-      const store = new RedisConversationStore(server.url, {
-        tls: { ca: server.caPem },
-        keyPrefix: 'typed:',
-        logger: silentLogger,
-      });
-      t.after(() => store.close());
-      await store.ready();
+      const store = await openStore(t, server.url, server.caPem, { keyPrefix: 'typed:', logger: silentLogger });
       const good = makeConversation();
       await store.set(good.externalId, good); // CROSSSLOT: one slot per command from here on
       const hashId = makeConversation().externalId;
@@ -124,13 +120,7 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
   test('one slot per command, a record is written by one SET … GET, never through Lua, and a key of another type is refused', async (t) => {
     await withLogOnFailure(server, async () => {
       const log = recordingLogger();
-      const store = new RedisConversationStore(server.url, {
-        tls: { ca: server.caPem },
-        keyPrefix: 'setget:',
-        logger: log.logger,
-      });
-      t.after(() => store.close());
-      await store.ready();
+      const store = await openStore(t, server.url, server.caPem, { keyPrefix: 'setget:', logger: log.logger });
       const first = makeConversation();
       await store.set(first.externalId, first); // CROSSSLOT: one slot per command from here on
       await server.cli('CONFIG', 'RESETSTAT');
@@ -150,14 +140,11 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
   });
   test('one slot per command, the trim starts past listLimit: an update at listLimit entries samples nothing, a new conversation then does', async (t) => {
     await withLogOnFailure(server, async () => {
-      const store = new RedisConversationStore(server.url, {
-        tls: { ca: server.caPem },
+      const store = await openStore(t, server.url, server.caPem, {
         keyPrefix: 'limit:',
         listLimit: 3,
         logger: silentLogger,
       });
-      t.after(() => store.close());
-      await store.ready();
       const userId = `limit-${randomUUID()}`;
       // The first set switches to one slot per command: index_add.lua takes every entry.
       await checkTrimStartsPastListLimit(store, server, { userId, indexKey: `limit:user:${userId}:conversations` });
@@ -176,13 +163,10 @@ describe('a server that refuses CROSSSLOT (the Enterprise policy, emulated)', ()
       const user = `no-zcard-${process.pid}`;
       await server.cli('ACL', 'SETUSER', user, 'reset', 'on', '>secret-pass', '~*', '+@all', '-zcard');
       t.after(() => server.cli('ACL', 'DELUSER', user));
-      const store = new RedisConversationStore(server.url.replace('rediss://', `rediss://${user}:secret-pass@`), {
-        tls: { ca: server.caPem },
+      const store = await openStore(t, server.url.replace('rediss://', `rediss://${user}:secret-pass@`), server.caPem, {
         keyPrefix: 'addidx:',
         logger: silentLogger,
       });
-      t.after(() => store.close());
-      await store.ready();
       const conversation = makeConversation({ userId: `addidx-${randomUUID()}` });
       await assert.rejects(store.set(conversation.externalId, conversation), (error) => {
         assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
@@ -205,13 +189,10 @@ describe("a server that refuses SET's GET option (before Redis 6.2, as Azure Cac
     t.after(() => older.close());
     await withLogOnFailure(node, async () => {
       const log = recordingLogger();
-      const store = new RedisConversationStore(`rediss://${older.host}:${older.port}`, {
-        tls: { ca: certs.caPem },
+      const store = await openStore(t, `rediss://${older.host}:${older.port}`, certs.caPem, {
         keyPrefix: 'older:',
         logger: log.logger,
       });
-      t.after(() => store.close());
-      await store.ready();
       const conversations = Array.from({ length: 3 }, () => makeConversation());
       for (const conversation of conversations) await store.set(conversation.externalId, conversation);
       for (const conversation of conversations) {
@@ -233,13 +214,10 @@ describe("a server that refuses SET's GET option (before Redis 6.2, as Azure Cac
     t.after(() => refusing.close());
     await withLogOnFailure(node, async () => {
       const log = recordingLogger();
-      const store = new RedisConversationStore(`rediss://${refusing.host}:${refusing.port}`, {
-        tls: { ca: certs.caPem },
+      const store = await openStore(t, `rediss://${refusing.host}:${refusing.port}`, certs.caPem, {
         keyPrefix: 'refusing:',
         logger: log.logger,
       });
-      t.after(() => store.close());
-      await store.ready();
       for (const conversation of [makeConversation(), makeConversation()]) {
         await assert.rejects(store.set(conversation.externalId, conversation), (error) => {
           assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
@@ -287,14 +265,7 @@ describe('a shard that serves half the slots (scripts reach only the keys they d
       const [elsewhere] = uuidsInSlot(9000, 1, (id) => `${prefix}conv:${id}`);
       for (const [i, id] of [...goneHere, elsewhere].entries()) await shard.cli('ZADD', index, String(i), id);
       const log = recordingLogger();
-      const store = new RedisConversationStore(shard.url, {
-        tls: { ca: shard.caPem },
-        keyPrefix: prefix,
-        listLimit: 1,
-        logger: log.logger,
-      });
-      t.after(() => store.close());
-      await store.ready();
+      const store = await openStore(t, shard.url, shard.caPem, { keyPrefix: prefix, listLimit: 1, logger: log.logger });
       await store.set(conversation.externalId, conversation);
       assert.deepEqual(await store.get(conversation.externalId), persisted(conversation));
       assert.equal(
@@ -318,14 +289,11 @@ describe('a shard that serves half the slots (scripts reach only the keys they d
     await withLogOnFailure(shard, async () => {
       const { conversation } = conversationInOneSlot();
       const log = recordingLogger();
-      const store = new RedisConversationStore(shard.url, {
-        tls: { ca: shard.caPem },
+      const store = await openStore(t, shard.url, shard.caPem, {
         keyPrefix: prefix,
         listLimit: 50,
         logger: log.logger,
       });
-      t.after(() => store.close());
-      await store.ready();
       await store.set(conversation.externalId, conversation); // loads the script
       await shard.cli('CONFIG', 'RESETSTAT');
       await store.set(conversation.externalId, { ...conversation, status: 'completed' });
