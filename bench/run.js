@@ -27,6 +27,7 @@ const { execFile } = require('node:child_process');
 const { PEERS, startServer, runCell, verifyState, checkStateAfterCell, load, gc, mb, waitForQuiet } = require('./lib');
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
+const { measureCopyAlignment, libc } = require('./copy-alignment');
 
 /** The header comment above, which is the usage text. */
 function usage() {
@@ -395,7 +396,10 @@ function markdown(report, rows, cpu) {
   md.push(`Command: \`${report.command}\``);
   md.push('');
   md.push(
-    `${e.cpus}× ${e.cpuModel}, ${e.platform}, Node ${e.node}, redis-server ${e.redisVersion} (TLS 1.3 with AES-GCM only, as Azure serves it; loopback, same machine)` +
+    `${e.cpus}× ${e.cpuModel}, ${e.platform}, Node ${e.node}, ${e.libc}` +
+      (e.glibcTunables ? ` with GLIBC_TUNABLES=${e.glibcTunables}` : '') +
+      ` (a 16 KiB memcpy 5 bytes past alignment: ${e.copyAlignment.ratio.toFixed(1)}× an aligned one's time; bench/copy-alignment.js)` +
+      `, redis-server ${e.redisVersion} (TLS 1.3 with AES-GCM only, as Azure serves it; loopback, same machine)` +
       (e.git
         ? `, commit ${e.git.commit}${e.git.dirty ? ' + local changes' : ''} (addon built ${e.git.addonBuilt})`
         : '') +
@@ -470,6 +474,9 @@ async function main() {
   }
 
   const git = gitState(); // at the start: the addon and index.js are loaded from this tree now
+  // The host's memcpy into a destination 5 bytes past alignment (as rustls writes a record's
+  // plaintext), against an aligned one: a machine's trait that moves every peer's CPU.
+  const copyAlignment = measureCopyAlignment();
   const loadBefore = os.loadavg();
   const rssStart = process.memoryUsage().rss;
   console.log(
@@ -576,6 +583,9 @@ async function main() {
       cpuModel: os.cpus()[0] ? os.cpus()[0].model.trim() : 'unknown',
       platform: `${os.platform()} ${os.release()}`,
       node: process.versions.node,
+      libc: libc(),
+      glibcTunables: process.env.GLIBC_TUNABLES ?? null,
+      copyAlignment,
       redisVersion,
       git,
       loadBefore,
