@@ -28,7 +28,6 @@ function assertTtl(ttl, seconds) {
   assert.ok(Number(ttl) <= seconds && Number(ttl) > seconds - 60, `TTL ${ttl}, expected about ${seconds}`);
 }
 
-/** How many times redis-server ran `command` since its stats were last reset. */
 /** A store on `url` (TLS with `caPem`), ready, closed when test `t` ends. */
 async function openStore(t, url, caPem, options) {
   const store = new RedisConversationStore(url, { tls: { ca: caPem }, ...options });
@@ -37,6 +36,7 @@ async function openStore(t, url, caPem, options) {
   return store;
 }
 
+/** How many times redis-server ran `command` since its stats were last reset. */
 async function calls(redis, command) {
   const stats = await redis.cli('INFO', 'commandstats');
   return Number(stats.match(new RegExp(`^cmdstat_${command}:calls=(\\d+)`, 'm'))?.[1] ?? 0);

@@ -63,35 +63,31 @@ function libc() {
   return header.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'no glibc';
 }
 
-if (require.main === module) {
-  const flags = process.argv.slice(2);
-  if (flags.some((flag) => flag !== '--json')) {
-    console.error('usage: node bench/copy-alignment.js [--json]');
-    process.exit(2);
+const flags = process.argv.slice(2);
+if (flags.some((flag) => flag !== '--json')) {
+  console.error('usage: node bench/copy-alignment.js [--json]');
+  process.exit(2);
+}
+const result = { libc: libc(), ...measureCopyAlignment() };
+if (flags.includes('--json')) {
+  console.log(JSON.stringify(result));
+} else {
+  console.log(`${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${result.libc}`);
+  if (process.env.GLIBC_TUNABLES) console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}`);
+  for (const [name, shift] of Object.entries(CASES)) {
+    const us = result.micros[name];
+    console.log(
+      `16 KiB copied 64 KiB + ${shift} B past its source: ${us.toFixed(2)} µs (${(BYTES / us / 1e3).toFixed(1)} GB/s)`,
+    );
   }
-  const result = { libc: libc(), ...measureCopyAlignment() };
-  if (flags.includes('--json')) {
-    console.log(JSON.stringify(result));
+  const times = `${result.ratio.toFixed(1)}× the time of one 64 KiB past`;
+  if (result.ratio < SLOW) {
+    console.log(`not slow here: the copy 64 KiB + 5 B past took ${times}`);
   } else {
-    console.log(`${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${result.libc}`);
-    if (process.env.GLIBC_TUNABLES) console.log(`GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES}`);
-    for (const [name, shift] of Object.entries(CASES)) {
-      const us = result.micros[name];
-      console.log(
-        `16 KiB copied 64 KiB + ${shift} B past its source: ${us.toFixed(2)} µs (${(BYTES / us / 1e3).toFixed(1)} GB/s)`,
-      );
-    }
-    const times = `${result.ratio.toFixed(1)}× the time of one 64 KiB past`;
-    if (result.ratio < SLOW) {
-      console.log(`not slow here: the copy 64 KiB + 5 B past took ${times}`);
-    } else {
-      const advice =
-        result.libc.startsWith('glibc') && !process.env.GLIBC_TUNABLES
-          ? `; GLIBC_TUNABLES=${TUNABLE} in the environment avoids it`
-          : '';
-      console.log(`slow: the copy 64 KiB + 5 B past took ${times}${advice}`);
-    }
+    const advice =
+      result.libc.startsWith('glibc') && !process.env.GLIBC_TUNABLES
+        ? `; GLIBC_TUNABLES=${TUNABLE} in the environment avoids it`
+        : '';
+    console.log(`slow: the copy 64 KiB + 5 B past took ${times}${advice}`);
   }
 }
-
-module.exports = { measureCopyAlignment, libc };
