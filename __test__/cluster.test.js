@@ -16,7 +16,7 @@ const { makeNameOnlyCerts } = require('../support/redis');
 const { startProxy } = require('../support/proxy');
 const { defineContractSuite } = require('../support/contract');
 const { silentLogger } = require('../support/observe');
-const { makeConversation } = require('../support/conversations');
+const { isoAt, makeConversation, persisted } = require('../support/conversations');
 const {
   recordingLogger,
   startLoad,
@@ -219,6 +219,69 @@ describe('cluster mode', () => {
     assert.equal(await cluster.nodeForKey(keys[0]), to.port);
     assert.equal(await cluster.cli(to.port, 'EXISTS', ...keys), String(keys.length));
     await stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS });
+  });
+
+  /**
+   * A store of its own, with `count` conversations of one user, all in the slot of `tag`
+   * (records and index), written before `fn` runs.
+   */
+  async function withSlotOfConversations(tag, count, fn) {
+    const slot = keySlot(tag);
+    const userId = `burst{${tag}}`;
+    const conversations = uuidsInSlot(slot, count).map((externalId, i) =>
+      makeConversation({ userId, externalId, updatedAt: isoAt(60_000 + i) }),
+    );
+    const reader = new RedisConversationStore(cluster.seedUrl, {
+      cluster: true,
+      tls: { ca: cluster.caPem },
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      logger: silentLogger,
+    });
+    try {
+      await reader.ready();
+      for (const conversation of conversations) await reader.set(conversation.externalId, conversation);
+      await fn({ reader, slot, userId, conversations });
+    } finally {
+      await reader.close();
+    }
+  }
+
+  /**
+   * A get of every conversation and `lists` lists of their user, all at once: with a list's
+   * reads, several hundred commands to the one slot. Every call must answer, and right.
+   */
+  async function burst({ reader, userId, conversations }, lists = 32) {
+    const [gets, listed] = await Promise.all([
+      Promise.allSettled(conversations.map((c) => reader.get(c.externalId))),
+      Promise.allSettled(Array.from({ length: lists }, () => reader.listByUser(userId))),
+    ]);
+    const refused = [...gets, ...listed].filter((r) => r.status === 'rejected');
+    const kinds = [...new Set(refused.map((r) => `${r.reason.code} ${r.reason.message}`))];
+    assert.deepEqual(kinds, [], `${refused.length} of ${gets.length + listed.length} calls refused`);
+    assert.deepEqual(
+      gets.map((r) => r.value),
+      conversations.map(persisted),
+    );
+    const newestFirst = conversations.map(persisted).reverse();
+    for (const list of listed) assert.deepEqual(list.value, newestFirst);
+  }
+
+  it('a burst of calls to a slot whose keys have all moved, while it is still MIGRATING: every one answered right', async () => {
+    // Each call is redirected (ASK). redis-rs's slot refreshes, which ASKING taken by another
+    // call sets off (MOVED), stalled every call while several hundred waited: with tokio 1.54
+    // for good, with 50 commands queued for one node for a response timeout.
+    await withSlotOfConversations('burst', 48, async (setting) => {
+      const home = await cluster.primaryForSlot(setting.slot);
+      const away = (await cluster.primaries()).find((p) => p.port !== home.port);
+      const steps = await cluster.migrateSlotSteps(setting.slot, away.port);
+      await steps.begin();
+      while ((await steps.moveBatch()) > 0);
+      try {
+        await burst(setting);
+      } finally {
+        await steps.finish();
+      }
+    });
   });
 
   it('rides out a manual failover (CLUSTER FAILOVER) of a primary', async () => {

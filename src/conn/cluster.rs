@@ -107,7 +107,7 @@ impl Cluster {
         let mut connection = client
             .get_async_connection()
             .await
-            .map(Connection::Cluster)
+            .map(Connection::cluster)
             .map_err(|e| describe_chain(&e))?;
         if let Some(failure) = check_slot_owners(core, &mut connection).await {
             return Err(failure.cause);

@@ -1,5 +1,7 @@
 //! One handle over either kind of connection, so the store's round trips do not care which.
 
+use std::sync::Arc;
+
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
@@ -8,25 +10,42 @@ use redis::cluster_routing::{
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
+use tokio::sync::Semaphore;
+
+/// The store's commands one cluster client carries at once, at most; more wait their turn.
+///
+/// redis-rs queues each node's commands on a channel of 50 places, and its cluster task stops
+/// polling the commands it carries while it refreshes its slot map, which it does after every
+/// `MOVED`. A full channel's freed place goes to the command that has waited longest, polled
+/// or not: once 50 wait on one node, the refresh's own command to that node waits behind
+/// commands that cannot move before the refresh ends, and every call stalls until a response
+/// timeout ends it. Held well below 50, with room for the refresh's and the watcher's
+/// commands, no channel fills.
+const CLUSTER_IN_FLIGHT: usize = 40;
 
 #[derive(Clone)]
 pub(crate) enum Connection {
     /// One multiplexed connection to a standalone server.
     Standalone(MultiplexedConnection),
     /// One multiplexed connection per node; redis-rs routes each key to its slot's primary.
-    Cluster(ClusterConnection),
+    /// The store's commands take a place of `CLUSTER_IN_FLIGHT` each.
+    Cluster(ClusterConnection, Arc<Semaphore>),
 }
 
 impl Connection {
+    pub(super) fn cluster(connection: ClusterConnection) -> Self {
+        Connection::Cluster(connection, Arc::new(Semaphore::new(CLUSTER_IN_FLIGHT)))
+    }
+
     pub(crate) fn is_cluster(&self) -> bool {
-        matches!(self, Connection::Cluster(_))
+        matches!(self, Connection::Cluster(..))
     }
 
     /// PINGs the server, or every primary of a cluster.
     pub(super) async fn ping(&mut self) -> RedisResult<()> {
         match self {
             Connection::Standalone(connection) => redis::cmd("PING").query_async(connection).await,
-            Connection::Cluster(connection) => {
+            Connection::Cluster(connection, _) => {
                 let every_primary = RoutingInfo::MultiNode((
                     MultipleNodeRoutingInfo::AllMasters,
                     Some(ResponsePolicy::AllSucceeded),
@@ -45,7 +64,7 @@ impl Connection {
     pub(super) async fn ping_node(&mut self, host: &str, port: u16) -> RedisResult<()> {
         match self {
             Connection::Standalone(connection) => redis::cmd("PING").query_async(connection).await,
-            Connection::Cluster(connection) => {
+            Connection::Cluster(connection, _) => {
                 let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
                     host: host.to_owned(),
                     port,
@@ -79,7 +98,7 @@ impl Connection {
     async fn ask_any_node(&mut self, command: &Cmd) -> RedisResult<Value> {
         match self {
             Connection::Standalone(connection) => command.query_async(connection).await,
-            Connection::Cluster(connection) => {
+            Connection::Cluster(connection, _) => {
                 let any_node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random);
                 connection.route_command(command.clone(), any_node).await
             }
@@ -91,7 +110,8 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Standalone(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection) => Box::pin(async move {
+            Connection::Cluster(connection, in_flight) => Box::pin(async move {
+                let _place = in_flight.acquire().await;
                 match connection.req_packed_command(cmd).await {
                     Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
                         follow_ask(connection, cmd, &error).await
@@ -112,16 +132,19 @@ impl ConnectionLike for Connection {
             Connection::Standalone(connection) => {
                 connection.req_packed_commands(pipeline, offset, count)
             }
-            Connection::Cluster(connection) => {
-                connection.req_packed_commands(pipeline, offset, count)
-            }
+            Connection::Cluster(connection, in_flight) => Box::pin(async move {
+                let _place = in_flight.acquire().await;
+                connection
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+            }),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
             Connection::Standalone(connection) => connection.get_db(),
-            Connection::Cluster(connection) => connection.get_db(),
+            Connection::Cluster(connection, _) => connection.get_db(),
         }
     }
 }
