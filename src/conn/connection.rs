@@ -113,8 +113,8 @@ impl ConnectionLike for Connection {
             Connection::Cluster(connection, in_flight) => Box::pin(async move {
                 let _place = in_flight.acquire().await;
                 match connection.req_packed_command(cmd).await {
-                    Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
-                        follow_ask(connection, cmd, &error).await
+                    Err(error) if is_redirect(&error) => {
+                        follow_redirect(connection, cmd, error).await
                     }
                     result => result,
                 }
@@ -149,50 +149,64 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// How many times one command follows an `ASK` itself before giving up.
-const ASK_FOLLOWS: usize = 3;
+/// How many redirects one command follows itself once redis-rs has given up on it.
+const REDIRECT_FOLLOWS: usize = 3;
 
-/// Follows the `ASK` redis-rs gave up on. redis-rs sends `ASKING` and the command as two
+fn is_redirect(error: &RedisError) -> bool {
+    matches!(
+        error.kind(),
+        ErrorKind::Server(ServerErrorKind::Ask | ServerErrorKind::Moved)
+    )
+}
+
+/// Follows the redirect redis-rs gave up on. redis-rs sends `ASKING` and the command as two
 /// requests on the target's multiplexed connection, so under concurrency another call's
 /// command can slip in between and take the `ASKING`: the command is then bounced back
 /// (`MOVED`) and forth (`ASK`) until its retries run out, which happens to every busy key
-/// during live resharding. Sent as one two-command pipeline, nothing can come between them.
-async fn follow_ask(
+/// during live resharding. It runs out on an `ASK`, or on a `MOVED` when it started at a node
+/// that imports the slot (a slot map from before the slot last moved puts it there).
+///
+/// An `ASK` is followed with `ASKING` and the command as one two-command pipeline, so nothing
+/// can come between them; a `MOVED` by sending the command again, along the slot map that the
+/// `MOVED` had redis-rs refresh. Either way the node that redirected ran nothing, so nothing
+/// is run twice.
+async fn follow_redirect(
     connection: &mut ClusterConnection,
     cmd: &Cmd,
-    error: &RedisError,
+    error: RedisError,
 ) -> RedisResult<Value> {
-    let mut redirect = error.redirect_node().map(|(node, _)| node.to_owned());
-    let mut last = error.clone();
-    for _ in 0..ASK_FOLLOWS {
-        let Some((host, port)) = redirect
-            .as_deref()
-            .and_then(|node| node.rsplit_once(':'))
-            .and_then(|(host, port)| Some((host.to_owned(), port.parse::<u16>().ok()?)))
-        else {
-            break;
+    let mut last = error;
+    for _ in 0..REDIRECT_FOLLOWS {
+        let reply = if last.kind() == ErrorKind::Server(ServerErrorKind::Ask) {
+            let Some(target) = redirect_target(&last) else {
+                break;
+            };
+            let mut asking = redis::pipe();
+            asking.cmd("ASKING").add_command(cmd.clone());
+            connection
+                .route_pipeline(asking, 1, 1, target)
+                .await
+                .and_then(|mut replies| replies.pop().ok_or_else(no_reply))
+                .and_then(Value::extract_error)
+        } else {
+            connection.req_packed_command(cmd).await
         };
-        let mut asking = redis::pipe();
-        asking.cmd("ASKING").add_command(cmd.clone());
-        let target = SingleNodeRoutingInfo::ByAddress { host, port };
-        let reply = connection
-            .route_pipeline(asking, 1, 1, target)
-            .await
-            .and_then(|mut replies| replies.pop().ok_or_else(no_reply))
-            .and_then(Value::extract_error);
         match reply {
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Ask) => {
-                redirect = error.redirect_node().map(|(node, _)| node.to_owned());
-                last = error;
-            }
-            // A MOVED means the slot has moved on: redis-rs follows that one correctly.
-            Err(error) if error.kind() == ErrorKind::Server(ServerErrorKind::Moved) => {
-                return connection.req_packed_command(cmd).await;
-            }
+            Err(error) if is_redirect(&error) => last = error,
             reply => return reply,
         }
     }
     Err(last)
+}
+
+/// The node a redirect names.
+fn redirect_target(error: &RedisError) -> Option<SingleNodeRoutingInfo> {
+    let (node, _slot) = error.redirect_node()?;
+    let (host, port) = node.rsplit_once(':')?;
+    Some(SingleNodeRoutingInfo::ByAddress {
+        host: host.to_owned(),
+        port: port.parse().ok()?,
+    })
 }
 
 fn no_reply() -> RedisError {
