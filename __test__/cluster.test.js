@@ -274,9 +274,9 @@ describe('cluster mode', () => {
       const home = await cluster.primaryForSlot(setting.slot);
       const away = (await cluster.primaries()).find((p) => p.port !== home.port);
       const steps = await cluster.migrateSlotSteps(setting.slot, away.port);
-      await steps.begin();
-      while ((await steps.moveBatch()) > 0);
       try {
+        await steps.begin();
+        while ((await steps.moveBatch()) > 0);
         await burst(setting);
       } finally {
         await steps.finish();
@@ -294,14 +294,56 @@ describe('cluster mode', () => {
       // The reader sends nothing to the slot from here to the burst.
       await cluster.migrateSlot(setting.slot, away.port);
       const back = await cluster.migrateSlotSteps(setting.slot, home.port);
-      await back.begin();
-      while ((await back.moveBatch()) > 0);
       try {
+        await back.begin();
+        while ((await back.moveBatch()) > 0);
         await burst(setting);
       } finally {
         await back.finish();
       }
     });
+  });
+
+  it('a primary that stops answering holds up the calls to it only: gets from another primary answer while 96 wait on it', async () => {
+    // The store bounds the commands in flight to each node (src/conn/gates.rs); the stuck
+    // ones hold the places of their own node only.
+    const [stuckSlot, healthySlot] = [keySlot('stuck'), keySlot('healthy')];
+    const stuck = await cluster.primaryForSlot(stuckSlot);
+    assert.notEqual((await cluster.primaryForSlot(healthySlot)).port, stuck.port);
+    const stuckIds = uuidsInSlot(stuckSlot, 96);
+    const healthy = uuidsInSlot(healthySlot, 16).map((externalId) => makeConversation({ externalId }));
+    const reader = new RedisConversationStore(cluster.seedUrl, {
+      cluster: true,
+      tls: { ca: cluster.caPem },
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      logger: silentLogger,
+    });
+    try {
+      await reader.ready();
+      for (const conversation of healthy) await reader.set(conversation.externalId, conversation);
+      const node = cluster.node(stuck.port);
+      node.pause();
+      let waiting;
+      let answered;
+      try {
+        waiting = Promise.allSettled(stuckIds.map((id) => reader.get(id)));
+        // Resumed within the cluster's node timeout (2 s) whatever happens: no failover.
+        answered = await Promise.race([
+          Promise.allSettled(healthy.map((c) => reader.get(c.externalId))),
+          new Promise((resolve) => setTimeout(resolve, 1000, 'still waiting after 1 s')),
+        ]);
+      } finally {
+        node.resume();
+      }
+      assert.ok(Array.isArray(answered), answered);
+      assert.deepEqual(
+        answered.map((r) => r.value ?? `${r.reason.code} ${r.reason.message}`),
+        healthy.map(persisted),
+      );
+      await waiting;
+    } finally {
+      await reader.close();
+    }
   });
 
   it('rides out a manual failover (CLUSTER FAILOVER) of a primary', async () => {

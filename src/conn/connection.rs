@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::gates::{NodeGates, SlotRange};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
@@ -10,31 +11,19 @@ use redis::cluster_routing::{
 use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
-use tokio::sync::Semaphore;
-
-/// The store's commands one cluster client carries at once, at most; more wait their turn.
-///
-/// redis-rs queues each node's commands on a channel of 50 places, and its cluster task stops
-/// polling the commands it carries while it refreshes its slot map, which it does after every
-/// `MOVED`. A full channel's freed place goes to the command that has waited longest, polled
-/// or not: once 50 wait on one node, the refresh's own command to that node waits behind
-/// commands that cannot move before the refresh ends, and every call stalls until a response
-/// timeout ends it. Held well below 50, with room for the refresh's and the watcher's
-/// commands, no channel fills.
-const CLUSTER_IN_FLIGHT: usize = 40;
 
 #[derive(Clone)]
 pub(crate) enum Connection {
     /// One multiplexed connection to a standalone server.
     Standalone(MultiplexedConnection),
     /// One multiplexed connection per node; redis-rs routes each key to its slot's primary.
-    /// The store's commands take a place of `CLUSTER_IN_FLIGHT` each.
-    Cluster(ClusterConnection, Arc<Semaphore>),
+    /// Each of the store's commands takes a place at its node's gate (see `gates`).
+    Cluster(ClusterConnection, Arc<NodeGates>),
 }
 
 impl Connection {
     pub(super) fn cluster(connection: ClusterConnection) -> Self {
-        Connection::Cluster(connection, Arc::new(Semaphore::new(CLUSTER_IN_FLIGHT)))
+        Connection::Cluster(connection, Arc::default())
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -78,12 +67,20 @@ impl Connection {
     }
 
     /// The primaries that serve slots, as `CLUSTER SLOTS` (the source of redis-rs's slot map)
-    /// names them, from any one node. A primary without a usable endpoint is left out.
+    /// names them, from any one node, each once. A primary without a usable endpoint is left
+    /// out. A cluster's gates learn the reply.
     pub(super) async fn slot_owners(&mut self) -> RedisResult<Vec<(String, u16)>> {
         let reply = self
             .ask_any_node(redis::cmd("CLUSTER").arg("SLOTS"))
             .await?;
-        Ok(parse_slot_owners(&reply))
+        let ranges = parse_slot_ranges(&reply);
+        let mut owners: Vec<(String, u16)> = ranges.iter().map(|r| r.node.clone()).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        if let Connection::Cluster(_, gates) = self {
+            gates.learn(ranges);
+        }
+        Ok(owners)
     }
 
     /// `CLUSTER NODES` from any one node.
@@ -110,8 +107,9 @@ impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
             Connection::Standalone(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection, in_flight) => Box::pin(async move {
-                let _place = in_flight.acquire().await;
+            Connection::Cluster(connection, gates) => Box::pin(async move {
+                let gate = gates.gate(Some(cmd));
+                let _place = gate.acquire().await;
                 match connection.req_packed_command(cmd).await {
                     Err(error) if is_redirect(&error) => {
                         follow_redirect(connection, cmd, error).await
@@ -132,8 +130,9 @@ impl ConnectionLike for Connection {
             Connection::Standalone(connection) => {
                 connection.req_packed_commands(pipeline, offset, count)
             }
-            Connection::Cluster(connection, in_flight) => Box::pin(async move {
-                let _place = in_flight.acquire().await;
+            Connection::Cluster(connection, gates) => Box::pin(async move {
+                let gate = gates.gate(pipeline.cmd_iter().next());
+                let _place = gate.acquire().await;
                 connection
                     .req_packed_commands(pipeline, offset, count)
                     .await
@@ -149,7 +148,8 @@ impl ConnectionLike for Connection {
     }
 }
 
-/// How many redirects one command follows itself once redis-rs has given up on it.
+/// How many redirects one command follows itself once redis-rs has given up on it. A `MOVED`
+/// is followed through redis-rs, with its retries again; the call's deadline bounds it all.
 const REDIRECT_FOLLOWS: usize = 3;
 
 fn is_redirect(error: &RedisError) -> bool {
@@ -177,19 +177,30 @@ async fn follow_redirect(
 ) -> RedisResult<Value> {
     let mut last = error;
     for _ in 0..REDIRECT_FOLLOWS {
-        let reply = if last.kind() == ErrorKind::Server(ServerErrorKind::Ask) {
-            let Some(target) = redirect_target(&last) else {
-                break;
-            };
-            let mut asking = redis::pipe();
-            asking.cmd("ASKING").add_command(cmd.clone());
-            connection
-                .route_pipeline(asking, 1, 1, target)
-                .await
-                .and_then(|mut replies| replies.pop().ok_or_else(no_reply))
-                .and_then(Value::extract_error)
-        } else {
-            connection.req_packed_command(cmd).await
+        let asked_at = match last.kind() {
+            ErrorKind::Server(ServerErrorKind::Ask) => redirect_target(&last),
+            _ => None,
+        };
+        let reply = match asked_at {
+            Some(target) => {
+                let mut asking = redis::pipe();
+                asking.cmd("ASKING").add_command(cmd.clone());
+                let asked = connection
+                    .route_pipeline(asking, 1, 1, target)
+                    .await
+                    .and_then(|mut replies| replies.pop().ok_or_else(no_reply))
+                    .and_then(Value::extract_error);
+                match asked {
+                    // redis-rs dials a node it holds no connection to for its own redirects
+                    // only.
+                    Err(error) if error.kind() == ErrorKind::ClusterConnectionNotFound => {
+                        connection.req_packed_command(cmd).await
+                    }
+                    asked => asked,
+                }
+            }
+            // A MOVED, or an ASK that names no host (Redis's unknown endpoint).
+            None => connection.req_packed_command(cmd).await,
         };
         match reply {
             Err(error) if is_redirect(&error) => last = error,
@@ -199,13 +210,16 @@ async fn follow_redirect(
     Err(last)
 }
 
-/// The node a redirect names.
+/// The node a redirect names, as redis-rs's map of connections knows it: an IPv6 address
+/// without brackets. `None` for a node without a host (Redis's unknown endpoint).
 fn redirect_target(error: &RedisError) -> Option<SingleNodeRoutingInfo> {
     let (node, _slot) = error.redirect_node()?;
     let (host, port) = node.rsplit_once(':')?;
-    Some(SingleNodeRoutingInfo::ByAddress {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().ok()?;
+    (!host.is_empty()).then(|| SingleNodeRoutingInfo::ByAddress {
         host: host.to_owned(),
-        port: port.parse().ok()?,
+        port,
     })
 }
 
@@ -214,23 +228,30 @@ fn no_reply() -> RedisError {
 }
 
 /// Each range of a `CLUSTER SLOTS` reply is `[start, end, [host, port, id, …], replicas…]`.
-fn parse_slot_owners(reply: &Value) -> Vec<(String, u16)> {
+fn parse_slot_ranges(reply: &Value) -> Vec<SlotRange> {
     let Value::Array(ranges) = reply else {
         return Vec::new();
     };
-    let mut owners: Vec<(String, u16)> = ranges
+    let slot = |value: Option<&Value>| match value {
+        Some(Value::Int(slot)) => u16::try_from(*slot).ok(),
+        _ => None,
+    };
+    ranges
         .iter()
-        .filter_map(|range| match range {
-            Value::Array(fields) => match fields.get(2) {
-                Some(Value::Array(primary)) => endpoint(primary),
-                _ => None,
-            },
-            _ => None,
+        .filter_map(|range| {
+            let Value::Array(fields) = range else {
+                return None;
+            };
+            let Some(Value::Array(primary)) = fields.get(2) else {
+                return None;
+            };
+            Some(SlotRange {
+                start: slot(fields.first())?,
+                end: slot(fields.get(1))?,
+                node: endpoint(primary)?,
+            })
         })
-        .collect();
-    owners.sort_unstable();
-    owners.dedup();
-    owners
+        .collect()
 }
 
 fn endpoint(node: &[Value]) -> Option<(String, u16)> {
@@ -266,18 +287,67 @@ mod tests {
     }
 
     #[test]
-    fn slot_owners_are_the_first_node_of_each_range_once() {
+    fn slot_ranges_are_each_ranges_bounds_and_first_node() {
         let reply = Value::Array(vec![
             range(0, 99, vec![node("10.0.0.1", 7000), node("10.0.0.4", 7003)]),
             range(100, 199, vec![node("10.0.0.2", 7001)]),
-            range(200, 299, vec![node("10.0.0.1", 7000)]),
             range(300, 399, vec![node("?", 7002)]),
             range(400, 499, vec![node("", 7005)]),
+            Value::Array(vec![
+                Value::Int(500),
+                Value::Int(-1),
+                node("10.0.0.2", 7001),
+            ]),
         ]);
+        let ranges: Vec<_> = parse_slot_ranges(&reply)
+            .into_iter()
+            .map(|r| (r.start, r.end, r.node))
+            .collect();
         assert_eq!(
-            parse_slot_owners(&reply),
-            vec![("10.0.0.1".to_owned(), 7000), ("10.0.0.2".to_owned(), 7001)]
+            ranges,
+            vec![
+                (0, 99, ("10.0.0.1".to_owned(), 7000)),
+                (100, 199, ("10.0.0.2".to_owned(), 7001)),
+            ]
         );
-        assert!(parse_slot_owners(&Value::Nil).is_empty());
+        assert!(parse_slot_ranges(&Value::Nil).is_empty());
+    }
+
+    fn refusal(text: &str) -> RedisError {
+        redis::parse_redis_value(format!("-{text}\r\n").as_bytes())
+            .and_then(Value::extract_error)
+            .unwrap_err()
+    }
+
+    fn address(route: Option<SingleNodeRoutingInfo>) -> Option<(String, u16)> {
+        match route? {
+            SingleNodeRoutingInfo::ByAddress { host, port } => Some((host, port)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_redirect_names_its_node_as_redis_rs_knows_it() {
+        let moved = refusal("MOVED 3999 10.0.0.2:6381");
+        assert!(is_redirect(&moved));
+        assert_eq!(
+            address(redirect_target(&moved)),
+            Some(("10.0.0.2".to_owned(), 6381))
+        );
+        let ask = refusal("ASK 3999 [::1]:7002");
+        assert!(is_redirect(&ask));
+        assert_eq!(
+            address(redirect_target(&ask)),
+            Some(("::1".to_owned(), 7002))
+        );
+        assert_eq!(
+            address(redirect_target(&refusal("ASK 3999 ::1:7002"))),
+            Some(("::1".to_owned(), 7002))
+        );
+        assert!(redirect_target(&refusal("ASK 3999 :7002")).is_none());
+        assert!(redirect_target(&refusal("ASK 3999 10.0.0.2:port")).is_none());
+        let other = refusal("TRYAGAIN Multiple keys request during rehashing of slot");
+        assert!(!is_redirect(&other));
+        assert!(redirect_target(&other).is_none());
     }
 }

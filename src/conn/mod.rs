@@ -8,6 +8,7 @@ mod client;
 mod cluster;
 mod connection;
 mod credentials;
+mod gates;
 mod health;
 mod node_names;
 mod standalone;
