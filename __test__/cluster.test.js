@@ -341,6 +341,7 @@ describe('cluster mode', () => {
         healthy.map(persisted),
       );
       await waiting;
+      await cluster.waitReady();
     } finally {
       await reader.close();
     }

@@ -291,6 +291,7 @@ mod tests {
         let reply = Value::Array(vec![
             range(0, 99, vec![node("10.0.0.1", 7000), node("10.0.0.4", 7003)]),
             range(100, 199, vec![node("10.0.0.2", 7001)]),
+            range(200, 299, vec![node("10.0.0.1", 7000)]),
             range(300, 399, vec![node("?", 7002)]),
             range(400, 499, vec![node("", 7005)]),
             Value::Array(vec![
@@ -308,6 +309,7 @@ mod tests {
             vec![
                 (0, 99, ("10.0.0.1".to_owned(), 7000)),
                 (100, 199, ("10.0.0.2".to_owned(), 7001)),
+                (200, 299, ("10.0.0.1".to_owned(), 7000)),
             ]
         );
         assert!(parse_slot_ranges(&Value::Nil).is_empty());

@@ -1,17 +1,20 @@
-//! How many of the store's commands one cluster node has in flight: `NODE_IN_FLIGHT` at most,
-//! more wait their turn.
+//! The store's commands in flight for the slots of one cluster primary: `NODE_IN_FLIGHT` at
+//! most; more wait their turn.
 //!
 //! redis-rs queues each node's commands on a channel of 50 places, and its cluster task stops
 //! polling the commands it carries while it refreshes its slot map, which it does after every
-//! `MOVED`. A full channel's freed place goes to the command that has waited longest, polled
-//! or not: once 50 wait on one node, the refresh's own command to that node waits behind
-//! commands that cannot move before the refresh ends, and every call stalls until a response
-//! timeout ends it. Held at 40, ten places stay for the refresh's and the watcher's commands.
+//! `MOVED`. tokio gives a freed place to the command that has waited longest, polled or not:
+//! with 50 commands in a node's channel and 50 more waiting, those take every place the node
+//! frees and cannot move before the refresh ends, the refresh's own command to that node waits
+//! behind them, and every call stalls until a response timeout ends it. A burst at one
+//! migrating slot passed with 100 commands at a time to its node and stalled with 130.
 //!
-//! The bound is per node, not per client: commands stuck on a node that stopped answering
-//! hold its places only, and calls to the other nodes go on. A command's node is the primary
-//! that the watcher's last `CLUSTER SLOTS` names for its key's slot; a slot that reply left
-//! unassigned, and a command without a key, share one more gate of the same size.
+//! The bound is per primary, not per client: commands stuck on a primary that stopped answering
+//! hold its places only, and calls to the others go on. A command counts against the primary
+//! that the watcher's last `CLUSTER SLOTS` names for its key's slot, though it may be sent to
+//! another node (the target of a migrating slot, a new primary before the next check): a node
+//! then carries its own 40 and the 40 of a slot moving to it, still short of 100. Slots that
+//! reply left unassigned, and commands without a key, share one more gate of the same size.
 
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -60,11 +63,11 @@ impl NodeGates {
         }
     }
 
-    /// Takes a new `CLUSTER SLOTS` reply; a node that serves slots before and after keeps its
-    /// gate, and with it the places its commands hold.
+    /// Takes a new `CLUSTER SLOTS` reply: one gate for all the ranges of a node, and a node
+    /// that serves slots before and after keeps its gate, with the places its commands hold.
     pub(super) fn learn(&self, latest: Vec<SlotRange>) {
         let mut ranges = self.ranges.write().unwrap_or_else(PoisonError::into_inner);
-        let known: HashMap<(String, u16), Arc<Semaphore>> = ranges
+        let mut known: HashMap<(String, u16), Arc<Semaphore>> = ranges
             .drain(..)
             .map(|(range, gate)| (range.node, gate))
             .collect();
@@ -73,9 +76,9 @@ impl NodeGates {
             .filter(|range| range.start <= range.end && range.end < SLOTS)
             .map(|range| {
                 let gate = known
-                    .get(&range.node)
-                    .cloned()
-                    .unwrap_or_else(|| Arc::new(Semaphore::new(NODE_IN_FLIGHT)));
+                    .entry(range.node.clone())
+                    .or_insert_with(|| Arc::new(Semaphore::new(NODE_IN_FLIGHT)))
+                    .clone();
                 (range, gate)
             })
             .collect();
@@ -137,17 +140,24 @@ mod tests {
 
     #[test]
     fn a_commands_slot_is_redis_rss_for_its_first_key() {
-        let keys = [
-            "conv:1",
-            "user:{u}:conversations",
-            "{}x",
-            "a{b}c{d}",
-            "x{",
-            "é",
+        let keys: [&[u8]; 11] = [
+            b"conv:1",
+            b"user:{u}:conversations",
+            b"{}x",
+            b"{}{x}",
+            b"{{a}}",
+            b"a}b{c}",
+            b"a{b}c{d}",
+            b"x{",
+            "é".as_bytes(),
+            b"\xff{\xfe}",
+            b"",
         ];
         for key in keys {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(key);
             let expected = format!("{:?}", Slot::for_key(key));
-            assert_eq!(format!("Slot({})", key_slot(&get(key)).unwrap()), expected);
+            assert_eq!(format!("Slot({})", key_slot(&cmd).unwrap()), expected);
         }
         let mut eval = redis::cmd("EVAL");
         eval.arg("return 1")
@@ -169,17 +179,26 @@ mod tests {
         assert!(slot(low) < 8192 && slot(high) >= 8192);
         assert!(Arc::ptr_eq(&gates.gate(Some(&get(low))), &gates.unassigned));
 
-        gates.learn(vec![range(8192, 16383, 7001), range(0, 8191, 7000)]);
+        // 7000 serves two ranges: one gate for both.
+        gates.learn(vec![
+            range(8192, 16383, 7001),
+            range(4000, 8191, 7000),
+            range(0, 3999, 7000),
+        ]);
         let first = gates.gate(Some(&get(low)));
         assert!(!Arc::ptr_eq(&first, &gates.unassigned));
         assert!(!Arc::ptr_eq(&first, &gates.gate(Some(&get(high)))));
+        assert!(slot("{c}") >= 4000 && slot("{c}") < 8192 && slot(low) < 4000);
+        assert!(Arc::ptr_eq(&first, &gates.gate(Some(&get("{c}")))));
 
         let held = first.clone().try_acquire_owned().unwrap();
-        // 7000 now serves every slot; 7001 none.
-        gates.learn(vec![range(0, 16383, 7000)]);
-        let now = gates.gate(Some(&get(high)));
-        assert!(Arc::ptr_eq(&first, &now));
-        assert_eq!(now.available_permits(), NODE_IN_FLIGHT - 1);
+        // 7000 now serves every slot, in two ranges; 7001 none.
+        gates.learn(vec![range(0, 99, 7000), range(100, 16383, 7000)]);
+        for key in [low, high, "{c}"] {
+            let now = gates.gate(Some(&get(key)));
+            assert!(Arc::ptr_eq(&first, &now));
+            assert_eq!(now.available_permits(), NODE_IN_FLIGHT - 1);
+        }
         drop(held);
 
         // A gap, and ranges no slot can be in, leave their slots to the shared gate.
