@@ -221,6 +221,16 @@ describe('cluster mode', () => {
     await stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS });
   });
 
+  /** A store of the test's own: its slot map and its bounds start afresh. */
+  function openReader() {
+    return new RedisConversationStore(cluster.seedUrl, {
+      cluster: true,
+      tls: { ca: cluster.caPem },
+      commandTimeoutMs: COMMAND_TIMEOUT_MS,
+      logger: silentLogger,
+    });
+  }
+
   /**
    * A store of its own, with `count` conversations of one user, all in the slot of `tag`
    * (records and index), written before `fn` runs.
@@ -231,12 +241,7 @@ describe('cluster mode', () => {
     const conversations = uuidsInSlot(slot, count).map((externalId, i) =>
       makeConversation({ userId, externalId, updatedAt: isoAt(60_000 + i) }),
     );
-    const reader = new RedisConversationStore(cluster.seedUrl, {
-      cluster: true,
-      tls: { ca: cluster.caPem },
-      commandTimeoutMs: COMMAND_TIMEOUT_MS,
-      logger: silentLogger,
-    });
+    const reader = openReader();
     try {
       await reader.ready();
       for (const conversation of conversations) await reader.set(conversation.externalId, conversation);
@@ -266,21 +271,27 @@ describe('cluster mode', () => {
     for (const list of listed) assert.deepEqual(list.value, newestFirst);
   }
 
+  /** Moves every key of the slot to the primary on `toPort`, then the burst, then the slot. */
+  async function burstWhileMigrating(setting, toPort) {
+    const steps = await cluster.migrateSlotSteps(setting.slot, toPort);
+    try {
+      await steps.begin();
+      while ((await steps.moveBatch()) > 0);
+      await burst(setting);
+    } finally {
+      await steps.finish();
+    }
+  }
+
   it('a burst of calls to a slot whose keys have all moved, while it is still MIGRATING: every one answered right', async () => {
     // Each call is redirected (ASK). redis-rs's slot refreshes, which ASKING taken by another
     // call sets off (MOVED), stalled every call while several hundred waited: with tokio 1.54
-    // for good, with 50 commands queued for one node for a response timeout.
+    // until the client was rebuilt, with 100 commands at once on one node for a response
+    // timeout (src/conn/gates.rs).
     await withSlotOfConversations('burst', 48, async (setting) => {
       const home = await cluster.primaryForSlot(setting.slot);
       const away = (await cluster.primaries()).find((p) => p.port !== home.port);
-      const steps = await cluster.migrateSlotSteps(setting.slot, away.port);
-      try {
-        await steps.begin();
-        while ((await steps.moveBatch()) > 0);
-        await burst(setting);
-      } finally {
-        await steps.finish();
-      }
+      await burstWhileMigrating(setting, away.port);
     });
   });
 
@@ -293,31 +304,19 @@ describe('cluster mode', () => {
       const away = (await cluster.primaries()).find((p) => p.port !== home.port);
       // The reader sends nothing to the slot from here to the burst.
       await cluster.migrateSlot(setting.slot, away.port);
-      const back = await cluster.migrateSlotSteps(setting.slot, home.port);
-      try {
-        await back.begin();
-        while ((await back.moveBatch()) > 0);
-        await burst(setting);
-      } finally {
-        await back.finish();
-      }
+      await burstWhileMigrating(setting, home.port);
     });
   });
 
   it('a primary that stops answering holds up the calls to it only: gets from another primary answer while 96 wait on it', async () => {
-    // The store bounds the commands in flight to each node (src/conn/gates.rs); the stuck
-    // ones hold the places of their own node only.
+    // The store bounds the commands in flight for the slots of each primary
+    // (src/conn/gates.rs); the stuck ones hold the places of their own primary only.
     const [stuckSlot, healthySlot] = [keySlot('stuck'), keySlot('healthy')];
     const stuck = await cluster.primaryForSlot(stuckSlot);
     assert.notEqual((await cluster.primaryForSlot(healthySlot)).port, stuck.port);
     const stuckIds = uuidsInSlot(stuckSlot, 96);
     const healthy = uuidsInSlot(healthySlot, 16).map((externalId) => makeConversation({ externalId }));
-    const reader = new RedisConversationStore(cluster.seedUrl, {
-      cluster: true,
-      tls: { ca: cluster.caPem },
-      commandTimeoutMs: COMMAND_TIMEOUT_MS,
-      logger: silentLogger,
-    });
+    const reader = openReader();
     try {
       await reader.ready();
       for (const conversation of healthy) await reader.set(conversation.externalId, conversation);
