@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use super::gates::{NodeGates, SlotRange};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{
@@ -12,12 +11,14 @@ use redis::{
     Cmd, ErrorKind, Pipeline, RedisError, RedisFuture, RedisResult, ServerErrorKind, Value,
 };
 
+use super::gates::{NodeGates, SlotRange};
+
 #[derive(Clone)]
 pub(crate) enum Connection {
     /// One multiplexed connection to a standalone server.
     Standalone(MultiplexedConnection),
     /// One multiplexed connection per node; redis-rs routes each key to its slot's primary.
-    /// Each of the store's commands takes a place at its node's gate (see `gates`).
+    /// Each of the store's commands takes a place at the gate of its slot's primary (`gates`).
     Cluster(ClusterConnection, Arc<NodeGates>),
 }
 
