@@ -8,7 +8,7 @@
 //   BENCH_BEFORE_MODULE=<checkout with its addon built> node bench/ab.js [--op set]
 //     [--concurrency 64] [--pairs 10] [--seconds 5] [--warmup 1]
 
-const { startServer, runCell, load, gc, waitForQuiet, verifyState, checkStateAfterCell } = require('./lib');
+const { startServer, runCell, load, gc, waitForQuiet, verifyState, checkStateAfterCell, median } = require('./lib');
 const { makeWorkload } = require('./workload');
 
 const USAGE =
@@ -31,12 +31,6 @@ function parseArgs(argv) {
   if (!(args.seconds > 0 && args.seconds <= 60)) throw new Error('--seconds: 0 < N <= 60');
   if (!(args.warmup >= 0 && args.warmup <= 30)) throw new Error('--warmup: 0 <= N <= 30');
   return args;
-}
-
-function median(values) {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 const PARTS = ['jsUs', 'helpersUs', 'nativeUs', 'redisUs', 'totalUs'];

@@ -14,6 +14,7 @@
 const { startCluster, stopAllClusters } = require('../support/cluster');
 const { makeNameOnlyCerts } = require('../support/redis');
 const { makeWorkload } = require('./workload');
+const { serverCpuUs, median } = require('./lib');
 
 const CONCURRENCY = 64;
 const WARMUP_MS = 1000;
@@ -25,17 +26,12 @@ function option(name, fallback) {
   return i >= 0 && i + 1 < process.argv.length ? Number(process.argv[i + 1]) : fallback;
 }
 
+/** The primaries' CPU so far in µs, all of them together. */
 async function redisCpuUs(cluster, primaries) {
   let total = 0;
-  for (const { port } of primaries) {
-    const info = await cluster.cli(port, 'INFO', 'cpu');
-    const field = (name) => Number(info.match(new RegExp(`^${name}:([0-9.]+)`, 'm'))[1]);
-    total += (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
-  }
+  for (const { port } of primaries) total += await serverCpuUs(cluster.node(port));
   return total;
 }
-
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 
 async function cell(module, op, cluster, primaries, workload, seconds) {
   const { RedisConversationStore } = require(module);

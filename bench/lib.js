@@ -57,6 +57,20 @@ async function redisCpu(admin) {
   return Math.round((field('used_cpu_user') + field('used_cpu_sys')) * 1e6);
 }
 
+/** A redis-server's CPU so far in µs (user + sys over all its threads), asked by its redis-cli. */
+async function serverCpuUs(server) {
+  const info = await server.cli('INFO', 'cpu');
+  const field = (name) => Number(info.match(new RegExp(`^${name}:([0-9.]+)`, 'm'))[1]);
+  return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
+}
+
+/** The median of `values` (of the middle two when their number is even). */
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** This process's CPU so far in µs: in total, its JavaScript thread, Node's helper threads. */
 function localCpu() {
   const fs = require('node:fs');
@@ -412,6 +426,8 @@ async function checkStateAfterCell(r, { admin, data, expected }) {
 
 module.exports = {
   PEERS,
+  serverCpuUs,
+  median,
   OPS,
   cpuTicks,
   cpuBetween,

@@ -14,6 +14,7 @@
 const { makeCerts, stopAll } = require('../support/redis');
 const { startSlotCheckingServer, stopAllClusters } = require('../support/cluster');
 const { makeWorkload } = require('./workload');
+const { serverCpuUs } = require('./lib');
 
 const CONCURRENCY = 64;
 const WARMUP_MS = 1000;
@@ -22,12 +23,6 @@ const silent = { info() {}, warn() {}, error() {} };
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
-async function redisCpuUs(node) {
-  const info = await node.cli('INFO', 'cpu');
-  const field = (name) => Number(info.match(new RegExp(`^${name}:([0-9.]+)`, 'm'))[1]);
-  return (field('used_cpu_sys') + field('used_cpu_user')) * 1e6;
 }
 
 async function cell(name, module, node, conversations, seconds) {
@@ -52,11 +47,11 @@ async function cell(name, module, node, conversations, seconds) {
   };
   const workers = Array.from({ length: CONCURRENCY }, worker);
   await new Promise((resolve) => setTimeout(resolve, WARMUP_MS));
-  const start = { done, cpu: process.cpuUsage(), redis: await redisCpuUs(node), at: process.hrtime.bigint() };
+  const start = { done, cpu: process.cpuUsage(), redis: await serverCpuUs(node), at: process.hrtime.bigint() };
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
   const ops = done - start.done;
   const cpu = process.cpuUsage(start.cpu);
-  const redisUs = (await redisCpuUs(node)) - start.redis;
+  const redisUs = (await serverCpuUs(node)) - start.redis;
   const elapsed = Number(process.hrtime.bigint() - start.at) / 1e9;
   stop = true;
   await Promise.all(workers);
