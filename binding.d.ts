@@ -51,6 +51,8 @@ export declare class NativeRedisStore {
   /** Several `set`s at once; `jsons[i]` belongs to `ids[i]`. */
   setBatch(ids: Array<string>, jsons: Array<string>): Promise<BatchReply>
   delete(id: string): Promise<void>
+  /** Several `delete`s at once: their commands leave together and one promise settles them. */
+  deleteBatch(ids: Array<string>): Promise<BatchReply>
   /** The user's conversations as one JSON array, newest first. */
   listByUser(userId: string): Promise<string>
   /**

@@ -23,6 +23,7 @@ function recordingNative() {
     set: (id) => answer(`set:${id}`, undefined),
     getBatch: (ids) => answer(`getBatch:${ids.join(',')}`, batch(ids)),
     setBatch: (ids) => answer(`setBatch:${ids.join(',')}`, batch(ids)),
+    deleteBatch: (ids) => answer(`deleteBatch:${ids.join(',')}`, batch(ids)),
     delete: (id) => answer(`delete:${id}`, undefined),
     listByUser: (userId) => answer(`listByUser:${userId}`, '[]'),
     close: () => answer('close', undefined),
@@ -39,6 +40,20 @@ test('gets and sets on different ids made in one turn go as one batch of each ki
   for (let i = 0; i < 8; i++) calls.push(store.get(`g${i}`), store.set(`s${i}`, '{}'));
   await Promise.all(calls);
   assert.deepEqual(log, ['getBatch:g0,g1,g2,g3,g4,g5,g6,g7', 'setBatch:s0,s1,s2,s3,s4,s5,s6,s7']);
+});
+
+test('deletes on different ids made in one turn go as one batch; a call after one on its id waits for it', async () => {
+  const { native, log } = recordingNative();
+  const store = batchedRedisStore(/** @type {any} */ (native));
+  const calls = [store.delete('a'), store.delete('b'), store.get('c'), store.delete('d')];
+  await Promise.all(calls);
+  assert.deepEqual(log, ['deleteBatch:a,b,d', 'get:c']);
+  // A get or a set made after a queued delete of its id sends that delete's batch first and
+  // goes alone; a second delete of one id too.
+  const more = [store.delete('e'), store.delete('f'), store.get('e'), store.delete('f'), store.set('g', '{}')];
+  assert.deepEqual(log.slice(2), ['deleteBatch:e,f', 'get:e', 'delete:f']);
+  await Promise.all(more);
+  assert.deepEqual(log.slice(5), ['set:g']);
 });
 
 test('a call on a busy id sends the queues holding it, then goes alone; quiet ids keep batching', async () => {

@@ -649,6 +649,40 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
   assert.deepEqual(reads.at(-1), { status: 'fulfilled', value: undefined });
 });
 
+it('deletes made in one tick go out together and each does its own work: good, corrupt, of another type, missing, a foreign index', async () => {
+  const prefix = uniquePrefix();
+  const log = recordingLogger();
+  const store = await openStore({ keyPrefix: prefix, logger: log.logger });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  const good = Array.from({ length: 20 }, () => makeConversation({ userId }));
+  const kept = makeConversation({ userId });
+  for (const conversation of [...good, kept]) await store.set(conversation.externalId, conversation);
+  const foreignIndexed = makeConversation({ userId: uniqueId('user') });
+  await store.set(foreignIndexed.externalId, foreignIndexed);
+  const foreignIndexKey = `${prefix}user:${foreignIndexed.userId}:conversations`;
+  await server.cli('DEL', foreignIndexKey);
+  await server.cli('HSET', foreignIndexKey, 'a', 'b');
+  const corrupt = uniqueId('corrupt');
+  const hash = uniqueId('hash');
+  await server.cli('SET', `${prefix}conv:${corrupt}`, 'not json');
+  await server.cli('HSET', `${prefix}conv:${hash}`, 'a', 'b');
+
+  const ids = [...good.map((c) => c.externalId), corrupt, hash, uniqueId('missing'), foreignIndexed.externalId];
+  const deletes = await Promise.allSettled(ids.map((id) => store.delete(id)));
+  assert.deepEqual(
+    deletes.map((d) => d.status),
+    ids.map(() => 'fulfilled'),
+  );
+  const keys = ids.map((id) => `${prefix}conv:${id}`);
+  assert.equal(await server.cli('EXISTS', ...keys), '0');
+  assert.equal(await server.cli('ZRANGE', indexKey, 0, -1), kept.externalId);
+  assert.equal(await server.cli('HGET', foreignIndexKey, 'a'), 'b', "the other writer's key is left as it is");
+  await log.waitFor('warn', new RegExp(`${foreignIndexKey}\\b`));
+  assert.deepEqual(await store.listByUser(userId), [persisted(kept)]);
+  assert.equal(store.stats().operations.delete.calls, ids.length);
+});
+
 /** redis-server's `INFO stats` counter `name`. */
 async function serverStat(name) {
   const stats = await server.cli('INFO', 'stats');

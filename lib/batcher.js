@@ -1,6 +1,6 @@
 // @ts-check
 'use strict';
-// The native Redis store with `get` and `set` batched per turn of the event loop.
+// The native Redis store with `get`, `set` and `delete` batched per turn of the event loop.
 
 const timers = require('node:timers');
 
@@ -66,7 +66,7 @@ const MAX_BATCH = 16;
  */
 
 /**
- * A store's batchers (its gets and its sets) and the ids with calls queued or in flight, so
+ * A store's batchers (its gets, its sets and its deletes) and the ids with calls queued or in flight, so
  * that calls on one id leave in the order they were made. A call that the native store would
  * make wait (a write on an id with any call queued or not settled, a get on an id with a
  * write queued or not settled) sends the queues holding that id, then goes alone: alone it
@@ -159,7 +159,7 @@ class CallBatcher {
   #runOne;
   /** @type {(calls: QueuedCall[]) => Promise<BatchReply>} */
   #runBatch;
-  /** Its calls are sets (writes), not gets. */
+  /** Its calls are writes (sets or deletes), not gets. */
   #write;
   /** @type {QueuedCall[] | null} */
   #queue = null;
@@ -252,7 +252,7 @@ class CallBatcher {
 }
 
 /**
- * The native Redis store with `get` and `set` batched per turn of the event loop.
+ * The native Redis store with `get`, `set` and `delete` batched per turn of the event loop.
  * @param {import('../binding').NativeRedisStore} native
  * @returns {NativeStore}
  */
@@ -274,13 +274,19 @@ function batchedRedisStore(native) {
         calls.map((call) => /** @type {string} */ (call.second)),
       ),
   );
+  const deletes = new CallBatcher(
+    lane,
+    true,
+    (id) => native.delete(id),
+    (calls) => native.deleteBatch(calls.map((call) => call.first)),
+  );
   return {
     get status() {
       return native.status;
     },
     get: (id) => gets.call(id),
     set: (id, json) => sets.call(id, json),
-    delete: (id) => lane.alone(id, true, () => native.delete(id)),
+    delete: (id) => deletes.call(id),
     listByUser: (userId) => {
       lane.flush();
       return native.listByUser(userId);

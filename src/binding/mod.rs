@@ -320,6 +320,27 @@ impl NativeRedisStore {
         })
     }
 
+    /// Several `delete`s at once: their commands leave together and one promise settles them.
+    #[napi(ts_return_type = "Promise<BatchReply>")]
+    pub fn delete_batch<'env>(
+        &self,
+        env: &'env Env,
+        ids: Vec<String>,
+    ) -> Result<PromiseRaw<'env, BatchReply>> {
+        let calls = (Operation::Delete, ids.len());
+        spawn_call(env, &self.store, calls, |call| {
+            let turns = turns(&call, CallKind::Delete, &ids);
+            async move {
+                let store = call.store();
+                let deletes = ids
+                    .iter()
+                    .zip(turns)
+                    .map(|(id, turn)| async move { store.delete(id, turn).await.map(|()| None) });
+                Ok(BatchReply::from(run_each(deletes).await))
+            }
+        })
+    }
+
     /// The user's conversations as one JSON array, newest first.
     #[napi(ts_return_type = "Promise<string>")]
     pub fn list_by_user<'env>(
