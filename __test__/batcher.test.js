@@ -42,7 +42,7 @@ test('gets and sets on different ids made in one turn go as one batch of each ki
   assert.deepEqual(log, ['getBatch:g0,g1,g2,g3,g4,g5,g6,g7', 'setBatch:s0,s1,s2,s3,s4,s5,s6,s7']);
 });
 
-test('deletes on different ids made in one turn go as one batch; a call after one on its id waits for it', async () => {
+test('deletes on different ids made in one turn go as one batch; a call made after one on its id sends that batch, then goes alone', async () => {
   const { native, log } = recordingNative();
   const store = batchedRedisStore(/** @type {any} */ (native));
   const calls = [store.delete('a'), store.delete('b'), store.get('c'), store.delete('d')];

@@ -222,7 +222,7 @@ describe('Redis store', () => {
     });
   }
 
-  it('traces each of many concurrent batched gets and sets once', async () => {
+  it('traces each of many concurrent batched gets, sets and deletes once', async () => {
     const store = openStore();
     await store.ready();
     recorder = traceRecorder();
@@ -234,14 +234,18 @@ describe('Redis store', () => {
       conversations.map((c) => c.externalId),
     );
     await Promise.all(['batch-0', 'batch-1'].map((userId) => store.listByUser(userId)));
-    assertOneTracePerCall(recorder, 82);
+    const deleted = conversations.slice(0, 20);
+    await Promise.all(deleted.map((c) => store.delete(c.externalId)));
+    assertOneTracePerCall(recorder, 102);
     const ids = (operation) =>
       [...recorder.byContext().keys()].filter((c) => c.operation === operation).map((c) => c.id ?? c.userId);
     const sorted = (list) => [...list].sort();
     assert.deepEqual(sorted(ids('set')), sorted(conversations.map((c) => c.externalId)));
     assert.deepEqual(sorted(ids('get')), sorted(conversations.map((c) => c.externalId)));
     assert.deepEqual(sorted(ids('listByUser')), ['batch-0', 'batch-1']);
+    assert.deepEqual(sorted(ids('delete')), sorted(deleted.map((c) => c.externalId)));
     const stats = store.stats();
+    assert.equal(stats.operations.delete.calls, 20);
     assert.equal(stats.operations.set.calls, 40);
     assert.equal(stats.operations.get.calls, 40);
     assert.equal(stats.operations.listByUser.calls, 2);

@@ -20,8 +20,8 @@ use napi_derive::napi;
 
 use crate::error::{StoreError, StoreResult};
 use crate::store::{
-    self, Admitted, CallKind, LogLevel, Logger, MemoryStore, Operation, RedisSettings, RedisStore,
-    Turn,
+    self, panic_text, Admitted, CallKind, LogLevel, Logger, MemoryStore, Operation, RedisSettings,
+    RedisStore, Turn,
 };
 
 pub use credentials::NativeCredentials;
@@ -99,15 +99,6 @@ impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
     }
 }
 
-/// Runs the calls concurrently in this one task, each under its own deadline: their commands
-/// reach the connection in one poll, so they leave in one write.
-async fn run_each<Fut>(calls: impl Iterator<Item = Fut>) -> Vec<StoreResult<Option<String>>>
-where
-    Fut: Future<Output = StoreResult<Option<String>>>,
-{
-    futures_util::future::join_all(calls).await
-}
-
 /// The turns of a batch's calls, in the batch's order (see [`RedisStore::turn`]).
 fn turns(call: &Admitted, kind: CallKind, ids: &[String]) -> Vec<Turn> {
     ids.iter().map(|id| call.store().turn(kind, id)).collect()
@@ -115,12 +106,7 @@ fn turns(call: &Admitted, kind: CallKind, ids: &[String]) -> Vec<Turn> {
 
 /// A panic's payload as text, for the rejection it becomes.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    let text = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    StoreError::unavailable(format!("internal error: {text}")).to_string()
+    StoreError::unavailable(format!("internal error: {}", panic_text(payload))).to_string()
 }
 
 /// Takes the call in now, on the JavaScript thread (so a `close()` made after it lets it
@@ -270,7 +256,7 @@ impl NativeRedisStore {
             async move {
                 let store = call.store();
                 let gets = ids.iter().zip(turns).map(|(id, turn)| store.get(id, turn));
-                Ok(BatchReply::from(run_each(gets).await))
+                Ok(BatchReply::from(store.each(Operation::Get, gets).await))
             }
         })
     }
@@ -307,7 +293,7 @@ impl NativeRedisStore {
                     .map(|((id, json), turn)| async move {
                         store.set(id, &json.0, turn).await.map(|()| None)
                     });
-                Ok(BatchReply::from(run_each(sets).await))
+                Ok(BatchReply::from(store.each(Operation::Set, sets).await))
             }
         })
     }
@@ -336,7 +322,9 @@ impl NativeRedisStore {
                     .iter()
                     .zip(turns)
                     .map(|(id, turn)| async move { store.delete(id, turn).await.map(|()| None) });
-                Ok(BatchReply::from(run_each(deletes).await))
+                Ok(BatchReply::from(
+                    store.each(Operation::Delete, deletes).await,
+                ))
             }
         })
     }
