@@ -20,8 +20,8 @@ use napi_derive::napi;
 
 use crate::error::{StoreError, StoreResult};
 use crate::store::{
-    self, panic_text, Admitted, CallKind, LogLevel, Logger, MemoryStore, Operation, RedisSettings,
-    RedisStore, Turn,
+    self, internal_error, run_batch, Admitted, CallKind, LogLevel, Logger, MemoryStore, Operation,
+    RedisSettings, RedisStore, Turn,
 };
 
 pub use credentials::NativeCredentials;
@@ -80,16 +80,16 @@ pub struct BatchReply {
     pub errors: Vec<Option<String>>,
 }
 
-impl From<Vec<StoreResult<Option<String>>>> for BatchReply {
-    /// Runs on tokio's thread: each value is made ready for V8 (`JsonText`) here.
-    fn from(outcomes: Vec<StoreResult<Option<String>>>) -> Self {
+impl From<Vec<StoreResult<Option<JsonText>>>> for BatchReply {
+    /// Each value was made ready for V8 (`JsonText`) on tokio's thread, within its call.
+    fn from(outcomes: Vec<StoreResult<Option<JsonText>>>) -> Self {
         let mut reply = BatchReply {
             values: Vec::with_capacity(outcomes.len()),
             errors: Vec::with_capacity(outcomes.len()),
         };
         for outcome in outcomes {
             let (value, error) = match outcome {
-                Ok(value) => (value.map(JsonText::from), None),
+                Ok(value) => (value, None),
                 Err(error) => (None, Some(error.to_string())),
             };
             reply.values.push(value);
@@ -106,7 +106,7 @@ fn turns(call: &Admitted, kind: CallKind, ids: &[String]) -> Vec<Turn> {
 
 /// A panic's payload as text, for the rejection it becomes.
 fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    StoreError::unavailable(format!("internal error: {}", panic_text(payload))).to_string()
+    internal_error(payload).to_string()
 }
 
 /// Takes the call in now, on the JavaScript thread (so a `close()` made after it lets it
@@ -135,17 +135,14 @@ where
             Error::new(Status::GenericFailure, panic_message(payload.as_ref()))
         })?;
     let call = AssertUnwindSafe(call).catch_unwind();
-    let store = store.clone();
     env.spawn_future(async move {
         match call.await {
             Ok(result) => result.map_err(js_error),
-            Err(payload) => {
-                // The panic skipped the counting: the calls settled all the same.
-                let message = panic_message(payload.as_ref());
-                let error = StoreError::unavailable("internal error");
-                store.refused(calls.0, calls.1, &error);
-                Err(Error::new(Status::GenericFailure, message))
-            }
+            // Each call counted itself when its future was dropped (`observe_async`).
+            Err(payload) => Err(Error::new(
+                Status::GenericFailure,
+                panic_message(payload.as_ref()),
+            )),
         }
     })
 }
@@ -222,10 +219,7 @@ impl NativeRedisStore {
     ) -> Result<PromiseRaw<'env, Option<JsonText>>> {
         spawn_call(env, &self.store, (Operation::Get, 1), |call| {
             let turn = call.store().turn(CallKind::Get, &id);
-            async move {
-                let json = call.store().get(&id, turn).await?;
-                Ok(json.map(JsonText::from))
-            }
+            async move { call.store().get(&id, turn, JsonText::from).await }
         })
     }
 
@@ -255,8 +249,11 @@ impl NativeRedisStore {
             let turns = turns(&call, CallKind::Get, &ids);
             async move {
                 let store = call.store();
-                let gets = ids.iter().zip(turns).map(|(id, turn)| store.get(id, turn));
-                Ok(BatchReply::from(store.each(Operation::Get, gets).await))
+                let gets = ids
+                    .iter()
+                    .zip(turns)
+                    .map(|(id, turn)| store.get(id, turn, JsonText::from));
+                Ok(BatchReply::from(run_batch(gets).await))
             }
         })
     }
@@ -293,7 +290,7 @@ impl NativeRedisStore {
                     .map(|((id, json), turn)| async move {
                         store.set(id, &json.0, turn).await.map(|()| None)
                     });
-                Ok(BatchReply::from(store.each(Operation::Set, sets).await))
+                Ok(BatchReply::from(run_batch(sets).await))
             }
         })
     }
@@ -322,9 +319,7 @@ impl NativeRedisStore {
                     .iter()
                     .zip(turns)
                     .map(|(id, turn)| async move { store.delete(id, turn).await.map(|()| None) });
-                Ok(BatchReply::from(
-                    store.each(Operation::Delete, deletes).await,
-                ))
+                Ok(BatchReply::from(run_batch(deletes).await))
             }
         })
     }
@@ -338,10 +333,7 @@ impl NativeRedisStore {
     ) -> Result<PromiseRaw<'env, JsonText>> {
         let calls = (Operation::ListByUser, 1);
         spawn_call(env, &self.store, calls, |call| async move {
-            call.store()
-                .list_by_user(&user_id)
-                .await
-                .map(JsonText::from)
+            call.store().list_by_user(&user_id, JsonText::from).await
         })
     }
 

@@ -17,7 +17,7 @@ pub use crate::conn::{CredentialSource, CredentialsProvider, Token};
 pub use crate::log::{LogLevel, Logger};
 use keys::KeyLayout;
 pub use memory::MemoryStore;
-pub use observed::panic_text;
+pub use observed::{internal_error, run_batch};
 use options::MAX_LIST_BYTES;
 pub use options::{Options, RedisSettings, StoreOptions};
 pub use order::{CallKind, Turn};

@@ -14,11 +14,16 @@ use super::{MemoryStore, RedisStore, StoreStatus};
 use crate::error::{ErrorCode, StoreError, StoreResult};
 
 impl RedisStore {
-    /// `turn` is the call's [`turn`](RedisStore::turn), taken when it was made.
-    pub async fn get(&self, id: &str, turn: Turn) -> StoreResult<Option<String>> {
-        self.stats
-            .observe_async(Operation::Get, self.run_get(id, turn))
-            .await
+    /// `turn` is the call's [`turn`](RedisStore::turn), taken when it was made. `into` makes
+    /// the JSON what the caller hands on, within the call: a panic there is the call's.
+    pub async fn get<T>(
+        &self,
+        id: &str,
+        turn: Turn,
+        into: impl FnOnce(String) -> T,
+    ) -> StoreResult<Option<T>> {
+        let call = async { Ok(self.run_get(id, turn).await?.map(into)) };
+        self.stats.observe_async(Operation::Get, call).await
     }
 
     pub async fn set(&self, id: &str, json: &str, turn: Turn) -> StoreResult<()> {
@@ -33,31 +38,15 @@ impl RedisStore {
             .await
     }
 
-    /// The user's newest conversations as one JSON array, healing the index on the way.
-    pub async fn list_by_user(&self, user_id: &str) -> StoreResult<String> {
-        self.stats
-            .observe_async(Operation::ListByUser, self.run_list_by_user(user_id))
-            .await
-    }
-
-    /// A batch: several calls of one kind run concurrently in the caller's task, each under its
-    /// own deadline, so that their commands reach the connection in one poll and leave in one
-    /// write. A call that panics fails alone, counted as refused (its panic skipped the
-    /// counting); the others settle as they would have.
-    pub async fn each<T, Fut>(
+    /// The user's newest conversations as one JSON array, healing the index on the way; `into`
+    /// as for [`get`](RedisStore::get).
+    pub async fn list_by_user<T>(
         &self,
-        operation: Operation,
-        calls: impl Iterator<Item = Fut>,
-    ) -> Vec<StoreResult<T>>
-    where
-        Fut: Future<Output = StoreResult<T>>,
-    {
-        join_each(calls, |text| {
-            self.stats
-                .refused(operation, 1, &StoreError::unavailable("internal error"));
-            Err(StoreError::unavailable(format!("internal error: {text}")))
-        })
-        .await
+        user_id: &str,
+        into: impl FnOnce(String) -> T,
+    ) -> StoreResult<T> {
+        let call = async { self.run_list_by_user(user_id).await.map(into) };
+        self.stats.observe_async(Operation::ListByUser, call).await
     }
 
     /// Counts `calls` calls refused before they ran: a closed store, or an argument
@@ -89,22 +78,26 @@ impl RedisStore {
     }
 }
 
-/// Runs `calls` concurrently; one that panics settles as `on_panic` makes of the panic's text.
-async fn join_each<T, Fut>(
-    calls: impl Iterator<Item = Fut>,
-    on_panic: impl Fn(&str) -> StoreResult<T>,
-) -> Vec<StoreResult<T>>
+/// A batch: the calls of one native call (each one of the store's observed calls, which
+/// counts itself) run concurrently in the caller's task, so that their commands reach the
+/// connection in one poll and leave in one write. A call that panics fails alone, with an
+/// internal error; the others settle as they would have.
+pub async fn run_batch<T, Fut>(calls: impl Iterator<Item = Fut>) -> Vec<StoreResult<T>>
 where
     Fut: Future<Output = StoreResult<T>>,
 {
-    let on_panic = &on_panic;
     let calls = calls.map(|call| async move {
         AssertUnwindSafe(call)
             .catch_unwind()
             .await
-            .unwrap_or_else(|payload| on_panic(&panic_text(payload.as_ref())))
+            .unwrap_or_else(|payload| Err(internal_error(payload.as_ref())))
     });
     futures_util::future::join_all(calls).await
+}
+
+/// What a panic becomes for its caller: `STORE_UNAVAILABLE`, with the panic's text.
+pub fn internal_error(payload: &(dyn Any + Send)) -> StoreError {
+    StoreError::unavailable(format!("internal error: {}", panic_text(payload)))
 }
 
 /// A panic's payload as text (a `panic!` with a message gives a `&str` or a `String`).
@@ -150,28 +143,28 @@ impl MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use crate::store::stats::CallStats;
 
     #[tokio::test]
-    async fn a_call_of_a_batch_that_panics_fails_alone() {
-        let panics = std::cell::Cell::new(0);
-        let calls = (0..3).map(|i| async move {
-            tokio::task::yield_now().await;
-            if i == 1 {
-                panic!("call {i} broke");
-            }
-            Ok(i)
+    async fn a_call_of_a_batch_that_panics_fails_alone_and_is_counted_once() {
+        let stats = CallStats::default();
+        let calls = (0..3).map(|i| {
+            stats.observe_async(Operation::Get, async move {
+                tokio::task::yield_now().await;
+                if i == 1 {
+                    panic!("call {i} broke");
+                }
+                Ok(i)
+            })
         });
-        let outcomes = join_each(calls, |text| {
-            panics.set(panics.get() + 1);
-            Err(StoreError::unavailable(format!("internal error: {text}")))
-        })
-        .await;
-        assert_eq!(panics.get(), 1);
+        let outcomes = run_batch(calls).await;
         assert_eq!(outcomes[0].as_ref().ok(), Some(&0));
         assert_eq!(outcomes[2].as_ref().ok(), Some(&2));
         let error = outcomes[1].as_ref().unwrap_err();
         assert_eq!(error.code, ErrorCode::Unavailable);
         assert_eq!(error.message, "internal error: call 1 broke");
+        let get = stats.operation(Operation::Get);
+        assert_eq!(get.calls, 3);
+        assert_eq!(get.errors, vec![(ErrorCode::Unavailable, 1)]);
     }
 }

@@ -147,14 +147,35 @@ impl CallStats {
         result
     }
 
-    /// Runs an asynchronous call and counts it once it settles.
+    /// Runs an asynchronous call and counts it once it settles. A call that never settles (it
+    /// panicked, or its task was dropped) is counted once as refused with an internal error,
+    /// when its future is dropped: whoever catches the panic counts nothing.
     pub async fn observe_async<T>(
         &self,
         operation: Operation,
         call: impl std::future::Future<Output = StoreResult<T>>,
     ) -> StoreResult<T> {
+        struct Unsettled<'a> {
+            stats: &'a CallStats,
+            operation: Operation,
+            settled: bool,
+        }
+        impl Drop for Unsettled<'_> {
+            fn drop(&mut self) {
+                if !self.settled {
+                    let error = StoreError::unavailable("internal error");
+                    self.stats.refused(self.operation, 1, &error);
+                }
+            }
+        }
+        let mut guard = Unsettled {
+            stats: self,
+            operation,
+            settled: false,
+        };
         let started = Instant::now();
         let result = call.await;
+        guard.settled = true;
         self.record(operation, started.elapsed(), &result);
         result
     }
