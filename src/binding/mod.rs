@@ -109,6 +109,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     internal_error(payload).to_string()
 }
 
+/// Runs an in-memory store's call: a panic becomes `STORE_UNAVAILABLE internal error`, as in the
+/// Redis store (the call counted itself, `CallStats::observe`), not napi's own error, which
+/// `index.js` would read as a bad argument.
+fn settle<T>(call: impl FnOnce() -> StoreResult<T>) -> Result<T> {
+    std::panic::catch_unwind(AssertUnwindSafe(call))
+        .unwrap_or_else(|payload| Err(internal_error(payload.as_ref())))
+        .map_err(js_error)
+}
+
 /// Takes the call in now, on the JavaScript thread (so a `close()` made after it lets it
 /// finish), and runs it on the runtime; a panic becomes a rejection. `calls` (the operation
 /// and how many calls) are counted as refused when the store takes nothing in.
@@ -384,26 +393,22 @@ impl NativeMemoryStore {
 
     #[napi(catch_unwind, ts_return_type = "string | null")]
     pub fn get(&self, id: String) -> Result<Option<JsonText>> {
-        let json = self.store.get(&id).map_err(js_error)?;
-        Ok(json.map(JsonText::from))
+        settle(|| self.store.get(&id, JsonText::from))
     }
 
     #[napi(catch_unwind)]
     pub fn set(&self, id: String, json: String) -> Result<()> {
-        self.store.set(&id, &json).map_err(js_error)
+        settle(|| self.store.set(&id, &json))
     }
 
     #[napi(catch_unwind)]
     pub fn delete(&self, id: String) -> Result<()> {
-        self.store.delete(&id).map_err(js_error)
+        settle(|| self.store.delete(&id))
     }
 
     #[napi(catch_unwind, ts_return_type = "string")]
     pub fn list_by_user(&self, user_id: String) -> Result<JsonText> {
-        self.store
-            .list_by_user(&user_id)
-            .map(JsonText::from)
-            .map_err(js_error)
+        settle(|| self.store.list_by_user(&user_id, JsonText::from))
     }
 
     #[napi]

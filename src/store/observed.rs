@@ -110,8 +110,10 @@ pub fn panic_text(payload: &(dyn Any + Send)) -> String {
 }
 
 impl MemoryStore {
-    pub fn get(&self, id: &str) -> StoreResult<Option<String>> {
-        self.stats.observe(Operation::Get, || self.run_get(id))
+    /// `into` as for [`RedisStore::get`].
+    pub fn get<T>(&self, id: &str, into: impl FnOnce(String) -> T) -> StoreResult<Option<T>> {
+        self.stats
+            .observe(Operation::Get, || Ok(self.run_get(id)?.map(into)))
     }
 
     pub fn set(&self, id: &str, json: &str) -> StoreResult<()> {
@@ -124,9 +126,10 @@ impl MemoryStore {
             .observe(Operation::Delete, || self.run_delete(id))
     }
 
-    pub fn list_by_user(&self, user_id: &str) -> StoreResult<String> {
-        self.stats
-            .observe(Operation::ListByUser, || self.run_list_by_user(user_id))
+    pub fn list_by_user<T>(&self, user_id: &str, into: impl FnOnce(String) -> T) -> StoreResult<T> {
+        self.stats.observe(Operation::ListByUser, || {
+            self.run_list_by_user(user_id).map(into)
+        })
     }
 
     /// Counts a call `index.js` refused before it reached the store.
@@ -166,5 +169,32 @@ mod tests {
         let get = stats.operation(Operation::Get);
         assert_eq!(get.calls, 3);
         assert_eq!(get.errors, vec![(ErrorCode::Unavailable, 1)]);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_panics_alone_is_counted_once_whichever_store() {
+        let stats = CallStats::default();
+        let call = stats.observe_async::<()>(Operation::ListByUser, async {
+            tokio::task::yield_now().await;
+            panic!("list broke")
+        });
+        let caught = AssertUnwindSafe(call).catch_unwind().await;
+        assert!(caught.is_err());
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            stats.observe(Operation::Set, || -> StoreResult<()> {
+                panic!("set broke")
+            })
+        }));
+        assert!(caught.is_err());
+        for operation in [Operation::ListByUser, Operation::Set] {
+            let counted = stats.operation(operation);
+            assert_eq!(counted.calls, 1, "{operation:?}");
+            assert_eq!(counted.errors, vec![(ErrorCode::Unavailable, 1)]);
+        }
+        let last = stats.last_error().expect("a panic is the last error");
+        assert_eq!(
+            (last.code, last.message.as_str()),
+            (ErrorCode::Unavailable, "internal error")
+        );
     }
 }

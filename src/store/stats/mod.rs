@@ -74,6 +74,36 @@ struct OperationCounters {
     latency: Histogram,
 }
 
+/// Counts a call that never settled (it panicked, or its task was dropped) once, as refused
+/// with an internal error, when the call's locals are dropped: as the panic leaves the call,
+/// before whoever catches it runs, so no catcher counts anything. It runs while a panic
+/// unwinds, where a second panic aborts the process: it only adds to counters (`refused`:
+/// atomics, and a lock that tolerates poisoning), and must stay so.
+struct Unsettled<'a> {
+    stats: &'a CallStats,
+    operation: Operation,
+    settled: bool,
+}
+
+impl<'a> Unsettled<'a> {
+    fn new(stats: &'a CallStats, operation: Operation) -> Self {
+        Unsettled {
+            stats,
+            operation,
+            settled: false,
+        }
+    }
+}
+
+impl Drop for Unsettled<'_> {
+    fn drop(&mut self) {
+        if !self.settled {
+            let error = StoreError::unavailable("internal error");
+            self.stats.refused(self.operation, 1, &error);
+        }
+    }
+}
+
 /// An error as `stats()` reports it: its message is already printable (`StoreError::new`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastError {
@@ -135,44 +165,29 @@ impl CallStats {
         });
     }
 
-    /// Runs a synchronous call and counts it.
+    /// Runs a synchronous call and counts it once it returns; one that panics is counted as
+    /// [`Unsettled`] says.
     pub fn observe<T>(
         &self,
         operation: Operation,
         call: impl FnOnce() -> StoreResult<T>,
     ) -> StoreResult<T> {
+        let mut guard = Unsettled::new(self, operation);
         let started = Instant::now();
         let result = call();
+        guard.settled = true;
         self.record(operation, started.elapsed(), &result);
         result
     }
 
-    /// Runs an asynchronous call and counts it once it settles. A call that never settles (it
-    /// panicked, or its task was dropped) is counted once as refused with an internal error,
-    /// when its future is dropped: whoever catches the panic counts nothing.
+    /// Runs an asynchronous call and counts it once it settles; one that never does is counted
+    /// as [`Unsettled`] says.
     pub async fn observe_async<T>(
         &self,
         operation: Operation,
         call: impl std::future::Future<Output = StoreResult<T>>,
     ) -> StoreResult<T> {
-        struct Unsettled<'a> {
-            stats: &'a CallStats,
-            operation: Operation,
-            settled: bool,
-        }
-        impl Drop for Unsettled<'_> {
-            fn drop(&mut self) {
-                if !self.settled {
-                    let error = StoreError::unavailable("internal error");
-                    self.stats.refused(self.operation, 1, &error);
-                }
-            }
-        }
-        let mut guard = Unsettled {
-            stats: self,
-            operation,
-            settled: false,
-        };
+        let mut guard = Unsettled::new(self, operation);
         let started = Instant::now();
         let result = call.await;
         guard.settled = true;
