@@ -66,12 +66,13 @@ const MAX_BATCH = 16;
  */
 
 /**
- * A store's batchers (its gets, its sets and its deletes) and the ids with calls queued or in flight, so
- * that calls on one id leave in the order they were made. A call that the native store would
- * make wait (a write on an id with any call queued or not settled, a get on an id with a
- * write queued or not settled) sends the queues holding that id, then goes alone: alone it
- * holds no batch of other ids back (a batch settles with its slowest call). Other calls keep
- * batching whatever their kinds; gets of one id join one another there without waiting.
+ * A store's batchers (its gets, its sets and its deletes) and the ids with calls queued or in
+ * flight, so that calls on one id leave in the order they were made. A call that the native
+ * store would make wait (a write on an id with any call queued or not settled, a get on an id
+ * with a write queued or not settled) sends the queues holding that id, then goes alone:
+ * alone it holds no batch of other ids back (a batch settles with its slowest call). Other
+ * calls keep batching whatever their kinds; gets of one id join one another there without
+ * waiting.
  */
 /** Adds `by` to `id`'s count in `counts`, which holds no zero. */
 function count(/** @type {Map<string, number>} */ counts, /** @type {string} */ id, /** @type {number} */ by) {

@@ -147,7 +147,7 @@ where
     env.spawn_future(async move {
         match call.await {
             Ok(result) => result.map_err(js_error),
-            // Each call counted itself when its future was dropped (`observe_async`).
+            // Each call counted itself as the panic left it (`Unsettled` in store::stats).
             Err(payload) => Err(Error::new(
                 Status::GenericFailure,
                 panic_message(payload.as_ref()),

@@ -101,7 +101,7 @@ pub fn internal_error(payload: &(dyn Any + Send)) -> StoreError {
 }
 
 /// A panic's payload as text (a `panic!` with a message gives a `&str` or a `String`).
-pub fn panic_text(payload: &(dyn Any + Send)) -> String {
+fn panic_text(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
