@@ -649,6 +649,132 @@ it('calls made in one tick go out together but settle one by one: a corrupt reco
   assert.deepEqual(reads.at(-1), { status: 'fulfilled', value: undefined });
 });
 
+it('sets made in one tick are one transaction with one script call, and each settles on its own', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const [userA, userB] = [uniqueId('user'), uniqueId('user')];
+  const good = Array.from({ length: 10 }, (_, i) => makeConversation({ userId: i % 3 ? userA : userB }));
+  const hashRecord = makeConversation({ userId: userA });
+  await server.cli('HSET', `${prefix}conv:${hashRecord.externalId}`, 'a', 'b');
+  const foreignIndexUser = uniqueId('user');
+  const foreignIndex = makeConversation({ userId: foreignIndexUser });
+  await server.cli('SET', `${prefix}user:${foreignIndexUser}:conversations`, 'theirs');
+  // Passes index.js's checks, refused by the native store (another id than its externalId):
+  // fails alone, before the transaction.
+  const misnamed = makeConversation({ userId: userA });
+  const calls = [good[0], hashRecord, ...good.slice(1, 5), foreignIndex, misnamed, ...good.slice(5)].map((c) => ({
+    id: c === misnamed ? uniqueId('other') : c.externalId,
+    conversation: c,
+  }));
+  assert.ok(calls.length <= 16, 'one batch of the store (lib/batcher.js, MAX_BATCH)');
+
+  const monitor = await startMonitor();
+  let sets;
+  try {
+    sets = await Promise.allSettled(calls.map(({ id, conversation }) => store.set(id, conversation)));
+    await monitor.waitFor((line) => commandOf(line) === 'EXEC');
+    // MULTI and EXEC name no key: one SET of a pending key for each set that reached Redis,
+    // then one script call for all of them.
+    const sent = monitor.lines.filter((line) => line.includes(prefix) && !line.includes(' lua] '));
+    const written = calls.length - 1;
+    assert.deepEqual(sent.map(commandOf), [...Array(written).fill('SET'), 'EVALSHA'], sent.join('\n'));
+    assert.ok(sent.at(-1).includes(`"${scriptSha('set.lua')}" "${3 * written}"`), sent.at(-1));
+  } finally {
+    monitor.stop();
+  }
+  const outcome = (c) => sets[calls.findIndex(({ conversation }) => conversation === c)];
+  for (const c of good) assert.equal(outcome(c).status, 'fulfilled', outcome(c).reason?.message);
+  assert.ok(corruptRecord(`${prefix}conv:${hashRecord.externalId}`)(outcome(hashRecord).reason));
+  assert.ok(corruptRecord(`${prefix}user:${foreignIndexUser}:conversations`)(outcome(foreignIndex).reason));
+  assert.equal(outcome(misnamed).reason.code, 'STORE_INVALID_ARGUMENT');
+
+  for (const c of good) {
+    assert.deepEqual(await store.get(c.externalId), persisted(c));
+    const indexKey = `${prefix}user:${c.userId}:conversations`;
+    assert.equal(await server.cli('ZSCORE', indexKey, c.externalId), String(Date.parse(c.updatedAt)));
+    assertWithin(Number(await server.cli('TTL', `${prefix}conv:${c.externalId}`)), 86_400 - 5, 86_400, 'record TTL');
+    assertWithin(Number(await server.cli('TTL', indexKey)), 90_000 - 5, 90_000, 'index TTL');
+  }
+  assert.equal(await server.cli('HGET', `${prefix}conv:${hashRecord.externalId}`, 'a'), 'b');
+  assert.equal(await server.cli('ZSCORE', `${prefix}user:${userA}:conversations`, hashRecord.externalId), '');
+  assert.equal(await server.cli('GET', `${prefix}user:${foreignIndexUser}:conversations`), 'theirs');
+  assert.equal(await server.cli('TTL', `${prefix}user:${foreignIndexUser}:conversations`), '-1');
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${foreignIndex.externalId}`), '0');
+  assert.equal(await server.cli('ZSCORE', `${prefix}user:${userA}:conversations`, misnamed.externalId), '');
+  assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
+  const counted = store.stats().operations.set;
+  assert.equal(counted.calls, calls.length);
+  assert.deepEqual(counted.errors, { STORE_CORRUPT_RECORD: 2, STORE_INVALID_ARGUMENT: 1 });
+});
+
+it('sets made in one tick after the server lost its scripts (SCRIPT FLUSH) are all written, with no pending key', async () => {
+  const prefix = uniquePrefix();
+  const store = await openStore({ keyPrefix: prefix });
+  const userId = uniqueId('user');
+  const first = makeConversation({ userId });
+  await store.set(first.externalId, first); // the script is cached from here on
+  await server.cli('SCRIPT', 'FLUSH');
+  const batch = [first, ...Array.from({ length: 7 }, () => makeConversation({ userId }))].map((c) => ({
+    ...c,
+    status: 'completed',
+  }));
+  await Promise.all(batch.map((c) => store.set(c.externalId, c)));
+  for (const c of batch) assert.deepEqual(await store.get(c.externalId), persisted(c));
+  assert.equal(Number(await server.cli('ZCARD', `${prefix}user:${userId}:conversations`)), batch.length);
+  assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
+});
+
+it('sets made in one tick past listLimit trim their index: each set drops the ghosts its sample finds', async () => {
+  const prefix = uniquePrefix();
+  const listLimit = 4;
+  const store = await openStore({ keyPrefix: prefix, listLimit });
+  const userId = uniqueId('user');
+  const indexKey = `${prefix}user:${userId}:conversations`;
+  // Ghosts: index entries whose record is gone, older than anything written below.
+  const ghosts = Array.from({ length: 8 }, (_, i) => `ghost-${i}`);
+  await server.cli('ZADD', indexKey, ...ghosts.flatMap((ghost, i) => [String(i + 1), ghost]));
+  const batch = Array.from({ length: listLimit }, () => makeConversation({ userId }));
+  await Promise.all(batch.map((c) => store.set(c.externalId, c)));
+  const left = (await server.cli('ZRANGE', indexKey, 0, -1)).split('\n').filter(Boolean);
+  for (const c of batch) assert.ok(left.includes(c.externalId), `${c.externalId} lost its entry`);
+  // Each set past listLimit samples the oldest TRIM_BATCH entries (4) and drops those that are
+  // ghosts: the four oldest go whichever set's trim finds them.
+  for (const ghost of ghosts.slice(0, 4)) assert.ok(!left.includes(ghost), left.join(' '));
+  assert.deepEqual(
+    (await store.listByUser(userId)).map((c) => c.externalId).sort(),
+    batch.map((c) => c.externalId).sort(),
+  );
+});
+
+it('a native setBatch naming one id twice writes both in call order, without waiting out its deadline', async () => {
+  const { NativeRedisStore } = require('../binding.js');
+  const prefix = uniquePrefix();
+  const native = new NativeRedisStore(
+    server.url,
+    { tls: { ca: server.caPem }, keyPrefix: prefix, commandTimeoutMs: 60_000 },
+    () => {},
+    null,
+    null,
+  );
+  try {
+    await native.ready();
+    const first = makeConversation({ userId: uniqueId('user') });
+    const second = { ...first, status: 'completed', updatedAt: isoAt(60_000) };
+    const other = makeConversation({ userId: first.userId });
+    const started = Date.now();
+    const reply = await native.setBatch(
+      [first.externalId, other.externalId, first.externalId],
+      [first, other, second].map((c) => JSON.stringify(c)),
+    );
+    assert.deepEqual(reply.errors, [null, null, null]);
+    assert.ok(Date.now() - started < 30_000, 'the batch waited for its own call');
+    assert.deepEqual(JSON.parse(await native.get(first.externalId)), persisted(second));
+    assert.deepEqual(JSON.parse(await native.get(other.externalId)), persisted(other));
+  } finally {
+    await native.close();
+  }
+});
+
 it('deletes made in one tick go out together and each does its own work: good, corrupt, of another type, missing, a foreign index', async () => {
   const prefix = uniquePrefix();
   const log = recordingLogger();

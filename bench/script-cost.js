@@ -1,7 +1,7 @@
 'use strict';
 // What one set costs redis-server, in instructions (callgrind, so the machine's load does not
-// move the figure): the set as the store sends it (src/store/scripts/set.lua), the same
-// without MULTI/EXEC, the previous and the former set scripts, empty scripts, and the
+// move the figure): the set as the store sends it (src/store/scripts/set.lua), alone and as
+// the sets of one turn, the same without MULTI/EXEC, earlier set scripts, empty scripts, and the
 // MULTI/EXEC of ioredis + Zod, with the bench's documents, on a scratch plain-TCP
 // redis-server under valgrind, every key already written. Also the halves of a set one slot
 // per command (a cluster, Azure Managed Redis): the record's `SET … GET`, the record_set.lua
@@ -51,6 +51,8 @@ function fromHistory(revision, name = 'set.lua') {
 }
 const FORMER_SET_LUA = fromHistory('4b8a472~1');
 const PREVIOUS_SET_LUA = fromHistory('be7079e');
+// set.lua before one call of it wrote all the sets of a turn (a29cd95: one set a call).
+const ONE_SET_LUA = fromHistory('a29cd95');
 // The one-slot scripts as sent before the record became SET … GET and their comment lines
 // were emptied (fac5452 sent record_set.lua and index_add.lua whole, comments and all).
 const PREVIOUS_RECORD_SET_LUA = fromHistory('fac5452~1', 'record_set.lua');
@@ -73,12 +75,36 @@ const multiExec = (c, d, i) =>
     .expire(d.index, INDEX_TTL)
     .exec();
 
+// Sets of one turn, as the store sends them on a standalone server (lib/batcher.js gathers up
+// to 16): one MULTI, a SET of each pending key, one EVALSHA of set.lua for all, EXEC. `i` names
+// the call; its sets take the documents after `d` in turn. Counted per set, not per call.
+const TURN = 16;
+const turnOfSets = (c, s, d, i) => {
+  const transaction = c.multi();
+  const docs = Array.from({ length: TURN }, (_, k) => DOCS[(DOCS.indexOf(d) + k) % DOCS.length]);
+  for (const doc of docs) transaction.set(pendingOf(doc), doc.json, 'EX', TTL);
+  const keys = docs.flatMap((doc) => [pendingOf(doc), doc.key, doc.index]);
+  const args = docs.flatMap((doc, k) => [1e12 + i * TURN + k, doc.id]);
+  return transaction.evalsha(s.set, keys.length, ...keys, ...args, INDEX_TTL, 50).exec();
+};
+const SETS_PER_CALL = {
+  [`${TURN} sets of one turn: MULTI, ${TURN} SETs of pending keys, one EVALSHA set.lua, EXEC`]: TURN,
+};
+let DOCS = [];
+
 const VARIANTS = {
   'MULTI, SET pending key, EVALSHA set.lua, EXEC (as the store sends it)': (c, s, d, i) =>
     c
       .multi()
       .set(pendingOf(d), d.json, 'EX', TTL)
       .evalsha(s.set, ...setArgs(d, i))
+      .exec(),
+  [`${TURN} sets of one turn: MULTI, ${TURN} SETs of pending keys, one EVALSHA set.lua, EXEC`]: turnOfSets,
+  'MULTI, SET pending key, EVALSHA of the one-set set.lua (a29cd95), EXEC': (c, s, d, i) =>
+    c
+      .multi()
+      .set(pendingOf(d), d.json, 'EX', TTL)
+      .evalsha(s.oneSet, ...setArgs(d, i))
       .exec(),
   'SET pending key, EVALSHA set.lua, pipelined without MULTI': (c, s, d, i) =>
     c
@@ -159,6 +185,7 @@ async function measure(name, run, docs, sets, dir) {
       set: await client.script('LOAD', SET_LUA),
       former: FORMER_SET_LUA && (await client.script('LOAD', FORMER_SET_LUA)),
       previous: PREVIOUS_SET_LUA && (await client.script('LOAD', PREVIOUS_SET_LUA)),
+      oneSet: ONE_SET_LUA && (await client.script('LOAD', ONE_SET_LUA)),
       empty: await client.script('LOAD', 'return 0'),
     };
     const drive = async (count, offset) => {
@@ -188,7 +215,9 @@ async function measure(name, run, docs, sets, dir) {
   const dumps = fs.readdirSync(dir).filter((f) => f.startsWith(`callgrind.${port}.`));
   const text = dumps.map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
   const total = Number((text.match(/^(?:summary|totals): (\d+)/m) || [])[1]);
-  console.log(`${name.padEnd(58)} ${(total / sets / 1000).toFixed(1).padStart(7)} k instructions per call`);
+  const per = SETS_PER_CALL[name] ? 'set' : 'call';
+  const count = sets * (SETS_PER_CALL[name] ?? 1);
+  console.log(`${name.padEnd(58)} ${(total / count / 1000).toFixed(1).padStart(7)} k instructions per ${per}`);
 }
 
 async function main() {
@@ -201,6 +230,7 @@ async function main() {
     index: `user:${x.userId}:conversations`,
     json: JSON.stringify(x.conversation),
   }));
+  DOCS = docs;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'redis-store-script-cost-'));
   console.log(`redis-server under callgrind; ${sets} calls per variant; ~${data.averageBytes} B documents`);
   try {
@@ -209,6 +239,7 @@ async function main() {
       const missing =
         (name.includes('former set script') && !FORMER_SET_LUA) ||
         (name.includes('previous set.lua') && !PREVIOUS_SET_LUA) ||
+        (name.includes('one-set set.lua') && !ONE_SET_LUA) ||
         (name.includes('previous record_set.lua') && !PREVIOUS_RECORD_SET_LUA) ||
         (name.includes('previous index_add.lua') && !PREVIOUS_INDEX_ADD_LUA);
       if (missing) {

@@ -291,15 +291,15 @@ impl NativeRedisStore {
         spawn_call(env, &self.store, calls, |call| {
             let turns = turns(&call, CallKind::Set, &ids);
             async move {
-                let store = call.store();
                 let sets = ids
                     .iter()
                     .zip(&jsons)
                     .zip(turns)
-                    .map(|((id, json), turn)| async move {
-                        store.set(id, &json.0, turn).await.map(|()| None)
-                    });
-                Ok(BatchReply::from(run_batch(sets).await))
+                    .map(|((id, json), turn)| (id.as_str(), json.0.as_str(), turn))
+                    .collect();
+                let outcomes = call.store().set_batch(sets).await;
+                let outcomes = outcomes.into_iter().map(|set| set.map(|()| None));
+                Ok(BatchReply::from(outcomes.collect::<Vec<_>>()))
             }
         })
     }

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
+use tokio::sync::oneshot;
 
 use super::order::Turn;
 use super::stats::{LastError, Operation, StatsSnapshot};
@@ -30,6 +31,45 @@ impl RedisStore {
         self.stats
             .observe_async(Operation::Set, self.run_set(id, json, turn))
             .await
+    }
+
+    /// Several sets (id, JSON, turn, in call order). On a standalone server, when none waits
+    /// for an earlier call on its id, they go as one transaction whose one script writes each
+    /// ([`run_set_batch`](RedisStore::run_set_batch)); otherwise each goes as `set` does. Each
+    /// is counted on its own; a panic in the shared transaction fails every set in it.
+    pub async fn set_batch(&self, calls: Vec<(&str, &str, Turn)>) -> Vec<StoreResult<()>> {
+        let together = calls.len() > 1
+            && !self.works_one_slot()
+            && calls.iter().all(|(_, _, turn)| turn.is_free());
+        if !together {
+            let sets = calls
+                .into_iter()
+                .map(|(id, json, turn)| self.set(id, json, turn));
+            return run_batch(sets).await;
+        }
+        let (settle, settled): (Vec<_>, Vec<_>) = calls.iter().map(|_| oneshot::channel()).unzip();
+        let counted = settled.into_iter().map(|settled| {
+            self.stats.observe_async(Operation::Set, async move {
+                settled.await.unwrap_or_else(|_| {
+                    Err(StoreError::unavailable(
+                        "internal error: the batch ended without settling the set",
+                    ))
+                })
+            })
+        });
+        let write = async move {
+            let count = calls.len();
+            let outcomes = AssertUnwindSafe(self.run_set_batch(calls))
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|payload| vec![Err(internal_error(payload.as_ref())); count]);
+            for (settle, outcome) in settle.into_iter().zip(outcomes) {
+                let _ = settle.send(outcome);
+            }
+        };
+        futures_util::future::join(write, run_batch(counted))
+            .await
+            .1
     }
 
     pub async fn delete(&self, id: &str, turn: Turn) -> StoreResult<()> {

@@ -148,6 +148,14 @@ impl Turn {
         self.made
     }
 
+    /// Whether the calls this one must follow have all ended: its wait would end at once.
+    pub fn is_free(&self) -> bool {
+        // Err: the group's last sender is gone, i.e. what it waited for ended.
+        self.after
+            .as_ref()
+            .is_none_or(|after| !matches!(after.has_changed(), Ok(false)))
+    }
+
     /// Resolves once the calls this one must follow have ended.
     pub async fn wait(&mut self) {
         if let Some(after) = &mut self.after {

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_util::TryFutureExt;
+use futures_util::{FutureExt, TryFutureExt};
 use redis::{RedisError, Script};
 use serde::Deserialize;
 use tokio::runtime::Handle;
@@ -18,6 +18,7 @@ use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
+use crate::schema::ConversationSummary;
 
 /// The standalone scripts, sent by SHA (EVALSHA, loaded on first use).
 pub(super) struct Scripts {
@@ -158,6 +159,76 @@ pub struct RedisStore {
 struct Owner {
     #[serde(rename = "userId")]
     user_id: String,
+}
+
+/// A set checked and named: what its part of the transaction writes.
+pub(super) struct PlannedSet<'a> {
+    id: &'a str,
+    json: &'a str,
+    summary: ConversationSummary,
+    record_key: String,
+    index_key: String,
+}
+
+impl PlannedSet<'_> {
+    /// The script's refusal of this set: a key of another type names the key.
+    fn refusal(&self, error: RedisError) -> CallError {
+        match server_error(&error) {
+            Some((code, which)) if code == "WRONGTYPE" && which == "record" => {
+                other_type(&self.record_key)
+            }
+            Some((code, which)) if code == "WRONGTYPE" && which == "index" => {
+                other_type(&self.index_key)
+            }
+            _ => CallError::Redis(error),
+        }
+    }
+
+    /// This set's item of the script's reply: its index sample, or its refusal.
+    fn sample(&self, reply: redis::Value) -> Result<Vec<redis::Value>, CallError> {
+        match reply {
+            redis::Value::Array(sample) => Ok(sample),
+            redis::Value::ServerError(error) => Err(self.refusal(error.into())),
+            _ => Err(no_reply()),
+        }
+    }
+}
+
+/// The script's reply in a set's transaction (whose `SET`s are ignored); a refusal of the
+/// script itself (`NOSCRIPT`, or one set's refusal: see `set.lua`) as an error.
+fn script_reply(
+    replies: Result<Vec<redis::Value>, RedisError>,
+) -> Result<redis::Value, RedisError> {
+    match replies?.pop() {
+        Some(redis::Value::ServerError(error)) => Err(error.into()),
+        Some(reply) => Ok(reply),
+        None => Err(RedisError::from((
+            redis::ErrorKind::UnexpectedReturnType,
+            "no reply from the set script",
+        ))),
+    }
+}
+
+/// A reply of a shape the set script never gives: another writer's script under its name.
+fn no_reply() -> CallError {
+    CallError::Redis(RedisError::from((
+        redis::ErrorKind::UnexpectedReturnType,
+        "the set script's reply is not one item a set",
+    )))
+}
+
+/// One set of a batch refused on its own: the store's error, as the supervisor words a call's.
+fn refusal(error: CallError) -> StoreError {
+    match wrong_type_is_corrupt(error) {
+        CallError::Store(error) => error,
+        CallError::Redis(error) => match server_error(&error) {
+            Some((code, detail)) => conn::refused(&code, &detail),
+            None => StoreError::unavailable(format!(
+                "Redis call failed: {}",
+                crate::error::describe_chain(&error)
+            )),
+        },
+    }
 }
 
 fn is_no_script(error: &RedisError) -> bool {
@@ -389,80 +460,179 @@ impl RedisStore {
     /// keys it declares): under the limit, an atomic set is one round trip.
     pub(super) async fn run_set(&self, id: &str, json: &str, turn: Turn) -> StoreResult<()> {
         self.ensure_open()?;
-        let summary = check_record(&self.options, id, json)?;
-        let record_key = self.keys.conversation_key(id);
-        let index_key = self.keys.user_index_key(&summary.user_id);
-        let ttl = self.options.ttl_seconds;
-        let index_ttl = ttl + INDEX_TTL_MARGIN_SECONDS;
-        let keys = (record_key.as_str(), index_key.as_str());
-        self.call_in_turn(turn, |mut connection, deadline| async move {
-            let wrong_type = |error: RedisError| match server_error(&error) {
-                Some((code, which)) if code == "WRONGTYPE" => {
-                    other_type(if which == "record" { keys.0 } else { keys.1 })
-                }
-                _ => CallError::Redis(error),
-            };
-            let pending = self.keys.pending_key(keys.0, random_bits());
-            let script = |command: &str, script: &str| {
-                let mut transaction = redis::pipe();
-                transaction.atomic();
-                transaction
-                    .add_command(set_with_ttl(&pending, json, ttl))
-                    .ignore();
-                transaction
-                    .cmd(command)
-                    .arg(script)
-                    .arg(3)
-                    .arg(&pending)
-                    .arg(keys.0)
-                    .arg(keys.1)
-                    .arg(summary.updated_at_ms)
-                    .arg(id)
-                    .arg(index_ttl)
-                    .arg(self.options.list_limit);
-                transaction
-            };
-            let mut transaction_connection = connection.clone();
-            let transaction = async {
-                let by_sha = script("EVALSHA", self.scripts.set.get_hash())
-                    .query_async::<(Vec<redis::Value>,)>(&mut transaction_connection)
-                    .await;
-                // A server that lost its script cache (a restart, a failover, SCRIPT FLUSH)
-                // ran the SET alone: the same transaction with the script's text writes the
-                // same pending key again and renames it (and caches the script).
-                let (sample,) = match by_sha {
-                    Err(error) if is_no_script(&error) => {
-                        script("EVAL", SET)
-                            .query_async(&mut transaction_connection)
-                            .await?
-                    }
-                    done => done?,
-                };
-                Ok(sample)
-            };
-            let written = self
-                .atomically(&connection, transaction)
-                .await
-                .map_err(wrong_type)?;
-            let sample = match written {
-                Some(sample) => sample,
-                None => {
-                    self.set_one_slot(&mut connection, keys, id, json, summary.updated_at_ms)
-                        .await?
-                }
-            };
-            self.trim_index(
-                &mut connection,
-                deadline,
-                keys.1,
-                &summary.user_id,
-                id,
-                sample,
-            )
-            .await;
-            Ok(())
+        let set = self.plan_set(id, json)?;
+        self.call_in_turn(turn, |connection, deadline| async move {
+            let mut written = self
+                .write_sets(connection, deadline, std::slice::from_ref(&set))
+                .await?;
+            written.pop().unwrap_or_else(|| Err(no_reply()))
         })
         .await
+    }
+
+    /// Sets of one batch, none of them waiting for an earlier call on its id, on a standalone
+    /// server: all in one transaction, whose one script writes each (README, "Changes
+    /// measured"), under one deadline (the earliest call's). Each settles on its own: a
+    /// refused argument or a key of another type fails that set alone; what fails the
+    /// transaction (a lost connection, a timeout) fails every set that was in it.
+    pub(super) async fn run_set_batch(
+        &self,
+        calls: Vec<(&str, &str, Turn)>,
+    ) -> Vec<StoreResult<()>> {
+        let mut outcomes = Vec::with_capacity(calls.len());
+        let (mut sets, mut turns, mut places) = (Vec::new(), Vec::new(), Vec::new());
+        for (place, (id, json, turn)) in calls.into_iter().enumerate() {
+            match self.ensure_open().and_then(|()| self.plan_set(id, json)) {
+                Ok(set) => {
+                    sets.push(set);
+                    turns.push(turn);
+                    places.push(place);
+                    outcomes.push(Ok(()));
+                }
+                Err(error) => outcomes.push(Err(error)),
+            }
+        }
+        let Some(made) = turns.iter().map(Turn::made).min() else {
+            return outcomes;
+        };
+        let wait = futures_util::future::join_all(turns.iter_mut().map(Turn::wait)).map(drop);
+        let write = |connection, deadline| {
+            self.write_sets(connection, deadline, &sets)
+                .map_err(wrong_type_is_corrupt)
+        };
+        let written = self.supervisor.call_after(made, wait, write).await;
+        drop(turns);
+        match written {
+            Ok(written) => {
+                for (place, outcome) in places.into_iter().zip(written) {
+                    outcomes[place] = outcome.map_err(refusal);
+                }
+            }
+            Err(error) => {
+                for place in places {
+                    outcomes[place] = Err(error.clone());
+                }
+            }
+        }
+        outcomes
+    }
+
+    /// `set`'s checks and keys.
+    fn plan_set<'a>(&self, id: &'a str, json: &'a str) -> StoreResult<PlannedSet<'a>> {
+        let summary = check_record(&self.options, id, json)?;
+        Ok(PlannedSet {
+            id,
+            json,
+            record_key: self.keys.conversation_key(id),
+            index_key: self.keys.user_index_key(&summary.user_id),
+            summary,
+        })
+    }
+
+    /// Writes `sets` (each on its own, see [`run_set`](Self::run_set)), then trims the indexes
+    /// past `listLimit`. `Err` is what failed them all; inside, each set's own outcome, in order.
+    async fn write_sets(
+        &self,
+        connection: Connection,
+        deadline: Instant,
+        sets: &[PlannedSet<'_>],
+    ) -> Result<Vec<Result<(), CallError>>, CallError> {
+        let ttl = self.options.ttl_seconds;
+        let pending: Vec<String> = sets
+            .iter()
+            .map(|set| self.keys.pending_key(&set.record_key, random_bits()))
+            .collect();
+        let script = |command: &str, script: &str| {
+            let mut transaction = redis::pipe();
+            // The script's reply holds each set's refusal: redis-rs would fail them all.
+            transaction.atomic().ignore_errors();
+            for (set, pending) in sets.iter().zip(&pending) {
+                transaction
+                    .add_command(set_with_ttl(pending, set.json, ttl))
+                    .ignore();
+            }
+            transaction.cmd(command).arg(script).arg(3 * sets.len());
+            for (set, pending) in sets.iter().zip(&pending) {
+                transaction
+                    .arg(pending)
+                    .arg(&set.record_key)
+                    .arg(&set.index_key);
+            }
+            for set in sets {
+                transaction.arg(set.summary.updated_at_ms).arg(set.id);
+            }
+            transaction
+                .arg(ttl + INDEX_TTL_MARGIN_SECONDS)
+                .arg(self.options.list_limit);
+            transaction
+        };
+        let mut transaction_connection = connection.clone();
+        let transaction = async {
+            let by_sha = script_reply(
+                script("EVALSHA", self.scripts.set.get_hash())
+                    .query_async(&mut transaction_connection)
+                    .await,
+            );
+            // A server that lost its script cache (a restart, a failover, SCRIPT FLUSH)
+            // ran the SETs alone: the same transaction with the script's text writes the
+            // same pending keys again and renames them (and caches the script).
+            match by_sha {
+                Err(error) if is_no_script(&error) => script_reply(
+                    script("EVAL", SET)
+                        .query_async(&mut transaction_connection)
+                        .await,
+                ),
+                done => done,
+            }
+        };
+        // One set's refusal is the script's whole reply, which fails the transaction here;
+        // the replies of several are one array.
+        let written =
+            self.atomically(&connection, transaction)
+                .await
+                .map_err(|error| match sets {
+                    [set] => set.refusal(error),
+                    _ => CallError::Redis(error),
+                })?;
+        let samples: Vec<Result<Vec<redis::Value>, CallError>> = match written {
+            Some(redis::Value::Array(replies)) if sets.len() > 1 => sets
+                .iter()
+                .zip(replies)
+                .map(|(set, reply)| set.sample(reply))
+                .collect(),
+            Some(reply) if sets.len() == 1 => vec![sets[0].sample(reply)],
+            Some(_) => return Err(no_reply()),
+            None => {
+                let one_slot = sets.iter().map(|set| {
+                    let mut connection = connection.clone();
+                    async move {
+                        let keys = (set.record_key.as_str(), set.index_key.as_str());
+                        let updated_at_ms = set.summary.updated_at_ms;
+                        self.set_one_slot(&mut connection, keys, set.id, set.json, updated_at_ms)
+                            .await
+                    }
+                });
+                futures_util::future::join_all(one_slot).await
+            }
+        };
+        let trims = sets.iter().zip(samples).map(|(set, sample)| {
+            let mut connection = connection.clone();
+            async move {
+                let sample = sample?;
+                let (index_key, user_id) = (&set.index_key, &set.summary.user_id);
+                self.trim_index(
+                    &mut connection,
+                    deadline,
+                    index_key,
+                    user_id,
+                    set.id,
+                    sample,
+                )
+                .await;
+                Ok(())
+            }
+        });
+        Ok(futures_util::future::join_all(trims).await)
     }
 
     /// Removes the conversation and its owner's index entry; a missing id is not an error.
@@ -570,7 +740,8 @@ mod tests {
     fn the_set_script_samples_trim_batch_entries_from_the_pending_keys_random_bits() {
         // set.lua takes neither as an argument (README, "Changes measured").
         assert!(SET.contains(&format!("\nlocal TRIM_BATCH = {TRIM_BATCH}\n")));
-        assert!(SET.contains("tonumber(string.sub(KEYS[1], -8), 16)"));
+        assert!(SET.contains("local pending, record, index = KEYS[3 * i - 2],"));
+        assert!(SET.contains("tonumber(string.sub(pending, -8), 16)"));
         // Both forms of the pending key end with the nonce's low 32 bits as 8 hex digits.
         for (prefix, id) in [("app:", "c1"), ("a{:", "c1"), ("", "a}b")] {
             let keys = KeyLayout::new(prefix).unwrap();

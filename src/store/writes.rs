@@ -36,6 +36,11 @@ impl RedisStore {
         connection.is_cluster() || self.one_slot_per_command.load(Ordering::Acquire)
     }
 
+    /// Whether calls go one slot per command now, before a connection says it is a cluster.
+    pub(super) fn works_one_slot(&self) -> bool {
+        self.options.cluster || self.one_slot_per_command.load(Ordering::Acquire)
+    }
+
     /// Runs `atomic` (one script or transaction over both slots) unless the store works one
     /// slot per command. `Ok(None)` tells the caller to do the call one slot per command:
     /// always so in that mode, and when the server refused `atomic` for spanning slots (the

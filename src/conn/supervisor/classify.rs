@@ -35,21 +35,26 @@ pub(crate) fn server_error(error: &RedisError) -> Option<(String, String)> {
     ))
 }
 
+/// A command the server refused, as the caller reads it: Redis's code and words.
+pub(crate) fn refused(code: &str, detail: &str) -> StoreError {
+    StoreError::unavailable(format!("Redis refused the command: {code} {detail}"))
+}
+
 impl<C> Core<C> {
     /// The store's error for a failed call sent `sent_ms` after start, after reporting what it
     /// says of the connection.
     pub(super) fn classify(&self, error: RedisError, generation: u64, sent_ms: u64) -> StoreError {
         if let Some((code, detail)) = server_error(&error) {
-            let refused = format!("Redis refused the command: {code} {detail}");
+            let error = refused(&code, &detail);
             // After a failover the old primary answers READONLY, and a connection that lost
             // its authentication answers NOAUTH: only a new connection helps. Any other
             // refusal (NOPERM, a script error) fails this call alone.
             if code == "READONLY" || code == "NOAUTH" {
-                self.connection_failed(generation, &refused);
+                self.connection_failed(generation, &error.message);
             } else {
                 self.saw_reply();
             }
-            return StoreError::unavailable(refused);
+            return error;
         }
         let cause = describe_chain(&error);
         // A timeout (a cluster node's, from redis-rs) condemns only as ours does: when nothing
