@@ -326,6 +326,19 @@ describe('a Redis Cluster reached without cluster: true', () => {
     );
     assert.equal(error.code, 'STORE_UNAVAILABLE', error.message);
     assert.match(error.message, /^Redis refused the command: MOVED \d+ .*set `cluster: true`/);
+    // Sets made in one tick go as one transaction (standalone, as the store believes): each
+    // rejection says the same.
+    const sets = await Promise.allSettled(
+      uuidsInSlot(other.slots[0][0], 3).map((externalId) => {
+        const conversation = makeConversation({ externalId });
+        return store.set(externalId, conversation);
+      }),
+    );
+    for (const set of sets) {
+      assert.equal(set.status, 'rejected');
+      assert.equal(set.reason.code, 'STORE_UNAVAILABLE', set.reason.message);
+      assert.match(set.reason.message, /^Redis refused the command: MOVED \d+ .*set `cluster: true`/);
+    }
   });
 });
 

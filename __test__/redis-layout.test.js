@@ -775,6 +775,74 @@ it('a native setBatch naming one id twice writes both in call order, without wai
   }
 });
 
+it("sets made in one tick where an ACL's key pattern refuses one set's keys: that set fails alone", async () => {
+  const prefix = uniquePrefix();
+  const [alice, bob] = [uniqueId('alice'), uniqueId('bob')];
+  // Records and pending keys (`<prefix>{<record key>}#pending:…`) allowed; of the indexes,
+  // alice's only. Redis checks a command's keys as it is queued: the one script call of a
+  // transaction of both sets is refused whole, and EXEC then refuses all of it.
+  const store = await storeAsUser('alice-only', prefix, [
+    `~${prefix}conv:*`,
+    `~${prefix}{*`,
+    `~${prefix}user:${alice}:*`,
+    '+@all',
+  ]);
+  const [hers, his] = [makeConversation({ userId: alice }), makeConversation({ userId: bob })];
+  const [herSet, hisSet] = await Promise.allSettled([hers, his].map((c) => store.set(c.externalId, c)));
+  assert.equal(herSet.status, 'fulfilled', herSet.reason?.message);
+  assert.equal(hisSet.status, 'rejected');
+  assert.equal(hisSet.reason.code, 'STORE_UNAVAILABLE', hisSet.reason.message);
+  assert.match(hisSet.reason.message, /NOPERM/);
+  assert.deepEqual(await store.get(hers.externalId), persisted(hers));
+  assert.equal(
+    await server.cli('ZSCORE', `${prefix}user:${alice}:conversations`, hers.externalId),
+    String(Date.parse(hers.updatedAt)),
+  );
+  assert.equal(await server.cli('EXISTS', `${prefix}conv:${his.externalId}`), '0');
+  assert.equal(await server.cli('KEYS', `${prefix}*pending*`), '');
+  assert.deepEqual(store.stats().operations.set.errors, { STORE_UNAVAILABLE: 1 });
+  assert.equal(store.status, 'ready');
+});
+
+it('a native setBatch of 40 sets goes as transactions of at most 16: no script call holds redis-server long', async () => {
+  const { NativeRedisStore } = require('../binding.js');
+  const prefix = uniquePrefix();
+  const native = new NativeRedisStore(
+    server.url,
+    { tls: { ca: server.caPem }, keyPrefix: prefix },
+    () => {},
+    null,
+    null,
+  );
+  const monitor = await startMonitor();
+  try {
+    await native.ready();
+    const userId = uniqueId('user');
+    const conversations = Array.from({ length: 40 }, () => makeConversation({ userId }));
+    const reply = await native.setBatch(
+      conversations.map((c) => c.externalId),
+      conversations.map((c) => JSON.stringify(c)),
+    );
+    assert.deepEqual(
+      reply.errors,
+      conversations.map(() => null),
+    );
+    for (const c of conversations) assert.deepEqual(JSON.parse(await native.get(c.externalId)), persisted(c));
+    // The server ran the sets before these gets, and MONITOR shows commands in that order.
+    const last = `${prefix}conv:${conversations.at(-1).externalId}`;
+    await monitor.waitFor((line) => commandOf(line) === 'GET' && line.includes(last));
+    const scriptCalls = monitor.lines.filter((line) => commandOf(line) === 'EVALSHA' && line.includes(prefix));
+    assert.deepEqual(
+      scriptCalls.map((line) => /"EVALSHA" "[0-9a-f]{40}" "(\d+)"/.exec(line)?.[1]).sort(),
+      ['24', '48', '48'],
+      scriptCalls.join('\n'),
+    );
+  } finally {
+    monitor.stop();
+    await native.close();
+  }
+});
+
 it('deletes made in one tick go out together and each does its own work: good, corrupt, of another type, missing, a foreign index', async () => {
   const prefix = uniquePrefix();
   const log = recordingLogger();

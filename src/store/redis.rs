@@ -15,6 +15,11 @@ use tokio::time::Instant;
 use super::order::{CallKind, IdOrder, Turn};
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
 use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
+
+/// The most sets one transaction carries, as `lib/batcher.js` gathers at most in a turn: a
+/// native caller's longer batch goes in several, so that no script call holds redis-server
+/// for long.
+const SETS_PER_TRANSACTION: usize = 16;
 use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
@@ -194,12 +199,21 @@ impl PlannedSet<'_> {
     }
 }
 
-/// The script's reply in a set's transaction (whose `SET`s are ignored); a refusal of the
-/// script itself (`NOSCRIPT`, or one set's refusal: see `set.lua`) as an error.
+/// The script's reply in a set's transaction, after a `SET` of each pending key; a refusal of
+/// a `SET` or of the script itself (`NOSCRIPT`, or a lone set's refusal: see `set.lua`) as an
+/// error.
 fn script_reply(
     replies: Result<Vec<redis::Value>, RedisError>,
 ) -> Result<redis::Value, RedisError> {
-    match replies?.pop() {
+    let mut replies = replies?;
+    let script = replies.pop();
+    if let Some(redis::Value::ServerError(error)) = replies
+        .into_iter()
+        .find(|reply| matches!(reply, redis::Value::ServerError(_)))
+    {
+        return Err(error.into());
+    }
+    match script {
         Some(redis::Value::ServerError(error)) => Err(error.into()),
         Some(reply) => Ok(reply),
         None => Err(RedisError::from((
@@ -217,9 +231,10 @@ fn no_reply() -> CallError {
     )))
 }
 
-/// One set of a batch refused on its own: the store's error, as the supervisor words a call's.
-fn refusal(error: CallError) -> StoreError {
-    match wrong_type_is_corrupt(error) {
+/// One set of a batch refused on its own: the store's error, as `call_in_turn` and the
+/// supervisor word a lone set's.
+fn item_error(error: CallError) -> StoreError {
+    match super::writes::moved(wrong_type_is_corrupt(error), false) {
         CallError::Store(error) => error,
         CallError::Redis(error) => match server_error(&error) {
             Some((code, detail)) => conn::refused(&code, &detail),
@@ -471,14 +486,26 @@ impl RedisStore {
     }
 
     /// Sets of one batch, none of them waiting for an earlier call on its id, on a standalone
-    /// server: all in one transaction, whose one script writes each (README, "Changes
-    /// measured"), under one deadline (the earliest call's). Each settles on its own: a
-    /// refused argument or a key of another type fails that set alone; what fails the
-    /// transaction (a lost connection, a timeout) fails every set that was in it.
+    /// server: in transactions of at most [`SETS_PER_TRANSACTION`], each of whose one script
+    /// call writes its sets (README, "Changes measured"), under one deadline (the earliest
+    /// call's). Each set settles on its own: a refused argument, a key of another type or an
+    /// ACL's refusal of its keys fails that set alone; what fails a transaction (a lost
+    /// connection, a timeout) fails every set that was in it.
     pub(super) async fn run_set_batch(
         &self,
         calls: Vec<(&str, &str, Turn)>,
     ) -> Vec<StoreResult<()>> {
+        let mut calls = calls.into_iter().peekable();
+        let mut transactions = Vec::new();
+        while calls.peek().is_some() {
+            let sets: Vec<_> = calls.by_ref().take(SETS_PER_TRANSACTION).collect();
+            transactions.push(self.run_set_transaction(sets));
+        }
+        let outcomes = futures_util::future::join_all(transactions).await;
+        outcomes.into_iter().flatten().collect()
+    }
+
+    async fn run_set_transaction(&self, calls: Vec<(&str, &str, Turn)>) -> Vec<StoreResult<()>> {
         let mut outcomes = Vec::with_capacity(calls.len());
         let (mut sets, mut turns, mut places) = (Vec::new(), Vec::new(), Vec::new());
         for (place, (id, json, turn)) in calls.into_iter().enumerate() {
@@ -487,7 +514,8 @@ impl RedisStore {
                     sets.push(set);
                     turns.push(turn);
                     places.push(place);
-                    outcomes.push(Ok(()));
+                    // Each replaced below, once the transaction is done.
+                    outcomes.push(Err(StoreError::unavailable("internal error: not written")));
                 }
                 Err(error) => outcomes.push(Err(error)),
             }
@@ -498,14 +526,14 @@ impl RedisStore {
         let wait = futures_util::future::join_all(turns.iter_mut().map(Turn::wait)).map(drop);
         let write = |connection, deadline| {
             self.write_sets(connection, deadline, &sets)
-                .map_err(wrong_type_is_corrupt)
+                .map_err(|error| super::writes::moved(wrong_type_is_corrupt(error), false))
         };
         let written = self.supervisor.call_after(made, wait, write).await;
         drop(turns);
         match written {
             Ok(written) => {
                 for (place, outcome) in places.into_iter().zip(written) {
-                    outcomes[place] = outcome.map_err(refusal);
+                    outcomes[place] = outcome.map_err(item_error);
                 }
             }
             Err(error) => {
@@ -537,6 +565,97 @@ impl RedisStore {
         deadline: Instant,
         sets: &[PlannedSet<'_>],
     ) -> Result<Vec<Result<(), CallError>>, CallError> {
+        let samples = match sets {
+            [set] => vec![self.write_set(&connection, set).await],
+            _ => match self.transaction(&connection, sets).await {
+                Ok(Some(redis::Value::Array(replies))) if replies.len() == sets.len() => sets
+                    .iter()
+                    .zip(replies)
+                    .map(|(set, reply)| set.sample(reply))
+                    .collect(),
+                Ok(Some(_)) => return Err(no_reply()),
+                // One slot per command from now on (`atomically`), or the transaction refused
+                // whole before anything ran: an ACL's key pattern refuses one set's key as the
+                // script call is queued, and EXEC then refuses them all (`EXECABORT`). Each
+                // set goes on its own, as `set` sends it.
+                Ok(None) => self.write_each(&connection, sets).await?,
+                Err(error) if server_error(&error).is_some_and(|(code, _)| code == "NOPERM") => {
+                    self.write_each(&connection, sets).await?
+                }
+                Err(error) => return Err(CallError::Redis(error)),
+            },
+        };
+        let trims = sets.iter().zip(samples).map(|(set, sample)| {
+            let mut connection = connection.clone();
+            async move {
+                let sample = sample?;
+                let (index_key, user_id) = (&set.index_key, &set.summary.user_id);
+                self.trim_index(
+                    &mut connection,
+                    deadline,
+                    index_key,
+                    user_id,
+                    set.id,
+                    sample,
+                )
+                .await;
+                Ok(())
+            }
+        });
+        Ok(futures_util::future::join_all(trims).await)
+    }
+
+    /// Each of `sets` as `set` writes one. What says something of the connection (it broke, or
+    /// the server is a replica now) fails them all, so that the supervisor hears of it.
+    async fn write_each(
+        &self,
+        connection: &Connection,
+        sets: &[PlannedSet<'_>],
+    ) -> Result<Vec<Result<Vec<redis::Value>, CallError>>, CallError> {
+        let samples = sets.iter().map(|set| self.write_set(connection, set));
+        let mut outcomes = Vec::with_capacity(sets.len());
+        for outcome in futures_util::future::join_all(samples).await {
+            match outcome {
+                Err(CallError::Redis(error)) if !conn::is_own_refusal(&error) => {
+                    return Err(CallError::Redis(error))
+                }
+                outcome => outcomes.push(outcome),
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// One set: its own transaction, or one slot per command. Returns its index sample.
+    async fn write_set(
+        &self,
+        connection: &Connection,
+        set: &PlannedSet<'_>,
+    ) -> Result<Vec<redis::Value>, CallError> {
+        match self
+            .transaction(connection, std::slice::from_ref(set))
+            .await
+        {
+            // A lone set's refusal is the script's whole reply.
+            Err(error) => Err(set.refusal(error)),
+            Ok(Some(reply)) => set.sample(reply),
+            Ok(None) => {
+                let keys = (set.record_key.as_str(), set.index_key.as_str());
+                let mut connection = connection.clone();
+                let updated_at_ms = set.summary.updated_at_ms;
+                self.set_one_slot(&mut connection, keys, set.id, set.json, updated_at_ms)
+                    .await
+            }
+        }
+    }
+
+    /// The transaction of `sets`: a `SET` of each pending key, then `set.lua` for all of them;
+    /// `None` when the store works one slot per command (`atomically`). The script's reply: a
+    /// lone set's item, or one item a set.
+    async fn transaction(
+        &self,
+        connection: &Connection,
+        sets: &[PlannedSet<'_>],
+    ) -> Result<Option<redis::Value>, RedisError> {
         let ttl = self.options.ttl_seconds;
         let pending: Vec<String> = sets
             .iter()
@@ -544,12 +663,11 @@ impl RedisStore {
             .collect();
         let script = |command: &str, script: &str| {
             let mut transaction = redis::pipe();
-            // The script's reply holds each set's refusal: redis-rs would fail them all.
+            // The script's reply holds each set's refusal: redis-rs would fail them all
+            // (`script_reply` reads the replies).
             transaction.atomic().ignore_errors();
             for (set, pending) in sets.iter().zip(&pending) {
-                transaction
-                    .add_command(set_with_ttl(pending, set.json, ttl))
-                    .ignore();
+                transaction.add_command(set_with_ttl(pending, set.json, ttl));
             }
             transaction.cmd(command).arg(script).arg(3 * sets.len());
             for (set, pending) in sets.iter().zip(&pending) {
@@ -585,54 +703,7 @@ impl RedisStore {
                 done => done,
             }
         };
-        // One set's refusal is the script's whole reply, which fails the transaction here;
-        // the replies of several are one array.
-        let written =
-            self.atomically(&connection, transaction)
-                .await
-                .map_err(|error| match sets {
-                    [set] => set.refusal(error),
-                    _ => CallError::Redis(error),
-                })?;
-        let samples: Vec<Result<Vec<redis::Value>, CallError>> = match written {
-            Some(redis::Value::Array(replies)) if sets.len() > 1 => sets
-                .iter()
-                .zip(replies)
-                .map(|(set, reply)| set.sample(reply))
-                .collect(),
-            Some(reply) if sets.len() == 1 => vec![sets[0].sample(reply)],
-            Some(_) => return Err(no_reply()),
-            None => {
-                let one_slot = sets.iter().map(|set| {
-                    let mut connection = connection.clone();
-                    async move {
-                        let keys = (set.record_key.as_str(), set.index_key.as_str());
-                        let updated_at_ms = set.summary.updated_at_ms;
-                        self.set_one_slot(&mut connection, keys, set.id, set.json, updated_at_ms)
-                            .await
-                    }
-                });
-                futures_util::future::join_all(one_slot).await
-            }
-        };
-        let trims = sets.iter().zip(samples).map(|(set, sample)| {
-            let mut connection = connection.clone();
-            async move {
-                let sample = sample?;
-                let (index_key, user_id) = (&set.index_key, &set.summary.user_id);
-                self.trim_index(
-                    &mut connection,
-                    deadline,
-                    index_key,
-                    user_id,
-                    set.id,
-                    sample,
-                )
-                .await;
-                Ok(())
-            }
-        });
-        Ok(futures_util::future::join_all(trims).await)
+        self.atomically(connection, transaction).await
     }
 
     /// Removes the conversation and its owner's index entry; a missing id is not an error.

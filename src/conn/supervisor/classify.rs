@@ -35,6 +35,13 @@ pub(crate) fn server_error(error: &RedisError) -> Option<(String, String)> {
     ))
 }
 
+/// A refusal that fails its call alone (NOPERM, a script error, …). After a failover the old
+/// primary answers READONLY, and a connection that lost its authentication answers NOAUTH:
+/// those say the connection must go, as does any error that is not a refusal.
+pub(crate) fn is_own_refusal(error: &RedisError) -> bool {
+    server_error(error).is_some_and(|(code, _)| code != "READONLY" && code != "NOAUTH")
+}
+
 /// A command the server refused, as the caller reads it: Redis's code and words.
 pub(crate) fn refused(code: &str, detail: &str) -> StoreError {
     StoreError::unavailable(format!("Redis refused the command: {code} {detail}"))
@@ -45,16 +52,13 @@ impl<C> Core<C> {
     /// says of the connection.
     pub(super) fn classify(&self, error: RedisError, generation: u64, sent_ms: u64) -> StoreError {
         if let Some((code, detail)) = server_error(&error) {
-            let error = refused(&code, &detail);
-            // After a failover the old primary answers READONLY, and a connection that lost
-            // its authentication answers NOAUTH: only a new connection helps. Any other
-            // refusal (NOPERM, a script error) fails this call alone.
-            if code == "READONLY" || code == "NOAUTH" {
-                self.connection_failed(generation, &error.message);
-            } else {
+            let refusal = refused(&code, &detail);
+            if is_own_refusal(&error) {
                 self.saw_reply();
+            } else {
+                self.connection_failed(generation, &refusal.message);
             }
-            return error;
+            return refusal;
         }
         let cause = describe_chain(&error);
         // A timeout (a cluster node's, from redis-rs) condemns only as ours does: when nothing
