@@ -804,6 +804,34 @@ it("sets made in one tick where an ACL's key pattern refuses one set's keys: tha
   assert.equal(store.status, 'ready');
 });
 
+it('sets made in one tick by a user without EVAL, after the server lost its scripts: each rejects NOPERM, no pending key stays', async () => {
+  const prefix = uniquePrefix();
+  const store = await storeAsUser('no-eval', prefix, ['~*', '+@all', '-eval']);
+  await server.cli('SCRIPT', 'FLUSH');
+  const userId = uniqueId('user');
+  const batch = Array.from({ length: 3 }, () => makeConversation({ userId }));
+  const monitor = await startMonitor();
+  try {
+    const sets = await Promise.allSettled(batch.map((c) => store.set(c.externalId, c)));
+    for (const set of sets) {
+      assert.equal(set.status, 'rejected');
+      assert.equal(set.reason.code, 'STORE_UNAVAILABLE', set.reason.message);
+      assert.match(set.reason.message, /NOPERM.*'eval'/);
+    }
+    await monitor.waitFor((line) => commandOf(line) === 'UNLINK' && line.includes(prefix));
+    // The transaction by SHA ran its SETs and the script's NOSCRIPT; the one with the script's
+    // text was refused whole (EVAL, as it was queued); the pending keys went. A refused command
+    // is not a refused key: the sets are not sent again one by one.
+    const sent = monitor.lines.filter((line) => line.includes(prefix));
+    assert.deepEqual(sent.map(commandOf), [...Array(batch.length).fill('SET'), 'EVALSHA', 'UNLINK'], sent.join('\n'));
+  } finally {
+    monitor.stop();
+  }
+  assert.equal(await server.cli('KEYS', `${prefix}*`), '');
+  assert.equal(store.stats().operations.set.calls, batch.length);
+  assert.equal(store.status, 'ready');
+});
+
 it('a native setBatch of 40 sets goes as transactions of at most 16: no script call holds redis-server long', async () => {
   const { NativeRedisStore } = require('../binding.js');
   const prefix = uniquePrefix();

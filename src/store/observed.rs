@@ -36,7 +36,7 @@ impl RedisStore {
     /// Several sets (id, JSON, turn, in call order). On a standalone server, when none waits
     /// for an earlier call on its id, they go as one transaction whose one script writes each
     /// ([`run_set_batch`](RedisStore::run_set_batch)); otherwise each goes as `set` does. Each
-    /// is counted on its own; a panic in the shared transaction fails every set in it.
+    /// is counted on its own; a panic in a shared transaction fails every set in it.
     pub async fn set_batch(&self, calls: Vec<(&str, &str, Turn)>) -> Vec<StoreResult<()>> {
         let together = calls.len() > 1
             && !self.works_one_slot()
@@ -57,12 +57,9 @@ impl RedisStore {
                 })
             })
         });
+        // A panic in a transaction fails its sets (`run_set_batch` catches it there).
         let write = async move {
-            let count = calls.len();
-            let outcomes = AssertUnwindSafe(self.run_set_batch(calls))
-                .catch_unwind()
-                .await
-                .unwrap_or_else(|payload| vec![Err(internal_error(payload.as_ref())); count]);
+            let outcomes = self.run_set_batch(calls).await;
             for (settle, outcome) in settle.into_iter().zip(outcomes) {
                 let _ = settle.send(outcome);
             }

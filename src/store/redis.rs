@@ -1,6 +1,7 @@
 //! The Redis store: each call is one supervised unit of round trips under one deadline.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -15,15 +16,15 @@ use tokio::time::Instant;
 use super::order::{CallKind, IdOrder, Turn};
 use super::{check_id, check_record, check_stored, KeyLayout, RedisSettings, StoreStatus};
 use super::{CallStats, StoreOptions, INDEX_TTL_MARGIN_SECONDS};
+use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
+use crate::error::{StoreError, StoreResult};
+use crate::log::Logger;
+use crate::schema::ConversationSummary;
 
 /// The most sets one transaction carries, as `lib/batcher.js` gathers at most in a turn: a
 /// native caller's longer batch goes in several, so that no script call holds redis-server
 /// for long.
 const SETS_PER_TRANSACTION: usize = 16;
-use crate::conn::{self, server_error, CallError, Connection, Status, Supervisor};
-use crate::error::{StoreError, StoreResult};
-use crate::log::Logger;
-use crate::schema::ConversationSummary;
 
 /// The standalone scripts, sent by SHA (EVALSHA, loaded on first use).
 pub(super) struct Scripts {
@@ -223,7 +224,7 @@ fn script_reply(
     }
 }
 
-/// A reply of a shape the set script never gives: another writer's script under its name.
+/// A reply of a shape the set script never gives (a server that is not Redis, or a bug).
 fn no_reply() -> CallError {
     CallError::Redis(RedisError::from((
         redis::ErrorKind::UnexpectedReturnType,
@@ -244,6 +245,13 @@ fn item_error(error: CallError) -> StoreError {
             )),
         },
     }
+}
+
+/// An ACL's refusal of a key (its key patterns), which Redis gives as the command is queued,
+/// not of a command ("no permissions to run the 'eval' command").
+fn refuses_a_key(error: &RedisError) -> bool {
+    server_error(error)
+        .is_some_and(|(code, detail)| code == "NOPERM" && detail.to_lowercase().contains("key"))
 }
 
 fn is_no_script(error: &RedisError) -> bool {
@@ -490,7 +498,7 @@ impl RedisStore {
     /// call writes its sets (README, "Changes measured"), under one deadline (the earliest
     /// call's). Each set settles on its own: a refused argument, a key of another type or an
     /// ACL's refusal of its keys fails that set alone; what fails a transaction (a lost
-    /// connection, a timeout) fails every set that was in it.
+    /// connection, a timeout, a panic) fails every set that was in it.
     pub(super) async fn run_set_batch(
         &self,
         calls: Vec<(&str, &str, Turn)>,
@@ -499,7 +507,16 @@ impl RedisStore {
         let mut transactions = Vec::new();
         while calls.peek().is_some() {
             let sets: Vec<_> = calls.by_ref().take(SETS_PER_TRANSACTION).collect();
-            transactions.push(self.run_set_transaction(sets));
+            let count = sets.len();
+            // A panic fails the sets of its transaction, not those of the others.
+            transactions.push(async move {
+                AssertUnwindSafe(self.run_set_transaction(sets))
+                    .catch_unwind()
+                    .await
+                    .unwrap_or_else(|payload| {
+                        vec![Err(super::internal_error(payload.as_ref())); count]
+                    })
+            });
         }
         let outcomes = futures_util::future::join_all(transactions).await;
         outcomes.into_iter().flatten().collect()
@@ -579,9 +596,7 @@ impl RedisStore {
                 // script call is queued, and EXEC then refuses them all (`EXECABORT`). Each
                 // set goes on its own, as `set` sends it.
                 Ok(None) => self.write_each(&connection, sets).await?,
-                Err(error) if server_error(&error).is_some_and(|(code, _)| code == "NOPERM") => {
-                    self.write_each(&connection, sets).await?
-                }
+                Err(error) if refuses_a_key(&error) => self.write_each(&connection, sets).await?,
                 Err(error) => return Err(CallError::Redis(error)),
             },
         };
@@ -694,14 +709,24 @@ impl RedisStore {
             // A server that lost its script cache (a restart, a failover, SCRIPT FLUSH)
             // ran the SETs alone: the same transaction with the script's text writes the
             // same pending keys again and renames them (and caches the script).
-            match by_sha {
-                Err(error) if is_no_script(&error) => script_reply(
-                    script("EVAL", SET)
-                        .query_async(&mut transaction_connection)
-                        .await,
-                ),
-                done => done,
+            let Err(error) = &by_sha else { return by_sha };
+            if !is_no_script(error) {
+                return by_sha;
             }
+            let by_text = script_reply(
+                script("EVAL", SET)
+                    .query_async(&mut transaction_connection)
+                    .await,
+            );
+            if by_text.is_err() {
+                // The SETs ran twice and the script never did (an ACL without EVAL, a lost
+                // connection): their pending keys go now, at best, or with their TTL.
+                let _ = redis::cmd("UNLINK")
+                    .arg(&pending)
+                    .query_async::<()>(&mut transaction_connection)
+                    .await;
+            }
+            by_text
         };
         self.atomically(connection, transaction).await
     }
