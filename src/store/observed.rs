@@ -137,13 +137,14 @@ pub fn internal_error(payload: &(dyn Any + Send)) -> StoreError {
     StoreError::unavailable(format!("internal error: {}", panic_text(payload)))
 }
 
-/// A panic's payload as text (a `panic!` with a message gives a `&str` or a `String`).
+/// A panic's payload as text (a `panic!` with a message gives a `&str` or a `String`;
+/// `std::panic::panic_any` anything else).
 fn panic_text(payload: &(dyn Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
+        .unwrap_or_else(|| "a panic without a message".to_owned())
 }
 
 impl MemoryStore {
@@ -206,6 +207,17 @@ mod tests {
         let get = stats.operation(Operation::Get);
         assert_eq!(get.calls, 3);
         assert_eq!(get.errors, vec![(ErrorCode::Unavailable, 1)]);
+    }
+
+    #[test]
+    fn a_panic_says_what_it_said_or_that_it_said_nothing() {
+        let text = |payload: Box<dyn Any + Send>| internal_error(payload.as_ref()).message;
+        assert_eq!(text(Box::new("static")), "internal error: static");
+        assert_eq!(text(Box::new(String::from("made"))), "internal error: made");
+        assert_eq!(
+            text(Box::new(42_u8)),
+            "internal error: a panic without a message"
+        );
     }
 
     #[tokio::test]
