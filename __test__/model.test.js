@@ -1,7 +1,8 @@
 'use strict';
-// Model-based test: random sequences of set/get/delete/listByUser run on a
-// RedisConversationStore (a real TLS redis-server) and an InMemoryConversationStore side by
-// side, and every outcome must agree: the value, or the error code. Ids, userIds and texts
+// Model-based test: random sequences of set/get/delete/listByUser, one call at a time or
+// several made in one tick, run on a RedisConversationStore (a real TLS redis-server) and an
+// InMemoryConversationStore side by side, and every outcome must agree: the value, or the
+// error code. Ids, userIds and texts
 // are odd on purpose (`:`, `{}`, `*`, newlines, emoji, NUL, 10 KB, lone surrogates), drawn
 // from small pools so that sequences overwrite, move, tie and truncate.
 //
@@ -227,13 +228,68 @@ class OneArgumentCommand {
   }
 }
 
+/**
+ * Several gets, sets and deletes made in one tick, not awaited one by one: the Redis store
+ * sends them as batches (a turn's sets as one transaction), the memory store runs them in call
+ * order. Calls on one id keep their order in both, so every outcome must agree.
+ */
+class BurstCommand {
+  constructor(calls) {
+    this.calls = calls;
+  }
+  check() {
+    return true;
+  }
+  async run(_model, real) {
+    const describe = this.toString();
+    const inOneTick = (store) =>
+      Promise.all(
+        this.calls.map((call) =>
+          outcome(() => (call.method === 'set' ? store.set(call.id, call.conversation) : store[call.method](call.id))),
+        ),
+      );
+    const [memory, redis] = await Promise.all([inOneTick(real.memory), inOneTick(real.redis)]);
+    real.log.push(`${describe} -> ${show(memory)}`);
+    assert.deepStrictEqual(
+      redis,
+      memory,
+      `Redis and memory disagree on ${describe}\nRedis:  ${show(redis)}\nmemory: ${show(memory)}\nsteps so far:\n  ${real.log.join('\n  ')}`,
+    );
+    for (const [i, call] of this.calls.entries()) {
+      if (call.method === 'set' && call.id !== call.conversation.externalId)
+        assertRefused(memory[i], 'the id is not the externalId', describe);
+      if (call.method !== 'set' && badId(call.id)) assertRefused(memory[i], `the id is ${badId(call.id)}`, describe);
+    }
+  }
+  toString() {
+    const calls = this.calls.map((call) =>
+      call.method === 'set'
+        ? `store.set(${show(call.id)}, ${show(call.conversation)})`
+        : `store.${call.method}(${show(call.id)})`,
+    );
+    return `inOneTick([${calls.join(', ')}])`;
+  }
+}
+
 /** set's id: the conversation's own (externalId), else a mismatch both must refuse. */
 const setCommand = fc
   .tuple(conversation, fc.oneof({ weight: 6, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: anyId }))
   .map(([c, other]) => new SetCommand(c, other ?? c.externalId));
 
+const burstCommand = fc
+  .array(
+    fc.oneof(
+      { weight: 3, arbitrary: setCommand.map(({ id, conversation }) => ({ method: 'set', id, conversation })) },
+      { weight: 1, arbitrary: anyId.map((id) => ({ method: 'get', id })) },
+      { weight: 1, arbitrary: anyId.map((id) => ({ method: 'delete', id })) },
+    ),
+    { minLength: 2, maxLength: 20 },
+  )
+  .map((calls) => new BurstCommand(calls));
+
 const commands = fc.commands(
   [
+    burstCommand,
     // Four times as likely: sequences need records to read, move, tie and truncate.
     setCommand,
     setCommand,
