@@ -2,9 +2,9 @@
 // Model-based test: random sequences of set/get/delete/listByUser, one call at a time or
 // several made in one tick, run on a RedisConversationStore (a real TLS redis-server) and an
 // InMemoryConversationStore side by side, and every outcome must agree: the value, or the
-// error code. Ids, userIds and texts
-// are odd on purpose (`:`, `{}`, `*`, newlines, emoji, NUL, 10 KB, lone surrogates), drawn
-// from small pools so that sequences overwrite, move, tie and truncate.
+// error code. Ids, userIds and texts are odd on purpose (`:`, `{}`, `*`, newlines, emoji,
+// NUL, 10 KB, lone surrogates), drawn from small pools so that sequences overwrite, move,
+// tie and truncate.
 //
 // MODEL_RUNS sets the number of runs (npm run test:model runs many). On failure fast-check
 // prints the seed, the path and the shrunk sequence; MODEL_SEED alone replays the run and its
@@ -258,6 +258,8 @@ class BurstCommand {
     for (const [i, call] of this.calls.entries()) {
       if (call.method === 'set' && call.id !== call.conversation.externalId)
         assertRefused(memory[i], 'the id is not the externalId', describe);
+      if (call.method === 'set' && !call.conversation.userId.isWellFormed())
+        assertRefused(memory[i], 'the userId has a lone surrogate', describe);
       if (call.method !== 'set' && badId(call.id)) assertRefused(memory[i], `the id is ${badId(call.id)}`, describe);
     }
   }

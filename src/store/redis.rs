@@ -249,9 +249,12 @@ fn item_error(error: CallError) -> StoreError {
 
 /// An ACL's refusal of a key (its key patterns), which Redis gives as the command is queued,
 /// not of a command ("no permissions to run the 'eval' command").
+/// Every key refusal from Redis 6.0 to 7.4 (and Valkey) says "no permissions to access"; a
+/// command's says "to run", after a user's name that may hold any word but a space.
 fn refuses_a_key(error: &RedisError) -> bool {
-    server_error(error)
-        .is_some_and(|(code, detail)| code == "NOPERM" && detail.to_lowercase().contains("key"))
+    server_error(error).is_some_and(|(code, detail)| {
+        code == "NOPERM" && detail.to_lowercase().contains("no permissions to access")
+    })
 }
 
 fn is_no_script(error: &RedisError) -> bool {
@@ -719,8 +722,10 @@ impl RedisStore {
                     .await,
             );
             if by_text.is_err() {
-                // The SETs ran twice and the script never did (an ACL without EVAL, a lost
-                // connection): their pending keys go now, at best, or with their TTL.
+                // The SETs by SHA ran and the script never did (the retry refused: an ACL
+                // without EVAL; or lost): their pending keys go now, at best, or with their
+                // TTL (the connection lost, the deadline or close() first). After a lone
+                // set's refusal by the script itself its pending key is gone already.
                 let _ = redis::cmd("UNLINK")
                     .arg(&pending)
                     .query_async::<()>(&mut transaction_connection)
@@ -895,6 +900,27 @@ mod tests {
             without_comments("-- a\n\n  -- b\nlocal x = 1\n  return x\n"),
             "\n\n\nlocal x = 1\n  return x"
         );
+    }
+
+    #[test]
+    fn a_refused_key_is_told_from_a_refused_command_in_every_wording() {
+        let noperm = |detail: &str| {
+            redis::make_extension_error("NOPERM".to_owned(), Some(detail.to_owned()))
+        };
+        // Redis 6.0 to 7.0, then 7.2 on (and Valkey).
+        for key in [
+            "this user has no permissions to access one of the keys used as arguments",
+            "No permissions to access a key",
+        ] {
+            assert!(refuses_a_key(&noperm(key)), "{key}");
+        }
+        for command in [
+            "this user has no permissions to run the 'eval' command",
+            "User monkey has no permissions to run the 'eval' command",
+            "User apikey-writer has no permissions to run the 'evalsha' command",
+        ] {
+            assert!(!refuses_a_key(&noperm(command)), "{command}");
+        }
     }
 
     #[test]

@@ -15,9 +15,10 @@
 -- KEYS: pending, record, index, for each set. ARGV: score and id for each set, then index
 -- ttl and listLimit (a lone set's arguments are as they were before the script took
 -- several). The reply: one item a set, in order, the sample (empty under listLimit) or the
--- set's refusal; a lone set's item is the whole reply. How many entries of each kind to sample is the store's TRIM_BATCH (4, checked
--- by a test), and where the second sample starts comes from the pending key's last 32 random
--- bits (8 hex digits; 0 should they ever not be hex, as the script has written by then).
+-- set's refusal; a lone set's item is the whole reply. How many entries of each kind to
+-- sample is the store's TRIM_BATCH (4, checked by a test), and where the second sample starts
+-- comes from the pending key's last 32 random bits (8 hex digits; 0 should they ever not be
+-- hex, as the script has written by then).
 -- The index's type is checked by ZCARD, which refuses any key but a sorted set and gives the
 -- size the trim needs (the ZADD's reply adds the new entry): one call where TYPE and a ZCARD
 -- after the ZADD were two (README, "Changes measured").
