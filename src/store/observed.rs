@@ -34,9 +34,10 @@ impl RedisStore {
     }
 
     /// Several sets (id, JSON, turn, in call order). On a standalone server, when none waits
-    /// for an earlier call on its id, they go as one transaction whose one script writes each
-    /// ([`run_set_batch`](RedisStore::run_set_batch)); otherwise each goes as `set` does. Each
-    /// is counted on its own; a panic in a shared transaction fails every set in it.
+    /// for an earlier call on its id, they go as transactions of up to 16 sets, each with one
+    /// script call that writes them ([`run_set_batch`](RedisStore::run_set_batch)); otherwise
+    /// each goes as `set` does. Each is counted on its own; a panic in a transaction fails
+    /// every set in it.
     pub async fn set_batch(&self, calls: Vec<(&str, &str, Turn)>) -> Vec<StoreResult<()>> {
         let together = calls.len() > 1
             && !self.works_one_slot()
