@@ -27,7 +27,9 @@ use crate::log::Logger;
 pub(crate) use backoff::Backoff;
 pub(crate) use connection::Connection;
 pub use credentials::{CredentialSource, CredentialsProvider, Token};
-pub(crate) use supervisor::{is_own_refusal, refused, server_error, CallError, Status, Supervisor};
+pub(crate) use supervisor::{
+    call_failed, is_own_refusal, refused, server_error, CallError, Status, Supervisor,
+};
 pub(crate) use tls::TlsOptions;
 pub(crate) use url::ServerAddress;
 

@@ -232,25 +232,28 @@ fn no_reply() -> CallError {
     )))
 }
 
+/// What a call's error says to its caller: a `WRONGTYPE` is a corrupt record, and a `MOVED`
+/// from a cluster node reached without `cluster: true` says to set it.
+fn named(error: CallError, cluster: bool) -> CallError {
+    super::writes::moved(wrong_type_is_corrupt(error), cluster)
+}
+
 /// One set of a batch refused on its own: the store's error, as `call_in_turn` and the
-/// supervisor word a lone set's.
+/// supervisor word a lone set's (batches run on a standalone server only).
 fn item_error(error: CallError) -> StoreError {
-    match super::writes::moved(wrong_type_is_corrupt(error), false) {
+    match named(error, false) {
         CallError::Store(error) => error,
         CallError::Redis(error) => match server_error(&error) {
             Some((code, detail)) => conn::refused(&code, &detail),
-            None => StoreError::unavailable(format!(
-                "Redis call failed: {}",
-                crate::error::describe_chain(&error)
-            )),
+            None => conn::call_failed(&error),
         },
     }
 }
 
 /// An ACL's refusal of a key (its key patterns), which Redis gives as the command is queued,
-/// not of a command ("no permissions to run the 'eval' command").
-/// Every key refusal from Redis 6.0 to 7.4 (and Valkey) says "no permissions to access"; a
-/// command's says "to run", after a user's name that may hold any word but a space.
+/// not of a command. Every key refusal from Redis 6.0 to 7.4 (and Valkey) says "no
+/// permissions to access"; a command's says "to run the '…' command", after a user's name
+/// that may hold any word but a space.
 fn refuses_a_key(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, detail)| {
         code == "NOPERM" && detail.to_lowercase().contains("no permissions to access")
@@ -444,8 +447,7 @@ impl RedisStore {
     {
         let call = |connection: Connection, deadline| {
             let cluster = connection.is_cluster();
-            call(connection, deadline)
-                .map_err(move |error| super::writes::moved(wrong_type_is_corrupt(error), cluster))
+            call(connection, deadline).map_err(move |error| named(error, cluster))
         };
         let made = turn.made();
         let result = self.supervisor.call_after(made, turn.wait(), call).await;
@@ -546,7 +548,7 @@ impl RedisStore {
         let wait = futures_util::future::join_all(turns.iter_mut().map(Turn::wait)).map(drop);
         let write = |connection, deadline| {
             self.write_sets(connection, deadline, &sets)
-                .map_err(|error| super::writes::moved(wrong_type_is_corrupt(error), false))
+                .map_err(|error| named(error, false))
         };
         let written = self.supervisor.call_after(made, wait, write).await;
         drop(turns);

@@ -42,6 +42,12 @@ pub(crate) fn is_own_refusal(error: &RedisError) -> bool {
     server_error(error).is_some_and(|(code, _)| code != "READONLY" && code != "NOAUTH")
 }
 
+/// A call that failed with neither a refusal nor a broken link (a reply that did not
+/// convert), as the caller reads it.
+pub(crate) fn call_failed(error: &RedisError) -> StoreError {
+    StoreError::unavailable(format!("Redis call failed: {}", describe_chain(error)))
+}
+
 /// A command the server refused, as the caller reads it: Redis's code and words.
 pub(crate) fn refused(code: &str, detail: &str) -> StoreError {
     StoreError::unavailable(format!("Redis refused the command: {code} {detail}"))
@@ -79,6 +85,6 @@ impl<C> Core<C> {
             }
             return StoreError::unavailable(format!("connection to Redis failed: {cause}"));
         }
-        StoreError::unavailable(format!("Redis call failed: {cause}"))
+        call_failed(&error)
     }
 }

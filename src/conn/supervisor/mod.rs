@@ -31,7 +31,7 @@ use super::{ConnectionSettings, ServerAddress};
 use crate::error::{StoreError, StoreResult};
 use crate::log::Logger;
 
-pub(crate) use classify::{is_own_refusal, refused, server_error, CallError};
+pub(crate) use classify::{call_failed, is_own_refusal, refused, server_error, CallError};
 pub(crate) use parts::{Connector, Pause, Watcher};
 pub(crate) use vitals::{ConnectionVitals, Vitals};
 
