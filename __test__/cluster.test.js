@@ -372,7 +372,7 @@ describe('cluster mode', () => {
     await waitForStatus(store, 'ready');
   });
 
-  it("replaces a primary's half-open connection (bytes black-holed, no RST) with a rebuilt client", async () => {
+  it("replaces a primary's half-open connection (bytes black-holed, no RST) with a new one", async () => {
     const primaries = await cluster.primaries();
     const victim = cluster.node(primaries.find((p) => p.port !== cluster.seedPort).port);
     const proxy = await startProxy({ targetPort: victim.port, targetHost: victim.host, host: victim.host });
@@ -399,7 +399,10 @@ describe('cluster mode', () => {
         );
         const accepted = proxy.totalAccepted;
         proxy.restore();
-        await log.waitFor(/a primary stopped answering: cluster client rebuilt/, { from });
+        // Either the store's rebuild or a slot-map refresh of redis-rs's own (which PINGs every
+        // node's connection and redials one that does not answer) gets there first. Both need
+        // a new connection: the dead ones swallow every byte, so no PING on them is answered.
+        await log.waitFor(/a primary stopped answering: cluster client rebuilt|cluster healthy again/, { from });
         assert.ok(proxy.totalAccepted > accepted, 'no new connection to the black-holed primary');
         await untilAcknowledged(load, 30);
       });

@@ -213,8 +213,10 @@ impl Watcher<Connection> for Cluster {
                 }
                 // A new cluster client: one that can verify new nodes, or one with fresh
                 // connections when a primary stayed silent twice in a row (redis-rs keeps a
-                // connection that only went silent, as a half-open one does, forever). Backs
-                // off after attempts that failed: each one dials every primary.
+                // connection that only went silent, as a half-open one does, until a slot-map
+                // refresh of its own happens to PING it; then the check above passes and
+                // nothing is rebuilt). Backs off after attempts that failed: each one dials
+                // every primary.
                 let rebuild = match stale {
                     Some(routes) => Some((Some(routes), "new cluster nodes")),
                     None if silent_checks >= 2 => {
