@@ -221,6 +221,27 @@ describe('cluster mode', () => {
     await stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS });
   });
 
+  it('two slots on two primaries move into a third at once, each under its own load: every value right, no call rejected', async () => {
+    const [target, ...others] = await cluster.primaries();
+    // A tag whose slot a given primary serves.
+    const tagOn = async (/** @type {number} */ port, /** @type {string} */ prefix) => {
+      for (let i = 0; ; i++) {
+        if ((await cluster.primaryForSlot(keySlot(`${prefix}${i}`))).port === port) return `${prefix}${i}`;
+      }
+    };
+    const one = await slotLoad('twoa', await tagOn(others[0].port, 'into-one-a'));
+    const two = await slotLoad('twob', await tagOn(others[1].port, 'into-one-b'));
+    await Promise.all([
+      moveSlotUnderLoad(one.load, one.slot, target.port),
+      moveSlotUnderLoad(two.load, two.slot, target.port),
+    ]);
+    for (const { keys } of [one, two]) {
+      assert.equal(await cluster.nodeForKey(keys[0]), target.port);
+      assert.equal(await cluster.cli(target.port, 'EXISTS', ...keys), String(keys.length));
+    }
+    await Promise.all([one, two].map(({ load }) => stopAndVerify(load, { settleCeilingMs: SETTLE_CEILING_MS })));
+  });
+
   /** A store of the test's own: its slot map and its bounds start afresh. */
   function openReader() {
     return new RedisConversationStore(cluster.seedUrl, {
