@@ -284,9 +284,11 @@ class InMemoryConversationStore extends NativeBackedStore {
  * A Redis store when `redisUrl` is a non-empty string, else an in-memory one.
  * @param {import('./index').CreateConversationStoreOptions} [options]
  */
-function createConversationStore(options = {}) {
+function createConversationStore(options) {
   const { redisUrl, rest, logger } = constructNative(() => {
-    if (options === null || typeof options !== 'object') {
+    // As the constructors take theirs (splitOptions): none is null or undefined.
+    if (options === undefined || options === null) options = {};
+    if (typeof options !== 'object' || Array.isArray(options)) {
       throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
     }
     const { redisUrl, ...rest } = ownOptions(options);

@@ -227,6 +227,31 @@ describe('createConversationStore', () => {
     }
   });
 
+  test('takes its options as the constructors do: null is no options, an array or a number throws STORE_INVALID_CONFIG', () => {
+    const stderrWrite = process.stderr.write;
+    process.stderr.write = () => true; // the default logger writes its choice to stderr
+    try {
+      assert.ok(
+        build(() => new InMemoryConversationStore(/** @type {any} */ (null)))() instanceof InMemoryConversationStore,
+      );
+      assert.ok(build(() => createConversationStore(/** @type {any} */ (null)))() instanceof InMemoryConversationStore);
+    } finally {
+      process.stderr.write = stderrWrite;
+    }
+    for (const options of [[], [{ redisUrl: 'rediss://127.0.0.1:1' }], 5, 'rediss://127.0.0.1:1']) {
+      for (const construct of [
+        () => new InMemoryConversationStore(/** @type {any} */ (options)),
+        () => createConversationStore(/** @type {any} */ (options)),
+      ]) {
+        assert.throws(build(construct), (error) => {
+          assert.equal(/** @type {any} */ (error).code, 'STORE_INVALID_CONFIG');
+          assert.equal(/** @type {any} */ (error).message, 'options: expected an object');
+          return true;
+        });
+      }
+    }
+  });
+
   test('with a rediss:// URL it returns a RedisConversationStore and logs a [STORE] line without the password', () => {
     const log = recordingLogger();
     const store = build(() =>
