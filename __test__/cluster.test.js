@@ -223,19 +223,32 @@ describe('cluster mode', () => {
 
   it('two slots on two primaries move into a third at once, each under its own load: every value right, no call rejected', async () => {
     const [target, ...others] = await cluster.primaries();
-    // A tag whose slot a given primary serves.
-    const tagOn = async (/** @type {number} */ port, /** @type {string} */ prefix) => {
-      for (let i = 0; ; i++) {
-        if ((await cluster.primaryForSlot(keySlot(`${prefix}${i}`))).port === port) return `${prefix}${i}`;
+    // The first of `prefix`0, `prefix`1, … whose slot the primary serves.
+    const tagOn = (/** @type {{ slots: number[][] }} */ primary, /** @type {string} */ prefix) => {
+      for (let i = 0; i < 10_000; i++) {
+        const slot = keySlot(`${prefix}${i}`);
+        if (primary.slots.some(([first, last]) => first <= slot && slot <= last)) return `${prefix}${i}`;
       }
+      throw new Error(`no tag ${prefix}… in a slot of :${/** @type {any} */ (primary).port}`);
     };
-    const one = await slotLoad('twoa', await tagOn(others[0].port, 'into-one-a'));
-    const two = await slotLoad('twob', await tagOn(others[1].port, 'into-one-b'));
-    await Promise.all([
+    const one = await slotLoad('twoa', tagOn(others[0], 'into-one-a'));
+    const two = await slotLoad('twob', tagOn(others[1], 'into-one-b'));
+    for (const [{ keys }, source] of [
+      [one, others[0]],
+      [two, others[1]],
+    ]) {
+      assert.equal(await cluster.cli(source.port, 'EXISTS', ...keys), String(keys.length));
+    }
+    // Both settle before the test goes on, so that a failed one does not leave its slot
+    // migrating under the other.
+    const moves = await Promise.allSettled([
       moveSlotUnderLoad(one.load, one.slot, target.port),
       moveSlotUnderLoad(two.load, two.slot, target.port),
     ]);
-    for (const { keys } of [one, two]) {
+    for (const [i, { keys }] of [one, two].entries()) {
+      const move = moves[i];
+      if (move.status === 'rejected') throw move.reason;
+      assert.ok(move.value >= keys.length, `${move.value} keys moved one by one, fewer than ${keys.length}`);
       assert.equal(await cluster.nodeForKey(keys[0]), target.port);
       assert.equal(await cluster.cli(target.port, 'EXISTS', ...keys), String(keys.length));
     }
