@@ -6,7 +6,7 @@
 const { describe, test, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { RedisConversationStore, InMemoryConversationStore, createConversationStore } = require('..');
+const { RedisConversationStore, InMemoryConversationStore, createConversationStore, StoreError } = require('..');
 const { makeCerts } = require('../support/redis');
 const { makeConversation, isoAt } = require('../support/conversations');
 const { recordingLogger, silentLogger } = require('../support/observe');
@@ -238,7 +238,12 @@ describe('createConversationStore', () => {
     } finally {
       process.stderr.write = stderrWrite;
     }
-    for (const options of [[], [{ redisUrl: 'rediss://127.0.0.1:1' }], 5, 'rediss://127.0.0.1:1']) {
+    const arrays = [
+      [],
+      [{ redisUrl: 'rediss://127.0.0.1:1' }],
+      Object.assign([], { redisUrl: 'rediss://127.0.0.1:1' }),
+    ];
+    for (const options of [...arrays, 5, 'rediss://127.0.0.1:1']) {
       for (const construct of [
         () => new InMemoryConversationStore(/** @type {any} */ (options)),
         () => createConversationStore(/** @type {any} */ (options)),
@@ -248,6 +253,55 @@ describe('createConversationStore', () => {
           assert.equal(/** @type {any} */ (error).message, 'options: expected an object');
           return true;
         });
+      }
+    }
+  });
+
+  test('options that throw as they are read give STORE_INVALID_CONFIG, whatever is thrown, with the message on one line', () => {
+    const throwing = (/** @type {unknown} */ thrown) => [
+      Object.defineProperty({}, 'ttlSeconds', {
+        enumerable: true,
+        get() {
+          throw thrown;
+        },
+      }),
+      new Proxy(
+        {},
+        {
+          ownKeys() {
+            throw thrown;
+          },
+        },
+      ),
+    ];
+    const unprintable = {
+      toString() {
+        throw new Error('no string either');
+      },
+    };
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const thrownValues = [
+      revoked.proxy,
+      Object.create(null),
+      unprintable,
+      new Error('STORE_UNAVAILABLE: spoofed\nforged line'),
+      'text',
+    ];
+    for (const thrown of thrownValues) {
+      for (const options of throwing(thrown)) {
+        for (const construct of [
+          () => new InMemoryConversationStore(/** @type {any} */ (options)),
+          () => new RedisConversationStore('rediss://127.0.0.1:1', /** @type {any} */ (options)),
+          () => createConversationStore(/** @type {any} */ (options)),
+        ]) {
+          assert.throws(build(construct), (error) => {
+            assert.ok(error instanceof StoreError, String(error));
+            assert.equal(error.code, 'STORE_INVALID_CONFIG');
+            assert.doesNotMatch(error.message, /\n/);
+            return true;
+          });
+        }
       }
     }
   });

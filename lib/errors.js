@@ -40,13 +40,36 @@ function isStoreErrorCode(code) {
  * @param {StoreErrorCode} fallbackCode
  */
 function toStoreError(error, fallbackCode) {
-  if (error instanceof StoreError) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  if (isStoreError(error)) return /** @type {StoreError} */ (error);
+  const message = printable(messageOf(error));
   const match = CODE_PREFIX.exec(message);
   if (match && isStoreErrorCode(match[1])) {
     return new StoreError(match[1], message.slice(match[0].length));
   }
   return new StoreError(fallbackCode, message);
+}
+
+/** `instanceof`, which a revoked Proxy makes throw. @param {unknown} error */
+function isStoreError(error) {
+  try {
+    return error instanceof StoreError;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * What was thrown, as text. A caller's own code (an options getter, a Proxy trap) may throw
+ * anything, a value with no string form or a throwing `toString` included.
+ * @param {unknown} error
+ * @returns {string}
+ */
+function messageOf(error) {
+  try {
+    return error instanceof Error ? String(error.message) : String(error);
+  } catch {
+    return 'a thrown value with no message';
+  }
 }
 
 /**
@@ -72,7 +95,11 @@ function constructNative(construct) {
   try {
     return construct();
   } catch (error) {
-    throw toStoreError(error, 'STORE_INVALID_CONFIG');
+    // A constructor only ever fails on its configuration: a code in a message that the
+    // caller's own code threw (an options getter's) is not taken.
+    const storeError = toStoreError(error, 'STORE_INVALID_CONFIG');
+    if (storeError.code === 'STORE_INVALID_CONFIG') throw storeError;
+    throw new StoreError('STORE_INVALID_CONFIG', storeError.message);
   }
 }
 
