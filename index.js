@@ -15,7 +15,7 @@ const {
   rejectWithStoreError,
   constructNative,
 } = require('./lib/errors.js');
-const { COMMON_OPTIONS, REDIS_OPTIONS, ownOptions, splitOptions, logSink } = require('./lib/options.js');
+const { COMMON_OPTIONS, REDIS_OPTIONS, ownOptions, optionsObject, splitOptions, logSink } = require('./lib/options.js');
 const { nativeCredentials, entraIdCredentials } = require('./lib/credentials.js');
 const { STORE_CALL_CHANNEL, traced, traceCall } = require('./lib/tracing.js');
 const { batchedRedisStore } = require('./lib/batcher.js');
@@ -286,12 +286,7 @@ class InMemoryConversationStore extends NativeBackedStore {
  */
 function createConversationStore(options) {
   const { redisUrl, rest, logger } = constructNative(() => {
-    // As the constructors take theirs (splitOptions): none is null or undefined.
-    if (options === undefined || options === null) options = {};
-    if (typeof options !== 'object' || Array.isArray(options)) {
-      throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
-    }
-    const { redisUrl, ...rest } = ownOptions(options);
+    const { redisUrl, ...rest } = ownOptions(optionsObject(options));
     const { native, logger } = splitOptions(rest, REDIS_OPTIONS);
     if (redisUrl !== undefined && redisUrl !== null && typeof redisUrl !== 'string') {
       throw new StoreError('STORE_INVALID_CONFIG', 'redisUrl: expected a rediss:// URL string');

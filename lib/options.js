@@ -44,6 +44,20 @@ function ownOptions(options) {
 }
 
 /**
+ * The options object a constructor or the factory was given: `{}` for none (undefined or
+ * null); anything else but an object that is not an array throws.
+ * @param {unknown} options
+ * @returns {object}
+ */
+function optionsObject(options) {
+  if (options === undefined || options === null) return {};
+  if (typeof options !== 'object' || Array.isArray(options)) {
+    throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
+  }
+  return options;
+}
+
+/**
  * Checks the options object; returns what the native side takes, the logger and the
  * credentials provider.
  * @param {unknown} options
@@ -52,15 +66,13 @@ function ownOptions(options) {
  */
 function splitOptions(options, allowed) {
   if (options === undefined || options === null) return { native: {}, logger: stderrLogger };
-  if (typeof options !== 'object' || Array.isArray(options)) {
-    throw new StoreError('STORE_INVALID_CONFIG', 'options: expected an object');
-  }
-  for (const name of Object.keys(options)) {
+  const given = optionsObject(options);
+  for (const name of Object.keys(given)) {
     if (!allowed.includes(name)) {
       throw new StoreError('STORE_INVALID_CONFIG', `options: unknown option '${name}'`);
     }
   }
-  const { logger = stderrLogger, credentials, ...rest } = ownOptions(options);
+  const { logger = stderrLogger, credentials, ...rest } = ownOptions(given);
   const native = ownOptions(rest);
   if (credentials !== undefined && typeof credentials !== 'function') {
     throw new StoreError(
@@ -135,6 +147,7 @@ const ignore = () => {};
 
 module.exports = {
   ownOptions,
+  optionsObject,
   COMMON_OPTIONS,
   REDIS_OPTIONS,
   splitOptions,
