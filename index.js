@@ -12,6 +12,7 @@ const {
   STORE_ERROR_CODES,
   toStoreError,
   printable,
+  messageOf,
   rejectWithStoreError,
   constructNative,
 } = require('./lib/errors.js');
@@ -47,29 +48,36 @@ function echoed(text) {
  * @returns {string}
  */
 function serialize(conversation) {
+  /** @type {any} */
+  let value = conversation;
+  let isObject = false;
+  /** @type {string | undefined} */
+  let json;
   try {
-    /** @type {any} */
-    let value = conversation;
     if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON('');
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: expected an object');
+    isObject = value !== null && typeof value === 'object' && !Array.isArray(value);
+    if (isObject) {
+      if (value !== conversation || Object.hasOwn(value, 'sdkConversationRef')) {
+        const { sdkConversationRef: _live, ...rest } = value;
+        // JSON.stringify calls toJSON once: the copy must not call an own one again.
+        if (typeof rest.toJSON === 'function') delete rest.toJSON;
+        value = rest;
+      }
+      json = JSON.stringify(value);
     }
-    if (value !== conversation || Object.hasOwn(value, 'sdkConversationRef')) {
-      const { sdkConversationRef: _live, ...rest } = value;
-      // JSON.stringify calls toJSON once: the copy must not call an own one again.
-      if (typeof rest.toJSON === 'function') delete rest.toJSON;
-      value = rest;
-    }
-    const json = JSON.stringify(value);
-    if (typeof json !== 'string') {
-      throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing');
-    }
-    return json;
   } catch (error) {
-    if (error instanceof StoreError) throw error;
-    const reason = error instanceof Error ? error.message : String(error);
-    throw new StoreError('STORE_INVALID_ARGUMENT', `conversation: cannot be serialized as JSON (${echoed(reason)})`);
+    // Whatever the caller's code threw, a StoreError of its own included, is quoted on one
+    // line; its code is this one.
+    throw new StoreError(
+      'STORE_INVALID_ARGUMENT',
+      `conversation: cannot be serialized as JSON (${echoed(messageOf(error))})`,
+    );
   }
+  if (!isObject) throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: expected an object');
+  if (typeof json !== 'string') {
+    throw new StoreError('STORE_INVALID_ARGUMENT', 'conversation: serializes to nothing');
+  }
+  return json;
 }
 
 /**

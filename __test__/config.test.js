@@ -281,7 +281,17 @@ describe('createConversationStore', () => {
     };
     const revoked = Proxy.revocable({}, {});
     revoked.revoke();
+    const foreignStoreError = new StoreError('STORE_CLOSED', "a caller's own\n[STORE] forged line");
+    const fakeStoreError = Object.assign(Object.create(StoreError.prototype), { code: 'EVIL' });
+    const messageless = Object.defineProperty(Object.create(StoreError.prototype), 'message', {
+      get() {
+        throw 'raw';
+      },
+    });
     const thrownValues = [
+      foreignStoreError,
+      fakeStoreError,
+      messageless,
       revoked.proxy,
       Object.create(null),
       unprintable,

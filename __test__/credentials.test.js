@@ -11,7 +11,8 @@ const assert = require('node:assert/strict');
 const { spawn, spawnSync } = require('node:child_process');
 const path = require('node:path');
 
-const { RedisConversationStore, createConversationStore, entraIdCredentials } = require('..');
+const { RedisConversationStore, createConversationStore, entraIdCredentials, StoreError } = require('..');
+const { nativeCredentials } = require('../lib/credentials');
 const { startRedis, stopAll, withLogOnFailure, makeNameOnlyCerts } = require('../support/redis');
 const { startCluster, stopAllClusters } = require('../support/cluster');
 const { makeConversation, persisted } = require('../support/conversations');
@@ -204,6 +205,53 @@ describe('configuration', () => {
         () => entraIdCredentials(...args),
         (error) => error.code === 'STORE_INVALID_CONFIG' && message.test(error.message),
       );
+    }
+  });
+
+  test('entraIdCredentials given arguments that throw as they are read (a getter, a Proxy) throws STORE_INVALID_CONFIG on one line', () => {
+    const credential = { getToken: async () => null };
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const throwing = (/** @type {unknown} */ thrown) =>
+      Object.defineProperty({}, 'objectId', {
+        enumerable: true,
+        get() {
+          throw thrown;
+        },
+      });
+    for (const args of [
+      [revoked.proxy],
+      [credential, revoked.proxy],
+      [credential, throwing(new Error('STORE_CLOSED: forged\nline'))],
+      [credential, throwing({ toString: () => 'STORE_UNAVAILABLE: x' })],
+      [credential, { scopes: revoked.proxy }],
+    ]) {
+      assert.throws(
+        () => entraIdCredentials(.../** @type {[any, any]} */ (args)),
+        (error) => {
+          assert.ok(error instanceof StoreError, String(error));
+          assert.equal(error.code, 'STORE_INVALID_CONFIG');
+          assert.match(error.message, /^entraIdCredentials: /);
+          assert.doesNotMatch(error.message, /\n/);
+          return true;
+        },
+      );
+    }
+  });
+
+  test('a provider that throws what has no message is still a credential failure, described', async () => {
+    const revoked = Proxy.revocable({}, {});
+    revoked.revoke();
+    const unprintable = {
+      toString() {
+        throw new Error('no string either');
+      },
+    };
+    for (const thrown of [revoked.proxy, unprintable, Object.create(null)]) {
+      const provider = nativeCredentials(() => {
+        throw thrown;
+      });
+      assert.deepEqual(await provider(), { error: 'a thrown value with no message' });
     }
   });
 

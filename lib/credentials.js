@@ -3,7 +3,7 @@
 // Credentials providers: the checked shape the native side calls for, and one from
 // Microsoft Entra ID.
 
-const { StoreError, printable } = require('./errors.js');
+const { StoreError, printable, messageOf } = require('./errors.js');
 
 /** @typedef {import('../binding').NativeCredentials} NativeCredentials */
 /** @typedef {import('../index').CredentialsProvider} CredentialsProvider */
@@ -16,8 +16,7 @@ const MAX_CAUSE_CHARS = 300;
  * @param {unknown} error
  */
 function describeFailure(error) {
-  const text = error instanceof Error ? error.message : String(error);
-  return printable(text.slice(0, MAX_CAUSE_CHARS));
+  return printable(messageOf(error).slice(0, MAX_CAUSE_CHARS));
 }
 
 /**
@@ -83,8 +82,30 @@ const ENTRA_REDIS_SCOPE = 'https://redis.azure.com/.default';
  * @returns {CredentialsProvider}
  */
 function entraIdCredentials(tokenCredential, options) {
-  const fail = (/** @type {string} */ message) =>
-    new StoreError('STORE_INVALID_CONFIG', `entraIdCredentials: ${message}`);
+  /** The errors this function makes; anything else was thrown by the caller's own code. */
+  const own = new WeakSet();
+  const fail = (/** @type {string} */ message) => {
+    const error = new StoreError('STORE_INVALID_CONFIG', `entraIdCredentials: ${message}`);
+    own.add(error);
+    return error;
+  };
+  try {
+    return checkedEntraIdProvider(tokenCredential, options, fail);
+  } catch (error) {
+    // A getter or a Proxy trap of the arguments threw.
+    if (own.has(/** @type {object} */ (error))) throw error;
+    throw fail(`its arguments cannot be read (${describeFailure(error)})`);
+  }
+}
+
+/**
+ * `entraIdCredentials`' checks, which read the caller's arguments, and its provider.
+ * @param {import('../index').EntraIdTokenCredential} tokenCredential
+ * @param {import('../index').EntraIdCredentialsOptions | undefined} options
+ * @param {(message: string) => StoreError} fail
+ * @returns {CredentialsProvider}
+ */
+function checkedEntraIdProvider(tokenCredential, options, fail) {
   if (
     tokenCredential === null ||
     typeof tokenCredential !== 'object' ||

@@ -73,8 +73,9 @@ function messageOf(error) {
 }
 
 /**
- * `text` with control characters and the Unicode line separators escaped, as the native
- * side does for its messages: one line, whatever the caller's data holds.
+ * `text` with control characters and the Unicode line separators escaped: one line, whatever
+ * the caller's data holds, as the native side's messages are (whose escapes read `\n`
+ * where these read `\u{a}`).
  * @param {string} text
  */
 function printable(text) {
@@ -95,11 +96,10 @@ function constructNative(construct) {
   try {
     return construct();
   } catch (error) {
-    // A constructor only ever fails on its configuration: a code in a message that the
-    // caller's own code threw (an options getter's) is not taken.
-    const storeError = toStoreError(error, 'STORE_INVALID_CONFIG');
-    if (storeError.code === 'STORE_INVALID_CONFIG') throw storeError;
-    throw new StoreError('STORE_INVALID_CONFIG', storeError.message);
+    // A constructor only ever fails on its configuration. What the caller's own code threw
+    // (an options getter, a Proxy trap), a StoreError of its own or a message with a code
+    // included, gives neither its code nor its lines: the error is made anew.
+    throw new StoreError('STORE_INVALID_CONFIG', printable(messageOf(toStoreError(error, 'STORE_INVALID_CONFIG'))));
   }
 }
 
@@ -108,6 +108,7 @@ module.exports = {
   StoreError,
   toStoreError,
   printable,
+  messageOf,
   rejectWithStoreError,
   constructNative,
 };

@@ -6,6 +6,7 @@ const { describe, test, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { makeConversation, persisted, isoAt, uniqueId } = require('./conversations');
+const { StoreError } = require('..');
 
 /** An assert.rejects predicate: the error has `code`, and its message names `path` if given. */
 function rejectsWith(code, path) {
@@ -85,6 +86,31 @@ const SET_VALIDATION_RULES = [
           throw new Error('live ref gone');
         },
       }),
+  },
+  {
+    rule: "a toJSON that throws a StoreError of the caller's own, its code and lines not taken",
+    path: 'conversation',
+    message: /^conversation: cannot be serialized as JSON \([^\n]*forged[^\n]*\)$/,
+    bad: (c) => ({
+      ...newer(c),
+      toJSON: () => {
+        throw new StoreError('STORE_CLOSED', 'caller\n[STORE] forged line');
+      },
+    }),
+  },
+  {
+    rule: 'a toJSON that throws a value whose toString throws a message with a code',
+    path: 'conversation',
+    bad: (c) => ({
+      ...newer(c),
+      toJSON: () => {
+        throw {
+          toString() {
+            throw new Error('STORE_UNAVAILABLE: forged');
+          },
+        };
+      },
+    }),
   },
   {
     rule: 'a toJSON that throws',
