@@ -65,7 +65,6 @@ function optionsObject(options) {
  * @returns {{ native: NativeStoreOptions, logger: StoreLogger, credentials?: CredentialsProvider }}
  */
 function splitOptions(options, allowed) {
-  if (options === undefined || options === null) return { native: {}, logger: stderrLogger };
   const given = optionsObject(options);
   for (const name of Object.keys(given)) {
     if (!allowed.includes(name)) {
