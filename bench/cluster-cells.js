@@ -15,16 +15,12 @@ const { startCluster, stopAllClusters } = require('../support/cluster');
 const { makeNameOnlyCerts } = require('../support/redis');
 const { makeWorkload } = require('./workload');
 const { serverCpuUs, median } = require('./lib');
+const { numberOption } = require('./args');
 
 const CONCURRENCY = 64;
 const WARMUP_MS = 1000;
 const OPS = ['set', 'get', 'listByUser'];
 const silent = { info() {}, warn() {}, error() {} };
-
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? Number(process.argv[i + 1]) : fallback;
-}
 
 /** The primaries' CPU so far in µs, all of them together. */
 async function redisCpuUs(cluster, primaries) {
@@ -81,8 +77,8 @@ function line(name, op, r) {
 }
 
 async function main() {
-  const seconds = option('seconds', 3);
-  const pairs = option('pairs', 3);
+  const seconds = numberOption('seconds', 3);
+  const pairs = numberOption('pairs', 3);
   if (!(seconds > 0) || !(Number.isInteger(pairs) && pairs >= 1)) {
     throw new Error('usage: node bench/cluster-cells.js [--seconds 3] [--pairs 3]');
   }

@@ -15,15 +15,11 @@ const { makeCerts, stopAll } = require('../support/redis');
 const { startSlotCheckingServer, stopAllClusters } = require('../support/cluster');
 const { makeWorkload } = require('./workload');
 const { serverCpuUs } = require('./lib');
+const { numberOption } = require('./args');
 
 const CONCURRENCY = 64;
 const WARMUP_MS = 1000;
 const silent = { info() {}, warn() {}, error() {} };
-
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
 
 async function cell(name, module, node, conversations, seconds) {
   const { RedisConversationStore } = require(module);
@@ -68,7 +64,7 @@ async function cell(name, module, node, conversations, seconds) {
 }
 
 async function main() {
-  const seconds = Number(option('seconds', '5'));
+  const seconds = numberOption('seconds', 5);
   const certs = await makeCerts();
   const node = await startSlotCheckingServer({ certs });
   const { conversations } = makeWorkload();

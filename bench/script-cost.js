@@ -20,6 +20,7 @@ const path = require('node:path');
 const Redis = require('ioredis');
 const { makeWorkload } = require('./workload');
 const { freePort } = require('../support/redis');
+const { option, numberOption } = require('./args');
 
 const script = (name) => fs.readFileSync(path.join(__dirname, `../src/store/scripts/${name}`), 'utf8');
 const SET_LUA = script('set.lua');
@@ -138,11 +139,6 @@ const VARIANTS = {
   PING: (c) => c.ping(),
 };
 
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
-
 /** Waits until the (slowly starting, under valgrind) server listens, then connects once. */
 async function connect(port) {
   for (let attempt = 0; ; attempt++) {
@@ -221,7 +217,7 @@ async function measure(name, run, docs, sets, dir) {
 }
 
 async function main() {
-  const sets = Number(option('sets', '1000'));
+  const sets = numberOption('sets', 1000);
   const only = option('only', '');
   const data = makeWorkload();
   const docs = data.conversations.map((x) => ({

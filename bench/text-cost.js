@@ -12,6 +12,7 @@
 
 const { startRedis, stopAll } = require('../support/redis');
 const { makeWorkload } = require('./workload');
+const { option } = require('./args');
 
 const TEXTS = {
   ascii: (text) => text,
@@ -23,11 +24,6 @@ const TEXTS = {
 };
 const ROUNDS = 4;
 const IN_FLIGHT = { get: 16, listByUser: 8 };
-
-function option(name, fallback) {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && i + 1 < process.argv.length ? process.argv[i + 1] : fallback;
-}
 
 /** Client CPU per call of `call(i)` over `count` calls, `inFlight` at a time, in µs. */
 async function cpuPerCall(count, inFlight, call) {

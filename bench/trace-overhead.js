@@ -10,13 +10,10 @@
 const diagnosticsChannel = require('node:diagnostics_channel');
 const { InMemoryConversationStore, STORE_CALL_CHANNEL } = require(process.env.BENCH_STORE_MODULE || '..');
 const { makeConversation } = require('../support/conversations');
+const { numberOption } = require('./args');
 
-function arg(name, fallback) {
-  const i = process.argv.indexOf(name);
-  return i === -1 ? fallback : Number(process.argv[i + 1]);
-}
-const ROUNDS = arg('--rounds', 10);
-const CALLS = arg('--calls', 20_000);
+const ROUNDS = numberOption('rounds', 10);
+const CALLS = numberOption('calls', 20_000);
 
 // A build without tracing (BENCH_STORE_MODULE=main) exports no name: the subscriber then sees nothing.
 const channel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL ?? 'redis-store:call');
