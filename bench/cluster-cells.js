@@ -78,10 +78,7 @@ function line(name, op, r) {
 
 async function main() {
   const seconds = numberOption('seconds', 3);
-  const pairs = numberOption('pairs', 3);
-  if (!(seconds > 0) || !(Number.isInteger(pairs) && pairs >= 1)) {
-    throw new Error('usage: node bench/cluster-cells.js [--seconds 3] [--pairs 3]');
-  }
+  const pairs = numberOption('pairs', 3, { whole: true });
   const cluster = await startCluster({
     primaries: 3,
     replicasPerPrimary: 0,

@@ -217,7 +217,7 @@ async function measure(name, run, docs, sets, dir) {
 }
 
 async function main() {
-  const sets = numberOption('sets', 1000);
+  const sets = numberOption('sets', 1000, { whole: true });
   const only = option('only', '');
   const data = makeWorkload();
   const docs = data.conversations.map((x) => ({

@@ -12,8 +12,8 @@ const { InMemoryConversationStore, STORE_CALL_CHANNEL } = require(process.env.BE
 const { makeConversation } = require('../support/conversations');
 const { numberOption } = require('./args');
 
-const ROUNDS = numberOption('rounds', 10);
-const CALLS = numberOption('calls', 20_000);
+const ROUNDS = numberOption('rounds', 10, { whole: true });
+const CALLS = numberOption('calls', 20_000, { whole: true });
 
 // A build without tracing (BENCH_STORE_MODULE=main) exports no name: the subscriber then sees nothing.
 const channel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL ?? 'redis-store:call');
