@@ -255,6 +255,46 @@ describe('configuration', () => {
     }
   });
 
+  test('a provider failure that repeats a password it gave, or any JWT, is described without them, whole or in part', async () => {
+    const passwords = ['k3y-S3cret-Value-0123456789', 'n3xt-S3cret-Value-9876543210'];
+    const jwt = [
+      base64url({ typ: 'JWT', alg: 'RS256' }),
+      base64url({ oid: OID, exp: 1 }),
+      Buffer.from('signature-of-a-token-never-given').toString('base64url'),
+    ].join('.');
+    /** @type {string | undefined} */
+    let failing;
+    let given = 0;
+    const provider = nativeCredentials(async () => {
+      if (failing !== undefined) throw new Error(failing);
+      return { password: passwords[given++], expiresAt: Date.now() + 60_000 };
+    });
+    // Two rotations: the provider gave both, and the store may still hold the older.
+    assert.equal((await provider()).password, passwords[0]);
+    assert.equal((await provider()).password, passwords[1]);
+    const cases = [
+      `could not refresh; cached secret ${passwords[1]} rejected`,
+      `the previous one, ${passwords[0]}, was revoked`,
+      // Cut at 300 characters: the cut must not leave the start of a password.
+      `${'x'.repeat(290)}${passwords[1]}`,
+      `token ${jwt} has expired`,
+      `${'y'.repeat(280)} ${jwt}`,
+    ];
+    for (const message of cases) {
+      failing = message;
+      const { error } = await provider();
+      assert.ok(error.includes('[redacted]'), error);
+      for (const secret of [...passwords, jwt]) {
+        // No run of 8 characters of a secret (the JWT's header, base64url of `{"typ":"JWT"`,
+        // is checked from its payload on).
+        const from = secret === jwt ? jwt.indexOf('.') + 1 : 0;
+        for (let i = from; i + 8 <= secret.length; i++) {
+          assert.ok(!error.includes(secret.slice(i, i + 8)), `${error} quotes part of a secret`);
+        }
+      }
+    }
+  });
+
   test('a provider result of the wrong shape is a credential failure that names the field, never the value', async (t) => {
     const log = recordingLogger();
     const store = openStore(t, {
@@ -414,7 +454,8 @@ describe('provider failure', () => {
       const before = makeConversation();
       await store.set(before.externalId, before);
 
-      issuer.failing = 'token endpoint answered 503';
+      // A provider's own error may repeat the token it could not refresh: never quoted.
+      issuer.failing = `token endpoint answered 503 (refreshing ${issued.at(-1)})`;
       const warning = await log.waitFor('warn', /credentials provider failed: .*token endpoint answered 503/);
       assert.match(warning, /the current credentials expire in/);
       // Until the token expires, calls still work.
@@ -437,7 +478,10 @@ describe('provider failure', () => {
       const after = makeConversation();
       await store.set(after.externalId, after);
       assert.deepEqual(await store.get(after.externalId), persisted(after));
-      assertNoToken([...log.lines, failure.message, failure.stack], 'a log line or message');
+      assertNoToken(
+        [...log.lines, failure.message, failure.stack, JSON.stringify(store.stats())],
+        'a log line, a message or stats()',
+      );
     });
   });
 });

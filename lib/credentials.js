@@ -11,13 +11,30 @@ const { StoreError, printable, messageOf } = require('./errors.js');
 /** The longest provider failure a message quotes. */
 const MAX_CAUSE_CHARS = 300;
 
+/** What a secret in a provider's failure is replaced with. */
+const REDACTED = '[redacted]';
+
 /**
- * A provider's failure as one short line: its message only, never the value it was given.
- * @param {unknown} error
+ * What looks like a JWT, an Entra ID access token among them: base64url JSON (`eyJ`, `{"`)
+ * and its dot-separated parts. Also a token cut short, which still names its holder.
  */
-function describeFailure(error) {
-  return printable(messageOf(error).slice(0, MAX_CAUSE_CHARS));
+const JWT_LIKE = /eyJ[\w-]{8,}(?:\.[\w-]*){0,2}/g;
+
+/**
+ * A provider's failure as one short line: its message only, with every password in `secrets`
+ * and anything that looks like a JWT replaced before it is cut, so that no part of one is
+ * quoted (a provider's own error may repeat the token it could not refresh).
+ * @param {unknown} error
+ * @param {readonly string[]} [secrets]
+ */
+function describeFailure(error, secrets = []) {
+  let message = messageOf(error);
+  for (const secret of secrets) message = message.replaceAll(secret, REDACTED);
+  return printable(message.replace(JWT_LIKE, REDACTED).slice(0, MAX_CAUSE_CHARS));
 }
+
+/** How many of the passwords a provider gave last are kept to be redacted from its failures. */
+const KEPT_SECRETS = 2;
 
 /**
  * What the native side calls for credentials: never throws, always resolves to one checked
@@ -27,15 +44,22 @@ function describeFailure(error) {
  * @returns {() => Promise<NativeCredentials>}
  */
 function nativeCredentials(provider) {
+  /** The passwords it gave last, newest first: the store may still hold either. */
+  /** @type {string[]} */
+  let given = [];
   return async () => {
     /** @type {unknown} */
     let result;
     try {
       result = await provider();
     } catch (error) {
-      return { error: describeFailure(error) };
+      return { error: describeFailure(error, given) };
     }
-    return checkCredentials(result);
+    const checked = checkCredentials(result);
+    if (checked.password !== undefined && !given.includes(checked.password)) {
+      given = [checked.password, ...given].slice(0, KEPT_SECRETS);
+    }
+    return checked;
   };
 }
 
