@@ -169,6 +169,50 @@ describe('TLS and authentication', { concurrency: true }, () => {
     }
   });
 
+  test('a client certificate or key that could never be presented is refused at construction: STORE_INVALID_CONFIG, the PEM not echoed', async () => {
+    const { clientCertPem: cert, clientKeyPem: key, keyFile: serverKeyFile, caPem } = mutualTls.certs;
+    const serverKey = await require('node:fs/promises').readFile(serverKeyFile, 'utf8');
+    // Well-formed PEM whose content is not what its label says.
+    const junk = (label) =>
+      `-----BEGIN ${label}-----\n${Buffer.from('not DER at all, 32 bytes of it!!').toString('base64')}\n-----END ${label}-----\n`;
+    const cases = [
+      ['a key that is not DER', { cert, key: junk('PRIVATE KEY') }, /^tls\.key: /],
+      [
+        'a key of the wrong base64',
+        { cert, key: '-----BEGIN PRIVATE KEY-----\n%%%%\n-----END PRIVATE KEY-----\n' },
+        /^tls\.key: /,
+      ],
+      ['a certificate that is not DER', { cert: junk('CERTIFICATE'), key }, /^tls\.cert: /],
+      [
+        'the CA certificate in place of the client one',
+        { cert: caPem, key },
+        /tls\.key is not the key of the certificate/,
+      ],
+      [
+        'the server key with the client certificate',
+        { cert, key: serverKey },
+        /tls\.key is not the key of the certificate/,
+      ],
+      [
+        'the right pair as Buffers, the key wrong',
+        { cert: Buffer.from(cert), key: Buffer.from(serverKey) },
+        /is not the key/,
+      ],
+    ];
+    for (const [what, tls, message] of cases) {
+      assert.throws(
+        () => new RedisConversationStore(mutualTls.url, { tls: { ca: mutualTls.caPem, ...tls }, logger: silentLogger }),
+        (error) => {
+          assert.equal(error.code, 'STORE_INVALID_CONFIG', `${what}: ${error.message}`);
+          assert.match(error.message, message, what);
+          assert.ok(!/BEGIN|END|[A-Za-z0-9+/]{40}/.test(error.message), `${what}: the PEM echoed: ${error.message}`);
+          return true;
+        },
+        what,
+      );
+    }
+  });
+
   test('mutual TLS: without a client certificate ready() rejects STORE_UNAVAILABLE', async (t) => {
     await withLogOnFailure(mutualTls, async () => {
       const store = openStore(t, mutualTls.url, { tls: { ca: mutualTls.caPem } });

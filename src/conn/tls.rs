@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use redis::{ClientTlsConfig, TlsCertificates};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use rustls::RootCertStore;
 
 use crate::error::{StoreError, StoreResult};
@@ -41,6 +42,7 @@ impl TlsOptions {
             (Some(cert), Some(key)) => {
                 check_pem(cert, "tls.cert", "CERTIFICATE")?;
                 check_pem(key, "tls.key", "PRIVATE KEY")?;
+                check_identity(cert, key)?;
                 Some(ClientTlsConfig {
                     client_cert: cert.clone(),
                     client_key: key.clone(),
@@ -111,6 +113,37 @@ fn check_pem(pem: &[u8], option: &str, label: &str) -> StoreResult<()> {
         Err(StoreError::invalid_config(format!(
             "{option}: expected PEM text containing a {label}"
         )))
+    }
+}
+
+/// A client certificate and key that could never be presented are refused here, as a bad CA
+/// is, and not at each connection attempt for ever: the chain must parse, the key must be one
+/// rustls signs with (RSA, ECDSA, Ed25519), and it must be the key of the first certificate.
+/// redis-rs reads the same PEM the same way when it connects. No message quotes the PEM.
+fn check_identity(cert: &[u8], key: &[u8]) -> StoreResult<()> {
+    let invalid = |message: &str| StoreError::invalid_config(message);
+    let chain = CertificateDer::pem_slice_iter(cert)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| invalid("tls.cert: its PEM cannot be read"))?;
+    if chain.is_empty() {
+        return Err(invalid(
+            "tls.cert: expected PEM text containing a CERTIFICATE",
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(key)
+        .map_err(|_| invalid("tls.key: its PEM holds no private key that can be read"))?;
+    let provider = rustls::crypto::ring::default_provider();
+    match CertifiedKey::from_der(chain, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(_)) => Err(invalid(
+            "tls: tls.key is not the key of the certificate in tls.cert",
+        )),
+        Err(rustls::Error::InvalidCertificate(_)) => {
+            Err(invalid("tls.cert: the certificate cannot be parsed"))
+        }
+        Err(_) => Err(invalid(
+            "tls.key: not a private key the store can sign with (RSA, ECDSA or Ed25519)",
+        )),
     }
 }
 
