@@ -1,5 +1,8 @@
+/// <reference types="node" />
 // Types of `@copilot-chat/redis-store`. The native classes behind them are generated into
 // `binding.d.ts` by `napi build`; this file states the contract of docs/DESIGN.md on top of them.
+// `Buffer` is Node's: the reference above takes its types from the consumer's @types/node,
+// also when its tsconfig lists no `types`.
 
 /** One message of a conversation. */
 export interface NormalizedMessage {
