@@ -200,30 +200,36 @@ class NativeBackedStore {
   }
 
   // Each public call is traced on `redis-store:call` when someone listens; otherwise not
-  // even its context is built.
+  // even its context is built. A method called without its store (`const { get } = store`)
+  // throws the same TypeError either way, before any event: reading `this.#get` from no store
+  // is what throws, as calling it does untraced.
 
   /** @param {string} id */
   get(id) {
     if (!traced()) return this.#get(id);
-    return traceCall({ operation: 'get', id }, () => this.#get(id));
+    const get = this.#get;
+    return traceCall({ operation: 'get', id }, () => get.call(this, id));
   }
 
   /** @param {string} id @param {StoredConversation} conversation */
   set(id, conversation) {
     if (!traced()) return this.#set(id, conversation);
-    return traceCall({ operation: 'set', id }, () => this.#set(id, conversation));
+    const set = this.#set;
+    return traceCall({ operation: 'set', id }, () => set.call(this, id, conversation));
   }
 
   /** @param {string} id */
   delete(id) {
     if (!traced()) return this.#delete(id);
-    return traceCall({ operation: 'delete', id }, () => this.#delete(id));
+    const remove = this.#delete;
+    return traceCall({ operation: 'delete', id }, () => remove.call(this, id));
   }
 
   /** @param {string} userId */
   listByUser(userId) {
     if (!traced()) return this.#listByUser(userId);
-    return traceCall({ operation: 'listByUser', userId }, () => this.#listByUser(userId));
+    const list = this.#listByUser;
+    return traceCall({ operation: 'listByUser', userId }, () => list.call(this, userId));
   }
 
   /** Calls, errors and latency per operation, and the connection's state: never waits. @returns {StoreStats} */

@@ -114,6 +114,37 @@ describe('in-memory store', () => {
     assert.equal(starts[4].error.code, 'STORE_INVALID_ARGUMENT');
   });
 
+  it('a method called without its store throws the same TypeError with or without a subscriber, and is not traced', () => {
+    const store = new InMemoryConversationStore();
+    const c = conversation();
+    const detached = [
+      ['get', () => store.get.call(undefined, c.externalId)],
+      ['set', () => store.set.call(undefined, c.externalId, c)],
+      ['delete', () => store.delete.call(undefined, c.externalId)],
+      ['listByUser', () => store.listByUser.call({}, c.userId)],
+    ];
+    const untraced = detached.map(([name, call]) => {
+      try {
+        call();
+      } catch (error) {
+        return error;
+      }
+      return assert.fail(`${name} did not throw`);
+    });
+    recorder = traceRecorder();
+    detached.forEach(([name, call], i) => {
+      assert.throws(call, (error) => {
+        assert.equal(error.constructor, TypeError, `${name}: ${error}`);
+        assert.equal(error.code, undefined, name);
+        assert.equal(error.message, untraced[i].message, name);
+        return true;
+      });
+    });
+    assert.equal(untraced[0].constructor, TypeError);
+    assert.deepEqual(recorder.events, [], 'no trace of a call that never reached a store');
+    assert.equal(store.stats().operations.get.calls, 0);
+  });
+
   it('counts calls and errors by code in stats()', async () => {
     const store = new InMemoryConversationStore();
     const before = store.stats();
