@@ -12,7 +12,7 @@ const assert = require('node:assert/strict');
 
 const { RedisConversationStore } = require('..');
 const { startCluster, stopAllClusters, keySlot, uuidsInSlot } = require('../support/cluster');
-const { makeNameOnlyCerts } = require('../support/redis');
+const { makeCerts, makeNameOnlyCerts } = require('../support/redis');
 const { startProxy } = require('../support/proxy');
 const { defineContractSuite } = require('../support/contract');
 const { silentLogger } = require('../support/observe');
@@ -56,6 +56,33 @@ defineContractSuite('RedisConversationStore on a cluster', async (options) => {
   });
   await store.ready();
   return store;
+});
+
+describe('a node whose certificate does not name it', () => {
+  it("is refused with the handshake's own words, not only 'connection not found'", async () => {
+    // A certificate for 127.0.0.1 and localhost: the seed, dialled by its IP, passes; the
+    // other primaries announce 127.0.0.2 and 127.0.0.3, which it does not name.
+    const byIp = await startCluster({ primaries: 3, replicasPerPrimary: 0, certs: await makeCerts() });
+    const log = recordingLogger();
+    const store = new RedisConversationStore(byIp.seedIpUrl, {
+      cluster: true,
+      tls: { ca: byIp.caPem },
+      connectTimeoutMs: 3000,
+      logger: log.logger,
+    });
+    try {
+      const error = await store.ready().then(
+        () => assert.fail('ready() resolved with nodes whose certificate does not name them'),
+        (e) => e,
+      );
+      assert.equal(error.code, 'STORE_UNAVAILABLE');
+      assert.match(error.message, /dialled alone, 127\.0\.0\.[23]:\d+ fails: .*certificate not valid for name/);
+      assert.match(store.stats().lastError?.message ?? '', /certificate not valid for name/);
+    } finally {
+      await store.close();
+      await byIp.stop();
+    }
+  });
 });
 
 describe('cluster mode', () => {

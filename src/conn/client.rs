@@ -34,6 +34,26 @@ pub(super) struct ClusterTarget {
     certificates: TlsCertificates,
     tcp: TcpSettings,
     credentials: Option<Arc<Credentials>>,
+    /// The URL's username, password and database, for a node dialled alone.
+    redis_settings: redis::RedisConnectionInfo,
+}
+
+impl ClusterTarget {
+    /// Dials one node alone, verified against `host` as a cluster client that does not rename
+    /// it does, and authenticates as the store does; the connection is dropped at once.
+    pub(super) async fn dial_node(&self, host: &str, port: u16) -> Result<(), String> {
+        let info = tls_connection_info(host, port)
+            .map_err(|e| e.message)?
+            .set_redis_settings(self.redis_settings.clone())
+            .set_tcp_settings(self.tcp.clone());
+        let client = Client::build_with_tls(info, self.certificates.clone())
+            .map_err(|e| describe_chain(&e))?;
+        client
+            .get_multiplexed_async_connection_with_config(&self.seed_config)
+            .await
+            .map(drop)
+            .map_err(|e| describe_chain(&e))
+    }
 }
 
 /// Checks the settings (URL, TLS material) and builds the client; connects nothing yet.
@@ -58,7 +78,7 @@ pub(super) fn build_client(
         .set_keepalive(keepalive)
         .set_user_timeout(settings.command_timeout.max(Duration::from_secs(1)));
     let info = tls_connection_info(&address.host, address.port)?
-        .set_redis_settings(redis_settings)
+        .set_redis_settings(redis_settings.clone())
         .set_tcp_settings(tcp.clone());
     let certificates = settings.tls.certificates()?;
     let seed = Client::build_with_tls(info, certificates.clone()).map_err(tls_error)?;
@@ -78,6 +98,7 @@ pub(super) fn build_client(
         certificates,
         tcp,
         credentials: credentials.cloned(),
+        redis_settings,
     };
     // Built once here so that a bad setting fails the constructor, not every attempt.
     cluster_client(settings, &target, None)?;

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use futures_util::future::{join_all, BoxFuture};
+use redis::ErrorKind;
 use tokio::time::{timeout, timeout_at, Instant};
 
 use super::backoff::jitter_seed;
@@ -109,7 +110,11 @@ impl Cluster {
             .await
             .map(Connection::cluster)
             .map_err(|e| describe_chain(&e))?;
-        if let Some(failure) = check_slot_owners(core, &mut connection).await {
+        let dialled = Dialled {
+            target: &self.target,
+            routes: routes.as_ref(),
+        };
+        if let Some(failure) = check_slot_owners(core, &mut connection, dialled).await {
             return Err(failure.cause);
         }
         // Only now: a client that did not make it must not pass for the one in use.
@@ -153,8 +158,13 @@ impl Cluster {
         connection: &mut Connection,
     ) -> (Option<HealthFailure>, Option<Routes>) {
         let mut asking = connection.clone();
+        let routes = self.topology().in_use.clone();
+        let dialled = Dialled {
+            target: &self.target,
+            routes: routes.as_ref(),
+        };
         let (failure, nodes) = tokio::join!(
-            check_slot_owners(core, connection),
+            check_slot_owners(core, connection, dialled),
             timeout(core.settings().command_timeout, asking.cluster_nodes()),
         );
         // A node that does not answer is asked again at the next check.
@@ -270,12 +280,38 @@ fn unhealthy(core: &Core<Connection>, cause: &str) -> bool {
     news
 }
 
+/// How the cluster client in question dials its nodes, to tell why it holds no connection to
+/// one.
+#[derive(Clone, Copy)]
+struct Dialled<'a> {
+    target: &'a ClusterTarget,
+    routes: Option<&'a Routes>,
+}
+
+impl Dialled<'_> {
+    /// Why the client holds no connection to `host:port`: redis-rs says only that it has none
+    /// (`ClusterConnectionNotFound`), not what its dial met (a certificate that does not name
+    /// the node, a refused AUTH). So the node is dialled alone, as the client dials it, and
+    /// what that meets is the cause; `None` when it connects, or when the client reaches that
+    /// node by the seed's name (`node_names`), which a dial of its own cannot repeat.
+    async fn why_not_connected(self, host: &str, port: u16, deadline: Instant) -> Option<String> {
+        if self.routes.is_some_and(|routes| routes.renamed(host, port)) {
+            return None;
+        }
+        match timeout_at(deadline, self.target.dial_node(host, port)).await {
+            Ok(Err(cause)) => Some(format!("dialled alone, {host}:{port} fails: {cause}")),
+            _ => None,
+        }
+    }
+}
+
 /// PINGs the primary of every slot by its address, so that one the client holds no connection
 /// to counts as down; falls back to a PING of every primary it knows when `CLUSTER SLOTS`
 /// names none.
 async fn check_slot_owners(
     core: &Core<Connection>,
     connection: &mut Connection,
+    dialled: Dialled<'_>,
 ) -> Option<HealthFailure> {
     let deadline = Instant::now() + core.settings().command_timeout;
     let owners = match timeout_at(deadline, connection.slot_owners()).await {
@@ -291,7 +327,15 @@ async fn check_slot_owners(
         async move {
             match timeout_at(deadline, connection.ping_node(host, *port)).await {
                 Ok(Ok(())) => None,
-                Ok(Err(error)) => Some(health_failure(&error)),
+                Ok(Err(error)) => {
+                    let mut failure = health_failure(&error);
+                    if error.kind() == ErrorKind::ClusterConnectionNotFound {
+                        if let Some(why) = dialled.why_not_connected(host, *port, deadline).await {
+                            failure.cause = format!("{}; {why}", failure.cause);
+                        }
+                    }
+                    Some(failure)
+                }
                 Err(_) => Some(silence(core)),
             }
         }

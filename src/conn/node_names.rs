@@ -146,6 +146,12 @@ impl Routes {
             .collect()
     }
 
+    /// Whether a client built with these routes dials `host:port` by the seed's name.
+    pub(super) fn renamed(&self, host: &str, port: u16) -> bool {
+        host.parse::<IpAddr>()
+            .is_ok_and(|ip| self.by_port.get(&port) == Some(&ip))
+    }
+
     /// The resolver that goes with `address_map`.
     pub(super) fn resolver(&self) -> SeedNameResolver {
         SeedNameResolver(Arc::new(self.clone()))
@@ -235,6 +241,7 @@ ffff 10.0.0.3:15003@25003 master - 0 0 5 connected [77->-07c3]
             let routes = Routes::for_seed(ip_seed).learn(&[node("10.0.0.5", 15001)]);
             assert!(!routes.renames());
             assert!(routes.address_map().is_empty());
+            assert!(!routes.renamed("10.0.0.5", 15001));
             assert_eq!(routes.primaries, vec![("10.0.0.5".to_owned(), 15001)]);
         }
         assert!(Routes::for_seed("cache.example").renames());
@@ -261,6 +268,11 @@ ffff 10.0.0.3:15003@25003 master - 0 0 5 connected [77->-07c3]
         assert_eq!(routes.route("other.example", 15001), None);
         assert_eq!(routes.route("cache.example", 15002), None);
         assert_eq!(routes.route("cache.example", 15003), None);
+        // What is dialled by the seed's name, and what by its own address.
+        assert!(routes.renamed("10.0.0.5", 15001));
+        assert!(!routes.renamed("10.0.0.5", 15000));
+        assert!(!routes.renamed("named.example", 15002));
+        assert!(!routes.renamed("0.0.0.0", 15003));
         assert_eq!(routes.primaries.len(), 4);
         assert_eq!(routes.primaries[2], ("named.example".to_owned(), 15002));
     }
