@@ -256,12 +256,28 @@ describe('configuration', () => {
   });
 
   test('a provider failure that repeats a password it gave, or any JWT, is described without them, whole or in part', async () => {
-    const passwords = ['k3y-S3cret-Value-0123456789', 'n3xt-S3cret-Value-9876543210'];
+    // The older holds the newer whole: the longer must be replaced first, or its tail shows.
+    const passwords = ['k3y-S3cret-Value-0123456789-0ld-and-l0nger', 'k3y-S3cret-Value-0123456789'];
     const jwt = [
       base64url({ typ: 'JWT', alg: 'RS256' }),
       base64url({ oid: OID, exp: 1 }),
-      Buffer.from('signature-of-a-token-never-given').toString('base64url'),
+      // Bytes whose base64 has the characters base64url replaces (`-`, `_`).
+      Buffer.concat([Buffer.from([0xfb, 0xff, 0xbf]), Buffer.from('signature-of-a-token-never-given')]).toString(
+        'base64url',
+      ),
     ].join('.');
+    // The same token in standard base64 (+, /, =), as a careless log might print it.
+    const standardJwt = `${jwt.replaceAll('-', '+').replaceAll('_', '/')}==`;
+    /** No run of 8 characters of a secret (a JWT's header, base64 of `{"typ":"JWT"`, aside). */
+    const assertNoSecret = (error, secrets) => {
+      assert.ok(error.includes('[redacted]'), error);
+      for (const secret of secrets) {
+        const from = secret.startsWith('eyJ') ? secret.indexOf('.') + 1 : 0;
+        for (let i = from; i + 8 <= secret.length; i++) {
+          assert.ok(!error.includes(secret.slice(i, i + 8)), `${error} quotes part of a secret`);
+        }
+      }
+    };
     /** @type {string | undefined} */
     let failing;
     let given = 0;
@@ -272,6 +288,19 @@ describe('configuration', () => {
     // Two rotations: the provider gave both, and the store may still hold the older.
     assert.equal((await provider()).password, passwords[0]);
     assert.equal((await provider()).password, passwords[1]);
+    // A result whose getter throws is the provider's failure too, described alike.
+    const fromGetter = nativeCredentials(async () =>
+      failing === undefined
+        ? { password: passwords[1] }
+        : {
+            expiresAt: Date.now() + 60_000,
+            get password() {
+              throw new Error(failing);
+            },
+          },
+    );
+    failing = undefined;
+    assert.equal((await fromGetter()).password, passwords[1]);
     const cases = [
       `could not refresh; cached secret ${passwords[1]} rejected`,
       `the previous one, ${passwords[0]}, was revoked`,
@@ -279,19 +308,13 @@ describe('configuration', () => {
       `${'x'.repeat(290)}${passwords[1]}`,
       `token ${jwt} has expired`,
       `${'y'.repeat(280)} ${jwt}`,
+      `token ${standardJwt} has expired`,
     ];
     for (const message of cases) {
       failing = message;
-      const { error } = await provider();
-      assert.ok(error.includes('[redacted]'), error);
-      for (const secret of [...passwords, jwt]) {
-        // No run of 8 characters of a secret (the JWT's header, base64url of `{"typ":"JWT"`,
-        // is checked from its payload on).
-        const from = secret === jwt ? jwt.indexOf('.') + 1 : 0;
-        for (let i = from; i + 8 <= secret.length; i++) {
-          assert.ok(!error.includes(secret.slice(i, i + 8)), `${error} quotes part of a secret`);
-        }
-      }
+      assertNoSecret((await provider()).error, [...passwords, jwt, standardJwt]);
+      // It gave only the newer, which the older holds.
+      assertNoSecret((await fromGetter()).error, [passwords[1], jwt, standardJwt]);
     }
   });
 

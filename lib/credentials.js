@@ -15,21 +15,26 @@ const MAX_CAUSE_CHARS = 300;
 const REDACTED = '[redacted]';
 
 /**
- * What looks like a JWT, an Entra ID access token among them: base64url JSON (`eyJ`, `{"`)
- * and its dot-separated parts. Also a token cut short, which still names its holder.
+ * What looks like a JWT, an Entra ID access token among them: base64 JSON (`eyJ`, `{"`) and
+ * its dot-separated parts, in base64url or in standard base64 (`+`, `/`, `=`). Also a token
+ * cut short, which still names its holder.
  */
-const JWT_LIKE = /eyJ[\w-]{8,}(?:\.[\w-]*){0,2}/g;
+const JWT_LIKE = /eyJ[\w+/=-]{8,}(?:\.[\w+/=-]*){0,2}/g;
 
 /**
  * A provider's failure as one short line: its message only, with every password in `secrets`
  * and anything that looks like a JWT replaced before it is cut, so that no part of one is
- * quoted (a provider's own error may repeat the token it could not refresh).
+ * quoted (a provider's own error may repeat the token it could not refresh). The longest
+ * password goes first: one that holds another must not leave its own tail. A short password
+ * is replaced wherever it appears, in other words too: a message made hard to read is the
+ * price of never quoting it.
  * @param {unknown} error
  * @param {readonly string[]} [secrets]
  */
 function describeFailure(error, secrets = []) {
   let message = messageOf(error);
-  for (const secret of secrets) message = message.replaceAll(secret, REDACTED);
+  const longestFirst = [...secrets].sort((a, b) => b.length - a.length);
+  for (const secret of longestFirst) message = message.replaceAll(secret, REDACTED);
   return printable(message.replace(JWT_LIKE, REDACTED).slice(0, MAX_CAUSE_CHARS));
 }
 
@@ -48,14 +53,14 @@ function nativeCredentials(provider) {
   /** @type {string[]} */
   let given = [];
   return async () => {
-    /** @type {unknown} */
-    let result;
+    /** @type {NativeCredentials} */
+    let checked;
     try {
-      result = await provider();
+      // Reading the result runs the caller's code too (a getter, a Proxy trap).
+      checked = checkCredentials(await provider());
     } catch (error) {
       return { error: describeFailure(error, given) };
     }
-    const checked = checkCredentials(result);
     if (checked.password !== undefined && !given.includes(checked.password)) {
       given = [checked.password, ...given].slice(0, KEPT_SECRETS);
     }

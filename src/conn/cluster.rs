@@ -292,8 +292,9 @@ impl Dialled<'_> {
     /// Why the client holds no connection to `host:port`: redis-rs says only that it has none
     /// (`ClusterConnectionNotFound`), not what its dial met (a certificate that does not name
     /// the node, a refused AUTH). So the node is dialled alone, as the client dials it, and
-    /// what that meets is the cause; `None` when it connects, or when the client reaches that
-    /// node by the seed's name (`node_names`), which a dial of its own cannot repeat.
+    /// what that meets is the cause; `None` when it connects or does not finish by the check's
+    /// deadline, or when the client reaches that node by the seed's name (`node_names`), which
+    /// a dial of its own cannot repeat.
     async fn why_not_connected(self, host: &str, port: u16, deadline: Instant) -> Option<String> {
         if self.routes.is_some_and(|routes| routes.renamed(host, port)) {
             return None;

@@ -142,7 +142,8 @@ fn check_identity(cert: &[u8], key: &[u8]) -> StoreResult<()> {
             Err(invalid("tls.cert: the certificate cannot be parsed"))
         }
         Err(_) => Err(invalid(
-            "tls.key: not a private key the store can sign with (RSA, ECDSA or Ed25519)",
+            "tls.key: not a private key the store can sign with (RSA of 2048 to 4096 bits, \
+             ECDSA on P-256 or P-384, or Ed25519; not encrypted)",
         )),
     }
 }
