@@ -40,9 +40,13 @@ test('a consumer with only the ES2022 library and no skipLibCheck compiles: no D
   assert.equal(result.status, 0, `tsc -p __test__/types-bare failed:\n${result.stdout}${result.stderr}`);
 });
 
-test('a consumer that lists no ambient types (types: []) compiles: the package names the Node types it uses', (t) => {
-  // index.d.ts uses Buffer; a consumer that names no types of its own gets Node's through the
-  // package's own reference, from wherever its @types/node is installed.
+/**
+ * `tsc --strict` of the bare consumer outside the repository, whose node_modules holds
+ * @azure/identity: the package's .d.ts files, the consumer, and @types/node by its path only.
+ * @param {import('node:test').TestContext} t
+ * @param {string[]} types the consumer's `types`
+ */
+function compileOutside(t, types) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-types-'));
   t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
   for (const file of ['index.d.ts', 'binding.d.ts']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file));
@@ -55,39 +59,24 @@ test('a consumer that lists no ambient types (types: []) compiles: the package n
       moduleResolution: 'nodenext',
       strict: true,
       noEmit: true,
-      types: [],
+      types,
       typeRoots: [path.join(ROOT, 'node_modules', '@types')],
       paths: { '@copilot-chat/redis-store': ['./index.d.ts'] },
     },
     include: ['consumer.ts'],
   };
   fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(config));
-  const result = tsc('-p', dir);
+  return tsc('-p', dir);
+}
+
+test('a consumer that lists no ambient types (types: []) compiles: the package names the Node types it uses', (t) => {
+  // index.d.ts uses Buffer; a consumer that names no types of its own gets Node's through the
+  // package's own reference, from wherever its @types/node is installed.
+  const result = compileOutside(t, []);
   assert.equal(result.status, 0, `tsc with types: [] failed:\n${result.stdout}${result.stderr}`);
 });
 
 test('a consumer without @azure/identity anywhere in reach compiles', (t) => {
-  // Outside the repository, whose node_modules holds @azure/identity: the package's .d.ts
-  // files, the bare consumer, and @types/node by its path.
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'store-types-'));
-  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
-  for (const file of ['index.d.ts', 'binding.d.ts']) fs.copyFileSync(path.join(ROOT, file), path.join(dir, file));
-  fs.copyFileSync(path.join(ROOT, '__test__', 'types-bare', 'consumer.ts'), path.join(dir, 'consumer.ts'));
-  const config = {
-    compilerOptions: {
-      target: 'es2022',
-      lib: ['es2022'],
-      module: 'nodenext',
-      moduleResolution: 'nodenext',
-      strict: true,
-      noEmit: true,
-      types: ['node'],
-      typeRoots: [path.join(ROOT, 'node_modules', '@types')],
-      paths: { '@copilot-chat/redis-store': ['./index.d.ts'] },
-    },
-    include: ['consumer.ts'],
-  };
-  fs.writeFileSync(path.join(dir, 'tsconfig.json'), JSON.stringify(config));
-  const result = tsc('-p', dir);
+  const result = compileOutside(t, ['node']);
   assert.equal(result.status, 0, `tsc without @azure/identity failed:\n${result.stdout}${result.stderr}`);
 });
