@@ -99,6 +99,9 @@ describe('GET /metrics', () => {
       assert.equal(sample(before, 'redis_store_status', { status: 'ready' }), 1);
       assert.equal(sample(before, 'redis_store_status', { status: 'reconnecting' }), 0);
       assert.equal(sample(before, 'redis_store_calls_total', { operation: 'set' }), 0);
+      // Credentials that never expire: the family, and no sample (not a 0, which an expiry
+      // alert would read as long expired).
+      assert.deepEqual(before.get('redis_store_credentials_expire_at_seconds').metrics, []);
 
       const conversations = Array.from({ length: 5 }, () => makeConversation({ userId: 'metrics-user' }));
       await Promise.all(conversations.map((c) => store.set(c.externalId, c)));
@@ -119,6 +122,29 @@ describe('GET /metrics', () => {
       const p50 = sample(after, 'redis_store_latency_percentile_seconds', { operation: 'set', percentile: 'p50' });
       const max = sample(after, 'redis_store_latency_percentile_seconds', { operation: 'set', percentile: 'max' });
       assert.ok(p50 > 0 && p50 <= max && max < 60, `${p50} ${max}`);
+    } finally {
+      await app.close();
+      await store.close();
+    }
+  });
+});
+
+describe('GET /metrics with credentials that expire', () => {
+  it('gives their expiry in seconds since the epoch', async () => {
+    const password = 'metrics-test-password-0123';
+    const redis = await startRedis({ password });
+    const expiresAt = Date.now() + 3_600_000;
+    const store = new RedisConversationStore(`rediss://127.0.0.1:${redis.port}`, {
+      tls: { ca: redis.caPem },
+      credentials: async () => ({ password, expiresAt }),
+      logger: silentLogger,
+    });
+    await store.ready();
+    const app = await serveMetrics(store);
+    try {
+      const families = await app.scrape();
+      assert.equal(sample(families, 'redis_store_credentials_expire_at_seconds'), expiresAt / 1000);
+      assert.equal(families.get('redis_store_credentials_expire_at_seconds').metrics.length, 1);
     } finally {
       await app.close();
       await store.close();

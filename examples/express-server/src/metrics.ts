@@ -30,6 +30,26 @@ export interface StoreMetricsOptions {
   defaultMetrics?: boolean;
 }
 
+/**
+ * A gauge with no sample while `read()` gives undefined. prom-client's own gauge without labels
+ * always has one (`reset()` sets it to 0), and an expiry alert would read that 0 as credentials
+ * long expired.
+ */
+class GaugeWhenKnown extends Gauge {
+  readonly #read: () => number | undefined;
+
+  constructor(configuration: ConstructorParameters<typeof Gauge>[0], read: () => number | undefined) {
+    super(configuration);
+    this.#read = read;
+  }
+
+  override async get(): ReturnType<Gauge['get']> {
+    const value = this.#read();
+    const metric = await super.get();
+    return { ...metric, values: value === undefined ? [] : [{ value, labels: {} }] };
+  }
+}
+
 /** A Registry with the store's metrics (prefix `redis_store_`) and Node's default ones. */
 export function storeMetrics(
   store: ConversationStore,
@@ -105,16 +125,17 @@ export function storeMetrics(
       this.set(store.stats().statusSince / 1000);
     },
   });
-  new Gauge({
-    name: 'redis_store_credentials_expire_at_seconds',
-    help: 'When the credentials in use expire, in seconds since the Unix epoch (absent when they do not).',
-    registers,
-    collect() {
-      this.reset();
-      const { credentialsExpireAt } = store.stats();
-      if (credentialsExpireAt !== undefined) this.set(credentialsExpireAt / 1000);
+  new GaugeWhenKnown(
+    {
+      name: 'redis_store_credentials_expire_at_seconds',
+      help: 'When the credentials in use expire, in seconds since the Unix epoch (absent when they do not).',
+      registers,
     },
-  });
+    () => {
+      const { credentialsExpireAt } = store.stats();
+      return credentialsExpireAt === undefined ? undefined : credentialsExpireAt / 1000;
+    },
+  );
 
   const duration = new Histogram({
     name: 'redis_store_call_duration_seconds',
