@@ -1,7 +1,8 @@
 'use strict';
 // `npm run demo`: builds what is not built yet, then runs the example server in this process,
 // so SIGTERM/SIGINT reach its graceful shutdown directly. In memory by default; Redis when
-// REDIS_URL is set (REDIS_CA_FILE, REDIS_TTL_SECONDS, REDIS_COMMAND_TIMEOUT_MS, PORT also apply).
+// REDIS_URL is set (REDIS_CA_FILE, REDIS_CLUSTER, REDIS_TTL_SECONDS, REDIS_COMMAND_TIMEOUT_MS, PORT
+// also apply).
 // Bearer tokens are verified with AUTH_JWT_SECRET; when it is not set, and only here, the server
 // makes a DEVELOPMENT-ONLY random secret for this process and prints a token for a demo user.
 

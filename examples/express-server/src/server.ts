@@ -1,5 +1,6 @@
 // Start-up as the real server does it: the store from the environment (REDIS_URL set → Redis,
-// else in memory; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer
+// else in memory; REDIS_CLUSTER=1 → a Redis Cluster endpoint, such as Azure Managed Redis with
+// the OSS clustering policy; REDIS_ENTRA=1 → Microsoft Entra ID instead of a key in the URL), bearer
 // tokens verified with AUTH_JWT_SECRET, the app on PORT, and a shutdown
 // that closes the store on SIGTERM/SIGINT. `node dist/server.js` refuses to start without
 // AUTH_JWT_SECRET; only `npm run demo` (examples/demo.js) may stand in a development identity.
@@ -34,12 +35,22 @@ function integerFromEnv(name: string, { min }: { min: number }): number | undefi
   return value;
 }
 
+/** `1`/`true` or `0`/`false` from the environment, or undefined when unset; else start-up stops. */
+function booleanFromEnv(name: string): boolean | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return undefined;
+  if (raw === '1' || raw === 'true') return true;
+  if (raw === '0' || raw === 'false') return false;
+  throw new Error(`${name}: expected 1 or 0 (true or false), got '${raw}'`);
+}
+
 function stringFromEnv(name: string): string | undefined {
   const raw = process.env[name];
   return raw === undefined || raw === '' ? undefined : raw;
 }
 
-async function storeOptionsFromEnv(): Promise<CreateConversationStoreOptions> {
+/** The store's options from REDIS_* (exported for the tests). */
+export async function storeOptionsFromEnv(): Promise<CreateConversationStoreOptions> {
   const options: CreateConversationStoreOptions = {};
   const redisUrl = process.env.REDIS_URL;
   if (redisUrl) options.redisUrl = redisUrl;
@@ -49,6 +60,12 @@ async function storeOptionsFromEnv(): Promise<CreateConversationStoreOptions> {
   if (ttlSeconds !== undefined) options.ttlSeconds = ttlSeconds;
   const commandTimeoutMs = integerFromEnv('REDIS_COMMAND_TIMEOUT_MS', { min: 1 });
   if (commandTimeoutMs !== undefined) options.commandTimeoutMs = commandTimeoutMs;
+  // Without it a cluster endpoint answers MOVED for most keys: calls fail, and the store's log
+  // says to set it.
+  const cluster = booleanFromEnv('REDIS_CLUSTER');
+  if (cluster && !redisUrl)
+    throw new Error('REDIS_CLUSTER: set REDIS_URL too (a cluster is a Redis server, not memory)');
+  if (cluster !== undefined) options.cluster = cluster;
   // Microsoft Entra ID instead of an access key: the identity DefaultAzureCredential finds
   // (managed identity, workload identity, Azure CLI login, …); its object id is the user name.
   if (process.env.REDIS_ENTRA === '1' || process.env.REDIS_CREDENTIALS === 'entra') {
