@@ -11,6 +11,7 @@ const path = require('node:path');
 const { EXAMPLE_DIR, ensureExampleDeps, compileExample } = require('../examples/setup.js');
 const { startCluster, stopAllClusters } = require('../support/cluster');
 const { makeNameOnlyCerts } = require('../support/redis');
+const { exampleEnvironment } = require('../support/example-env');
 
 const SERVER = path.join(EXAMPLE_DIR, 'dist', 'server.js');
 const CONVERSATIONS = require.resolve('../support/conversations');
@@ -28,12 +29,6 @@ before(async () => {
   });
 });
 after(stopAllClusters);
-
-/** The environment without the caller's REDIS_*, plus `env`. */
-function environment(env) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REDIS_')));
-  return { ...clean, ...env };
-}
 
 /**
  * In a child process: the store the server would make from `env`, then 30 sets and gets of
@@ -65,7 +60,10 @@ function storeFromEnv(env) {
       }));
     })().catch((error) => { process.stderr.write(String(error && error.message)); process.exit(1); });`;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', script], { env: environment(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, ['-e', script], {
+      env: exampleEnvironment(env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -74,8 +72,12 @@ function storeFromEnv(env) {
     child.on('error', reject);
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code !== 0) reject(new Error(`exit ${code}: ${stderr}`));
-      else resolve(JSON.parse(stdout));
+      if (code !== 0) return reject(new Error(`exit ${code}: ${stderr}`));
+      try {
+        resolve(JSON.parse(stdout));
+      } catch {
+        reject(new Error(`not one JSON line: ${stdout}${stderr}`));
+      }
     });
   });
 }
@@ -99,6 +101,8 @@ test('without REDIS_CLUSTER the cluster endpoint fails calls with STORE_UNAVAILA
 test('REDIS_CLUSTER without REDIS_URL, or with a value that is not 1 or 0, refuses to start', () => {
   for (const [env, message] of [
     [{ REDIS_CLUSTER: '1' }, /REDIS_CLUSTER: set REDIS_URL too/],
+    // Any case, spaces around: still true.
+    [{ REDIS_CLUSTER: ' TRUE ' }, /REDIS_CLUSTER: set REDIS_URL too/],
     [
       { REDIS_CLUSTER: 'yes', REDIS_URL: cluster.seedUrl },
       /REDIS_CLUSTER: expected 1 or 0 \(true or false\), got 'yes'/,
@@ -110,7 +114,7 @@ test('REDIS_CLUSTER without REDIS_URL, or with a value that is not 1 or 0, refus
         '-e',
         `require(${JSON.stringify(SERVER)}).storeOptionsFromEnv().then(() => process.exit(0), (e) => { process.stderr.write(e.message); process.exit(1); })`,
       ],
-      { env: environment(env), encoding: 'utf8', timeout: CEILING_MS },
+      { env: exampleEnvironment(env), encoding: 'utf8', timeout: CEILING_MS },
     );
     assert.equal(result.status, 1, result.stdout);
     assert.match(result.stderr, message);

@@ -8,6 +8,7 @@ const { spawnSync } = require('node:child_process');
 const path = require('node:path');
 
 const { EXAMPLE_DIR, ensureExampleDeps, compileExample } = require('../examples/setup.js');
+const { exampleEnvironment } = require('../support/example-env');
 
 const SERVER = path.join(EXAMPLE_DIR, 'dist', 'server.js');
 const SECRET = 'a-secret-of-at-least-thirty-two-bytes-for-hs256';
@@ -19,9 +20,8 @@ before(() => {
 
 /** Runs the compiled server with `env` (no REDIS_* of the caller's). */
 function start(env, script = SERVER) {
-  const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REDIS_')));
   return spawnSync(process.execPath, ['-e', script], {
-    env: { ...clean, AUTH_JWT_SECRET: SECRET, PORT: '0', ...env },
+    env: exampleEnvironment({ AUTH_JWT_SECRET: SECRET, PORT: '0', ...env }),
     encoding: 'utf8',
     timeout: 30_000,
   });
@@ -30,6 +30,12 @@ function start(env, script = SERVER) {
 test('REDIS_ENTRA=1 without REDIS_URL refuses to start, naming REDIS_URL, instead of using memory', () => {
   const result = start({ REDIS_ENTRA: '1' }, `require(${JSON.stringify(SERVER)}).main()`);
   // main() rejects; the unhandled rejection ends the process with its message.
+  assert.notEqual(result.status, 0, result.stdout);
+  assert.match(result.stderr, /REDIS_ENTRA: set REDIS_URL too/);
+});
+
+test('REDIS_ENTRA=true (any case) is REDIS_ENTRA=1: without REDIS_URL it refuses to start', () => {
+  const result = start({ REDIS_ENTRA: ' True ' }, `require(${JSON.stringify(SERVER)}).main()`);
   assert.notEqual(result.status, 0, result.stdout);
   assert.match(result.stderr, /REDIS_ENTRA: set REDIS_URL too/);
 });

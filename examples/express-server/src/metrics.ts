@@ -13,7 +13,7 @@ import {
   type StoreCallContext,
   type StoreStatus,
 } from '@copilot-chat/redis-store';
-import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, type GaugeConfiguration, Histogram, Registry } from 'prom-client';
 import { guarded } from './subscriber.js';
 
 const STATUSES: readonly StoreStatus[] = ['connecting', 'ready', 'reconnecting', 'end'];
@@ -33,12 +33,16 @@ export interface StoreMetricsOptions {
 /**
  * A gauge with no sample while `read()` gives undefined. prom-client's own gauge without labels
  * always has one (`reset()` sets it to 0), and an expiry alert would read that 0 as credentials
- * long expired.
+ * long expired. Its one value is what `read()` gives at each scrape: it has no labels and no
+ * `collect`, and what `set()` or `inc()` would put in it is never shown.
  */
 class GaugeWhenKnown extends Gauge {
   readonly #read: () => number | undefined;
 
-  constructor(configuration: ConstructorParameters<typeof Gauge>[0], read: () => number | undefined) {
+  constructor(
+    configuration: Omit<GaugeConfiguration<string>, 'collect' | 'labelNames'>,
+    read: () => number | undefined,
+  ) {
     super(configuration);
     this.#read = read;
   }
@@ -130,6 +134,8 @@ export function storeMetrics(
       name: 'redis_store_credentials_expire_at_seconds',
       help: 'When the credentials in use expire, in seconds since the Unix epoch (absent when they do not).',
       registers,
+      // Over the workers of an AggregatorRegistry: the soonest expiry, not a sum of epochs.
+      aggregator: 'min',
     },
     () => {
       const { credentialsExpireAt } = store.stats();

@@ -35,12 +35,13 @@ function integerFromEnv(name: string, { min }: { min: number }): number | undefi
   return value;
 }
 
-/** `1`/`true` or `0`/`false` from the environment, or undefined when unset; else start-up stops. */
+/** `1`/`true` or `0`/`false` (any case, spaces around) from the environment, or undefined when unset; else start-up stops. */
 function booleanFromEnv(name: string): boolean | undefined {
   const raw = process.env[name];
-  if (raw === undefined || raw.trim() === '') return undefined;
-  if (raw === '1' || raw === 'true') return true;
-  if (raw === '0' || raw === 'false') return false;
+  const value = raw?.trim().toLowerCase();
+  if (value === undefined || value === '') return undefined;
+  if (value === '1' || value === 'true') return true;
+  if (value === '0' || value === 'false') return false;
   throw new Error(`${name}: expected 1 or 0 (true or false), got '${raw}'`);
 }
 
@@ -68,7 +69,7 @@ export async function storeOptionsFromEnv(): Promise<CreateConversationStoreOpti
   if (cluster !== undefined) options.cluster = cluster;
   // Microsoft Entra ID instead of an access key: the identity DefaultAzureCredential finds
   // (managed identity, workload identity, Azure CLI login, …); its object id is the user name.
-  if (process.env.REDIS_ENTRA === '1' || process.env.REDIS_CREDENTIALS === 'entra') {
+  if (booleanFromEnv('REDIS_ENTRA') || process.env.REDIS_CREDENTIALS === 'entra') {
     if (!redisUrl) throw new Error('REDIS_ENTRA: set REDIS_URL too (Entra ID is for a Redis server, not memory)');
     const objectId = stringFromEnv('REDIS_ENTRA_OBJECT_ID');
     // Loaded only here: a server without Entra ID does not need @azure/identity.
