@@ -68,7 +68,7 @@ test('a call on a busy id sends the queues holding it, then goes alone; quiet id
 });
 
 test("a quiet id's call does not wait for a busy id's calls: it is never in their batch", async () => {
-  const { native, log } = recordingNative();
+  const { native } = recordingNative();
   // The native store holds each write on `hot` until released, and a get made after it, as it
   // holds a call queued behind others on its id.
   /** @type {(() => void)[]} */
