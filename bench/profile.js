@@ -1,35 +1,41 @@
 'use strict';
-// Runs one operation of this package at one concurrency for a while, for a profiler to attach:
-// the server and the data are set up first, then "ready <node pid> <redis-server pid>" is
-// printed and the op runs for --seconds. bench/profile.sh drives it under `perf record`.
+// Runs one operation of one peer (this package unless --peer names another) at one concurrency
+// for a while, for a profiler to attach: the server and the data are set up first, then
+// "ready <node pid> <redis-server pid>" is printed, and on SIGUSR1 (the profiler attached) the op
+// runs for --seconds; then both processes exit, which ends the profiler's count.
+// bench/profile.sh drives it under `perf record` and `perf stat`.
 //
-//   node --perf-basic-prof bench/profile.js --op get|set|listByUser [--concurrency 64] [--seconds 8]
+//   node --perf-basic-prof bench/profile.js --op get|set|listByUser [--peer ours] [--concurrency 64] [--seconds 8]
 
+const { option, numberOption } = require('./args');
 const { startServer, runCell, load, gc } = require('./lib');
 const { makeWorkload } = require('./workload');
 
+const PEERS = ['ours', 'ioredis-zod', 'ioredis-fast', 'glide', 'glide-zod'];
+
 async function main() {
-  const argv = process.argv.slice(2);
-  const arg = (name, fallback) => {
-    const i = argv.indexOf(`--${name}`);
-    return i >= 0 && i + 1 < argv.length ? argv[i + 1] : fallback;
-  };
-  const op = arg('op', 'get');
-  const concurrency = Number(arg('concurrency', '64'));
-  const seconds = Number(arg('seconds', '8'));
+  const op = option('op', 'get');
+  const peerName = option('peer', 'ours');
+  const concurrency = numberOption('concurrency', 64, { whole: true });
+  const seconds = numberOption('seconds', 8);
   if (!['get', 'set', 'listByUser'].includes(op)) throw new Error(`--op: get, set or listByUser, not ${op}`);
+  if (!PEERS.includes(peerName)) throw new Error(`--peer: one of ${PEERS.join(', ')}, not ${peerName}`);
   const { server, admin, redis, stop } = await startServer();
   const data = makeWorkload();
-  const peer = await require('./peers/ours').create(server);
+  const peer = await require(`./peers/${peerName}`).create(server);
   const expected = new Map();
   await load(peer, data, expected);
   // Warm up the JIT on the op before the profiler attaches.
   const ctx = { peer, data, admin, expected, checkEvery: 8 };
   await runCell({ op, concurrency, warmupMs: 500, measureMs: 1000, ctx });
   gc();
+  const attached = new Promise((resolve) => process.once('SIGUSR1', resolve));
   console.log(`ready ${process.pid} ${redis.pid}`);
+  await attached;
   const r = await runCell({ op, concurrency, warmupMs: 0, measureMs: seconds * 1000, ctx, keyBase: 1e6 });
-  console.log(`done ${op} c=${concurrency}: ${Math.round(r.opsPerSec)} ops/s, ${r.failures} failures`);
+  console.log(
+    `done ${op} c=${concurrency} (${peerName}): ${Math.round(r.opsPerSec)} ops/s, ${r.failures} failures, ${r.ops} ops`,
+  );
   console.log(`cpu per op (µs): ${JSON.stringify(r.cpuPerOp)}`);
   await peer.close();
   await stop();
