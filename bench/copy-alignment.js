@@ -1,7 +1,7 @@
 'use strict';
 // Whether this host's memmove is slow when the destination is 1 to 31 bytes past the source
-// modulo 4 KiB, as glibc 2.36's `rep movsb` path was on the AMD EPYC VM of README, "At
-// 7c5fd67" (glibc's bug 30994). rustls copies each TLS record's plaintext into a new buffer,
+// modulo 4 KiB, as glibc 2.36's `rep movsb` path was on the AMD EPYC VM of docs/performance.md,
+// "At 7c5fd67" (glibc's bug 30994). rustls copies each TLS record's plaintext into a new buffer,
 // 5 bytes in (behind the record's header), before encrypting it in place, so such a copy
 // lands in that band whenever its two buffers sit at about the same place in their pages;
 // that the store's record copies did there is inferred from a profile (the copy ran at about

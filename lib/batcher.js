@@ -43,7 +43,8 @@ const closeTurn =
  * prompted, and under load every call went alone (its own native call, TLS record and write,
  * and a read and a reply write for redis-server). Closed at `setImmediate`, a batch takes the
  * calls prompted by every completion delivered in that turn (get at c=64: 54.7 → 44.3 µs of
- * CPU per call, redis-server's reads 62,000 → 5,000 a second; README, "Performance").
+ * CPU per call, redis-server's reads 62,000 → 5,000 a second; docs/performance.md,
+ * "Changes measured").
  * `setImmediate` is captured when the package loads (a test's fake timers installed later do
  * not hold the store's calls back).
  *

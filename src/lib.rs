@@ -15,6 +15,7 @@ mod store;
 mod binding;
 
 /// mimalloc instead of the C library's malloc: cheaper for the store's many short-lived buffers,
-/// most of all those allocated on one thread and freed on another (README, "Changes measured").
+/// most of all those allocated on one thread and freed on another (docs/performance.md,
+/// "Changes measured").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -3,8 +3,8 @@
 //!
 //! Node servers run one process per core, so a runtime per process with a worker per core
 //! puts N² threads on N cores. And on this store a second worker costs more than it gives:
-//! work handed between two workers parks and wakes them about once per call (README,
-//! "Performance", has the figures).
+//! work handed between two workers parks and wakes them about once per call (docs/performance.md,
+//! "Changes measured", has the figures).
 
 /// The number of workers: `TOKIO_WORKER_THREADS` when it is a whole number from 1 to 64, else
 /// 1. (Handed to tokio as is, a bad value would abort the process when the addon loads.)

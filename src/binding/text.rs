@@ -21,7 +21,8 @@
 //! An external one-byte string (`node_api_create_external_string_latin1`), which would skip
 //! the copy, was tried and not kept: V8 keeps such strings in old space, so only a full GC
 //! frees them, and once V8 is told of their bytes (as it must be, or 2,000 lists hold 1 GB)
-//! it runs full GCs so often that a list cost more than a copy (README, "Performance").
+//! it runs full GCs so often that a list cost more than a copy (docs/performance.md,
+//! "Changes measured").
 
 use std::ptr;
 

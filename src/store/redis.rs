@@ -499,11 +499,11 @@ impl RedisStore {
     }
 
     /// Sets of one batch, none of them waiting for an earlier call on its id, on a standalone
-    /// server: in transactions of at most [`SETS_PER_TRANSACTION`], each of whose one script
-    /// call writes its sets (README, "Changes measured"), under one deadline (the earliest
-    /// call's). Each set settles on its own: a refused argument, a key of another type or an
-    /// ACL's refusal of its keys fails that set alone; what fails a transaction (a lost
-    /// connection, a timeout, a panic) fails every set that was in it.
+    /// server: in transactions of at most [`SETS_PER_TRANSACTION`], each of whose one script call
+    /// writes its sets (docs/performance.md, "Changes measured"), under one deadline (the earliest
+    /// call's). Each set settles on its own: a refused argument, a key of another type or an ACL's
+    /// refusal of its keys fails that set alone; what fails a transaction (a lost connection, a
+    /// timeout, a panic) fails every set that was in it.
     pub(super) async fn run_set_batch(
         &self,
         calls: Vec<(&str, &str, Turn)>,
@@ -841,7 +841,7 @@ mod tests {
 
     #[test]
     fn the_set_script_samples_trim_batch_entries_from_the_pending_keys_random_bits() {
-        // set.lua takes neither as an argument (README, "Changes measured").
+        // set.lua takes neither as an argument (docs/performance.md, "Changes measured").
         assert!(SET.contains(&format!("\nlocal TRIM_BATCH = {TRIM_BATCH}\n")));
         assert!(SET.contains("local pending, record, index = KEYS[3 * i - 2],"));
         assert!(SET.contains("tonumber(string.sub(pending, -8), 16)"));
