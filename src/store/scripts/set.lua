@@ -21,7 +21,7 @@
 -- hex, as the script has written by then).
 -- The index's type is checked by ZCARD, which refuses any key but a sorted set and gives the
 -- size the trim needs (the ZADD's reply adds the new entry): one call where TYPE and a ZCARD
--- after the ZADD were two (README, "Changes measured").
+-- after the ZADD were two (docs/performance.md, "Changes measured").
 local TRIM_BATCH = 4
 local count = #KEYS / 3
 local index_ttl, limit = ARGV[2 * count + 1], tonumber(ARGV[2 * count + 2])
