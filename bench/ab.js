@@ -10,27 +10,29 @@
 
 const { startServer, runCell, load, gc, waitForQuiet, verifyState, checkStateAfterCell, median } = require('./lib');
 const { makeWorkload } = require('./workload');
+const { readArgs, numberArg, choiceArg } = require('./args');
 
 const USAGE =
-  'BENCH_BEFORE_MODULE=<checkout with its addon built> node bench/ab.js [--op set|get|listByUser|delete] [--concurrency 64] [--pairs 10] [--seconds 5] [--warmup 1]';
+  'usage: BENCH_BEFORE_MODULE=<checkout with its addon built> node bench/ab.js [--op set|get|listByUser|delete] [--concurrency 64] [--pairs 10] [--seconds 5] [--warmup 1]';
 
-function parseArgs(argv) {
-  const args = { op: 'set', concurrency: 64, pairs: 10, seconds: 5, warmup: 1 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const name = argv[i].replace(/^--/, '');
-    if (!(name in args) || !argv[i].startsWith('--') || i + 1 >= argv.length)
-      throw new Error(`unknown or incomplete argument ${argv[i]}\n${USAGE}`);
-    args[name] = name === 'op' ? argv[i + 1] : Number(argv[i + 1]);
-  }
-  if (!['get', 'set', 'listByUser', 'delete'].includes(args.op))
-    throw new Error(`--op: get, set, listByUser or delete, not ${args.op}`);
-  if (!(Number.isInteger(args.pairs) && args.pairs >= 1 && args.pairs <= 100))
-    throw new Error('--pairs: an integer, 1 to 100');
-  if (!(Number.isInteger(args.concurrency) && args.concurrency >= 1 && args.concurrency <= 1024))
-    throw new Error('--concurrency: an integer, 1 to 1024');
-  if (!(args.seconds > 0 && args.seconds <= 60)) throw new Error('--seconds: 0 < N <= 60');
-  if (!(args.warmup >= 0 && args.warmup <= 30)) throw new Error('--warmup: 0 <= N <= 30');
-  return args;
+function parseCommandLine() {
+  const values = readArgs(
+    {
+      op: { type: 'string', default: 'set' },
+      concurrency: { type: 'string', default: '64' },
+      pairs: { type: 'string', default: '10' },
+      seconds: { type: 'string', default: '5' },
+      warmup: { type: 'string', default: '1' },
+    },
+    USAGE,
+  );
+  return {
+    op: choiceArg(values, 'op', ['get', 'set', 'listByUser', 'delete']),
+    concurrency: numberArg(values, 'concurrency', { whole: true, max: 1024 }),
+    pairs: numberArg(values, 'pairs', { whole: true, max: 100 }),
+    seconds: numberArg(values, 'seconds', { max: 60 }),
+    warmup: numberArg(values, 'warmup', { above: false, max: 30 }),
+  };
 }
 
 const PARTS = ['jsUs', 'helpersUs', 'nativeUs', 'redisUs', 'totalUs'];
@@ -38,7 +40,7 @@ const fmt = (cpu) =>
   PARTS.map((part) => (Number.isFinite(cpu?.[part]) ? cpu[part].toFixed(1) : '-').padStart(7)).join(' ');
 
 async function main() {
-  const { op, concurrency, pairs, seconds, warmup } = parseArgs(process.argv.slice(2));
+  const { op, concurrency, pairs, seconds, warmup } = parseCommandLine();
   const before = process.env.BENCH_BEFORE_MODULE;
   if (!before) throw new Error(`BENCH_BEFORE_MODULE names the "before"\n${USAGE}`);
   // Everything stops by itself, and an interrupted run stops its redis-server (the harness'

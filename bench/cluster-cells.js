@@ -15,7 +15,7 @@ const { startCluster, stopAllClusters } = require('../support/cluster');
 const { makeNameOnlyCerts } = require('../support/redis');
 const { makeWorkload } = require('./workload');
 const { serverCpuUs, median } = require('./lib');
-const { numberOption } = require('./args');
+const { readArgs, numberArg } = require('./args');
 
 const CONCURRENCY = 64;
 const WARMUP_MS = 1000;
@@ -77,8 +77,12 @@ function line(name, op, r) {
 }
 
 async function main() {
-  const seconds = numberOption('seconds', 3);
-  const pairs = numberOption('pairs', 3, { whole: true });
+  const args = readArgs(
+    { seconds: { type: 'string', default: '3' }, pairs: { type: 'string', default: '3' } },
+    'usage: node bench/cluster-cells.js [--seconds 3] [--pairs 3]',
+  );
+  const seconds = numberArg(args, 'seconds');
+  const pairs = numberArg(args, 'pairs', { whole: true });
   const cluster = await startCluster({
     primaries: 3,
     replicasPerPrimary: 0,

@@ -18,6 +18,7 @@ const { performance } = require('node:perf_hooks');
 const { setTimeout: delay } = require('node:timers/promises');
 
 const { RedisConversationStore } = require('..');
+const { readArgs, numberArg } = require('./args');
 const { startCluster, stopAllClusters } = require('../support/cluster.js');
 const { makeNameOnlyCerts } = require('../support/redis.js');
 const { startLoad: startCheckedLoad } = require('../support/observe.js');
@@ -29,15 +30,12 @@ const FAULTS = ['failover', 'pause', 'kill'];
 const PAUSE_MS = 1500;
 const BETWEEN_FAULTS_MS = 3000;
 
-function parseArgs(argv) {
-  const args = { minutes: 2, workers: 12 };
-  for (let i = 0; i < argv.length; i += 2) {
-    const [name, value] = [argv[i], Number(argv[i + 1])];
-    if (name === '--minutes' && value > 0) args.minutes = value;
-    else if (name === '--workers' && Number.isInteger(value) && value > 0) args.workers = value;
-    else throw new Error(`unknown or bad argument ${name} ${argv[i + 1] ?? ''}`);
-  }
-  return args;
+function parseCommandLine() {
+  const values = readArgs(
+    { minutes: { type: 'string', default: '2' }, workers: { type: 'string', default: '12' } },
+    'usage: node bench/cluster-soak.js [--minutes 2] [--workers 12]',
+  );
+  return { minutes: numberArg(values, 'minutes'), workers: numberArg(values, 'workers', { whole: true }) };
 }
 
 /** The tests' checked load, tallied as it runs; at most 200 ids a worker, no results kept. */
@@ -82,7 +80,7 @@ async function inject(cluster, kind) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseCommandLine();
   const cluster = await startCluster({ certs: await makeNameOnlyCerts(), seedHost: 'localhost' });
   const warnings = [];
   const store = new RedisConversationStore(cluster.seedUrl, {

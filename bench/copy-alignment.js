@@ -17,6 +17,7 @@
 // the bench's RSS) and reports its figures with each run's machine.
 
 const os = require('node:os');
+const { readArgs } = require('./args');
 
 const BYTES = 16 << 10;
 /** A whole number of 4 KiB pages: the band is counted modulo 4 KiB. */
@@ -63,13 +64,16 @@ function libc() {
   return header.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'no glibc';
 }
 
-const flags = process.argv.slice(2);
-if (flags.some((flag) => flag !== '--json')) {
-  console.error('usage: node bench/copy-alignment.js [--json]');
+/** @type {Record<string, string | boolean | undefined>} */
+let args;
+try {
+  args = readArgs({ json: { type: 'boolean', default: false } }, 'usage: node bench/copy-alignment.js [--json]');
+} catch (error) {
+  console.error(/** @type {Error} */ (error).message);
   process.exit(2);
 }
 const result = { libc: libc(), ...measureCopyAlignment() };
-if (flags.includes('--json')) {
+if (args.json) {
   console.log(JSON.stringify(result));
 } else {
   console.log(`${os.cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${result.libc}`);

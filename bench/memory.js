@@ -11,6 +11,7 @@
 // of operations are warm-up: V8's heap and the allocators reach their working size before the
 // start sample.
 
+const { readArgs, numberArg } = require('./args');
 const { startServer, OPS: CHECKED_OPS, load, gc, mb } = require('./lib');
 const { makeWorkload } = require('./workload');
 
@@ -27,19 +28,22 @@ async function listWhileWriting(ctx, k) {
 
 const OPS = { ...CHECKED_OPS, listByUser: listWhileWriting };
 
-function parseArgs(argv) {
-  const args = { ops: 1_000_000, concurrency: 64, maxSeconds: 900, sampleEvery: 100_000 };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const v = Number(argv[++i]);
-    if (!Number.isFinite(v) || v <= 0) throw new Error(`${a}: expected a positive number`);
-    if (a === '--ops') args.ops = Math.floor(v);
-    else if (a === '--concurrency') args.concurrency = Math.floor(v);
-    else if (a === '--max-seconds') args.maxSeconds = v;
-    else if (a === '--sample-every') args.sampleEvery = Math.floor(v);
-    else throw new Error(`unknown argument ${a}`);
-  }
-  return args;
+function parseCommandLine() {
+  const values = readArgs(
+    {
+      ops: { type: 'string', default: '1000000' },
+      concurrency: { type: 'string', default: '64' },
+      'max-seconds': { type: 'string', default: '900' },
+      'sample-every': { type: 'string', default: '100000' },
+    },
+    'usage: node bench/memory.js [--ops 1000000] [--concurrency 64] [--max-seconds 900] [--sample-every 100000]',
+  );
+  return {
+    ops: numberArg(values, 'ops', { whole: true }),
+    concurrency: numberArg(values, 'concurrency', { whole: true }),
+    maxSeconds: numberArg(values, 'max-seconds'),
+    sampleEvery: numberArg(values, 'sample-every', { whole: true }),
+  };
 }
 
 /** Which operation the k-th one is: deterministic. */
@@ -52,7 +56,7 @@ function opFor(k) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseCommandLine();
   process.once('SIGINT', () => process.exit(130));
   const deadline = Date.now() + args.maxSeconds * 1000;
   const hardStop = setTimeout(

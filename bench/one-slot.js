@@ -15,7 +15,7 @@ const { makeCerts, stopAll } = require('../support/redis');
 const { startSlotCheckingServer, stopAllClusters } = require('../support/cluster');
 const { makeWorkload } = require('./workload');
 const { serverCpuUs } = require('./lib');
-const { numberOption } = require('./args');
+const { readArgs, numberArg } = require('./args');
 
 const CONCURRENCY = 64;
 const WARMUP_MS = 1000;
@@ -64,7 +64,8 @@ async function cell(name, module, node, conversations, seconds) {
 }
 
 async function main() {
-  const seconds = numberOption('seconds', 5);
+  const args = readArgs({ seconds: { type: 'string', default: '5' } }, 'usage: node bench/one-slot.js [--seconds 5]');
+  const seconds = numberArg(args, 'seconds');
   const certs = await makeCerts();
   const node = await startSlotCheckingServer({ certs });
   const { conversations } = makeWorkload();

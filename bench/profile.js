@@ -7,19 +7,26 @@
 //
 //   node --perf-basic-prof bench/profile.js --op get|set|listByUser [--peer ours] [--concurrency 64] [--seconds 8]
 
-const { option, numberOption } = require('./args');
+const { readArgs, numberArg, choiceArg } = require('./args');
 const { startServer, runCell, load, gc } = require('./lib');
 const { makeWorkload } = require('./workload');
 
 const PEERS = ['ours', 'ioredis-zod', 'ioredis-fast', 'glide', 'glide-zod'];
 
 async function main() {
-  const op = option('op', 'get');
-  const peerName = option('peer', 'ours');
-  const concurrency = numberOption('concurrency', 64, { whole: true });
-  const seconds = numberOption('seconds', 8);
-  if (!['get', 'set', 'listByUser'].includes(op)) throw new Error(`--op: get, set or listByUser, not ${op}`);
-  if (!PEERS.includes(peerName)) throw new Error(`--peer: one of ${PEERS.join(', ')}, not ${peerName}`);
+  const args = readArgs(
+    {
+      op: { type: 'string', default: 'get' },
+      peer: { type: 'string', default: 'ours' },
+      concurrency: { type: 'string', default: '64' },
+      seconds: { type: 'string', default: '8' },
+    },
+    'usage: node --perf-basic-prof bench/profile.js --op get|set|listByUser [--peer ours] [--concurrency 64] [--seconds 8]',
+  );
+  const op = choiceArg(args, 'op', ['get', 'set', 'listByUser']);
+  const peerName = choiceArg(args, 'peer', PEERS);
+  const concurrency = numberArg(args, 'concurrency', { whole: true });
+  const seconds = numberArg(args, 'seconds');
   const { server, admin, redis, stop } = await startServer();
   const data = makeWorkload();
   const peer = await require(`./peers/${peerName}`).create(server);

@@ -27,6 +27,7 @@ const { execFile, execFileSync } = require('node:child_process');
 const { PEERS, startServer, runCell, verifyState, checkStateAfterCell, load, gc, mb, waitForQuiet } = require('./lib');
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
+const { readArgs, numberArg, numberListArg, listArg } = require('./args');
 
 /** The header comment above, which is the usage text. */
 function usage() {
@@ -48,99 +49,44 @@ const PEER_LABEL = {
 const BASELINE = 'ioredis-zod';
 const NOISY_CORES = 0.2; // other processes using more than this during a cell make it suspect
 
-function parseArgs(argv) {
-  const args = {
-    quietWaitSeconds: 600,
-    retries: 2,
-    seconds: 3,
-    warmup: 1,
-    concurrency: [1, 64, 256],
-    ops: OPS,
-    peers: PEERS,
-    out: 'latest',
-    write: true,
-    redisBenchmark: true,
-    quick: false,
-    traceSubscriber: false,
+function parseCommandLine() {
+  const values = readArgs(
+    {
+      seconds: { type: 'string' },
+      warmup: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      concurrency: { type: 'string' },
+      ops: { type: 'string', default: OPS.join(',') },
+      peers: { type: 'string', default: PEERS.join(',') },
+      out: { type: 'string', default: 'latest' },
+      'no-write': { type: 'boolean', default: false },
+      'no-redis-benchmark': { type: 'boolean', default: false },
+      'quiet-wait': { type: 'string', default: '600' },
+      retries: { type: 'string', default: '2' },
+      'trace-subscriber': { type: 'boolean', default: false },
+    },
+    usage(),
+  );
+  // --quick: shorter cells and no c = 256, unless those are given.
+  const quick = values.quick === true;
+  values.seconds ??= quick ? '1' : '3';
+  values.warmup ??= quick ? '0.5' : '1';
+  values.concurrency ??= quick ? '1,64' : '1,64,256';
+  return {
+    seconds: numberArg(values, 'seconds', { max: 60 }),
+    warmup: numberArg(values, 'warmup', { above: false, max: 30 }),
+    quick,
+    concurrency: numberListArg(values, 'concurrency', { whole: true, max: 1024 }),
+    ops: listArg(values, 'ops', OPS),
+    // ours-before (BENCH_BEFORE_MODULE: another build of this store) runs only when asked for.
+    peers: listArg(values, 'peers', [...PEERS, 'ours-before']),
+    out: values.out,
+    write: values['no-write'] !== true,
+    redisBenchmark: values['no-redis-benchmark'] !== true,
+    quietWaitSeconds: numberArg(values, 'quiet-wait', { above: false, max: 3600 }),
+    retries: numberArg(values, 'retries', { above: false, max: 5, whole: true }),
+    traceSubscriber: values['trace-subscriber'] === true,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a}: needs a value`);
-      return argv[++i];
-    };
-    const list = (v) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean);
-    switch (a) {
-      case '--seconds':
-        args.seconds = Number(value());
-        break;
-      case '--warmup':
-        args.warmup = Number(value());
-        break;
-      case '--quick':
-        args.quick = true;
-        break;
-      case '--concurrency':
-        args.concurrency = list(value()).map(Number);
-        break;
-      case '--ops':
-        args.ops = list(value());
-        break;
-      case '--peers':
-        args.peers = list(value());
-        break;
-      case '--out':
-        args.out = value();
-        break;
-      case '--no-write':
-        args.write = false;
-        break;
-      case '--no-redis-benchmark':
-        args.redisBenchmark = false;
-        break;
-      case '--quiet-wait':
-        args.quietWaitSeconds = Number(value());
-        break;
-      case '--retries':
-        args.retries = Number(value());
-        break;
-      case '--trace-subscriber':
-        args.traceSubscriber = true;
-        break;
-      case '-h':
-      case '--help':
-        console.log(usage());
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
-  }
-  if (args.quick) {
-    if (!argv.includes('--seconds')) args.seconds = 1;
-    if (!argv.includes('--warmup')) args.warmup = 0.5;
-    if (!argv.includes('--concurrency')) args.concurrency = [1, 64];
-  }
-  const bad = (what, got, allowed) => {
-    const wrong = got.filter((x) => !allowed.includes(x));
-    if (wrong.length) throw new Error(`${what}: unknown ${wrong.join(', ')} (known: ${allowed.join(', ')})`);
-  };
-  bad('--ops', args.ops, OPS);
-  // ours-before (BENCH_BEFORE_MODULE: another build of this store) runs only when asked for.
-  bad('--peers', args.peers, [...PEERS, 'ours-before']);
-  if (!(args.seconds > 0 && args.seconds <= 60)) throw new Error('--seconds: expected 0 < N <= 60');
-  if (!(args.warmup >= 0 && args.warmup <= 30)) throw new Error('--warmup: expected 0 <= N <= 30');
-  if (!(args.quietWaitSeconds >= 0 && args.quietWaitSeconds <= 3600))
-    throw new Error('--quiet-wait: expected 0..3600 seconds');
-  if (!(Number.isInteger(args.retries) && args.retries >= 0 && args.retries <= 5))
-    throw new Error('--retries: expected 0..5');
-  if (!args.concurrency.every((c) => Number.isInteger(c) && c >= 1 && c <= 1024))
-    throw new Error('--concurrency: integers 1..1024');
-  return args;
 }
 
 /** The commit measured, and whether the working tree differs from it (the store's files). */
@@ -488,7 +434,7 @@ function countTraceEvents() {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseCommandLine();
   const command = `node bench/run.js ${process.argv.slice(2).join(' ')}`.trim();
   const cells = args.ops.length * args.concurrency.length * args.peers.length;
   // Everything stops by itself: a hard deadline well beyond the planned time.

@@ -20,7 +20,7 @@ const path = require('node:path');
 const Redis = require('ioredis');
 const { makeWorkload } = require('./workload');
 const { freePort } = require('../support/redis');
-const { option, numberOption } = require('./args');
+const { readArgs, numberArg } = require('./args');
 
 const script = (name) => fs.readFileSync(path.join(__dirname, `../src/store/scripts/${name}`), 'utf8');
 const SET_LUA = script('set.lua');
@@ -217,8 +217,12 @@ async function measure(name, run, docs, sets, dir) {
 }
 
 async function main() {
-  const sets = numberOption('sets', 1000, { whole: true });
-  const only = option('only', '');
+  const args = readArgs(
+    { sets: { type: 'string', default: '1000' }, only: { type: 'string', default: '' } },
+    'usage: node bench/script-cost.js [--sets 1000] [--only PREFIX]',
+  );
+  const sets = numberArg(args, 'sets', { whole: true });
+  const only = /** @type {string} */ (args.only);
   const data = makeWorkload();
   const docs = data.conversations.map((x) => ({
     id: x.id,

@@ -23,6 +23,7 @@ const { startProxy } = require('../support/proxy.js');
 const { createTokenIssuer, startEntraEmulator } = require('../support/entra-emulator.js');
 const { makeConversation, isoAt, uuidFrom } = require('../support/conversations.js');
 const { prng } = require('./workload.js');
+const { readArgs, numberArg } = require('./args');
 
 const COMMAND_TIMEOUT_MS = 1000;
 const HEALTH_CHECK_INTERVAL_MS = 500;
@@ -59,44 +60,22 @@ const VERIFY_ATTEMPTS = 5;
 
 // ------------------------------------------------------------------ arguments
 
-function parseArgs(argv) {
-  const args = { minutes: 1, seed: 1, workers: 32, tokenLifetime: undefined };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      if (i + 1 >= argv.length) throw new Error(`${a}: needs a value`);
-      return Number(argv[++i]);
-    };
-    switch (a) {
-      case '--minutes':
-        args.minutes = value();
-        break;
-      case '--seed':
-        args.seed = value();
-        break;
-      case '--workers':
-        args.workers = value();
-        break;
-      case '--token-lifetime':
-        args.tokenLifetime = value();
-        break;
-      case '-h':
-      case '--help':
-        console.log(require('node:fs').readFileSync(__filename, 'utf8').split('\n').slice(1, 15).join('\n'));
-        process.exit(0);
-        break;
-      default:
-        throw new Error(`unknown argument ${a}`);
-    }
-  }
-  if (!(args.minutes > 0 && args.minutes <= 24 * 60)) throw new Error('--minutes: expected a number in (0, 1440]');
-  if (!Number.isInteger(args.seed)) throw new Error('--seed: expected an integer');
-  if (!(Number.isInteger(args.workers) && args.workers >= 1 && args.workers <= 1024)) {
-    throw new Error('--workers: expected an integer in [1, 1024]');
-  }
-  if (args.tokenLifetime !== undefined && !(args.tokenLifetime >= 1 && args.tokenLifetime <= 3600)) {
-    throw new Error('--token-lifetime: expected seconds in [1, 3600]');
-  }
+function parseCommandLine() {
+  const values = readArgs(
+    {
+      minutes: { type: 'string', default: '1' },
+      seed: { type: 'string', default: '1' },
+      workers: { type: 'string', default: '32' },
+      'token-lifetime': { type: 'string' },
+    },
+    'usage: npm run soak -- [--minutes 1] [--seed 1] [--workers 32] [--token-lifetime <seconds>] (bench/soak.js says more)',
+  );
+  const args = {
+    minutes: numberArg(values, 'minutes', { max: 24 * 60 }),
+    seed: numberArg(values, 'seed', { min: Number.NEGATIVE_INFINITY, whole: true }),
+    workers: numberArg(values, 'workers', { whole: true, max: 1024 }),
+    tokenLifetime: numberArg(values, 'token-lifetime', { min: 1, above: false, max: 3600 }),
+  };
   if (args.tokenLifetime !== undefined && typeof entraIdCredentials !== 'function') {
     throw new Error('--token-lifetime: this build of the store has no entraIdCredentials');
   }
@@ -788,7 +767,7 @@ function report(ctx, end) {
 }
 
 async function main() {
-  const args = parseArgs(process.argv.slice(2));
+  const args = parseCommandLine();
   const durationMs = args.minutes * 60_000;
   // Self-stopping whatever happens: the load, the final checks and the teardown are bounded.
   const watchdog = setTimeout(

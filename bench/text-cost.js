@@ -12,7 +12,7 @@
 
 const { startRedis, stopAll } = require('../support/redis');
 const { makeWorkload } = require('./workload');
-const { option } = require('./args');
+const { readArgs, choiceArg } = require('./args');
 
 const TEXTS = {
   ascii: (text) => text,
@@ -39,11 +39,18 @@ async function cpuPerCall(count, inFlight, call) {
 }
 
 async function main() {
-  const textName = option('text', 'ascii');
+  const args = readArgs(
+    {
+      text: { type: 'string', default: 'ascii' },
+      memory: { type: 'boolean', default: false },
+      module: { type: 'string', default: '..' },
+    },
+    'usage: node bench/text-cost.js [--text ascii|curly|cyrillic|cjk] [--memory] [--module DIR]',
+  );
+  const textName = choiceArg(args, 'text', Object.keys(TEXTS));
   const rewrite = TEXTS[textName];
-  if (!rewrite) throw new Error(`--text: one of ${Object.keys(TEXTS).join(', ')}`);
-  const memory = process.argv.includes('--memory');
-  const modulePath = option('module', '..');
+  const memory = args.memory === true;
+  const modulePath = /** @type {string} */ (args.module);
   const label = modulePath === '..' ? 'this checkout' : modulePath;
   const { RedisConversationStore, InMemoryConversationStore } = require(modulePath);
 

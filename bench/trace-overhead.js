@@ -10,10 +10,14 @@
 const diagnosticsChannel = require('node:diagnostics_channel');
 const { InMemoryConversationStore, STORE_CALL_CHANNEL } = require(process.env.BENCH_STORE_MODULE || '..');
 const { makeConversation } = require('../support/conversations');
-const { numberOption } = require('./args');
+const { readArgs, numberArg } = require('./args');
 
-const ROUNDS = numberOption('rounds', 10, { whole: true });
-const CALLS = numberOption('calls', 20_000, { whole: true });
+const ARGS = readArgs(
+  { rounds: { type: 'string', default: '10' }, calls: { type: 'string', default: '20000' } },
+  'usage: node bench/trace-overhead.js [--rounds 10] [--calls 20000]',
+);
+const ROUNDS = numberArg(ARGS, 'rounds', { whole: true });
+const CALLS = numberArg(ARGS, 'calls', { whole: true });
 
 // A build without tracing (BENCH_STORE_MODULE=main) exports no name: the subscriber then sees nothing.
 const channel = diagnosticsChannel.tracingChannel(STORE_CALL_CHANNEL ?? 'redis-store:call');
