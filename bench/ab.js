@@ -31,7 +31,7 @@ function parseCommandLine() {
     concurrency: numberArg(values, 'concurrency', { whole: true, max: 1024 }),
     pairs: numberArg(values, 'pairs', { whole: true, max: 100 }),
     seconds: numberArg(values, 'seconds', { max: 60 }),
-    warmup: numberArg(values, 'warmup', { above: false, max: 30 }),
+    warmup: numberArg(values, 'warmup', { min: 0, max: 30 }),
   };
 }
 

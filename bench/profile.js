@@ -5,7 +5,7 @@
 // runs for --seconds; then both processes exit, which ends the profiler's count.
 // bench/profile.sh drives it under `perf record` and `perf stat`.
 //
-//   node --perf-basic-prof bench/profile.js --op get|set|listByUser [--peer ours] [--concurrency 64] [--seconds 8]
+//   node --perf-basic-prof bench/profile.js [--op get] [--peer ours] [--concurrency 64] [--seconds 8]
 
 const { readArgs, numberArg, choiceArg } = require('./args');
 const { startServer, runCell, load, gc } = require('./lib');
@@ -21,7 +21,7 @@ async function main() {
       concurrency: { type: 'string', default: '64' },
       seconds: { type: 'string', default: '8' },
     },
-    'usage: node --perf-basic-prof bench/profile.js --op get|set|listByUser [--peer ours] [--concurrency 64] [--seconds 8]',
+    'usage: node --perf-basic-prof bench/profile.js [--op get|set|listByUser] [--peer ours] [--concurrency 64] [--seconds 8]',
   );
   const op = choiceArg(args, 'op', ['get', 'set', 'listByUser']);
   const peerName = choiceArg(args, 'peer', PEERS);

@@ -10,6 +10,8 @@
 //                     [--out latest | --no-write] [--no-redis-benchmark]
 //                     [--quiet-wait 600] [--retries 2] [--trace-subscriber]
 //
+// --quick: cells of 1 s after 0.5 s of warm-up, at concurrency 1 and 64, unless --seconds,
+// --warmup or --concurrency is given.
 // --peers ours-before: also runs the build of this store at BENCH_BEFORE_MODULE (a checkout with
 // its addon built), for a change's before/after figures in one run.
 // --trace-subscriber: a subscriber that counts every event of the `redis-store:call`
@@ -27,14 +29,9 @@ const { execFile, execFileSync } = require('node:child_process');
 const { PEERS, startServer, runCell, verifyState, checkStateAfterCell, load, gc, mb, waitForQuiet } = require('./lib');
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
-const { readArgs, numberArg, numberListArg, listArg } = require('./args');
+const { readArgs, headerUsage, numberArg, numberListArg, listArg } = require('./args');
 
 /** The header comment above, which is the usage text. */
-function usage() {
-  const lines = fs.readFileSync(__filename, 'utf8').split('\n').slice(1);
-  const end = lines.findIndex((line) => !line.startsWith('//'));
-  return lines.slice(0, end).join('\n');
-}
 
 const OPS = ['set', 'get', 'listByUser', 'delete'];
 const OP_LABEL = { set: 'set', get: 'get', listByUser: 'listByUser', delete: 'delete (+re-set)' };
@@ -48,6 +45,13 @@ const PEER_LABEL = {
 };
 const BASELINE = 'ioredis-zod';
 const NOISY_CORES = 0.2; // other processes using more than this during a cell make it suspect
+
+/** `--out`: a file name in bench/results, without a folder or an extension. */
+function outName(text) {
+  if (typeof text === 'string' && /^[\w-][\w.-]*$/.test(text)) return text;
+  console.error(`--out: expected a name such as latest (letters, digits, '.', '-', '_'), got '${text}'`);
+  process.exit(2);
+}
 
 function parseCommandLine() {
   const values = readArgs(
@@ -65,7 +69,7 @@ function parseCommandLine() {
       retries: { type: 'string', default: '2' },
       'trace-subscriber': { type: 'boolean', default: false },
     },
-    usage(),
+    headerUsage(__filename),
   );
   // --quick: shorter cells and no c = 256, unless those are given.
   const quick = values.quick === true;
@@ -74,17 +78,17 @@ function parseCommandLine() {
   values.concurrency ??= quick ? '1,64' : '1,64,256';
   return {
     seconds: numberArg(values, 'seconds', { max: 60 }),
-    warmup: numberArg(values, 'warmup', { above: false, max: 30 }),
+    warmup: numberArg(values, 'warmup', { min: 0, max: 30 }),
     quick,
     concurrency: numberListArg(values, 'concurrency', { whole: true, max: 1024 }),
     ops: listArg(values, 'ops', OPS),
     // ours-before (BENCH_BEFORE_MODULE: another build of this store) runs only when asked for.
     peers: listArg(values, 'peers', [...PEERS, 'ours-before']),
-    out: values.out,
+    out: outName(values.out),
     write: values['no-write'] !== true,
     redisBenchmark: values['no-redis-benchmark'] !== true,
-    quietWaitSeconds: numberArg(values, 'quiet-wait', { above: false, max: 3600 }),
-    retries: numberArg(values, 'retries', { above: false, max: 5, whole: true }),
+    quietWaitSeconds: numberArg(values, 'quiet-wait', { min: 0, max: 3600 }),
+    retries: numberArg(values, 'retries', { min: 0, max: 5, whole: true }),
     traceSubscriber: values['trace-subscriber'] === true,
   };
 }

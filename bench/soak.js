@@ -23,7 +23,7 @@ const { startProxy } = require('../support/proxy.js');
 const { createTokenIssuer, startEntraEmulator } = require('../support/entra-emulator.js');
 const { makeConversation, isoAt, uuidFrom } = require('../support/conversations.js');
 const { prng } = require('./workload.js');
-const { readArgs, numberArg } = require('./args');
+const { readArgs, headerUsage, numberArg, optionalNumberArg } = require('./args');
 
 const COMMAND_TIMEOUT_MS = 1000;
 const HEALTH_CHECK_INTERVAL_MS = 500;
@@ -68,13 +68,13 @@ function parseCommandLine() {
       workers: { type: 'string', default: '32' },
       'token-lifetime': { type: 'string' },
     },
-    'usage: npm run soak -- [--minutes 1] [--seed 1] [--workers 32] [--token-lifetime <seconds>] (bench/soak.js says more)',
+    headerUsage(__filename),
   );
   const args = {
     minutes: numberArg(values, 'minutes', { max: 24 * 60 }),
-    seed: numberArg(values, 'seed', { min: Number.NEGATIVE_INFINITY, whole: true }),
+    seed: numberArg(values, 'seed', { min: 0, max: 2 ** 32 - 1, whole: true }),
     workers: numberArg(values, 'workers', { whole: true, max: 1024 }),
-    tokenLifetime: numberArg(values, 'token-lifetime', { min: 1, above: false, max: 3600 }),
+    tokenLifetime: optionalNumberArg(values, 'token-lifetime', { min: 1, max: 3600 }),
   };
   if (args.tokenLifetime !== undefined && typeof entraIdCredentials !== 'function') {
     throw new Error('--token-lifetime: this build of the store has no entraIdCredentials');

@@ -32,7 +32,7 @@ async function measure(store, op, ids, conversations) {
   const started = process.cpuUsage();
   for (let i = 0; i < CALLS; i += 64) {
     const batch = [];
-    for (let j = 0; j < 64; j++) {
+    for (let j = 0; j < Math.min(64, CALLS - i); j++) {
       const k = (i + j) % ids.length;
       batch.push(op === 'get' ? store.get(ids[k]) : store.set(ids[k], conversations[k]));
     }
