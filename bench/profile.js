@@ -37,8 +37,14 @@ async function main() {
   await runCell({ op, concurrency, warmupMs: 500, measureMs: 1000, ctx });
   gc();
   const attached = new Promise((resolve) => process.once('SIGUSR1', resolve));
+  // Run by hand, it waits for `kill -USR1 <node pid>`; not for ever (the exit hook stops redis).
+  const unattended = setTimeout(() => {
+    console.error('profile.js: no SIGUSR1 within 60 s of ready; nothing profiled');
+    process.exit(2);
+  }, 60_000);
   console.log(`ready ${process.pid} ${redis.pid}`);
   await attached;
+  clearTimeout(unattended);
   const r = await runCell({ op, concurrency, warmupMs: 0, measureMs: seconds * 1000, ctx, keyBase: 1e6 });
   console.log(
     `done ${op} c=${concurrency} (${peerName}): ${Math.round(r.opsPerSec)} ops/s, ${r.failures} failures, ${r.ops} ops`,

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# Profiles this package's get, set and listByUser at c=64 with perf (Debian's linux-perf):
-# the Node process (JS frames through --perf-basic-prof) and redis-server, sampled together
-# while the op runs, and writes the top frames per thread group to bench/results/profile-<op>.txt,
-# with the context switches and the syscalls that hand work between threads, per op and per
-# thread name (`perf stat`). CONCURRENCY other than 64 and PEER (another bench peer, such as
-# ioredis-zod) go into the file's name: profile-set-c1-ioredis-zod.txt.
+# Profiles this package's get, set and listByUser (at c=64 unless CONCURRENCY says otherwise)
+# with perf (Debian's linux-perf): the Node process (JS frames through --perf-basic-prof) and
+# redis-server, sampled together while the op runs, and writes the top frames per thread group
+# to bench/results/profile-<op>.txt, with the context switches and the syscalls that hand work
+# between threads, per op and per thread name (`perf stat`). CONCURRENCY other than 64 and
+# PEER (another bench peer, such as ioredis-zod) go into the file's name:
+# profile-set-c1-ioredis-zod.txt. Both perf runs start with their events off and are enabled
+# through their control fifos before profile.js is told (SIGUSR1) to start the op's run; they
+# end when node and redis-server exit after it. perf needs to read the kernel's trace events
+# (root, or perf_event_paranoid and tracefs permissions that allow it).
 # The release addon is stripped: for Rust frames, build one with symbols and point the bench's
 # peer at it (BENCH_STORE_MODULE, a checkout whose .node is that build):
 #   CARGO_PROFILE_RELEASE_STRIP=none npm run build
@@ -24,34 +28,65 @@ STORE="this checkout"
 [ -n "${BENCH_STORE_MODULE:-}" ] && STORE="the checkout in BENCH_STORE_MODULE"
 [ "$PEER" != ours ] && STORE="peer $PEER"
 TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+driver="" stat="" record=""
+cleanup() {
+  # node's exit hooks stop its redis-server (support/redis.js); perf ends with its targets.
+  for pid in $driver $record $stat; do kill "$pid" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+# Turns on the events of the perf run <name> (started with -D -1 --control) and returns once
+# perf acknowledges, which it does after enabling them on every thread of both processes.
+enable_perf() { # <name> <pid>
+  local reply="" waited=0
+  exec 7<>"$TMP/$1.ctl" 8<>"$TMP/$1.ack"
+  echo enable >&7
+  until [ "$reply" = ack ]; do
+    read -r -t 1 reply <&8 && continue
+    waited=$((waited + 1))
+    if ! kill -0 "$2" 2>/dev/null || [ "$waited" -ge 30 ]; then
+      echo "perf $1 did not start counting:" >&2
+      cat "$TMP/$op.$1.err" >&2
+      exit 1
+    fi
+  done
+  exec 7>&- 8<&-
+}
 for op in "${OPS[@]}"; do
   # From $TMP: --perf-basic-prof leaves V8 logs in the working directory.
   (cd "$TMP" && exec node --perf-basic-prof "$OLDPWD/bench/profile.js" --op "$op" --peer "$PEER" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_OP") >"$TMP/$op.log" 2>&1 &
   driver=$!
-  until grep -q '^ready ' "$TMP/$op.log"; do
+  until grep -qs '^ready ' "$TMP/$op.log"; do
     kill -0 "$driver" 2>/dev/null || { cat "$TMP/$op.log"; exit 1; }
     sleep 0.2
   done
   read -r _ node_pid redis_pid < <(grep '^ready ' "$TMP/$op.log")
   cp "/proc/$node_pid/maps" "$TMP/$op.maps"
   events=context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read
-  # Both end when the two processes exit, right after the op's run.
-  perf stat --per-thread -x, -e "$events" -p "$node_pid,$redis_pid" -o "$TMP/$op.stat" >/dev/null 2>&1 &
+  rm -f "$TMP"/{stat,record}.{ctl,ack}
+  mkfifo "$TMP"/{stat,record}.{ctl,ack}
+  perf stat -D -1 --control "fifo:$TMP/stat.ctl,$TMP/stat.ack" --per-thread -x, -e "$events" \
+    -p "$node_pid,$redis_pid" -o "$TMP/$op.stat" >/dev/null 2>"$TMP/$op.stat.err" &
   stat=$!
-  perf record -F 999 -g -p "$node_pid,$redis_pid" -o "$TMP/$op.data" >/dev/null 2>&1 &
+  perf record -D -1 --control "fifo:$TMP/record.ctl,$TMP/record.ack" -F 999 -g \
+    -p "$node_pid,$redis_pid" -o "$TMP/$op.data" >/dev/null 2>"$TMP/$op.record.err" &
   record=$!
-  # The op starts once both have opened their counters on the two processes.
-  for perf_pid in "$stat" "$record"; do
-    until ls -l "/proc/$perf_pid/fd" 2>/dev/null | grep -q 'perf_event'; do
-      kill -0 "$perf_pid" 2>/dev/null || { echo "perf exited before it attached" >&2; exit 1; }
-      sleep 0.05
-    done
-  done
+  enable_perf stat "$stat"
+  enable_perf record "$record"
   kill -USR1 "$node_pid"
-  wait "$driver"
-  wait "$record" || true
-  wait "$stat" || true
+  if ! wait "$driver"; then
+    driver=""
+    echo "bench/profile.js failed:" >&2
+    cat "$TMP/$op.log" >&2
+    exit 1
+  fi
+  for name in record stat; do
+    pid=$record
+    [ "$name" = stat ] && pid=$stat
+    wait "$pid" || { echo "warning: perf $name exited with an error:" >&2; cat "$TMP/$op.$name.err" >&2; }
+  done
+  driver="" stat="" record=""
   out=bench/results/profile-$op$SUFFIX.txt
   {
     echo "# perf profile: $op at c=$CONCURRENCY, ${SECONDS_PER_OP} s, node + redis-server ($(date -u +%FT%TZ), bench at commit $(git rev-parse --short HEAD), store: $STORE)"
@@ -61,7 +96,8 @@ for op in "${OPS[@]}"; do
     perf report -i "$TMP/$op.data" --no-children --sort comm --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -12
     echo
     echo "## context switches and syscalls per op, by thread name (perf stat over the op's run)"
-    python3 bench/per-op-events.py "$TMP/$op.stat" "$(grep -oE '[0-9]+ ops$' "$TMP/$op.log" | grep -oE '^[0-9]+')"
+    echo "(node: the JavaScript thread, V8's workers and libuv's; reads and futex count every call, one that finds nothing or wakes another thread too)"
+    python3 bench/per-op-events.py "$TMP/$op.stat" "$(sed -nE 's/^done .* ([0-9]+) ops$/\1/p' "$TMP/$op.log")"
     echo
     echo "## top frames (self), all threads"
     perf report -i "$TMP/$op.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null | grep -E '^ +[0-9]' | head -45 | cut -c1-200
