@@ -28,10 +28,11 @@ STORE="this checkout"
 [ -n "${BENCH_STORE_MODULE:-}" ] && STORE="the checkout in BENCH_STORE_MODULE"
 [ "$PEER" != ours ] && STORE="peer $PEER"
 TMP=$(mktemp -d)
-driver="" stat="" record=""
+driver="" redis="" stat="" record=""
 cleanup() {
-  # node's exit hooks stop its redis-server (support/redis.js); perf ends with its targets.
-  for pid in $driver $record $stat; do kill "$pid" 2>/dev/null || true; done
+  # node's exit hooks stop its redis-server (support/redis.js), unless node itself was killed;
+  # perf ends with its targets.
+  for pid in $driver $redis $record $stat; do kill "$pid" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -62,6 +63,7 @@ for op in "${OPS[@]}"; do
     sleep 0.2
   done
   read -r _ node_pid redis_pid < <(grep '^ready ' "$TMP/$op.log")
+  redis=$redis_pid
   cp "/proc/$node_pid/maps" "$TMP/$op.maps"
   events=context-switches,syscalls:sys_enter_futex,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_epoll_pwait,syscalls:sys_enter_write,syscalls:sys_enter_writev,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom,syscalls:sys_enter_read
   rm -f "$TMP"/{stat,record}.{ctl,ack}
@@ -86,7 +88,7 @@ for op in "${OPS[@]}"; do
     [ "$name" = stat ] && pid=$stat
     wait "$pid" || { echo "warning: perf $name exited with an error:" >&2; cat "$TMP/$op.$name.err" >&2; }
   done
-  driver="" stat="" record=""
+  driver="" redis="" stat="" record=""
   out=bench/results/profile-$op$SUFFIX.txt
   {
     echo "# perf profile: $op at c=$CONCURRENCY, ${SECONDS_PER_OP} s, node + redis-server ($(date -u +%FT%TZ), bench at commit $(git rev-parse --short HEAD), store: $STORE)"
