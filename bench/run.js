@@ -31,8 +31,6 @@ const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
 const { readArgs, headerUsage, numberArg, numberListArg, listArg } = require('./args');
 
-/** The header comment above, which is the usage text. */
-
 const OPS = ['set', 'get', 'listByUser', 'delete'];
 const OP_LABEL = { set: 'set', get: 'get', listByUser: 'listByUser', delete: 'delete (+re-set)' };
 const PEER_LABEL = {
