@@ -16,7 +16,11 @@ const { parseArgs } = require('node:util');
  *   bound `max` (inclusive), and `whole` for a whole number
  */
 
-/** @param {string} message @returns {never} */
+/**
+ * Prints why the command line is refused and exits 2.
+ * @param {string} message
+ * @returns {never}
+ */
 function refuse(message) {
   console.error(message);
   process.exit(2);
@@ -136,10 +140,7 @@ function listArg(values, name, allowed) {
  * @returns {number[]}
  */
 function numberListArg(values, name, range = {}) {
-  return listArg(values, name).map((item) => {
-    const value = parseNumber(item, range);
-    return typeof value === 'number' ? value : refuse(`--${name}: ${value}`);
-  });
+  return listArg(values, name).map((item) => numberArg({ [name]: item }, name, range));
 }
 
 /**
@@ -155,4 +156,4 @@ function choiceArg(values, name, allowed) {
   return refuse(`--${name}: expected one of ${allowed.join(', ')}, got '${text ?? ''}'`);
 }
 
-module.exports = { readArgs, headerUsage, numberArg, optionalNumberArg, numberListArg, listArg, choiceArg };
+module.exports = { refuse, readArgs, headerUsage, numberArg, optionalNumberArg, numberListArg, listArg, choiceArg };

@@ -64,14 +64,7 @@ function libc() {
   return header.glibcVersionRuntime ? `glibc ${header.glibcVersionRuntime}` : 'no glibc';
 }
 
-/** @type {Record<string, string | boolean | undefined>} */
-let args;
-try {
-  args = readArgs({ json: { type: 'boolean', default: false } }, 'usage: node bench/copy-alignment.js [--json]');
-} catch (error) {
-  console.error(/** @type {Error} */ (error).message);
-  process.exit(2);
-}
+const args = readArgs({ json: { type: 'boolean', default: false } }, 'usage: node bench/copy-alignment.js [--json]');
 const result = { libc: libc(), ...measureCopyAlignment() };
 if (args.json) {
   console.log(JSON.stringify(result));

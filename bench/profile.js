@@ -8,10 +8,8 @@
 //   node --perf-basic-prof bench/profile.js [--op get] [--peer ours] [--concurrency 64] [--seconds 8]
 
 const { readArgs, numberArg, choiceArg } = require('./args');
-const { startServer, runCell, load, gc } = require('./lib');
+const { PEERS, startServer, runCell, load, gc } = require('./lib');
 const { makeWorkload } = require('./workload');
-
-const PEERS = ['ours', 'ioredis-zod', 'ioredis-fast', 'glide', 'glide-zod'];
 
 async function main() {
   const args = readArgs(

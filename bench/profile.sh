@@ -54,6 +54,10 @@ enable_perf() { # <name> <pid>
   done
   exec 7>&- 8<&-
 }
+perf_warning() { # <name>
+  echo "warning: perf $1 exited with an error:" >&2
+  cat "$TMP/$op.$1.err" >&2
+}
 for op in "${OPS[@]}"; do
   # From $TMP: --perf-basic-prof leaves V8 logs in the working directory.
   (cd "$TMP" && exec node --perf-basic-prof "$OLDPWD/bench/profile.js" --op "$op" --peer "$PEER" --concurrency "$CONCURRENCY" --seconds "$SECONDS_PER_OP") >"$TMP/$op.log" 2>&1 &
@@ -83,11 +87,8 @@ for op in "${OPS[@]}"; do
     cat "$TMP/$op.log" >&2
     exit 1
   fi
-  for name in record stat; do
-    pid=$record
-    [ "$name" = stat ] && pid=$stat
-    wait "$pid" || { echo "warning: perf $name exited with an error:" >&2; cat "$TMP/$op.$name.err" >&2; }
-  done
+  wait "$record" || perf_warning record
+  wait "$stat" || perf_warning stat
   driver="" redis="" stat="" record=""
   out=bench/results/profile-$op$SUFFIX.txt
   {

@@ -29,7 +29,7 @@ const { execFile, execFileSync } = require('node:child_process');
 const { PEERS, startServer, runCell, verifyState, checkStateAfterCell, load, gc, mb, waitForQuiet } = require('./lib');
 const { makeWorkload } = require('./workload');
 const { renderSvg } = require('./svg');
-const { readArgs, headerUsage, numberArg, numberListArg, listArg } = require('./args');
+const { refuse, readArgs, headerUsage, numberArg, numberListArg, listArg } = require('./args');
 
 const OPS = ['set', 'get', 'listByUser', 'delete'];
 const OP_LABEL = { set: 'set', get: 'get', listByUser: 'listByUser', delete: 'delete (+re-set)' };
@@ -47,8 +47,7 @@ const NOISY_CORES = 0.2; // other processes using more than this during a cell m
 /** `--out`: a file name in bench/results, without a folder or an extension. */
 function outName(text) {
   if (typeof text === 'string' && /^[\w-][\w.-]*$/.test(text)) return text;
-  console.error(`--out: expected a name such as latest (letters, digits, '.', '-', '_'), got '${text}'`);
-  process.exit(2);
+  return refuse(`--out: expected a name such as latest (letters, digits, '.', '-', '_'), got '${text}'`);
 }
 
 function parseCommandLine() {
